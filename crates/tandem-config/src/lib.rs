@@ -1,0 +1,84 @@
+//! tandem's configuration: one TOML file, parsed into [`Config`] and validated.
+//!
+//! Every error names the file, the key path (`pool[0].backend[1].weight`) and what is wrong,
+//! so an operator can fix it without reading code.
+
+mod duration;
+mod error;
+mod model;
+mod validate;
+
+pub use duration::{format_duration, parse_duration, HumanDuration};
+pub use error::{ConfigError, Problem};
+pub use model::*;
+pub use validate::{is_prime, validate_cluster};
+
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+/// The file as written: `[node]` plus the cluster-wide keys at top level.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    #[serde(default)]
+    node: NodeConfig,
+    #[serde(default = "one")]
+    version: u64,
+    #[serde(default)]
+    listener: Vec<Listener>,
+    #[serde(default)]
+    pool: Vec<Pool>,
+}
+
+fn one() -> u64 {
+    1
+}
+
+/// Reads, parses and validates a config file.
+pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    let origin = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        ConfigError::single(
+            &origin,
+            "",
+            format!("cannot read the file: {e}; check the path and its permissions"),
+        )
+    })?;
+    parse(&text, &origin)
+}
+
+/// Parses and validates config text; `origin` names it in errors (usually the path).
+pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
+    let de = toml::Deserializer::parse(text)
+        .map_err(|e| ConfigError::from_toml(origin, "", &e, text))?;
+    let file: FileConfig = serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        ConfigError::from_toml(origin, &path, e.inner(), text)
+    })?;
+    let config = Config {
+        node: file.node,
+        cluster: ClusterConfig {
+            version: file.version,
+            listeners: file.listener,
+            pools: file.pool,
+        },
+    };
+    let mut problems = validate::validate_node(&config.node);
+    problems.extend(validate_cluster(&config.cluster));
+    if problems.is_empty() {
+        Ok(config)
+    } else {
+        Err(ConfigError::new(origin, problems))
+    }
+}
+
+/// Writes a config back as TOML (the same layout `parse` reads).
+pub fn to_toml(config: &Config) -> String {
+    let file = FileConfig {
+        node: config.node.clone(),
+        version: config.cluster.version,
+        listener: config.cluster.listeners.clone(),
+        pool: config.cluster.pools.clone(),
+    };
+    toml::to_string_pretty(&file).expect("the config model always serializes to TOML")
+}

@@ -1,0 +1,322 @@
+//! The configuration model. Field names are the TOML keys; every default lives here.
+//!
+//! The file has two halves. `[node]` is local to one machine (its id, directories, admin
+//! socket). Everything else (listeners, pools, backends, checks) is cluster-wide: it is a
+//! plain serde value with a `version`, so that a later Raft layer can replicate it as is.
+
+use crate::duration::HumanDuration;
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// One whole configuration file: this node's settings plus the cluster-wide part.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Config {
+    pub node: NodeConfig,
+    pub cluster: ClusterConfig,
+}
+
+/// Settings that belong to one machine only and are never replicated.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeConfig {
+    /// Stable name of this node; shows in logs and, later, in the cluster.
+    #[serde(default = "default_node_id")]
+    pub id: String,
+    /// Where state lives (Raft log, later).
+    #[serde(default = "default_data_dir")]
+    pub data_dir: PathBuf,
+    /// The admin API's Unix socket.
+    #[serde(default = "default_admin_socket")]
+    pub admin_socket: PathBuf,
+    /// On SIGTERM: how long in-flight connections may run before the process exits anyway.
+    #[serde(default = "default_drain_timeout")]
+    pub drain_timeout: HumanDuration,
+}
+
+impl Default for NodeConfig {
+    fn default() -> Self {
+        NodeConfig {
+            id: default_node_id(),
+            data_dir: default_data_dir(),
+            admin_socket: default_admin_socket(),
+            drain_timeout: default_drain_timeout(),
+        }
+    }
+}
+
+/// The replicated half: what traffic goes where.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterConfig {
+    /// Bumped by the operator (or by Raft, later) on every change; shown in status.
+    #[serde(default = "default_version")]
+    pub version: u64,
+    #[serde(default, rename = "listener")]
+    pub listeners: Vec<Listener>,
+    #[serde(default, rename = "pool")]
+    pub pools: Vec<Pool>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    #[default]
+    Tcp,
+    Udp,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProxyProtocol {
+    #[default]
+    Off,
+    V1,
+    V2,
+}
+
+/// A socket that accepts client traffic and forwards it to one pool.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Listener {
+    pub name: String,
+    #[serde(default)]
+    pub protocol: Protocol,
+    pub bind: SocketAddr,
+    pub pool: String,
+    /// TCP: concurrent connections; excess ones are accepted and closed at once, and counted.
+    /// UDP: size of the flow table; packets of new flows beyond it are dropped and counted.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: u32,
+    /// TCP: time allowed to connect to one backend.
+    #[serde(default = "default_connect_timeout")]
+    pub connect_timeout: HumanDuration,
+    /// TCP: backends tried for one client connection before giving up (1 = no retry).
+    #[serde(default = "default_connect_attempts")]
+    pub connect_attempts: u32,
+    /// Close a connection (TCP) or forget a flow (UDP) after this long with no data either way.
+    /// Default: 5m for TCP, 30s for UDP.
+    #[serde(default)]
+    pub idle_timeout: Option<HumanDuration>,
+    /// PROXY protocol header sent to the backend before any client byte (TCP only).
+    #[serde(default)]
+    pub proxy_protocol: ProxyProtocol,
+    /// listen(2) backlog.
+    #[serde(default = "default_backlog")]
+    pub backlog: u32,
+}
+
+impl Listener {
+    pub fn idle_timeout(&self) -> HumanDuration {
+        self.idle_timeout.unwrap_or(match self.protocol {
+            Protocol::Tcp => HumanDuration::from_secs(300),
+            Protocol::Udp => HumanDuration::from_secs(30),
+        })
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Algorithm {
+    #[default]
+    RoundRobin,
+    WeightedRoundRobin,
+    LeastConnections,
+    WeightedLeastConnections,
+    LeastResponseTime,
+    PowerOfTwoChoices,
+    SourceIpHash,
+    Random,
+}
+
+/// A set of interchangeable backends and how to choose among them.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Pool {
+    pub name: String,
+    #[serde(default)]
+    pub algorithm: Algorithm,
+    /// Maglev lookup table size for hash algorithms; must be prime.
+    #[serde(default = "default_maglev_table_size")]
+    pub maglev_table_size: u32,
+    /// When fewer than this share of backends are healthy, balance over all of them.
+    #[serde(default = "default_panic_threshold")]
+    pub panic_threshold: f64,
+    /// A recovered backend's weight ramps up over this time ("0s" = off).
+    #[serde(default)]
+    pub slow_start: HumanDuration,
+    #[serde(default)]
+    pub health_check: Option<HealthCheck>,
+    #[serde(default)]
+    pub passive: PassiveCheck,
+    #[serde(rename = "backend")]
+    pub backends: Vec<Backend>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CheckKind {
+    #[default]
+    Tcp,
+    Http,
+}
+
+/// An active check run against every backend of a pool.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HealthCheck {
+    #[serde(default)]
+    pub kind: CheckKind,
+    #[serde(default = "default_check_interval")]
+    pub interval: HumanDuration,
+    #[serde(default = "default_check_timeout")]
+    pub timeout: HumanDuration,
+    /// Consecutive passes that bring a down backend up.
+    #[serde(default = "default_rise")]
+    pub rise: u32,
+    /// Consecutive failures that take an up backend down.
+    #[serde(default = "default_fall")]
+    pub fall: u32,
+    /// Check this port instead of the backend's own.
+    #[serde(default)]
+    pub port: Option<u16>,
+    /// HTTP: the path requested with GET.
+    #[serde(default = "default_check_path")]
+    pub path: String,
+    /// HTTP: Host header (default: the backend address).
+    #[serde(default)]
+    pub host: Option<String>,
+    /// HTTP: accepted status codes, "200" or "200-399".
+    #[serde(default = "default_expect_status")]
+    pub expect_status: String,
+    /// HTTP: the body must contain this text.
+    #[serde(default)]
+    pub expect_body: Option<String>,
+}
+
+/// Passive outlier detection from real traffic: consecutive connect failures eject a backend.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PassiveCheck {
+    /// Consecutive failures that eject a backend (0 = off).
+    #[serde(default = "default_passive_failures")]
+    pub consecutive_failures: u32,
+    #[serde(default = "default_eject_for")]
+    pub eject_for: HumanDuration,
+}
+
+impl Default for PassiveCheck {
+    fn default() -> Self {
+        PassiveCheck {
+            consecutive_failures: default_passive_failures(),
+            eject_for: default_eject_for(),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BackendState {
+    /// Takes new connections.
+    #[default]
+    Enabled,
+    /// Takes nothing new; existing connections finish.
+    Drain,
+    /// Takes nothing new (existing connections also finish; the difference is intent).
+    Disabled,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Backend {
+    /// Stable id, unique in the pool; survives reloads and keys persistence.
+    pub id: String,
+    pub address: SocketAddr,
+    #[serde(default = "default_weight")]
+    pub weight: u32,
+    /// 0 = unlimited.
+    #[serde(default)]
+    pub max_connections: u32,
+    #[serde(default)]
+    pub state: BackendState,
+}
+
+impl Pool {
+    /// The accepted status range of an HTTP check (validated beforehand).
+    pub fn expect_status_range(check: &HealthCheck) -> Option<(u16, u16)> {
+        parse_status_range(&check.expect_status)
+    }
+}
+
+/// "200" → (200, 200); "200-399" → (200, 399).
+pub fn parse_status_range(text: &str) -> Option<(u16, u16)> {
+    let (lo, hi) = match text.split_once('-') {
+        Some((a, b)) => (a.trim().parse().ok()?, b.trim().parse().ok()?),
+        None => {
+            let v = text.trim().parse().ok()?;
+            (v, v)
+        }
+    };
+    ((100..=599).contains(&lo) && (100..=599).contains(&hi) && lo <= hi).then_some((lo, hi))
+}
+
+fn default_node_id() -> String {
+    "node1".into()
+}
+fn default_data_dir() -> PathBuf {
+    "/var/lib/tandem".into()
+}
+fn default_admin_socket() -> PathBuf {
+    "/run/tandem/admin.sock".into()
+}
+fn default_drain_timeout() -> HumanDuration {
+    HumanDuration::from_secs(30)
+}
+fn default_version() -> u64 {
+    1
+}
+fn default_max_connections() -> u32 {
+    10_000
+}
+fn default_connect_timeout() -> HumanDuration {
+    HumanDuration::from_secs(3)
+}
+fn default_connect_attempts() -> u32 {
+    3
+}
+fn default_backlog() -> u32 {
+    1024
+}
+fn default_maglev_table_size() -> u32 {
+    65_537
+}
+fn default_panic_threshold() -> f64 {
+    0.5
+}
+fn default_check_interval() -> HumanDuration {
+    HumanDuration::from_secs(2)
+}
+fn default_check_timeout() -> HumanDuration {
+    HumanDuration::from_secs(1)
+}
+fn default_rise() -> u32 {
+    2
+}
+fn default_fall() -> u32 {
+    3
+}
+fn default_check_path() -> String {
+    "/".into()
+}
+fn default_expect_status() -> String {
+    "200-399".into()
+}
+fn default_passive_failures() -> u32 {
+    5
+}
+fn default_eject_for() -> HumanDuration {
+    HumanDuration::from_secs(10)
+}
+fn default_weight() -> u32 {
+    1
+}

@@ -1,0 +1,250 @@
+//! Checks that serde cannot express: references between sections, uniqueness, ranges.
+//! Each problem carries the key path the operator must edit.
+
+use crate::error::Problem;
+use crate::model::*;
+use std::collections::{HashMap, HashSet};
+
+/// Largest Maglev table accepted: bigger tables cost memory for no practical gain.
+const MAX_MAGLEV_TABLE: u32 = 1_000_003;
+
+struct Problems(Vec<Problem>);
+
+impl Problems {
+    fn add(&mut self, path: impl Into<String>, message: impl Into<String>) {
+        self.0.push(Problem {
+            path: path.into(),
+            line: None,
+            message: message.into(),
+        });
+    }
+}
+
+pub(crate) fn validate_node(node: &NodeConfig) -> Vec<Problem> {
+    let mut p = Problems(Vec::new());
+    check_name(&mut p, "node.id", &node.id);
+    if node.drain_timeout.get().is_zero() {
+        p.add(
+            "node.drain_timeout",
+            "must be more than 0s, or SIGTERM would cut every connection",
+        );
+    }
+    p.0
+}
+
+/// Validates the cluster-wide half; an empty list means it is good.
+pub fn validate_cluster(cfg: &ClusterConfig) -> Vec<Problem> {
+    let mut p = Problems(Vec::new());
+    if cfg.listeners.is_empty() {
+        p.add("listener", "no listener defined; add at least one [[listener]]");
+    }
+    let pool_names: HashMap<&str, usize> = cfg
+        .pools
+        .iter()
+        .enumerate()
+        .map(|(i, pool)| (pool.name.as_str(), i))
+        .collect();
+
+    let mut listener_names = HashSet::new();
+    let mut binds = HashSet::new();
+    let mut used_pools = HashSet::new();
+    for (i, l) in cfg.listeners.iter().enumerate() {
+        let at = format!("listener[{i}]");
+        check_name(&mut p, &format!("{at}.name"), &l.name);
+        if !listener_names.insert(l.name.as_str()) {
+            p.add(
+                format!("{at}.name"),
+                format!("duplicate listener name {:?}", l.name),
+            );
+        }
+        if !binds.insert((l.protocol, l.bind)) {
+            p.add(
+                format!("{at}.bind"),
+                format!("{} is already used by another {:?} listener", l.bind, l.protocol),
+            );
+        }
+        if l.bind.port() == 0 {
+            p.add(format!("{at}.bind"), "port 0 is not a fixed address; pick a port");
+        }
+        if pool_names.contains_key(l.pool.as_str()) {
+            used_pools.insert(l.pool.as_str());
+        } else {
+            p.add(
+                format!("{at}.pool"),
+                format!("no pool named {:?}; define it with [[pool]] name = {:?}", l.pool, l.pool),
+            );
+        }
+        if l.max_connections == 0 {
+            p.add(format!("{at}.max_connections"), "must be at least 1");
+        }
+        if l.connect_timeout.get().is_zero() {
+            p.add(format!("{at}.connect_timeout"), "must be more than 0s");
+        }
+        if !(1..=16).contains(&l.connect_attempts) {
+            p.add(format!("{at}.connect_attempts"), "must be between 1 and 16");
+        }
+        if l.idle_timeout().get().is_zero() {
+            p.add(format!("{at}.idle_timeout"), "must be more than 0s");
+        }
+        if l.protocol == Protocol::Udp && l.proxy_protocol != ProxyProtocol::Off {
+            p.add(
+                format!("{at}.proxy_protocol"),
+                "the PROXY protocol is for TCP listeners only",
+            );
+        }
+        if l.backlog == 0 {
+            p.add(format!("{at}.backlog"), "must be at least 1");
+        }
+    }
+
+    let mut seen_pools = HashSet::new();
+    for (i, pool) in cfg.pools.iter().enumerate() {
+        let at = format!("pool[{i}]");
+        check_name(&mut p, &format!("{at}.name"), &pool.name);
+        if !seen_pools.insert(pool.name.as_str()) {
+            p.add(format!("{at}.name"), format!("duplicate pool name {:?}", pool.name));
+        }
+        if !used_pools.contains(pool.name.as_str()) {
+            p.add(
+                format!("{at}.name"),
+                format!(
+                    "pool {:?} is not used by any listener; remove it or point a listener at it",
+                    pool.name
+                ),
+            );
+        }
+        validate_pool(&mut p, &at, pool);
+    }
+    p.0
+}
+
+fn validate_pool(p: &mut Problems, at: &str, pool: &Pool) {
+    if !is_prime(pool.maglev_table_size) || pool.maglev_table_size > MAX_MAGLEV_TABLE {
+        p.add(
+            format!("{at}.maglev_table_size"),
+            format!(
+                "{} is not a prime up to {MAX_MAGLEV_TABLE}; use a prime such as 65537 or 5003",
+                pool.maglev_table_size
+            ),
+        );
+    } else if (pool.maglev_table_size as usize) < pool.backends.len() * 10 {
+        p.add(
+            format!("{at}.maglev_table_size"),
+            "must be at least 10 times the number of backends for an even spread",
+        );
+    }
+    if !(0.0..=1.0).contains(&pool.panic_threshold) {
+        p.add(
+            format!("{at}.panic_threshold"),
+            "must be a share between 0.0 and 1.0 (0.5 = balance over all backends when fewer than half are up)",
+        );
+    }
+    if pool.passive.consecutive_failures > 0 && pool.passive.eject_for.get().is_zero() {
+        p.add(format!("{at}.passive.eject_for"), "must be more than 0s");
+    }
+    if let Some(check) = &pool.health_check {
+        validate_check(p, &format!("{at}.health_check"), check);
+    }
+    if pool.backends.is_empty() {
+        p.add(format!("{at}.backend"), "pool has no backend; add a [[pool.backend]]");
+        return;
+    }
+    let mut ids = HashSet::new();
+    let mut addresses = HashSet::new();
+    for (j, b) in pool.backends.iter().enumerate() {
+        let bat = format!("{at}.backend[{j}]");
+        check_name(p, &format!("{bat}.id"), &b.id);
+        if !ids.insert(b.id.as_str()) {
+            p.add(
+                format!("{bat}.id"),
+                format!("duplicate backend id {:?} in pool {:?}", b.id, pool.name),
+            );
+        }
+        if !addresses.insert(b.address) {
+            p.add(
+                format!("{bat}.address"),
+                format!("{} is listed twice in pool {:?}", b.address, pool.name),
+            );
+        }
+        if b.address.port() == 0 {
+            p.add(format!("{bat}.address"), "port 0 cannot be connected to");
+        }
+        if b.weight > 10_000 {
+            p.add(format!("{bat}.weight"), "must be at most 10000");
+        }
+    }
+    if pool.backends.iter().all(|b| b.weight == 0) {
+        p.add(
+            format!("{at}.backend"),
+            "every backend has weight 0, so nothing could ever be chosen; give at least one a weight",
+        );
+    }
+}
+
+fn validate_check(p: &mut Problems, at: &str, c: &HealthCheck) {
+    if c.interval.get().is_zero() {
+        p.add(format!("{at}.interval"), "must be more than 0s");
+    }
+    if c.timeout.get().is_zero() {
+        p.add(format!("{at}.timeout"), "must be more than 0s");
+    } else if c.timeout > c.interval {
+        p.add(
+            format!("{at}.timeout"),
+            format!("{} is longer than the interval {}; checks would overlap", c.timeout, c.interval),
+        );
+    }
+    if c.rise == 0 || c.rise > 100 {
+        p.add(format!("{at}.rise"), "must be between 1 and 100");
+    }
+    if c.fall == 0 || c.fall > 100 {
+        p.add(format!("{at}.fall"), "must be between 1 and 100");
+    }
+    if c.port == Some(0) {
+        p.add(format!("{at}.port"), "port 0 cannot be connected to");
+    }
+    if c.kind == CheckKind::Http {
+        if !c.path.starts_with('/') || c.path.chars().any(|ch| ch.is_whitespace() || ch.is_control()) {
+            p.add(format!("{at}.path"), "must start with / and contain no spaces");
+        }
+        if parse_status_range(&c.expect_status).is_none() {
+            p.add(
+                format!("{at}.expect_status"),
+                format!("{:?} is not a status or range such as \"200\" or \"200-399\"", c.expect_status),
+            );
+        }
+        if let Some(host) = &c.host {
+            if host.is_empty() || host.chars().any(|ch| ch.is_whitespace() || ch.is_control()) {
+                p.add(format!("{at}.host"), "must be a non-empty host name without spaces");
+            }
+        }
+    }
+}
+
+/// Names and ids appear in logs, metrics labels and URLs: keep them plain.
+fn check_name(p: &mut Problems, at: &str, name: &str) {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if !ok {
+        p.add(
+            at,
+            format!("{name:?} is not a valid name: use 1 to 64 of A-Z a-z 0-9 - _ ."),
+        );
+    }
+}
+
+pub fn is_prime(n: u32) -> bool {
+    if n < 2 {
+        return false;
+    }
+    let mut d = 2u32;
+    while (d as u64) * (d as u64) <= n as u64 {
+        if n % d == 0 {
+            return false;
+        }
+        d += 1;
+    }
+    true
+}

@@ -1,0 +1,222 @@
+//! A table of broken configs: each must be refused with the key path and a telling message.
+
+use tandem_config::parse;
+
+const GOOD: &str = r#"
+[node]
+id = "lb1"
+
+[[listener]]
+name = "web"
+bind = "127.0.0.1:8080"
+pool = "web"
+
+[[pool]]
+name = "web"
+[[pool.backend]]
+id = "a"
+address = "127.0.0.1:9001"
+[[pool.backend]]
+id = "b"
+address = "127.0.0.1:9002"
+"#;
+
+#[test]
+fn the_good_base_config_parses() {
+    let cfg = parse(GOOD, "good.toml").expect("base config is valid");
+    assert_eq!(cfg.node.id, "lb1");
+    assert_eq!(cfg.cluster.version, 1);
+    assert_eq!(cfg.cluster.pools[0].backends.len(), 2);
+    assert_eq!(cfg.cluster.listeners[0].max_connections, 10_000);
+}
+
+/// (what, config text, expected key path, expected words in the message)
+fn cases() -> Vec<(&'static str, String, &'static str, &'static str)> {
+    vec![
+        (
+            "unknown top-level key",
+            format!("colour = 1\n{GOOD}"),
+            "colour",
+            "unknown field `colour`",
+        ),
+        (
+            "unknown key in a backend",
+            GOOD.replace("id = \"a\"", "id = \"a\"\nwieght = 3"),
+            "pool[0].backend[0].wieght",
+            "unknown field `wieght`",
+        ),
+        (
+            "bad address",
+            GOOD.replace("127.0.0.1:9001", "127.0.0.1:99999"),
+            "pool[0].backend[0].address",
+            "invalid socket address",
+        ),
+        (
+            "hostname instead of address",
+            GOOD.replace("127.0.0.1:8080", "localhost:8080"),
+            "listener[0].bind",
+            "invalid socket address",
+        ),
+        (
+            "duplicate backend id",
+            GOOD.replace("id = \"b\"", "id = \"a\""),
+            "pool[0].backend[1].id",
+            "duplicate backend id \"a\"",
+        ),
+        (
+            "every weight 0",
+            GOOD.replace("address = \"127.0.0.1:9001\"", "address = \"127.0.0.1:9001\"\nweight = 0")
+                .replace("address = \"127.0.0.1:9002\"", "address = \"127.0.0.1:9002\"\nweight = 0"),
+            "pool[0].backend",
+            "every backend has weight 0",
+        ),
+        (
+            "pool that no listener uses",
+            format!("{GOOD}\n[[pool]]\nname = \"spare\"\n[[pool.backend]]\nid = \"x\"\naddress = \"127.0.0.1:9100\"\n"),
+            "pool[1].name",
+            "not used by any listener",
+        ),
+        (
+            "listener names a missing pool",
+            GOOD.replace("pool = \"web\"", "pool = \"api\""),
+            "listener[0].pool",
+            "no pool named \"api\"",
+        ),
+        (
+            "duration without unit",
+            GOOD.replace("pool = \"web\"\n", "pool = \"web\"\nidle_timeout = \"30\"\n"),
+            "listener[0].idle_timeout",
+            "missing unit",
+        ),
+        (
+            "integer duration",
+            GOOD.replace("pool = \"web\"\n", "pool = \"web\"\nconnect_timeout = 5\n"),
+            "listener[0].connect_timeout",
+            "duration string",
+        ),
+        (
+            "unknown algorithm",
+            GOOD.replace("name = \"web\"\n[[pool.backend]]", "name = \"web\"\nalgorithm = \"fastest\"\n[[pool.backend]]"),
+            "pool[0].algorithm",
+            "unknown variant `fastest`",
+        ),
+        (
+            "maglev size not prime",
+            GOOD.replace("name = \"web\"\n[[pool.backend]]", "name = \"web\"\nmaglev_table_size = 65536\n[[pool.backend]]"),
+            "pool[0].maglev_table_size",
+            "not a prime",
+        ),
+        (
+            "panic threshold out of range",
+            GOOD.replace("name = \"web\"\n[[pool.backend]]", "name = \"web\"\npanic_threshold = 1.5\n[[pool.backend]]"),
+            "pool[0].panic_threshold",
+            "between 0.0 and 1.0",
+        ),
+        (
+            "duplicate listener bind",
+            format!("{GOOD}\n[[listener]]\nname = \"web2\"\nbind = \"127.0.0.1:8080\"\npool = \"web\"\n"),
+            "listener[1].bind",
+            "already used",
+        ),
+        (
+            "PROXY protocol on UDP",
+            GOOD.replace("pool = \"web\"\n", "pool = \"web\"\nprotocol = \"udp\"\nproxy_protocol = \"v2\"\n"),
+            "listener[0].proxy_protocol",
+            "TCP listeners only",
+        ),
+        (
+            "check timeout longer than interval",
+            GOOD.replace("name = \"web\"\n[[pool.backend]]", "name = \"web\"\n[pool.health_check]\ninterval = \"1s\"\ntimeout = \"2s\"\n[[pool.backend]]"),
+            "pool[0].health_check.timeout",
+            "longer than the interval",
+        ),
+        (
+            "bad expected status",
+            GOOD.replace("name = \"web\"\n[[pool.backend]]", "name = \"web\"\n[pool.health_check]\nkind = \"http\"\nexpect_status = \"2xx\"\n[[pool.backend]]"),
+            "pool[0].health_check.expect_status",
+            "not a status or range",
+        ),
+        (
+            "rise of zero",
+            GOOD.replace("name = \"web\"\n[[pool.backend]]", "name = \"web\"\n[pool.health_check]\nrise = 0\n[[pool.backend]]"),
+            "pool[0].health_check.rise",
+            "between 1 and 100",
+        ),
+        (
+            "pool without backends",
+            GOOD.split("[[pool.backend]]").next().unwrap().to_string(),
+            "pool[0]",
+            "missing field `backend`",
+        ),
+        (
+            "no listener at all",
+            "[[pool]]\nname = \"p\"\n[[pool.backend]]\nid = \"a\"\naddress = \"127.0.0.1:1\"\n".to_string(),
+            "listener",
+            "no listener defined",
+        ),
+        (
+            "bad name characters",
+            GOOD.replace("id = \"lb1\"", "id = \"lb 1\""),
+            "node.id",
+            "not a valid name",
+        ),
+        (
+            "TOML syntax error",
+            GOOD.replace("[[pool]]", "[[pool]"),
+            "",
+            "",
+        ),
+        (
+            "max connections zero",
+            GOOD.replace("pool = \"web\"\n", "pool = \"web\"\nmax_connections = 0\n"),
+            "listener[0].max_connections",
+            "at least 1",
+        ),
+    ]
+}
+
+#[test]
+fn every_bad_config_is_refused_with_its_key_path() {
+    let mut failures = Vec::new();
+    for (what, text, path, words) in cases() {
+        let err = match parse(&text, "bad.toml") {
+            Ok(_) => {
+                failures.push(format!("{what}: accepted, but must be refused"));
+                continue;
+            }
+            Err(e) => e,
+        };
+        let shown = err.to_string();
+        if !shown.starts_with("bad.toml") {
+            failures.push(format!("{what}: message must name the file: {shown}"));
+        }
+        if !err.problems.iter().any(|p| p.path == path && p.message.contains(words)) {
+            failures.push(format!("{what}: expected path {path:?} with {words:?}, got: {shown}"));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn syntax_errors_carry_a_line_number() {
+    let text = GOOD.replace("[[pool]]", "[[pool]");
+    let err = parse(&text, "bad.toml").unwrap_err();
+    let line = err.problems[0].line.expect("a line number");
+    assert_eq!(text.lines().nth(line - 1).unwrap(), "[[pool]");
+}
+
+#[test]
+fn all_problems_are_reported_at_once() {
+    let text = GOOD
+        .replace("id = \"b\"", "id = \"a\"")
+        .replace("pool = \"web\"\n", "pool = \"web\"\nconnect_attempts = 0\n");
+    let err = parse(&text, "bad.toml").unwrap_err();
+    assert_eq!(err.problems.len(), 2, "{err}");
+}
+
+#[test]
+fn a_config_survives_a_round_trip_through_toml() {
+    let cfg = parse(GOOD, "good.toml").unwrap();
+    let text = tandem_config::to_toml(&cfg);
+    assert_eq!(parse(&text, "again.toml").unwrap(), cfg);
+}

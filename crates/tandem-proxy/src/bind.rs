@@ -1,0 +1,86 @@
+//! Opening listening sockets with the options a proxy wants, and errors that say which
+//! listener and address failed.
+
+use socket2::{Domain, Protocol, Socket, Type};
+use std::net::SocketAddr;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("listener {listener:?}: cannot bind {address}: {source}{hint}")]
+    Bind {
+        listener: String,
+        address: SocketAddr,
+        source: std::io::Error,
+        hint: &'static str,
+    },
+    #[error("listener {listener:?}: no pool named {pool:?}")]
+    MissingPool { listener: String, pool: String },
+}
+
+fn hint(e: &std::io::Error) -> &'static str {
+    match e.kind() {
+        std::io::ErrorKind::AddrInUse => "; another process (or listener) already uses this address",
+        std::io::ErrorKind::PermissionDenied => {
+            "; ports below 1024 need root or CAP_NET_BIND_SERVICE"
+        }
+        std::io::ErrorKind::AddrNotAvailable => {
+            "; the address is not on this machine (for a VIP, set net.ipv4.ip_nonlocal_bind=1)"
+        }
+        _ => "",
+    }
+}
+
+fn bind_error(listener: &str, address: SocketAddr, source: std::io::Error) -> StartError {
+    let hint = hint(&source);
+    StartError::Bind {
+        listener: listener.to_string(),
+        address,
+        source,
+        hint,
+    }
+}
+
+pub(crate) fn tcp_listener(
+    name: &str,
+    address: SocketAddr,
+    backlog: u32,
+) -> Result<tokio::net::TcpListener, StartError> {
+    let open = || -> std::io::Result<tokio::net::TcpListener> {
+        let socket = Socket::new(Domain::for_address(address), Type::STREAM, Some(Protocol::TCP))?;
+        // Restart without waiting out TIME_WAIT of the previous process's connections.
+        socket.set_reuse_address(true)?;
+        if address.is_ipv6() {
+            socket.set_only_v6(true)?;
+        }
+        socket.set_nonblocking(true)?;
+        socket.bind(&address.into())?;
+        socket.listen(backlog.min(i32::MAX as u32) as i32)?;
+        tokio::net::TcpListener::from_std(socket.into())
+    };
+    open().map_err(|e| bind_error(name, address, e))
+}
+
+pub(crate) fn udp_socket(name: &str, address: SocketAddr) -> Result<tokio::net::UdpSocket, StartError> {
+    let open = || -> std::io::Result<tokio::net::UdpSocket> {
+        let socket = Socket::new(Domain::for_address(address), Type::DGRAM, Some(Protocol::UDP))?;
+        if address.is_ipv6() {
+            socket.set_only_v6(true)?;
+        }
+        socket.set_nonblocking(true)?;
+        socket.bind(&address.into())?;
+        tokio::net::UdpSocket::from_std(socket.into())
+    };
+    open().map_err(|e| bind_error(name, address, e))
+}
+
+/// An unconnected UDP socket of the backend's family, for one flow.
+pub(crate) fn udp_upstream(backend: SocketAddr) -> std::io::Result<tokio::net::UdpSocket> {
+    let local: SocketAddr = if backend.is_ipv4() {
+        (std::net::Ipv4Addr::UNSPECIFIED, 0).into()
+    } else {
+        (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+    };
+    let socket = std::net::UdpSocket::bind(local)?;
+    socket.set_nonblocking(true)?;
+    tokio::net::UdpSocket::from_std(socket)
+}

@@ -1,0 +1,22 @@
+//! tandem's forwarding plane: L4 TCP and UDP listeners in front of balanced backend pools.
+//!
+//! Layout: [`Plane`] builds listeners and pools from the cluster config; [`SharedPool`] is a
+//! pool that many connection tasks pick from; `tcp` and `udp` hold the accept and relay
+//! loops; `pipe` copies bytes both ways with half-close and an idle timeout.
+
+mod bind;
+mod clock;
+mod pipe;
+mod plane;
+mod pool;
+pub mod proxy_protocol;
+mod stats;
+mod tcp;
+mod udp;
+
+pub use clock::Clock;
+pub use pipe::{pipe, PipeOutcome};
+pub use bind::StartError;
+pub use plane::{ListenerHandle, Plane};
+pub use pool::{BackendLease, SharedPool};
+pub use stats::{ListenerStats, StatsSnapshot};

@@ -1,0 +1,261 @@
+//! A balanced pool shared by every connection task of the listeners that use it.
+//!
+//! The pure `tandem_balance::Pool` sits behind a mutex held only for a pick or an update
+//! (no await while locked). Backend addresses live beside it so a reload swaps both at once.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+use tandem_balance::{AdminState, BackendSpec, Health, PickContext, Pool, PoolSettings};
+use tandem_config::{Algorithm as CfgAlgorithm, BackendState, Pool as PoolConfig};
+
+use crate::clock::Clock;
+
+struct State {
+    balance: Pool,
+    addresses: Vec<SocketAddr>,
+    /// Bumped on reconfigure, so a lease taken before knows its index may have moved.
+    generation: u64,
+}
+
+pub struct SharedPool {
+    name: String,
+    clock: Clock,
+    state: Mutex<State>,
+}
+
+/// A backend chosen for one connection or flow; counts as active until dropped.
+pub struct BackendLease {
+    pool: Arc<SharedPool>,
+    index: usize,
+    generation: u64,
+    id: String,
+    address: SocketAddr,
+}
+
+impl BackendLease {
+    pub fn address(&self) -> SocketAddr {
+        self.address
+    }
+    pub fn backend_id(&self) -> &str {
+        &self.id
+    }
+    pub fn index(&self) -> usize {
+        self.index
+    }
+
+    /// The backend answered: resets its passive failure count and feeds response time.
+    pub fn succeeded(&self, latency: Duration) {
+        self.pool.with_backend(self, |state, idx| {
+            state.balance.record_success(idx);
+            state.balance.observe_latency(idx, latency);
+        });
+    }
+
+    /// The backend could not be reached; may eject it (logged once).
+    pub fn failed(&self, why: &str) {
+        let now = self.pool.clock.now();
+        let ejected = self
+            .pool
+            .with_backend(self, |state, idx| state.balance.record_failure(idx, now))
+            .unwrap_or(false);
+        if ejected {
+            tracing::warn!(pool = %self.pool.name, backend = %self.id, address = %self.address,
+                reason = %why, "backend ejected after consecutive connect failures");
+        }
+    }
+}
+
+impl Drop for BackendLease {
+    fn drop(&mut self) {
+        let pool = self.pool.clone();
+        pool.with_backend(self, |state, idx| state.balance.on_close(idx));
+    }
+}
+
+impl SharedPool {
+    pub fn new(config: &PoolConfig, clock: Clock) -> Arc<Self> {
+        let (settings, specs, addresses) = translate(config);
+        Arc::new(SharedPool {
+            name: config.name.clone(),
+            clock,
+            state: Mutex::new(State {
+                balance: Pool::new(settings, specs),
+                addresses,
+                generation: 0,
+            }),
+        })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while holding this lock would be a bug in pure code; keep serving anyway.
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Picks a backend for a new connection. `key` feeds hash algorithms (client IP bytes);
+    /// `exclude` lists indices already tried for this client.
+    pub fn acquire(self: &Arc<Self>, key: Option<&[u8]>, exclude: &[usize]) -> Option<BackendLease> {
+        let now = self.clock.now();
+        let mut state = self.lock();
+        let ctx = PickContext { key, exclude };
+        let index = state.balance.pick(&ctx, now)?;
+        state.balance.on_open(index);
+        let lease = BackendLease {
+            pool: self.clone(),
+            index,
+            generation: state.generation,
+            id: state.balance.backends()[index].id().to_string(),
+            address: state.addresses[index],
+        };
+        Some(lease)
+    }
+
+    /// Runs `f` on the lease's backend, finding it again by id if the pool was reconfigured.
+    fn with_backend<R>(&self, lease: &BackendLease, f: impl FnOnce(&mut State, usize) -> R) -> Option<R> {
+        let mut state = self.lock();
+        let idx = if state.generation == lease.generation {
+            lease.index
+        } else {
+            state.balance.index_of(&lease.id)?
+        };
+        Some(f(&mut state, idx))
+    }
+
+    /// Applies a new pool definition; surviving backends keep their state.
+    pub fn reconfigure(&self, config: &PoolConfig) {
+        let (settings, specs, addresses) = translate(config);
+        let mut state = self.lock();
+        state.balance.reconfigure(settings, specs);
+        state.addresses = addresses;
+        state.generation += 1;
+    }
+
+    pub fn set_admin(&self, backend_id: &str, admin: AdminState) -> bool {
+        let mut state = self.lock();
+        match state.balance.index_of(backend_id) {
+            Some(idx) => {
+                state.balance.set_admin(idx, admin);
+                true
+            }
+            None => false,
+        }
+    }
+
+    pub fn set_weight(&self, backend_id: &str, weight: u32) -> bool {
+        let mut state = self.lock();
+        match state.balance.index_of(backend_id) {
+            Some(idx) => {
+                state.balance.set_weight(idx, weight);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// (id, address, health, admin, active connections) of every backend, for status output.
+    pub fn snapshot(&self) -> Vec<BackendStatus> {
+        let state = self.lock();
+        state
+            .balance
+            .backends()
+            .iter()
+            .zip(&state.addresses)
+            .map(|(b, addr)| BackendStatus {
+                id: b.id().to_string(),
+                address: *addr,
+                health: b.health(),
+                admin: b.admin(),
+                active: b.active(),
+                weight: b.weight(),
+                total_picks: b.total_picks(),
+            })
+            .collect()
+    }
+
+    /// The (backend id, address) pairs to health-check.
+    pub fn targets(&self) -> Vec<(String, SocketAddr)> {
+        let state = self.lock();
+        state
+            .balance
+            .backends()
+            .iter()
+            .zip(&state.addresses)
+            .map(|(b, a)| (b.id().to_string(), *a))
+            .collect()
+    }
+
+    pub fn in_panic(&self) -> bool {
+        self.lock().balance.in_panic()
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BackendStatus {
+    pub id: String,
+    pub address: SocketAddr,
+    pub health: Health,
+    pub admin: AdminState,
+    pub active: u32,
+    pub weight: u32,
+    pub total_picks: u64,
+}
+
+impl tandem_health::HealthSink for SharedPool {
+    fn health_changed(&self, backend_id: &str, health: Health, _reason: &str) {
+        let now = self.clock.now();
+        let mut state = self.lock();
+        if let Some(idx) = state.balance.index_of(backend_id) {
+            state.balance.set_health(idx, health, now);
+            if state.balance.in_panic() {
+                tracing::warn!(pool = %self.name, healthy_share = state.balance.healthy_share(),
+                    "pool in panic mode: too few healthy backends, balancing over all of them");
+            }
+        }
+    }
+}
+
+fn translate(config: &PoolConfig) -> (PoolSettings, Vec<BackendSpec>, Vec<SocketAddr>) {
+    use tandem_balance::Algorithm as A;
+    let algorithm = match config.algorithm {
+        CfgAlgorithm::RoundRobin => A::RoundRobin,
+        CfgAlgorithm::WeightedRoundRobin => A::WeightedRoundRobin,
+        CfgAlgorithm::LeastConnections => A::LeastConnections,
+        CfgAlgorithm::WeightedLeastConnections => A::WeightedLeastConnections,
+        CfgAlgorithm::LeastResponseTime => A::LeastResponseTime,
+        CfgAlgorithm::PowerOfTwoChoices => A::PowerOfTwoChoices,
+        CfgAlgorithm::SourceIpHash => A::SourceIpHash,
+        CfgAlgorithm::Random => A::Random,
+    };
+    let passive = (config.passive.consecutive_failures > 0).then(|| tandem_balance::PassiveEjection {
+        consecutive_failures: config.passive.consecutive_failures,
+        eject_for: config.passive.eject_for.get(),
+    });
+    let settings = PoolSettings {
+        algorithm,
+        maglev_table_size: config.maglev_table_size as usize,
+        panic_threshold: config.panic_threshold,
+        slow_start: config.slow_start.get(),
+        passive,
+        seed: tandem_balance::stable_hash(config.name.as_bytes()),
+    };
+    let specs = config
+        .backends
+        .iter()
+        .map(|b| BackendSpec {
+            id: b.id.clone(),
+            weight: b.weight,
+            max_connections: b.max_connections,
+            admin: match b.state {
+                BackendState::Enabled => AdminState::Enabled,
+                BackendState::Drain => AdminState::Draining,
+                BackendState::Disabled => AdminState::Disabled,
+            },
+        })
+        .collect();
+    let addresses = config.backends.iter().map(|b| b.address).collect();
+    (settings, specs, addresses)
+}

@@ -1,0 +1,112 @@
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use tandemd::{init_logging, LogFormat, Node};
+
+/// tandem: a high-availability load balancer (L4 TCP/UDP forwarding plane).
+///
+/// With no command, runs the built-in demo.
+#[derive(Parser)]
+#[command(name = "tandemd", version, propagate_version = true)]
+struct Cli {
+    /// Log format on stderr. The level comes from RUST_LOG (default: info).
+    #[arg(long, value_enum, default_value = "human", global = true)]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a node from a config file (without --config: the built-in demo).
+    Run {
+        /// The TOML config file (see docs/config.md).
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+    /// Run three built-in backends and listeners in front of them, on loopback.
+    Demo {
+        /// TCP listener port on 127.0.0.1.
+        #[arg(long, default_value_t = 8080)]
+        port: u16,
+        /// UDP listener port on 127.0.0.1.
+        #[arg(long, default_value_t = 8053)]
+        udp_port: u16,
+        /// Print the demo's config and exit.
+        #[arg(long)]
+        print_config: bool,
+    },
+    /// Validate a config file; exit 1 with every problem (file, key path, what is wrong).
+    CheckConfig {
+        file: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log_format);
+    let result = match cli.command {
+        Some(Command::CheckConfig { file }) => return check_config(&file),
+        Some(Command::Run { config: Some(file) }) => run_file(&file),
+        Some(Command::Run { config: None }) | None => run_demo(8080, 8053, false),
+        Some(Command::Demo {
+            port,
+            udp_port,
+            print_config,
+        }) => run_demo(port, udp_port, print_config),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("tandemd: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn check_config(file: &std::path::Path) -> ExitCode {
+    match tandem_config::load(file) {
+        Ok(cfg) => {
+            println!(
+                "{}: ok ({} listeners, {} pools, {} backends)",
+                file.display(),
+                cfg.cluster.listeners.len(),
+                cfg.cluster.pools.len(),
+                cfg.cluster.pools.iter().map(|p| p.backends.len()).sum::<usize>()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("tandem-worker")
+        .build()?)
+}
+
+fn run_file(file: &std::path::Path) -> anyhow::Result<()> {
+    let config = tandem_config::load(file).map_err(|e| anyhow::anyhow!("{e}"))?;
+    runtime()?.block_on(async {
+        let node = Node::start(config)?;
+        tandemd::run_until_signal(node).await
+    })
+}
+
+fn run_demo(port: u16, udp_port: u16, print_config: bool) -> anyhow::Result<()> {
+    runtime()?.block_on(async {
+        let config = tandemd::demo::prepare(port, udp_port).await?;
+        if print_config {
+            print!("{}", tandem_config::to_toml(&config));
+            return Ok(());
+        }
+        let node = Node::start(config)?;
+        println!("{}", tandemd::demo::banner(node.config()));
+        tandemd::run_until_signal(node).await
+    })
+}
