@@ -1,0 +1,267 @@
+//! Shared helpers for the end-to-end tests: real backends on loopback, free ports, a
+//! running node, the daemon binary, and polling with a deadline (never a bare sleep).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::task::JoinHandle;
+
+/// A port on 127.0.0.1 that was free a moment ago (bound, then released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("binding 127.0.0.1:0 to find a free port")
+}
+
+/// A free UDP port on 127.0.0.1.
+pub fn free_udp_port() -> u16 {
+    std::net::UdpSocket::bind("127.0.0.1:0")
+        .and_then(|s| s.local_addr())
+        .map(|a| a.port())
+        .expect("binding udp 127.0.0.1:0 to find a free port")
+}
+
+/// A TCP backend that greets each connection with `<name>\n`, then echoes every byte it
+/// receives until the client half-closes, then closes. Counts the connections it accepted.
+pub struct NameBackend {
+    pub name: String,
+    pub addr: SocketAddr,
+    pub accepted: Arc<AtomicU64>,
+    task: JoinHandle<()>,
+}
+
+impl NameBackend {
+    pub async fn start(name: &str) -> NameBackend {
+        Self::start_on(name, "127.0.0.1:0".parse().unwrap()).await
+    }
+
+    /// Starts on a given address (to bring a killed backend back on the same port).
+    pub async fn start_on(name: &str, addr: SocketAddr) -> NameBackend {
+        Self::start_with(name, addr, Duration::ZERO).await
+    }
+
+    /// A backend that waits `greeting_delay` before it answers (a slow server).
+    pub async fn start_slow(name: &str, greeting_delay: Duration) -> NameBackend {
+        Self::start_with(name, "127.0.0.1:0".parse().unwrap(), greeting_delay).await
+    }
+
+    async fn start_with(name: &str, addr: SocketAddr, greeting_delay: Duration) -> NameBackend {
+        let listener = bind_retrying(addr).await;
+        let addr = listener.local_addr().unwrap();
+        let accepted = Arc::new(AtomicU64::new(0));
+        let (n, count) = (name.to_string(), accepted.clone());
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((mut stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                count.fetch_add(1, Ordering::SeqCst);
+                let greeting = format!("{n}\n");
+                tokio::spawn(async move {
+                    tokio::time::sleep(greeting_delay).await;
+                    if stream.write_all(greeting.as_bytes()).await.is_err() {
+                        return;
+                    }
+                    let mut buf = vec![0u8; 16 * 1024];
+                    loop {
+                        match stream.read(&mut buf).await {
+                            Ok(0) | Err(_) => break,
+                            Ok(k) => {
+                                if stream.write_all(&buf[..k]).await.is_err() {
+                                    return;
+                                }
+                            }
+                        }
+                    }
+                    let _ = stream.shutdown().await;
+                });
+            }
+        });
+        NameBackend {
+            name: name.to_string(),
+            addr,
+            accepted,
+            task,
+        }
+    }
+
+    pub fn accepted(&self) -> u64 {
+        self.accepted.load(Ordering::SeqCst)
+    }
+
+    /// Stops listening: new connections are refused. Open ones are left to their tasks.
+    pub fn kill(self) -> SocketAddr {
+        self.task.abort();
+        self.addr
+    }
+}
+
+async fn bind_retrying(addr: SocketAddr) -> TcpListener {
+    for _ in 0..50 {
+        match TcpListener::bind(addr).await {
+            Ok(l) => return l,
+            Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+        }
+    }
+    panic!("cannot bind a test backend on {addr}");
+}
+
+/// A UDP backend that answers each datagram with `<name>:<payload>`.
+pub async fn udp_name_backend(name: &str) -> (SocketAddr, JoinHandle<()>) {
+    let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let addr = socket.local_addr().unwrap();
+    let prefix = format!("{name}:");
+    let task = tokio::spawn(async move {
+        let mut buf = vec![0u8; 65_535];
+        loop {
+            let Ok((n, from)) = socket.recv_from(&mut buf).await else {
+                continue;
+            };
+            let mut reply = prefix.clone().into_bytes();
+            reply.extend_from_slice(&buf[..n]);
+            let _ = socket.send_to(&reply, from).await;
+        }
+    });
+    (addr, task)
+}
+
+/// Connects through the proxy and returns the greeting line (the backend's name), or
+/// `None` when the proxy closed the connection without one.
+pub async fn which_backend(proxy: SocketAddr) -> Option<String> {
+    which_backend_from(proxy, None).await
+}
+
+/// Same, from a chosen local address (e.g. 127.0.0.7) to vary the client IP.
+pub async fn which_backend_from(proxy: SocketAddr, local: Option<std::net::IpAddr>) -> Option<String> {
+    let mut stream = connect_from(proxy, local).await.ok()?;
+    let line = read_line(&mut stream, Duration::from_secs(5)).await;
+    let _ = stream.shutdown().await;
+    line
+}
+
+pub async fn connect_from(
+    target: SocketAddr,
+    local: Option<std::net::IpAddr>,
+) -> std::io::Result<TcpStream> {
+    match local {
+        None => TcpStream::connect(target).await,
+        Some(ip) => {
+            let socket = tokio::net::TcpSocket::new_v4()?;
+            socket.bind(SocketAddr::new(ip, 0))?;
+            socket.connect(target).await
+        }
+    }
+}
+
+/// Reads one `\n`-terminated line (without it) within `limit`; None on EOF or timeout.
+pub async fn read_line(stream: &mut TcpStream, limit: Duration) -> Option<String> {
+    let mut line = Vec::new();
+    let mut byte = [0u8; 1];
+    let read = async {
+        loop {
+            match stream.read(&mut byte).await {
+                Ok(1) if byte[0] == b'\n' => return Some(()),
+                Ok(1) => line.push(byte[0]),
+                _ => return None,
+            }
+        }
+    };
+    tokio::time::timeout(limit, read).await.ok().flatten()?;
+    String::from_utf8(line).ok()
+}
+
+/// Polls `check` every 20 ms until it is true or `limit` passes; returns whether it held.
+pub async fn eventually(limit: Duration, mut check: impl FnMut() -> bool) -> bool {
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        if check() {
+            return true;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Starts a node from config text; panics with the config error if it is invalid.
+pub fn start_node(toml: &str) -> tandemd::Node {
+    let config = tandem_config::parse(toml, "test.toml").unwrap_or_else(|e| panic!("test config is invalid:\n{e}\n---\n{toml}"));
+    tandemd::Node::start(config).expect("node starts")
+}
+
+/// Config text for one TCP listener on `port` in front of `backends` (id = name).
+pub fn tcp_config(port: u16, algorithm: &str, backends: &[(&str, SocketAddr, u32)], extra_listener: &str, extra_pool: &str) -> String {
+    let mut t = format!(
+        "[node]\nid = \"test\"\ndrain_timeout = \"2s\"\n\n[[listener]]\nname = \"front\"\nbind = \"127.0.0.1:{port}\"\npool = \"p\"\n{extra_listener}\n\n[[pool]]\nname = \"p\"\nalgorithm = \"{algorithm}\"\n{extra_pool}\n"
+    );
+    for (id, addr, weight) in backends {
+        t.push_str(&format!("[[pool.backend]]\nid = \"{id}\"\naddress = \"{addr}\"\nweight = {weight}\n"));
+    }
+    t
+}
+
+/// The `tandemd` binary next to the test executable (scripts/test builds it first).
+pub fn tandemd_bin() -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    // target/<profile>/deps/<test> → target/<profile>/tandemd
+    let dir = exe.parent().and_then(|d| d.parent()).expect("target directory");
+    let bin = dir.join("tandemd");
+    assert!(
+        bin.exists(),
+        "{} is missing: build it first with `cargo build -p tandemd` (scripts/test does this)",
+        bin.display()
+    );
+    bin
+}
+
+/// A child process killed (by PID) when dropped, so a failing test leaves nothing behind.
+pub struct Child(pub std::process::Child);
+
+impl Child {
+    pub fn pid(&self) -> nix::unistd::Pid {
+        nix::unistd::Pid::from_raw(self.0.id() as i32)
+    }
+    pub fn signal(&self, sig: nix::sys::signal::Signal) {
+        let _ = nix::sys::signal::kill(self.pid(), sig);
+    }
+    /// Waits up to `limit` for exit; returns the status, or None if still running.
+    pub fn wait_for_exit(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = std::time::Instant::now() + limit;
+        loop {
+            if let Ok(Some(status)) = self.0.try_wait() {
+                return Some(status);
+            }
+            if std::time::Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
+/// Waits until something accepts TCP connections on `addr`.
+pub async fn wait_listening(addr: SocketAddr, limit: Duration) -> bool {
+    let deadline = tokio::time::Instant::now() + limit;
+    while tokio::time::Instant::now() < deadline {
+        if TcpStream::connect(addr).await.is_ok() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    false
+}

@@ -7,6 +7,8 @@
 /// the configuration says. The next prime above 2^24.
 pub(crate) const MAX_TABLE_SIZE: usize = 16_777_259;
 
+// `is_multiple_of` needs Rust 1.87; the workspace's MSRV is 1.85.
+#[allow(clippy::manual_is_multiple_of)]
 pub(crate) fn is_prime(n: usize) -> bool {
     if n < 2 {
         return false;

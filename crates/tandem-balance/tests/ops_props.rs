@@ -151,7 +151,7 @@ fn run(initial: Vec<BackendSpec>, alg: usize, ops: Vec<Op>) -> Result<(), TestCa
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 1000, ..ProptestConfig::default() })]
 
     #[test]
     fn random_operations_keep_picks_eligible(

@@ -24,7 +24,12 @@ pub struct PipeOutcome {
     pub idle_timed_out: bool,
     /// Ended by an I/O error (reset, broken pipe) rather than clean EOFs.
     pub error: Option<std::io::ErrorKind>,
+    /// How long the backend took to answer: from the later of the start and the first
+    /// client byte sent to it, to its first byte back. None if it never sent anything.
+    pub response_latency: Option<Duration>,
 }
+
+const UNSET: u64 = u64::MAX;
 
 /// Milliseconds since `origin`, updated on every successful read.
 struct Activity {
@@ -50,12 +55,14 @@ pub async fn pipe(client: &mut TcpStream, upstream: &mut TcpStream, idle: Durati
     };
     let in_count = AtomicU64::new(0);
     let out_count = AtomicU64::new(0);
+    let first_in_us = AtomicU64::new(UNSET);
+    let first_out_us = AtomicU64::new(UNSET);
     let (mut cr, mut cw) = client.split();
     let (mut ur, mut uw) = upstream.split();
     let both = async {
         tokio::try_join!(
-            copy_half(&mut cr, &mut uw, &activity, &in_count),
-            copy_half(&mut ur, &mut cw, &activity, &out_count),
+            copy_half(&mut cr, &mut uw, &activity, &in_count, &first_in_us),
+            copy_half(&mut ur, &mut cw, &activity, &out_count, &first_out_us),
         )
     };
     let idle_watch = async {
@@ -78,6 +85,11 @@ pub async fn pipe(client: &mut TcpStream, upstream: &mut TcpStream, idle: Durati
     }
     outcome.bytes_in = in_count.load(Relaxed);
     outcome.bytes_out = out_count.load(Relaxed);
+    let (first_in, first_out) = (first_in_us.load(Relaxed), first_out_us.load(Relaxed));
+    if first_out != UNSET {
+        let asked = if first_in < first_out { first_in } else { 0 };
+        outcome.response_latency = Some(Duration::from_micros(first_out - asked));
+    }
     outcome
 }
 
@@ -86,6 +98,7 @@ async fn copy_half<R, W>(
     writer: &mut W,
     activity: &Activity,
     count: &AtomicU64,
+    first_byte_us: &AtomicU64,
 ) -> std::io::Result<()>
 where
     R: AsyncRead + Unpin,
@@ -99,6 +112,9 @@ where
             // A failed shutdown means that peer is gone; its own direction reports that.
             let _ = writer.shutdown().await;
             return Ok(());
+        }
+        if first_byte_us.load(Relaxed) == UNSET {
+            first_byte_us.store(activity.origin.elapsed().as_micros() as u64, Relaxed);
         }
         activity.touch();
         writer.write_all(&buf[..n]).await?;

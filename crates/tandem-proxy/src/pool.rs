@@ -44,12 +44,16 @@ impl BackendLease {
         self.index
     }
 
-    /// The backend answered: resets its passive failure count and feeds response time.
-    pub fn succeeded(&self, latency: Duration) {
-        self.pool.with_backend(self, |state, idx| {
-            state.balance.record_success(idx);
-            state.balance.observe_latency(idx, latency);
-        });
+    /// The backend accepted the connection: resets its passive failure count.
+    pub fn succeeded(&self) {
+        self.pool
+            .with_backend(self, |state, idx| state.balance.record_success(idx));
+    }
+
+    /// Feeds the backend's observed response time to least-response-time balancing.
+    pub fn observe_latency(&self, latency: Duration) {
+        self.pool
+            .with_backend(self, |state, idx| state.balance.observe_latency(idx, latency));
     }
 
     /// The backend could not be reached; may eject it (logged once).

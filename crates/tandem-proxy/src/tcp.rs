@@ -8,7 +8,6 @@ use std::time::Duration;
 use tandem_config::{Listener as ListenerConfig, ProxyProtocol};
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -110,6 +109,11 @@ async fn serve(
     if outcome.idle_timed_out {
         ListenerStats::bump(&stats.idle_timeouts);
     }
+    // Observed when the connection ends; for least-response-time at L4 this is the time
+    // the backend took to send its first byte after it was asked.
+    if let Some(latency) = outcome.response_latency {
+        lease.observe_latency(latency);
+    }
     tracing::debug!(listener = %settings.name, client = %peer, backend = %lease.backend_id(),
         bytes_in = outcome.bytes_in, bytes_out = outcome.bytes_out,
         idle = outcome.idle_timed_out, "connection closed");
@@ -127,12 +131,11 @@ async fn connect_upstream(
     let mut tried: Vec<usize> = Vec::new();
     for _ in 0..settings.connect_attempts {
         let lease = pool.acquire(Some(key.as_slice()), &tried)?;
-        let started = Instant::now();
         let attempt = tokio::time::timeout(settings.connect_timeout, TcpStream::connect(lease.address())).await;
         match attempt {
             Ok(Ok(stream)) => {
                 let _ = stream.set_nodelay(true);
-                lease.succeeded(started.elapsed());
+                lease.succeeded();
                 return Some((stream, lease));
             }
             Ok(Err(e)) => {
