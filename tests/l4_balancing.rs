@@ -27,7 +27,9 @@ async fn distribution(algorithm: &str, weights: [u32; 3], n: usize) -> HashMap<S
     let proxy: SocketAddr = ([127, 0, 0, 1], port).into();
     let mut counts = HashMap::new();
     for _ in 0..n {
-        let name = which_backend(proxy).await.expect("every connection reaches a backend");
+        let name = which_backend(proxy)
+            .await
+            .expect("every connection reaches a backend");
         *counts.entry(name).or_insert(0) += 1;
     }
     node.shutdown_within(Duration::from_secs(2)).await;
@@ -41,13 +43,21 @@ fn count(c: &HashMap<String, usize>, k: &str) -> usize {
 #[tokio::test]
 async fn round_robin_is_exactly_even() {
     let c = distribution("round_robin", [1, 1, 1], 60).await;
-    assert_eq!((count(&c, "a"), count(&c, "b"), count(&c, "c")), (20, 20, 20), "{c:?}");
+    assert_eq!(
+        (count(&c, "a"), count(&c, "b"), count(&c, "c")),
+        (20, 20, 20),
+        "{c:?}"
+    );
 }
 
 #[tokio::test]
 async fn weighted_round_robin_follows_weights_exactly() {
     let c = distribution("weighted_round_robin", [3, 2, 1], 60).await;
-    assert_eq!((count(&c, "a"), count(&c, "b"), count(&c, "c")), (30, 20, 10), "{c:?}");
+    assert_eq!(
+        (count(&c, "a"), count(&c, "b"), count(&c, "c")),
+        (30, 20, 10),
+        "{c:?}"
+    );
 }
 
 #[tokio::test]
@@ -63,7 +73,10 @@ async fn least_connections_spreads_sequential_connections_evenly() {
 async fn least_connections_avoids_a_busy_backend() {
     let backends = three_backends().await;
     let port = free_port();
-    let spec: Vec<_> = backends.iter().map(|b| (b.name.as_str(), b.addr, 1)).collect();
+    let spec: Vec<_> = backends
+        .iter()
+        .map(|b| (b.name.as_str(), b.addr, 1))
+        .collect();
     let node = start_node(&tcp_config(port, "least_connections", &spec, "", ""));
     let proxy: SocketAddr = ([127, 0, 0, 1], port).into();
     // Hold 4 connections open; least-conn spreads them, then each new one goes to the
@@ -85,8 +98,18 @@ async fn least_connections_avoids_a_busy_backend() {
 async fn weighted_least_connections_loads_by_weight() {
     let backends = three_backends().await;
     let port = free_port();
-    let spec = vec![("a", backends[0].addr, 4), ("b", backends[1].addr, 1), ("c", backends[2].addr, 1)];
-    let node = start_node(&tcp_config(port, "weighted_least_connections", &spec, "", ""));
+    let spec = vec![
+        ("a", backends[0].addr, 4),
+        ("b", backends[1].addr, 1),
+        ("c", backends[2].addr, 1),
+    ];
+    let node = start_node(&tcp_config(
+        port,
+        "weighted_least_connections",
+        &spec,
+        "",
+        "",
+    ));
     let proxy: SocketAddr = ([127, 0, 0, 1], port).into();
     let mut held = Vec::new();
     let mut names = Vec::new();
@@ -96,20 +119,26 @@ async fn weighted_least_connections_loads_by_weight() {
         held.push(s);
     }
     let a = names.iter().filter(|n| *n == "a").count();
-    assert_eq!(a, 8, "weight 4 of 6 should hold 8 of 12 open connections: {names:?}");
+    assert_eq!(
+        a, 8,
+        "weight 4 of 6 should hold 8 of 12 open connections: {names:?}"
+    );
     node.shutdown_within(Duration::from_millis(100)).await;
 }
 
 #[tokio::test]
 async fn least_response_time_prefers_the_fast_backend() {
     // At L4 a backend's response time is how long it takes to send its first byte.
-    let backends = vec![
+    let backends = [
         NameBackend::start("a").await,
         NameBackend::start("b").await,
         NameBackend::start_slow("slow", Duration::from_millis(60)).await,
     ];
     let port = free_port();
-    let spec: Vec<_> = backends.iter().map(|b| (b.name.as_str(), b.addr, 1)).collect();
+    let spec: Vec<_> = backends
+        .iter()
+        .map(|b| (b.name.as_str(), b.addr, 1))
+        .collect();
     let node = start_node(&tcp_config(port, "least_response_time", &spec, "", ""));
     let proxy: SocketAddr = ([127, 0, 0, 1], port).into();
     let mut c: HashMap<String, usize> = HashMap::new();
@@ -117,7 +146,10 @@ async fn least_response_time_prefers_the_fast_backend() {
         let name = which_backend(proxy).await.unwrap();
         *c.entry(name).or_insert(0) += 1;
     }
-    assert!(count(&c, "slow") <= 2, "the slow backend is tried, then avoided: {c:?}");
+    assert!(
+        count(&c, "slow") <= 2,
+        "the slow backend is tried, then avoided: {c:?}"
+    );
     assert!(count(&c, "a") >= 10 && count(&c, "b") >= 10, "{c:?}");
     node.shutdown_within(Duration::from_secs(1)).await;
 }
@@ -134,7 +166,10 @@ async fn power_of_two_choices_uses_every_backend() {
 async fn random_spreads_by_weight() {
     let c = distribution("random", [2, 1, 1], 400).await;
     let a = count(&c, "a");
-    assert!((150..=250).contains(&a), "weight 2 of 4 should get about 200 of 400: {c:?}");
+    assert!(
+        (150..=250).contains(&a),
+        "weight 2 of 4 should get about 200 of 400: {c:?}"
+    );
     assert!(count(&c, "b") > 50 && count(&c, "c") > 50, "{c:?}");
 }
 
@@ -142,7 +177,10 @@ async fn random_spreads_by_weight() {
 async fn source_ip_hash_pins_each_client_and_spreads_clients() {
     let backends = three_backends().await;
     let port = free_port();
-    let spec: Vec<_> = backends.iter().map(|b| (b.name.as_str(), b.addr, 1)).collect();
+    let spec: Vec<_> = backends
+        .iter()
+        .map(|b| (b.name.as_str(), b.addr, 1))
+        .collect();
     let node = start_node(&tcp_config(port, "source_ip_hash", &spec, "", ""));
     let proxy: SocketAddr = ([127, 0, 0, 1], port).into();
     let mut per_backend: HashMap<String, usize> = HashMap::new();
@@ -150,11 +188,19 @@ async fn source_ip_hash_pins_each_client_and_spreads_clients() {
         let ip = IpAddr::V4(Ipv4Addr::new(127, 0, 1, host));
         let first = which_backend_from(proxy, Some(ip)).await.unwrap();
         for _ in 0..3 {
-            assert_eq!(which_backend_from(proxy, Some(ip)).await.unwrap(), first, "client {ip} moved");
+            assert_eq!(
+                which_backend_from(proxy, Some(ip)).await.unwrap(),
+                first,
+                "client {ip} moved"
+            );
         }
         *per_backend.entry(first).or_insert(0) += 1;
     }
-    assert_eq!(per_backend.len(), 3, "30 client IPs should land on all 3 backends: {per_backend:?}");
+    assert_eq!(
+        per_backend.len(),
+        3,
+        "30 client IPs should land on all 3 backends: {per_backend:?}"
+    );
     node.shutdown_within(Duration::from_secs(1)).await;
 }
 
@@ -162,7 +208,10 @@ async fn source_ip_hash_pins_each_client_and_spreads_clients() {
 async fn draining_backend_gets_nothing_new_but_keeps_its_connections() {
     let backends = three_backends().await;
     let port = free_port();
-    let spec: Vec<_> = backends.iter().map(|b| (b.name.as_str(), b.addr, 1)).collect();
+    let spec: Vec<_> = backends
+        .iter()
+        .map(|b| (b.name.as_str(), b.addr, 1))
+        .collect();
     let node = start_node(&tcp_config(port, "round_robin", &spec, "", ""));
     let proxy: SocketAddr = ([127, 0, 0, 1], port).into();
 
@@ -187,13 +236,23 @@ async fn draining_backend_gets_nothing_new_but_keeps_its_connections() {
     let (_, stream) = held.iter_mut().find(|(n, _)| n == "b").unwrap();
     use tokio::io::AsyncWriteExt;
     stream.write_all(b"still here\n").await.unwrap();
-    assert_eq!(read_line(stream, Duration::from_secs(5)).await.as_deref(), Some("still here"));
+    assert_eq!(
+        read_line(stream, Duration::from_secs(5)).await.as_deref(),
+        Some("still here")
+    );
     let status = pool.snapshot();
     let b = status.iter().find(|s| s.id == "b").unwrap();
-    assert_eq!(b.active, 1, "the drained backend still carries its one connection");
+    assert_eq!(
+        b.active, 1,
+        "the drained backend still carries its one connection"
+    );
     drop(held);
     assert!(
-        eventually(Duration::from_secs(5), || pool.snapshot().iter().all(|s| s.active == 0)).await,
+        eventually(Duration::from_secs(5), || pool
+            .snapshot()
+            .iter()
+            .all(|s| s.active == 0))
+        .await,
         "connections end and the drain empties"
     );
     node.shutdown_within(Duration::from_secs(1)).await;

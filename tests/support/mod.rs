@@ -137,7 +137,10 @@ pub async fn which_backend(proxy: SocketAddr) -> Option<String> {
 }
 
 /// Same, from a chosen local address (e.g. 127.0.0.7) to vary the client IP.
-pub async fn which_backend_from(proxy: SocketAddr, local: Option<std::net::IpAddr>) -> Option<String> {
+pub async fn which_backend_from(
+    proxy: SocketAddr,
+    local: Option<std::net::IpAddr>,
+) -> Option<String> {
     let mut stream = connect_from(proxy, local).await.ok()?;
     let line = read_line(&mut stream, Duration::from_secs(5)).await;
     let _ = stream.shutdown().await;
@@ -191,17 +194,26 @@ pub async fn eventually(limit: Duration, mut check: impl FnMut() -> bool) -> boo
 
 /// Starts a node from config text; panics with the config error if it is invalid.
 pub fn start_node(toml: &str) -> tandemd::Node {
-    let config = tandem_config::parse(toml, "test.toml").unwrap_or_else(|e| panic!("test config is invalid:\n{e}\n---\n{toml}"));
+    let config = tandem_config::parse(toml, "test.toml")
+        .unwrap_or_else(|e| panic!("test config is invalid:\n{e}\n---\n{toml}"));
     tandemd::Node::start(config).expect("node starts")
 }
 
 /// Config text for one TCP listener on `port` in front of `backends` (id = name).
-pub fn tcp_config(port: u16, algorithm: &str, backends: &[(&str, SocketAddr, u32)], extra_listener: &str, extra_pool: &str) -> String {
+pub fn tcp_config(
+    port: u16,
+    algorithm: &str,
+    backends: &[(&str, SocketAddr, u32)],
+    extra_listener: &str,
+    extra_pool: &str,
+) -> String {
     let mut t = format!(
         "[node]\nid = \"test\"\ndrain_timeout = \"2s\"\n\n[[listener]]\nname = \"front\"\nbind = \"127.0.0.1:{port}\"\npool = \"p\"\n{extra_listener}\n\n[[pool]]\nname = \"p\"\nalgorithm = \"{algorithm}\"\n{extra_pool}\n"
     );
     for (id, addr, weight) in backends {
-        t.push_str(&format!("[[pool.backend]]\nid = \"{id}\"\naddress = \"{addr}\"\nweight = {weight}\n"));
+        t.push_str(&format!(
+            "[[pool.backend]]\nid = \"{id}\"\naddress = \"{addr}\"\nweight = {weight}\n"
+        ));
     }
     t
 }
@@ -210,7 +222,10 @@ pub fn tcp_config(port: u16, algorithm: &str, backends: &[(&str, SocketAddr, u32
 pub fn tandemd_bin() -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
     // target/<profile>/deps/<test> → target/<profile>/tandemd
-    let dir = exe.parent().and_then(|d| d.parent()).expect("target directory");
+    let dir = exe
+        .parent()
+        .and_then(|d| d.parent())
+        .expect("target directory");
     let bin = dir.join("tandemd");
     assert!(
         bin.exists(),
@@ -231,16 +246,17 @@ impl Child {
         let _ = nix::sys::signal::kill(self.pid(), sig);
     }
     /// Waits up to `limit` for exit; returns the status, or None if still running.
-    pub fn wait_for_exit(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
-        let deadline = std::time::Instant::now() + limit;
+    /// Async, so backends running in the test's own runtime keep being served meanwhile.
+    pub async fn wait_for_exit(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = tokio::time::Instant::now() + limit;
         loop {
             if let Ok(Some(status)) = self.0.try_wait() {
                 return Some(status);
             }
-            if std::time::Instant::now() >= deadline {
+            if tokio::time::Instant::now() >= deadline {
                 return None;
             }
-            std::thread::sleep(Duration::from_millis(20));
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
 }

@@ -71,11 +71,11 @@ pub fn format_duration(d: Duration) -> String {
     let ms = d.as_millis();
     if ms == 0 {
         "0s".into()
-    } else if ms % 3_600_000 == 0 {
+    } else if ms.is_multiple_of(3_600_000) {
         format!("{}h", ms / 3_600_000)
-    } else if ms % 60_000 == 0 {
+    } else if ms.is_multiple_of(60_000) {
         format!("{}m", ms / 60_000)
-    } else if ms % 1000 == 0 {
+    } else if ms.is_multiple_of(1000) {
         format!("{}s", ms / 1000)
     } else {
         format!("{ms}ms")
@@ -125,7 +125,16 @@ mod tests {
 
     #[test]
     fn refuses_ambiguous_or_broken_text() {
-        for bad in ["", "5", "s", "5 s", "5sec", "-1s", "1.5s", "99999999999999999999999s"] {
+        for bad in [
+            "",
+            "5",
+            "s",
+            "5 s",
+            "5sec",
+            "-1s",
+            "1.5s",
+            "99999999999999999999999s",
+        ] {
             let err = parse_duration(bad).unwrap_err();
             assert!(err.contains("duration"), "{bad:?}: {err}");
         }

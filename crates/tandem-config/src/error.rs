@@ -43,7 +43,13 @@ impl ConfigError {
             .map(|span| text[..span.start.min(text.len())].matches('\n').count() + 1);
         // toml's own message carries a source excerpt over several lines; the first line is
         // the part that matters in a one-line-per-problem report.
-        let message = err.message().lines().next().unwrap_or("").trim().to_string();
+        let message = err
+            .message()
+            .lines()
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_string();
         Self::new(
             origin,
             vec![Problem {

@@ -36,7 +36,10 @@ pub(crate) fn validate_node(node: &NodeConfig) -> Vec<Problem> {
 pub fn validate_cluster(cfg: &ClusterConfig) -> Vec<Problem> {
     let mut p = Problems(Vec::new());
     if cfg.listeners.is_empty() {
-        p.add("listener", "no listener defined; add at least one [[listener]]");
+        p.add(
+            "listener",
+            "no listener defined; add at least one [[listener]]",
+        );
     }
     let pool_names: HashMap<&str, usize> = cfg
         .pools
@@ -60,18 +63,27 @@ pub fn validate_cluster(cfg: &ClusterConfig) -> Vec<Problem> {
         if !binds.insert((l.protocol, l.bind)) {
             p.add(
                 format!("{at}.bind"),
-                format!("{} is already used by another {:?} listener", l.bind, l.protocol),
+                format!(
+                    "{} is already used by another {:?} listener",
+                    l.bind, l.protocol
+                ),
             );
         }
         if l.bind.port() == 0 {
-            p.add(format!("{at}.bind"), "port 0 is not a fixed address; pick a port");
+            p.add(
+                format!("{at}.bind"),
+                "port 0 is not a fixed address; pick a port",
+            );
         }
         if pool_names.contains_key(l.pool.as_str()) {
             used_pools.insert(l.pool.as_str());
         } else {
             p.add(
                 format!("{at}.pool"),
-                format!("no pool named {:?}; define it with [[pool]] name = {:?}", l.pool, l.pool),
+                format!(
+                    "no pool named {:?}; define it with [[pool]] name = {:?}",
+                    l.pool, l.pool
+                ),
             );
         }
         if l.max_connections == 0 {
@@ -102,7 +114,10 @@ pub fn validate_cluster(cfg: &ClusterConfig) -> Vec<Problem> {
         let at = format!("pool[{i}]");
         check_name(&mut p, &format!("{at}.name"), &pool.name);
         if !seen_pools.insert(pool.name.as_str()) {
-            p.add(format!("{at}.name"), format!("duplicate pool name {:?}", pool.name));
+            p.add(
+                format!("{at}.name"),
+                format!("duplicate pool name {:?}", pool.name),
+            );
         }
         if !used_pools.contains(pool.name.as_str()) {
             p.add(
@@ -146,7 +161,10 @@ fn validate_pool(p: &mut Problems, at: &str, pool: &Pool) {
         validate_check(p, &format!("{at}.health_check"), check);
     }
     if pool.backends.is_empty() {
-        p.add(format!("{at}.backend"), "pool has no backend; add a [[pool.backend]]");
+        p.add(
+            format!("{at}.backend"),
+            "pool has no backend; add a [[pool.backend]]",
+        );
         return;
     }
     let mut ids = HashSet::new();
@@ -190,7 +208,10 @@ fn validate_check(p: &mut Problems, at: &str, c: &HealthCheck) {
     } else if c.timeout > c.interval {
         p.add(
             format!("{at}.timeout"),
-            format!("{} is longer than the interval {}; checks would overlap", c.timeout, c.interval),
+            format!(
+                "{} is longer than the interval {}; checks would overlap",
+                c.timeout, c.interval
+            ),
         );
     }
     if c.rise == 0 || c.rise > 100 {
@@ -203,18 +224,31 @@ fn validate_check(p: &mut Problems, at: &str, c: &HealthCheck) {
         p.add(format!("{at}.port"), "port 0 cannot be connected to");
     }
     if c.kind == CheckKind::Http {
-        if !c.path.starts_with('/') || c.path.chars().any(|ch| ch.is_whitespace() || ch.is_control()) {
-            p.add(format!("{at}.path"), "must start with / and contain no spaces");
+        if !c.path.starts_with('/')
+            || c.path
+                .chars()
+                .any(|ch| ch.is_whitespace() || ch.is_control())
+        {
+            p.add(
+                format!("{at}.path"),
+                "must start with / and contain no spaces",
+            );
         }
         if parse_status_range(&c.expect_status).is_none() {
             p.add(
                 format!("{at}.expect_status"),
-                format!("{:?} is not a status or range such as \"200\" or \"200-399\"", c.expect_status),
+                format!(
+                    "{:?} is not a status or range such as \"200\" or \"200-399\"",
+                    c.expect_status
+                ),
             );
         }
         if let Some(host) = &c.host {
             if host.is_empty() || host.chars().any(|ch| ch.is_whitespace() || ch.is_control()) {
-                p.add(format!("{at}.host"), "must be a non-empty host name without spaces");
+                p.add(
+                    format!("{at}.host"),
+                    "must be a non-empty host name without spaces",
+                );
             }
         }
     }
@@ -241,7 +275,7 @@ pub fn is_prime(n: u32) -> bool {
     }
     let mut d = 2u32;
     while (d as u64) * (d as u64) <= n as u64 {
-        if n % d == 0 {
+        if n.is_multiple_of(d) {
             return false;
         }
         d += 1;

@@ -190,8 +190,14 @@ fn every_bad_config_is_refused_with_its_key_path() {
         if !shown.starts_with("bad.toml") {
             failures.push(format!("{what}: message must name the file: {shown}"));
         }
-        if !err.problems.iter().any(|p| p.path == path && p.message.contains(words)) {
-            failures.push(format!("{what}: expected path {path:?} with {words:?}, got: {shown}"));
+        if !err
+            .problems
+            .iter()
+            .any(|p| p.path == path && p.message.contains(words))
+        {
+            failures.push(format!(
+                "{what}: expected path {path:?} with {words:?}, got: {shown}"
+            ));
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));

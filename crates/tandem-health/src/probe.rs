@@ -28,13 +28,17 @@ pub enum ProbeSpec {
 /// Runs one probe within its timeout.
 pub async fn probe(spec: &ProbeSpec) -> Result<(), String> {
     let (address, timeout) = match spec {
-        ProbeSpec::Tcp { address, timeout } | ProbeSpec::Http { address, timeout, .. } => {
-            (*address, *timeout)
-        }
+        ProbeSpec::Tcp { address, timeout }
+        | ProbeSpec::Http {
+            address, timeout, ..
+        } => (*address, *timeout),
     };
     match tokio::time::timeout(timeout, probe_inner(spec, address)).await {
         Ok(result) => result,
-        Err(_) => Err(format!("no answer from {address} within {}ms", timeout.as_millis())),
+        Err(_) => Err(format!(
+            "no answer from {address} within {}ms",
+            timeout.as_millis()
+        )),
     }
 }
 
@@ -108,10 +112,8 @@ pub(crate) fn check_response(
             .map(|p| p + 4)
             .unwrap_or(raw.len());
         let body = &raw[body_start..];
-        let found = !needle.is_empty()
-            && body
-                .windows(needle.len())
-                .any(|w| w == needle.as_bytes());
+        let found =
+            !needle.is_empty() && body.windows(needle.len()).any(|w| w == needle.as_bytes());
         if !found && !needle.is_empty() {
             return Err(format!("body does not contain {needle:?}"));
         }
@@ -131,7 +133,9 @@ mod tests {
         assert!(check_response(ok, (200, 399), Some("broken"))
             .unwrap_err()
             .contains("does not contain"));
-        assert!(check_response(ok, (201, 299), None).unwrap_err().contains("status 200"));
+        assert!(check_response(ok, (201, 299), None)
+            .unwrap_err()
+            .contains("status 200"));
         let bad = b"HTTP/1.1 503 Service Unavailable\r\n\r\n";
         assert!(check_response(bad, (200, 399), None).is_err());
         assert!(check_response(b"SSH-2.0-OpenSSH\r\n", (200, 399), None).is_err());

@@ -32,7 +32,10 @@ impl RiseFall {
 
     /// Feeds one result; returns the new state when it changes.
     pub fn observe(&mut self, passed: bool) -> Option<Health> {
-        let agrees = matches!((self.state, passed), (Health::Up, true) | (Health::Down, false));
+        let agrees = matches!(
+            (self.state, passed),
+            (Health::Up, true) | (Health::Down, false)
+        );
         if agrees {
             self.streak = 0;
             return None;

@@ -19,7 +19,9 @@ pub enum StartError {
 
 fn hint(e: &std::io::Error) -> &'static str {
     match e.kind() {
-        std::io::ErrorKind::AddrInUse => "; another process (or listener) already uses this address",
+        std::io::ErrorKind::AddrInUse => {
+            "; another process (or listener) already uses this address"
+        }
         std::io::ErrorKind::PermissionDenied => {
             "; ports below 1024 need root or CAP_NET_BIND_SERVICE"
         }
@@ -46,7 +48,11 @@ pub(crate) fn tcp_listener(
     backlog: u32,
 ) -> Result<tokio::net::TcpListener, StartError> {
     let open = || -> std::io::Result<tokio::net::TcpListener> {
-        let socket = Socket::new(Domain::for_address(address), Type::STREAM, Some(Protocol::TCP))?;
+        let socket = Socket::new(
+            Domain::for_address(address),
+            Type::STREAM,
+            Some(Protocol::TCP),
+        )?;
         // Restart without waiting out TIME_WAIT of the previous process's connections.
         socket.set_reuse_address(true)?;
         if address.is_ipv6() {
@@ -60,9 +66,16 @@ pub(crate) fn tcp_listener(
     open().map_err(|e| bind_error(name, address, e))
 }
 
-pub(crate) fn udp_socket(name: &str, address: SocketAddr) -> Result<tokio::net::UdpSocket, StartError> {
+pub(crate) fn udp_socket(
+    name: &str,
+    address: SocketAddr,
+) -> Result<tokio::net::UdpSocket, StartError> {
     let open = || -> std::io::Result<tokio::net::UdpSocket> {
-        let socket = Socket::new(Domain::for_address(address), Type::DGRAM, Some(Protocol::UDP))?;
+        let socket = Socket::new(
+            Domain::for_address(address),
+            Type::DGRAM,
+            Some(Protocol::UDP),
+        )?;
         if address.is_ipv6() {
             socket.set_only_v6(true)?;
         }

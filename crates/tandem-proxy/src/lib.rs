@@ -14,9 +14,9 @@ mod stats;
 mod tcp;
 mod udp;
 
+pub use bind::StartError;
 pub use clock::Clock;
 pub use pipe::{pipe, PipeOutcome};
-pub use bind::StartError;
 pub use plane::{ListenerHandle, Plane};
 pub use pool::{BackendLease, SharedPool};
 pub use stats::{ListenerStats, StatsSnapshot};

@@ -54,10 +54,13 @@ impl Plane {
         }
         let mut bound = Vec::new();
         for l in &config.listeners {
-            let pool = pools.get(&l.pool).cloned().ok_or_else(|| StartError::MissingPool {
-                listener: l.name.clone(),
-                pool: l.pool.clone(),
-            })?;
+            let pool = pools
+                .get(&l.pool)
+                .cloned()
+                .ok_or_else(|| StartError::MissingPool {
+                    listener: l.name.clone(),
+                    pool: l.pool.clone(),
+                })?;
             let socket = match l.protocol {
                 Protocol::Tcp => Bound::Tcp(bind::tcp_listener(&l.name, l.bind, l.backlog)?),
                 Protocol::Udp => Bound::Udp(bind::udp_socket(&l.name, l.bind)?),
@@ -148,12 +151,21 @@ impl Plane {
         self.connections.close();
         let open = self.connections.len();
         if open > 0 {
-            tracing::info!(connections = open, drain_ms = drain.as_millis() as u64,
-                "waiting for open connections to finish");
+            tracing::info!(
+                connections = open,
+                drain_ms = drain.as_millis() as u64,
+                "waiting for open connections to finish"
+            );
         }
-        if tokio::time::timeout(drain, self.connections.wait()).await.is_err() {
+        if tokio::time::timeout(drain, self.connections.wait())
+            .await
+            .is_err()
+        {
             let left = self.connections.len();
-            tracing::warn!(connections = left, "drain timeout reached, closing the rest");
+            tracing::warn!(
+                connections = left,
+                "drain timeout reached, closing the rest"
+            );
             return left;
         }
         0

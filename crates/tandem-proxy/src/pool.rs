@@ -52,8 +52,9 @@ impl BackendLease {
 
     /// Feeds the backend's observed response time to least-response-time balancing.
     pub fn observe_latency(&self, latency: Duration) {
-        self.pool
-            .with_backend(self, |state, idx| state.balance.observe_latency(idx, latency));
+        self.pool.with_backend(self, |state, idx| {
+            state.balance.observe_latency(idx, latency)
+        });
     }
 
     /// The backend could not be reached; may eject it (logged once).
@@ -97,12 +98,18 @@ impl SharedPool {
 
     fn lock(&self) -> MutexGuard<'_, State> {
         // A panic while holding this lock would be a bug in pure code; keep serving anyway.
-        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Picks a backend for a new connection. `key` feeds hash algorithms (client IP bytes);
     /// `exclude` lists indices already tried for this client.
-    pub fn acquire(self: &Arc<Self>, key: Option<&[u8]>, exclude: &[usize]) -> Option<BackendLease> {
+    pub fn acquire(
+        self: &Arc<Self>,
+        key: Option<&[u8]>,
+        exclude: &[usize],
+    ) -> Option<BackendLease> {
         let now = self.clock.now();
         let mut state = self.lock();
         let ctx = PickContext { key, exclude };
@@ -119,7 +126,11 @@ impl SharedPool {
     }
 
     /// Runs `f` on the lease's backend, finding it again by id if the pool was reconfigured.
-    fn with_backend<R>(&self, lease: &BackendLease, f: impl FnOnce(&mut State, usize) -> R) -> Option<R> {
+    fn with_backend<R>(
+        &self,
+        lease: &BackendLease,
+        f: impl FnOnce(&mut State, usize) -> R,
+    ) -> Option<R> {
         let mut state = self.lock();
         let idx = if state.generation == lease.generation {
             lease.index
@@ -234,10 +245,11 @@ fn translate(config: &PoolConfig) -> (PoolSettings, Vec<BackendSpec>, Vec<Socket
         CfgAlgorithm::SourceIpHash => A::SourceIpHash,
         CfgAlgorithm::Random => A::Random,
     };
-    let passive = (config.passive.consecutive_failures > 0).then(|| tandem_balance::PassiveEjection {
-        consecutive_failures: config.passive.consecutive_failures,
-        eject_for: config.passive.eject_for.get(),
-    });
+    let passive =
+        (config.passive.consecutive_failures > 0).then(|| tandem_balance::PassiveEjection {
+            consecutive_failures: config.passive.consecutive_failures,
+            eject_for: config.passive.eject_for.get(),
+        });
     let settings = PoolSettings {
         algorithm,
         maglev_table_size: config.maglev_table_size as usize,

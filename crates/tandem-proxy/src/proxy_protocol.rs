@@ -95,7 +95,10 @@ mod tests {
         let mapped = v1_header(a("[::ffff:192.0.2.9]:5"), a("192.0.2.10:80"));
         assert_eq!(mapped, b"PROXY TCP4 192.0.2.9 192.0.2.10 5 80\r\n");
         let mixed = v1_header(a("[2001:db8::1]:1000"), a("192.0.2.10:80"));
-        assert_eq!(mixed, b"PROXY TCP6 2001:db8::1 ::ffff:192.0.2.10 1000 80\r\n");
+        assert_eq!(
+            mixed,
+            b"PROXY TCP6 2001:db8::1 ::ffff:192.0.2.10 1000 80\r\n"
+        );
     }
 
     #[test]

@@ -131,7 +131,11 @@ async fn connect_upstream(
     let mut tried: Vec<usize> = Vec::new();
     for _ in 0..settings.connect_attempts {
         let lease = pool.acquire(Some(key.as_slice()), &tried)?;
-        let attempt = tokio::time::timeout(settings.connect_timeout, TcpStream::connect(lease.address())).await;
+        let attempt = tokio::time::timeout(
+            settings.connect_timeout,
+            TcpStream::connect(lease.address()),
+        )
+        .await;
         match attempt {
             Ok(Ok(stream)) => {
                 let _ = stream.set_nodelay(true);
@@ -146,7 +150,11 @@ async fn connect_upstream(
             }
             Err(_) => {
                 ListenerStats::bump(&stats.connect_failures);
-                let why = format!("connect to {} timed out after {}ms", lease.address(), settings.connect_timeout.as_millis());
+                let why = format!(
+                    "connect to {} timed out after {}ms",
+                    lease.address(),
+                    settings.connect_timeout.as_millis()
+                );
                 tracing::info!(listener = %settings.name, backend = %lease.backend_id(), reason = %why, "backend connect failed, trying another");
                 lease.failed(&why);
             }

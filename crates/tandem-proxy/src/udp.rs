@@ -32,7 +32,8 @@ struct Flow {
 
 impl Flow {
     fn touch(&self) {
-        self.last_ms.store(self.origin.elapsed().as_millis() as u64, Relaxed);
+        self.last_ms
+            .store(self.origin.elapsed().as_millis() as u64, Relaxed);
     }
     fn idle_deadline(&self, idle: Duration) -> Instant {
         self.origin + Duration::from_millis(self.last_ms.load(Relaxed)) + idle
@@ -67,7 +68,8 @@ pub(crate) async fn relay_loop(
         let existing = lock(&flows).get(&client).cloned();
         let flow = match existing {
             Some(flow) => flow,
-            None => match open_flow(client, &socket, &settings, &pool, &stats, &flows, &stop).await {
+            None => match open_flow(client, &socket, &settings, &pool, &stats, &flows, &stop).await
+            {
                 Some(flow) => flow,
                 None => continue,
             },

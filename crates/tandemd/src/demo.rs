@@ -15,8 +15,12 @@ pub async fn start_backends() -> anyhow::Result<Vec<(SocketAddr, SocketAddr)>> {
     let mut addrs = Vec::new();
     for n in 1..=BACKENDS {
         let name = format!("backend-{n}");
-        let tcp = TcpListener::bind("127.0.0.1:0").await.context("binding a demo backend")?;
-        let udp = UdpSocket::bind("127.0.0.1:0").await.context("binding a demo backend")?;
+        let tcp = TcpListener::bind("127.0.0.1:0")
+            .await
+            .context("binding a demo backend")?;
+        let udp = UdpSocket::bind("127.0.0.1:0")
+            .await
+            .context("binding a demo backend")?;
         addrs.push((tcp.local_addr()?, udp.local_addr()?));
         tokio::spawn(http_backend(tcp, name.clone()));
         tokio::spawn(udp_backend(udp, name));
@@ -80,9 +84,18 @@ pub async fn prepare(tcp_port: u16, udp_port: u16) -> anyhow::Result<Config> {
 
 /// What to type to try the demo.
 pub fn banner(config: &Config) -> String {
-    let tcp = config.cluster.listeners.iter().find(|l| l.name == "demo-tcp");
-    let udp = config.cluster.listeners.iter().find(|l| l.name == "demo-udp");
-    let mut s = String::from("tandem demo is running: 3 backends on loopback behind two listeners.\n\n");
+    let tcp = config
+        .cluster
+        .listeners
+        .iter()
+        .find(|l| l.name == "demo-tcp");
+    let udp = config
+        .cluster
+        .listeners
+        .iter()
+        .find(|l| l.name == "demo-udp");
+    let mut s =
+        String::from("tandem demo is running: 3 backends on loopback behind two listeners.\n\n");
     if let Some(l) = tcp {
         s.push_str(&format!(
             "  HTTP over TCP, round robin:  curl -s http://{}/   (repeat it: the backend changes)\n",

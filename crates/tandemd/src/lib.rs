@@ -38,7 +38,10 @@ impl Node {
             let targets = pool
                 .targets()
                 .into_iter()
-                .map(|(backend_id, address)| Target { backend_id, address })
+                .map(|(backend_id, address)| Target {
+                    backend_id,
+                    address,
+                })
                 .collect();
             let sink: Arc<dyn HealthSink> = pool;
             tandem_health::spawn_checks(&pool_config.name, check, targets, sink, checks.clone());

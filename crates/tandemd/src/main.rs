@@ -37,9 +37,7 @@ enum Command {
         print_config: bool,
     },
     /// Validate a config file; exit 1 with every problem (file, key path, what is wrong).
-    CheckConfig {
-        file: PathBuf,
-    },
+    CheckConfig { file: PathBuf },
 }
 
 fn main() -> ExitCode {
@@ -72,7 +70,11 @@ fn check_config(file: &std::path::Path) -> ExitCode {
                 file.display(),
                 cfg.cluster.listeners.len(),
                 cfg.cluster.pools.len(),
-                cfg.cluster.pools.iter().map(|p| p.backends.len()).sum::<usize>()
+                cfg.cluster
+                    .pools
+                    .iter()
+                    .map(|p| p.backends.len())
+                    .sum::<usize>()
             );
             ExitCode::SUCCESS
         }

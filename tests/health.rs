@@ -1,0 +1,186 @@
+//! Active health checks against real backends: down after `fall`, up after `rise`, and the
+//! panic threshold.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tandem_balance::Health;
+use tandem_tests::*;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+fn health_of(node: &tandemd::Node, id: &str) -> Health {
+    node.plane()
+        .pool("p")
+        .unwrap()
+        .snapshot()
+        .iter()
+        .find(|b| b.id == id)
+        .unwrap()
+        .health
+}
+
+#[tokio::test]
+async fn a_killed_backend_goes_down_after_fall_checks_and_returns_after_rise() {
+    let a = NameBackend::start("a").await;
+    let b = NameBackend::start("b").await;
+    let port = free_port();
+    let check = "[pool.health_check]\nkind = \"tcp\"\ninterval = \"100ms\"\ntimeout = \"100ms\"\nrise = 2\nfall = 3\n[pool.passive]\nconsecutive_failures = 0\n";
+    let node = start_node(&tcp_config(
+        port,
+        "round_robin",
+        &[("a", a.addr, 1), ("b", b.addr, 1)],
+        "connect_attempts = 1",
+        check,
+    ));
+    let proxy: SocketAddr = ([127, 0, 0, 1], port).into();
+
+    let b_addr = b.kill();
+    let killed_at = tokio::time::Instant::now();
+    assert!(
+        eventually(Duration::from_secs(5), || health_of(&node, "b")
+            == Health::Down)
+        .await,
+        "b marked down"
+    );
+    let took = killed_at.elapsed();
+    // fall = 3 at 100 ms: not before the third failed check (~200 ms after the first).
+    assert!(
+        took >= Duration::from_millis(150),
+        "marked down too early ({took:?}): fall not honoured"
+    );
+
+    for _ in 0..20 {
+        assert_eq!(
+            which_backend(proxy).await.as_deref(),
+            Some("a"),
+            "a down backend gets no new connections"
+        );
+    }
+
+    let b = NameBackend::start_on("b", b_addr).await;
+    let back_at = tokio::time::Instant::now();
+    assert!(
+        eventually(Duration::from_secs(5), || health_of(&node, "b")
+            == Health::Up)
+        .await,
+        "b back up"
+    );
+    assert!(
+        back_at.elapsed() >= Duration::from_millis(80),
+        "rise = 2 needs two passing checks"
+    );
+    let mut saw_b = false;
+    for _ in 0..6 {
+        saw_b |= which_backend(proxy).await.as_deref() == Some("b");
+    }
+    assert!(saw_b, "a recovered backend takes traffic again");
+    assert!(b.accepted() > 0);
+    node.shutdown_within(Duration::from_secs(1)).await;
+}
+
+/// An HTTP backend whose status code can be changed while it runs.
+async fn http_backend(status: Arc<AtomicU16>) -> SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut s, _)) = l.accept().await else {
+                continue;
+            };
+            let status = status.load(Ordering::SeqCst);
+            tokio::spawn(async move {
+                let mut buf = [0u8; 1024];
+                let _ = s.read(&mut buf).await;
+                let body = if status == 200 { "healthy" } else { "sick" };
+                let reply = format!(
+                    "HTTP/1.1 {status} X\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = s.write_all(reply.as_bytes()).await;
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn http_checks_judge_status_and_body() {
+    let status_a = Arc::new(AtomicU16::new(200));
+    let status_b = Arc::new(AtomicU16::new(200));
+    let a = http_backend(status_a.clone()).await;
+    let b = http_backend(status_b.clone()).await;
+    let port = free_port();
+    let check = "[pool.health_check]\nkind = \"http\"\npath = \"/health\"\nexpect_status = \"200-299\"\nexpect_body = \"healthy\"\ninterval = \"100ms\"\ntimeout = \"100ms\"\nrise = 1\nfall = 2\n";
+    let node = start_node(&tcp_config(
+        port,
+        "round_robin",
+        &[("a", a, 1), ("b", b, 1)],
+        "",
+        check,
+    ));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(health_of(&node, "b"), Health::Up);
+    status_b.store(503, Ordering::SeqCst);
+    assert!(
+        eventually(Duration::from_secs(5), || health_of(&node, "b")
+            == Health::Down)
+        .await
+    );
+    assert_eq!(health_of(&node, "a"), Health::Up);
+    status_b.store(200, Ordering::SeqCst);
+    assert!(
+        eventually(Duration::from_secs(5), || health_of(&node, "b")
+            == Health::Up)
+        .await
+    );
+    node.shutdown_within(Duration::from_secs(1)).await;
+}
+
+#[tokio::test]
+async fn in_panic_the_pool_balances_over_all_backends() {
+    // 3 backends, 2 of them failing their HTTP check but still serving TCP. With a panic
+    // threshold of 0.5, 1/3 healthy is below it: traffic goes to all three.
+    let good = Arc::new(AtomicU16::new(200));
+    let sick = Arc::new(AtomicU16::new(500));
+    let a = http_backend(good.clone()).await;
+    let b = http_backend(sick.clone()).await;
+    let c = http_backend(sick.clone()).await;
+    let port = free_port();
+    let check = "panic_threshold = 0.5\n[pool.health_check]\nkind = \"http\"\ninterval = \"100ms\"\ntimeout = \"100ms\"\nrise = 1\nfall = 1\n";
+    let node = start_node(&tcp_config(
+        port,
+        "round_robin",
+        &[("a", a, 1), ("b", b, 1), ("c", c, 1)],
+        "",
+        check,
+    ));
+    let pool = node.plane().pool("p").unwrap().clone();
+    assert!(
+        eventually(Duration::from_secs(5), || pool.in_panic()).await,
+        "pool enters panic mode"
+    );
+    let before: Vec<u64> = pool.snapshot().iter().map(|b| b.total_picks).collect();
+    for _ in 0..9 {
+        let mut s = tokio::net::TcpStream::connect(SocketAddr::from(([127, 0, 0, 1], port)))
+            .await
+            .unwrap();
+        s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let mut out = Vec::new();
+        let _ = tokio::time::timeout(Duration::from_secs(2), s.read_to_end(&mut out)).await;
+    }
+    let after: Vec<u64> = pool.snapshot().iter().map(|b| b.total_picks).collect();
+    for (i, (x, y)) in before.iter().zip(&after).enumerate() {
+        assert!(
+            y > x,
+            "backend {i} got traffic in panic mode: {before:?} -> {after:?}"
+        );
+    }
+    // Heal the sick ones: the pool leaves panic mode.
+    sick.store(200, Ordering::SeqCst);
+    assert!(eventually(Duration::from_secs(5), || !pool.in_panic()).await);
+    node.shutdown_within(Duration::from_secs(1)).await;
+}
