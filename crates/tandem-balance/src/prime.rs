@@ -7,8 +7,6 @@
 /// the configuration says. The next prime above 2^24.
 pub(crate) const MAX_TABLE_SIZE: usize = 16_777_259;
 
-// `is_multiple_of` needs Rust 1.87; the workspace's MSRV is 1.85.
-#[allow(clippy::manual_is_multiple_of)]
 pub(crate) fn is_prime(n: usize) -> bool {
     if n < 2 {
         return false;
@@ -16,12 +14,12 @@ pub(crate) fn is_prime(n: usize) -> bool {
     if n < 4 {
         return true;
     }
-    if n % 2 == 0 || n % 3 == 0 {
+    if n.is_multiple_of(2) || n.is_multiple_of(3) {
         return false;
     }
     let mut d = 5usize;
     while d.saturating_mul(d) <= n {
-        if n % d == 0 || n % (d + 2) == 0 {
+        if n.is_multiple_of(d) || n.is_multiple_of(d + 2) {
             return false;
         }
         d += 6;

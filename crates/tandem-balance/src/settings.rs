@@ -67,8 +67,8 @@ pub struct PoolSettings {
     pub seed: u64,
 }
 
-/// Fixed default seed ("tandem" in ASCII): runs are reproducible unless the
-/// operator sets a seed.
+/// Fixed default seed ("tandem" in ASCII), so runs are reproducible. The proxy seeds
+/// each pool from its name instead, so pools do not move in lockstep.
 pub const DEFAULT_SEED: u64 = 0x0074_616e_6465_6d00;
 
 impl Default for PoolSettings {

@@ -142,7 +142,9 @@ fn validate_pool(p: &mut Problems, at: &str, pool: &Pool) {
                 pool.maglev_table_size
             ),
         );
-    } else if (pool.maglev_table_size as usize) < pool.backends.len() * 10 {
+    } else if pool.algorithm == Algorithm::SourceIpHash
+        && (pool.maglev_table_size as usize) < pool.backends.len() * 10
+    {
         p.add(
             format!("{at}.maglev_table_size"),
             "must be at least 10 times the number of backends for an even spread",

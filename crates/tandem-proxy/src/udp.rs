@@ -158,6 +158,7 @@ async fn reply_loop(
     _active: ActiveGuard,
 ) {
     let mut buf = vec![0u8; MAX_DATAGRAM];
+    let mut answered = false;
     loop {
         let deadline = flow.idle_deadline(settings.idle_timeout);
         tokio::select! {
@@ -171,6 +172,11 @@ async fn reply_loop(
             r = flow.upstream.recv(&mut buf) => match r {
                 Ok(n) => {
                     flow.touch();
+                    if !answered {
+                        // The backend answers: clear its passive failure count once per flow.
+                        lease.succeeded();
+                        answered = true;
+                    }
                     match socket.send_to(&buf[..n], client).await {
                         Ok(_) => ListenerStats::add(&stats.bytes_out, n as u64),
                         Err(_) => ListenerStats::bump(&stats.dropped_datagrams),
