@@ -7,6 +7,8 @@ mod duration;
 mod error;
 mod model;
 mod validate;
+mod validate_vrrp;
+pub mod vrrp;
 
 pub use duration::{format_duration, parse_duration, HumanDuration};
 pub use error::{ConfigError, Problem};
@@ -28,6 +30,8 @@ struct FileConfig {
     listener: Vec<Listener>,
     #[serde(default)]
     pool: Vec<Pool>,
+    #[serde(default)]
+    vip_group: Vec<vrrp::VipGroup>,
 }
 
 fn one() -> u64 {
@@ -61,10 +65,15 @@ pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
             version: file.version,
             listeners: file.listener,
             pools: file.pool,
+            vip_groups: file.vip_group,
         },
     };
     let mut problems = validate::validate_node(&config.node);
     problems.extend(validate_cluster(&config.cluster));
+    problems.extend(validate_vrrp::validate_node_vrrp(
+        &config.node,
+        &config.cluster,
+    ));
     if problems.is_empty() {
         Ok(config)
     } else {
@@ -79,6 +88,7 @@ pub fn to_toml(config: &Config) -> String {
         version: config.cluster.version,
         listener: config.cluster.listeners.clone(),
         pool: config.cluster.pools.clone(),
+        vip_group: config.cluster.vip_groups.clone(),
     };
     toml::to_string_pretty(&file).expect("the config model always serializes to TOML")
 }

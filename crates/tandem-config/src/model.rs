@@ -5,6 +5,7 @@
 //! plain serde value with a `version`, so that a later Raft layer can replicate it as is.
 
 use crate::duration::HumanDuration;
+use crate::vrrp::{NodeVrrp, VipGroup};
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -32,6 +33,9 @@ pub struct NodeConfig {
     /// On SIGTERM: how long in-flight connections may run before the process exits anyway.
     #[serde(default = "default_drain_timeout")]
     pub drain_timeout: HumanDuration,
+    /// This node's VRRP speaker (absent: no VIP on this node).
+    #[serde(default)]
+    pub vrrp: Option<NodeVrrp>,
 }
 
 impl Default for NodeConfig {
@@ -41,6 +45,7 @@ impl Default for NodeConfig {
             data_dir: default_data_dir(),
             admin_socket: default_admin_socket(),
             drain_timeout: default_drain_timeout(),
+            vrrp: None,
         }
     }
 }
@@ -56,6 +61,8 @@ pub struct ClusterConfig {
     pub listeners: Vec<Listener>,
     #[serde(default, rename = "pool")]
     pub pools: Vec<Pool>,
+    #[serde(default, rename = "vip_group")]
+    pub vip_groups: Vec<VipGroup>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]

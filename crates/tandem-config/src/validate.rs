@@ -8,10 +8,10 @@ use std::collections::{HashMap, HashSet};
 /// Largest Maglev table accepted: bigger tables cost memory for no practical gain.
 const MAX_MAGLEV_TABLE: u32 = 1_000_003;
 
-struct Problems(Vec<Problem>);
+pub(crate) struct Problems(pub(crate) Vec<Problem>);
 
 impl Problems {
-    fn add(&mut self, path: impl Into<String>, message: impl Into<String>) {
+    pub(crate) fn add(&mut self, path: impl Into<String>, message: impl Into<String>) {
         self.0.push(Problem {
             path: path.into(),
             line: None,
@@ -35,12 +35,13 @@ pub(crate) fn validate_node(node: &NodeConfig) -> Vec<Problem> {
 /// Validates the cluster-wide half; an empty list means it is good.
 pub fn validate_cluster(cfg: &ClusterConfig) -> Vec<Problem> {
     let mut p = Problems(Vec::new());
-    if cfg.listeners.is_empty() {
+    if cfg.listeners.is_empty() && cfg.vip_groups.is_empty() {
         p.add(
             "listener",
-            "no listener defined; add at least one [[listener]]",
+            "no listener defined (and no vip_group); add at least one [[listener]]",
         );
     }
+    crate::validate_vrrp::validate_groups(&mut p.0, &cfg.vip_groups);
     let pool_names: HashMap<&str, usize> = cfg
         .pools
         .iter()
@@ -257,7 +258,7 @@ fn validate_check(p: &mut Problems, at: &str, c: &HealthCheck) {
 }
 
 /// Names and ids appear in logs, metrics labels and URLs: keep them plain.
-fn check_name(p: &mut Problems, at: &str, name: &str) {
+pub(crate) fn check_name(p: &mut Problems, at: &str, name: &str) {
     let ok = !name.is_empty()
         && name.len() <= 64
         && name

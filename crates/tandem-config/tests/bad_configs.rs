@@ -226,3 +226,113 @@ fn a_config_survives_a_round_trip_through_toml() {
     let text = tandem_config::to_toml(&cfg);
     assert_eq!(parse(&text, "again.toml").unwrap(), cfg);
 }
+
+const VRRP: &str = r#"
+[node]
+id = "lb1"
+[node.vrrp]
+interface = "eth1"
+[[node.vrrp.instance]]
+group = "front"
+priority = 150
+[[node.vrrp.instance.track]]
+kind = "pool"
+pool = "web"
+weight = -60
+
+[[vip_group]]
+name = "front"
+vrid = 51
+addresses = ["198.51.100.100/24"]
+advert_interval = "100ms"
+"#;
+
+#[test]
+fn a_vrrp_config_parses_with_defaults() {
+    let text = format!("{VRRP}{}", GOOD.replace("[node]\nid = \"lb1\"\n", ""));
+    let cfg = parse(&text, "vrrp.toml").unwrap_or_else(|e| panic!("{e}"));
+    let v = cfg.node.vrrp.as_ref().unwrap();
+    assert_eq!(v.garp_count, 5);
+    assert_eq!(v.instances[0].priority, 150);
+    assert!(cfg.cluster.vip_groups[0].preempt);
+    assert_eq!(
+        tandem_config::vrrp::parse_vip("198.51.100.100/24"),
+        Some(("198.51.100.100".parse().unwrap(), 24))
+    );
+}
+
+#[test]
+fn bad_vrrp_configs_are_refused_with_their_key_path() {
+    let base = format!("{VRRP}{}", GOOD.replace("[node]\nid = \"lb1\"\n", ""));
+    let cases = [
+        (
+            base.replace("vrid = 51", "vrid = 0"),
+            "vip_group[0].vrid",
+            "between 1 and 255",
+        ),
+        (
+            base.replace("vrid = 51", "vrid = 256"),
+            "vip_group[0].vrid",
+            "invalid value",
+        ),
+        (
+            base.replace("198.51.100.100/24", "198.51.100.300"),
+            "vip_group[0].addresses[0]",
+            "not an IPv4",
+        ),
+        (
+            base.replace("\"100ms\"", "\"105ms\""),
+            "vip_group[0].advert_interval",
+            "steps of 10ms",
+        ),
+        (
+            base.replace("group = \"front\"", "group = \"back\""),
+            "node.vrrp.instance[0].group",
+            "no vip_group named \"back\"",
+        ),
+        (
+            base.replace("priority = 150", "priority = 0"),
+            "node.vrrp.instance[0].priority",
+            "reserved",
+        ),
+        (
+            base.replace("pool = \"web\"\nweight", "pool = \"nope\"\nweight"),
+            "node.vrrp.instance[0].track[0].pool",
+            "no pool named",
+        ),
+        (
+            base.replace("weight = -60", "weight = 0"),
+            "node.vrrp.instance[0].track[0].weight",
+            "not 0",
+        ),
+        (
+            base.replace(
+                "interface = \"eth1\"",
+                "interface = \"a-very-long-interface-name\"",
+            ),
+            "node.vrrp.interface",
+            "not a valid interface",
+        ),
+        (
+            base.replace("kind = \"pool\"", "kind = \"magic\""),
+            "node.vrrp.instance[0].track[0].kind",
+            "unknown variant `magic`",
+        ),
+    ];
+    let mut failures = Vec::new();
+    for (text, path, words) in cases {
+        match parse(&text, "bad.toml") {
+            Ok(_) => failures.push(format!("{path}: accepted")),
+            Err(e) => {
+                if !e
+                    .problems
+                    .iter()
+                    .any(|p| p.path == path && p.message.contains(words))
+                {
+                    failures.push(format!("{path} / {words}: got {e}"));
+                }
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}

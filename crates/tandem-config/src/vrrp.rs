@@ -1,0 +1,164 @@
+//! VRRP settings. What every node must agree on (VRID, addresses, interval, preemption)
+//! is cluster-wide: `[[vip_group]]`. What differs per node (interface, priority, peers,
+//! trackers, hooks) is node-local: `[node.vrrp]` and its `[[node.vrrp.instance]]`s.
+
+use crate::duration::HumanDuration;
+use serde::{Deserialize, Serialize};
+use std::net::Ipv4Addr;
+
+/// A virtual address set that one node at a time holds (one VRRP virtual router).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VipGroup {
+    pub name: String,
+    /// VRRP virtual router id, 1..=255, unique on the network segment.
+    pub vrid: u8,
+    /// Addresses with an optional prefix length: "198.51.100.100/24" (default /32).
+    pub addresses: Vec<String>,
+    /// How often the master advertises (sent in centiseconds: 10ms steps, 10ms..40.95s).
+    #[serde(default = "default_advert_interval")]
+    pub advert_interval: HumanDuration,
+    /// A higher-priority node takes the VIP back from a lower-priority master.
+    #[serde(default = "default_true")]
+    pub preempt: bool,
+    /// After start-up, wait this long before preempting (lets a rebooted node settle).
+    #[serde(default)]
+    pub preempt_delay: HumanDuration,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Fencing {
+    /// Plain VRRP, keepalived semantics: no split-brain protection.
+    #[default]
+    None,
+}
+
+/// This node's VRRP settings.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeVrrp {
+    /// Default interface for instances that do not name one.
+    pub interface: String,
+    #[serde(default)]
+    pub fencing: Fencing,
+    /// Send adverts to these peers instead of multicast 224.0.0.18, and accept only theirs.
+    #[serde(default)]
+    pub unicast_peers: Vec<Ipv4Addr>,
+    /// Source address of adverts (default: the interface's first IPv4 address).
+    #[serde(default)]
+    pub source: Option<Ipv4Addr>,
+    /// Gratuitous ARPs sent on becoming master, back to back.
+    #[serde(default = "default_garp_count")]
+    pub garp_count: u32,
+    /// A second burst this long after becoming master (0s = none), as keepalived does.
+    #[serde(default = "default_garp_repeat")]
+    pub garp_repeat_after: HumanDuration,
+    /// While master, re-announce every so often (0s = never).
+    #[serde(default = "default_garp_refresh")]
+    pub garp_refresh: HumanDuration,
+    /// Commands run (with `sh -c`) in order on every state change, each awaited up to
+    /// `hook_timeout`. Environment: TANDEM_INSTANCE, TANDEM_OLD_STATE, TANDEM_NEW_STATE,
+    /// TANDEM_REASON.
+    #[serde(default)]
+    pub hooks: Vec<String>,
+    #[serde(default = "default_hook_timeout")]
+    pub hook_timeout: HumanDuration,
+    #[serde(default, rename = "instance")]
+    pub instances: Vec<VrrpInstance>,
+}
+
+/// This node's part in one VIP group.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VrrpInstance {
+    /// The `[[vip_group]]` this instance speaks for.
+    pub group: String,
+    /// 1..=254; 255 means this node owns the addresses (takes them at once).
+    pub priority: u8,
+    #[serde(default)]
+    pub interface: Option<String>,
+    #[serde(default, rename = "track")]
+    pub tracks: Vec<Track>,
+}
+
+/// A condition that lowers (negative weight) or raises the priority while it holds.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, tag = "kind", rename_all = "lowercase")]
+pub enum Track {
+    /// Applies `weight` while fewer than `min_healthy_share` of the pool's backends are up.
+    Pool {
+        pool: String,
+        #[serde(default = "default_min_share")]
+        min_healthy_share: f64,
+        weight: i32,
+    },
+    /// Runs `command` every `interval`; applies `weight` while it fails (exit code ≠ 0),
+    /// after `fall` failures in a row, until `rise` successes in a row.
+    Script {
+        command: String,
+        #[serde(default = "default_track_interval")]
+        interval: HumanDuration,
+        #[serde(default = "default_track_timeout")]
+        timeout: HumanDuration,
+        #[serde(default = "default_one")]
+        rise: u32,
+        #[serde(default = "default_one")]
+        fall: u32,
+        weight: i32,
+    },
+    /// Applies `weight` while this interface is down.
+    Interface { interface: String, weight: i32 },
+}
+
+impl Track {
+    pub fn weight(&self) -> i32 {
+        match self {
+            Track::Pool { weight, .. }
+            | Track::Script { weight, .. }
+            | Track::Interface { weight, .. } => *weight,
+        }
+    }
+}
+
+/// "198.51.100.100/24" → (address, 24); "198.51.100.100" → (address, 32).
+pub fn parse_vip(text: &str) -> Option<(Ipv4Addr, u8)> {
+    let (addr, len) = match text.split_once('/') {
+        Some((a, l)) => (a, l.parse().ok()?),
+        None => (text, 32),
+    };
+    let ip: Ipv4Addr = addr.parse().ok()?;
+    (len <= 32 && !ip.is_unspecified() && !ip.is_multicast() && !ip.is_broadcast())
+        .then_some((ip, len))
+}
+
+fn default_advert_interval() -> HumanDuration {
+    HumanDuration::from_secs(1)
+}
+fn default_true() -> bool {
+    true
+}
+fn default_garp_count() -> u32 {
+    5
+}
+fn default_garp_repeat() -> HumanDuration {
+    HumanDuration::from_secs(5)
+}
+fn default_garp_refresh() -> HumanDuration {
+    HumanDuration::from_secs(60)
+}
+fn default_hook_timeout() -> HumanDuration {
+    HumanDuration::from_secs(10)
+}
+fn default_min_share() -> f64 {
+    0.5
+}
+fn default_track_interval() -> HumanDuration {
+    HumanDuration::from_secs(2)
+}
+fn default_track_timeout() -> HumanDuration {
+    HumanDuration::from_secs(1)
+}
+fn default_one() -> u32 {
+    1
+}
