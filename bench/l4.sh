@@ -4,8 +4,21 @@
 # never fails on a number, only when something could not be started or measured.
 #
 # Usage: bench/l4.sh [--duration 10] [--connections 50] [--threads 1] [--warmup 2]
-#                    [--proxy-cpu 1] [--load-cpu 0] [--no-pin] [--base-port 18080]
-#                    [--haproxy-splice] [--keep-tmp]
+#                    [--rounds 1] [--proxy-cpu 1] [--load-cpu 0] [--no-pin]
+#                    [--base-port 18080] [--haproxy-splice] [--keep-tmp]
+#
+#   --duration S      seconds of each measured wrk run (default 10)
+#   --connections N   wrk connections (default 50); --threads N: wrk threads (default 1)
+#   --warmup S        seconds of an unmeasured wrk run before each measured one (default 2)
+#   --rounds N        repeat the whole matrix N times, each round starting with another
+#                     target, and report medians (default 1; use 3+ on a noisy machine)
+#   --proxy-cpu/--load-cpu  the CPU of the proxies, and of nginx and wrk (default 1 and 0)
+#   --no-pin          no taskset at all
+#   --base-port P     ports P (nginx), P+1 (HAProxy), P+2 (tandem), P+3 (HAProxy splice)
+#   --haproxy-splice  also measure HAProxy with `option splice-auto` (1 MiB scenario only)
+#   --keep-tmp        keep the temporary directory (configs, logs, raw wrk output)
+#
+# Total time: about rounds x 6 x (warmup + duration) seconds, plus a few seconds.
 #
 # Two scenarios, each against three targets (the backend directly, HAProxy, tandem):
 #   small  GET /ok over keep-alive, a 3-byte body: requests/s and p99 latency
@@ -34,6 +47,7 @@ LOAD_CPU=0
 PIN=1
 BASE_PORT=18080
 SPLICE=0
+ROUNDS=1
 KEEP_TMP=0
 TANDEMD="${TANDEMD:-$ROOT/target/release/tandemd}"
 
@@ -59,16 +73,19 @@ while [ $# -gt 0 ]; do
     --no-pin) PIN=0; shift ;;
     --base-port) BASE_PORT="${2:?}"; shift 2 ;;
     --haproxy-splice) SPLICE=1; shift ;;
+    --rounds) ROUNDS="${2:?}"; shift 2 ;;
     --keep-tmp) KEEP_TMP=1; shift ;;
     -h | --help) usage; exit 0 ;;
     *) die "unknown argument '$1' (see --help)" ;;
     esac
 done
-for v in DURATION CONNECTIONS THREADS WARMUP PROXY_CPU LOAD_CPU BASE_PORT; do
+for v in DURATION CONNECTIONS THREADS WARMUP PROXY_CPU LOAD_CPU BASE_PORT ROUNDS; do
     is_uint "${!v}" || die "--$(echo "$v" | tr 'A-Z_' 'a-z-') must be a whole number, got '${!v}'"
 done
 [ "$DURATION" -ge 1 ] || die "--duration must be at least 1"
 [ "$THREADS" -ge 1 ] || die "--threads must be at least 1"
+[ "$ROUNDS" -ge 1 ] || die "--rounds must be at least 1"
+[ "$CONNECTIONS" -le 4000 ] || die "--connections must be at most 4000 (both proxies allow 4096 connections)"
 [ "$CONNECTIONS" -ge "$THREADS" ] || die "--connections must be at least --threads (wrk needs one per thread)"
 [ "$BASE_PORT" -ge 1024 ] && [ "$BASE_PORT" -le 65500 ] || die "--base-port must be in 1024..65500"
 
@@ -125,10 +142,11 @@ done
 # ---------------------------------------------------------------- temp dir, processes, cleanup
 TMP="$(mktemp -d "${TMPDIR:-/tmp}/tandem-l4-bench.XXXXXX")"
 declare -a PIDS=()   # everything we started, in start order
-declare -A NAME_OF=()
+WRK_PID=""          # the wrk run under way, if any
 
 stop_pid() { # TERM, then KILL after 5 s; also the direct children (nginx's worker)
     local pid="$1" kids="" i
+    STOPPED_STATUS="already gone"
     kill -0 "$pid" 2>/dev/null || return 0
     kids="$(cat "/proc/$pid/task/$pid/children" 2>/dev/null || true)"
     kill -TERM "$pid" 2>/dev/null || true
@@ -137,7 +155,8 @@ stop_pid() { # TERM, then KILL after 5 s; also the direct children (nginx's work
         sleep 0.1
     done
     kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
+    STOPPED_STATUS=0
+    wait "$pid" 2>/dev/null || STOPPED_STATUS=$?
     for k in $kids; do
         kill -0 "$k" 2>/dev/null && kill -KILL "$k" 2>/dev/null || true
     done
@@ -146,6 +165,7 @@ stop_pid() { # TERM, then KILL after 5 s; also the direct children (nginx's work
 cleanup() {
     local rc=$? i
     trap - EXIT INT TERM
+    [ -n "$WRK_PID" ] && stop_pid "$WRK_PID"
     for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do
         stop_pid "${PIDS[$i]}"
     done
@@ -166,7 +186,6 @@ start() { # start NAME CPU LOGFILE [ENV=VAL...] CMD...: background, PID recorded
     (on_cpu "$cpu" "$@") >"$log" 2>&1 &
     local pid=$!
     PIDS+=("$pid")
-    NAME_OF[$pid]="$name"
     eval "PID_$name=$pid"
 }
 
@@ -226,7 +245,7 @@ haproxy_config() { # haproxy_config PORT EXTRA_DEFAULTS_LINE
     cat <<EOF
 global
     nbthread 1
-    maxconn 20000
+    maxconn 4096
 defaults
     mode tcp
     timeout connect 5s
@@ -264,7 +283,7 @@ drain_timeout = "1s"
 name = "bench"
 bind = "127.0.0.1:$P_TANDEM"
 pool = "nginx"
-max_connections = 20000
+max_connections = 4096
 
 [[pool]]
 name = "nginx"
@@ -316,79 +335,143 @@ cpu_ticks() { # utime+stime of a whole process (all threads), in clock ticks
     # The command name (field 2) is in parentheses and may hold spaces: cut after ')'.
     awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$pid/stat"
 }
+cpu_snapshot() { # "user nice system idle iowait irq softirq steal" of the two pinned CPUs
+    awk -v a="cpu$LOAD_CPU" -v b="cpu$PROXY_CPU" '$1 == a { la = $2" "$3" "$4" "$5" "$6" "$7" "$8" "$9 }
+        $1 == b { lb = $2" "$3" "$4" "$5" "$6" "$7" "$8" "$9 } END { print la; print lb }' /proc/stat
+}
+cpu_busy() { # cpu_busy BEFORE AFTER: "busy% steal%" of one CPU between two snapshot lines
+    awk -v x="$1" -v y="$2" 'BEGIN {
+        n = split(x, a, " "); split(y, b, " "); t = 0
+        for (i = 1; i <= n; i++) { d[i] = b[i] - a[i]; t += d[i] }
+        if (t <= 0) { print "\t"; exit }
+        printf "%.0f %.0f\n", (d[1] + d[2] + d[3] + d[6] + d[7]) / t * 100, d[8] / t * 100 }'
+}
 vm_hwm_kib() { awk '/^VmHWM:/ { print $2 }' "/proc/$1/status"; }
 threads_of() { awk '/^Threads:/ { print $2 }' "/proc/$1/status"; }
 
 run_wrk() { # run_wrk SECONDS URL OUTFILE
     local secs="$1" url="$2" out="$3"
-    # wrk ends on its own after -d; the outer timeout only guards against a hang.
+    local status=0
+    # wrk ends on its own after -d; the outer timeout only guards against a hang. It runs in
+    # the background so that a signal to this script stops it at once (see cleanup).
     (on_cpu "$LOAD_CPU" timeout --kill-after=5 $((secs + 30)) \
         "$WRK" -t "$THREADS" -c "$CONNECTIONS" -d "${secs}s" --latency -s "$TMP/report.lua" "$url") \
-        >"$out" 2>&1 || { cat "$out" >&2; die "wrk failed against $url"; }
+        >"$out" 2>&1 &
+    WRK_PID=$!
+    wait "$WRK_PID" || status=$?
+    WRK_PID=""
+    [ "$status" = 0 ] || { cat "$out" >&2; die "wrk failed against $url (exit status $status)"; }
 }
 
 declare -A URL_PATH=([small]=/ok [1mib]=/1m)
 SCENARIOS=(small 1mib)
-declare -A R=() # R[scenario,target,field]
+declare -A R=() # R[scenario,target,field,round] per run; R[scenario,target,field] over rounds
 RAW="$TMP/raw.md"
 : >"$RAW"
+ROUND_ROWS=()
 
-n_runs=$((${#SCENARIOS[@]} * ${#TARGETS[@]}))
-echo "tandem L4 benchmark: ${#SCENARIOS[@]} scenarios x ${#TARGETS[@]} targets, ${WARMUP}s warm-up + ${DURATION}s each (about $((n_runs * (WARMUP + DURATION)))s)"
+wanted() { ! { [ "$2" = haproxy-splice ] && [ "$1" = small ]; }; } # splice: bulk transfer only
+
+n_runs=0
+for s in "${SCENARIOS[@]}"; do for t in "${TARGETS[@]}"; do wanted "$s" "$t" && n_runs=$((n_runs + 1)); done; done
+n_runs=$((n_runs * ROUNDS))
+echo "tandem L4 benchmark: $n_runs runs of ${WARMUP}s warm-up + ${DURATION}s (about $((n_runs * (WARMUP + DURATION)))s)"
 echo "wrk -t $THREADS -c $CONNECTIONS; pinning: $([ "$PIN" = 1 ] && echo "proxies on CPU $PROXY_CPU, nginx and wrk on CPU $LOAD_CPU" || echo off)"
-echo "tandemd $PID_tandemd threads=$(threads_of "$PID_tandemd"), haproxy $PID_haproxy threads=$(threads_of "$PID_haproxy")"
 
+measure() { # measure SCENARIO TARGET ROUND: one warm-up and one measured wrk run
+    local s="$1" t="$2" r="$3" url pid c0 c1 out line kv secs st0 st1 k
+    url="http://127.0.0.1:${PORT_OF[$t]}${URL_PATH[$s]}"
+    pid="${PID_OF[$t]}"
+    printf '  %-6s %-15s ' "$s" "$t"
+    if [ "$WARMUP" -gt 0 ]; then
+        run_wrk "$WARMUP" "$url" "$TMP/warmup.out"
+    fi
+    if [ -n "$pid" ]; then
+        # Reset the peak RSS to the current RSS (Linux >= 4.0), so VmHWM is this run's peak.
+        echo 5 >"/proc/$pid/clear_refs" 2>/dev/null || true
+    fi
+    c0="$(cpu_ticks "$pid")"
+    mapfile -t st0 < <(cpu_snapshot)
+    out="$TMP/wrk-$s-$t-$r.out"
+    run_wrk "$DURATION" "$url" "$out"
+    mapfile -t st1 < <(cpu_snapshot)
+    c1="$(cpu_ticks "$pid")"
+    read -r "R[$s,$t,load_busy,$r]" "R[$s,$t,load_steal,$r]" < <(cpu_busy "${st0[0]}" "${st1[0]}")
+    read -r "R[$s,$t,proxy_busy,$r]" "R[$s,$t,proxy_steal,$r]" < <(cpu_busy "${st0[1]}" "${st1[1]}")
+    R[$s,$t,rss_kib,$r]=""
+    if [ -n "$pid" ]; then
+        kill -0 "$pid" 2>/dev/null || die "$t (pid $pid) died during the run"
+        R[$s,$t,rss_kib,$r]="$(vm_hwm_kib "$pid")"
+    fi
+    line="$(grep '^WRKRESULT ' "$out")" || { cat "$out" >&2; die "no result from wrk against $url"; }
+    for kv in ${line#WRKRESULT }; do
+        R[$s,$t,${kv%%=*},$r]="${kv#*=}"
+    done
+    secs="$(awk -v us="${R[$s,$t,duration_us,$r]}" 'BEGIN { printf "%.6f", us / 1e6 }')"
+    R[$s,$t,rps,$r]="$(awk -v n="${R[$s,$t,requests,$r]}" -v d="$secs" 'BEGIN { printf "%.0f", n / d }')"
+    R[$s,$t,mibps,$r]="$(awk -v b="${R[$s,$t,bytes,$r]}" -v d="$secs" 'BEGIN { printf "%.1f", b / d / 1048576 }')"
+    R[$s,$t,cpu,$r]=""
+    if [ -n "$pid" ]; then
+        R[$s,$t,cpu,$r]="$(awk -v a="$c0" -v b="$c1" -v hz="$CLK_TCK" -v d="$secs" 'BEGIN { printf "%.0f", (b - a) / hz / d * 100 }')"
+    fi
+    R[$s,$t,errors,$r]=0
+    for k in connect read write status timeout; do
+        R[$s,$t,errors,$r]=$((${R[$s,$t,errors,$r]} + ${R[$s,$t,$k,$r]}))
+    done
+    printf '%s req/s, p99 %s ms, %s MiB/s, errors %s\n' "${R[$s,$t,rps,$r]}" \
+        "$(awk -v u="${R[$s,$t,p99_us,$r]}" 'BEGIN { printf "%.2f", u / 1000 }')" \
+        "${R[$s,$t,mibps,$r]}" "${R[$s,$t,errors,$r]}"
+    ROUND_ROWS+=("$s"$'\t'"$t"$'\t'"$r"$'\t'"${R[$s,$t,rps,$r]}"$'\t'"$(awk -v u="${R[$s,$t,p99_us,$r]}" 'BEGIN { printf "%.2f ms", u / 1000 }')"$'\t'"${R[$s,$t,mibps,$r]}"$'\t'"${R[$s,$t,errors,$r]}")
+    {
+        echo "#### $s → $t$([ "$ROUNDS" -gt 1 ] && echo ", round $r")"
+        echo
+        echo '```'
+        grep -v '^WRKRESULT ' "$out"
+        echo '```'
+        echo
+    } >>"$RAW"
+}
+
+for ((r = 1; r <= ROUNDS; r++)); do
+    [ "$ROUNDS" -gt 1 ] && echo " round $r of $ROUNDS"
+    # Each round starts with a different target, so slow drifts of a shared machine do not
+    # always hit the same one.
+    order=()
+    for ((i = 0; i < ${#TARGETS[@]}; i++)); do
+        order+=("${TARGETS[$(((i + r - 1) % ${#TARGETS[@]}))]}")
+    done
+    for s in "${SCENARIOS[@]}"; do
+        for t in "${order[@]}"; do
+            wanted "$s" "$t" && measure "$s" "$t" "$r"
+        done
+    done
+done
+
+median() { # median of the arguments (empty ones ignored); empty if none
+    printf '%s\n' "$@" | awk 'NF' | sort -g | awk '{ v[NR] = $1 } END {
+        if (NR == 0) exit
+        if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
 for s in "${SCENARIOS[@]}"; do
     for t in "${TARGETS[@]}"; do
-        # haproxy-splice only matters for the bulk transfer.
-        [ "$t" = haproxy-splice ] && [ "$s" = small ] && continue
-        url="http://127.0.0.1:${PORT_OF[$t]}${URL_PATH[$s]}"
-        pid="${PID_OF[$t]}"
-        printf '  %-6s %-15s ' "$s" "$t"
-        if [ "$WARMUP" -gt 0 ]; then
-            run_wrk "$WARMUP" "$url" "$TMP/warmup.out"
-        fi
-        if [ -n "$pid" ]; then
-            # Reset the peak RSS to the current RSS (Linux >= 4.0), so VmHWM is this run's peak.
-            echo 5 >"/proc/$pid/clear_refs" 2>/dev/null || true
-        fi
-        c0="$(cpu_ticks "$pid")"
-        out="$TMP/wrk-$s-$t.out"
-        run_wrk "$DURATION" "$url" "$out"
-        c1="$(cpu_ticks "$pid")"
-        if [ -n "$pid" ]; then
-            kill -0 "$pid" 2>/dev/null || die "$t (pid $pid) died during the run"
-            R[$s,$t,rss_kib]="$(vm_hwm_kib "$pid")"
-        else
-            R[$s,$t,rss_kib]=""
-        fi
-        line="$(grep '^WRKRESULT ' "$out")" || { cat "$out" >&2; die "no result from wrk against $url"; }
-        for kv in ${line#WRKRESULT }; do
-            R[$s,$t,${kv%%=*}]="${kv#*=}"
+        wanted "$s" "$t" || continue
+        for f in rps mibps p99_us rss_kib cpu load_busy load_steal proxy_busy proxy_steal; do
+            vals=()
+            for ((r = 1; r <= ROUNDS; r++)); do vals+=("${R[$s,$t,$f,$r]}"); done
+            R[$s,$t,$f]="$(median "${vals[@]}")"
         done
-        secs="$(awk -v us="${R[$s,$t,duration_us]}" 'BEGIN { printf "%.6f", us / 1e6 }')"
-        R[$s,$t,rps]="$(awk -v n="${R[$s,$t,requests]}" -v d="$secs" 'BEGIN { printf "%.0f", n / d }')"
-        R[$s,$t,mibps]="$(awk -v b="${R[$s,$t,bytes]}" -v d="$secs" 'BEGIN { printf "%.1f", b / d / 1048576 }')"
+        for f in errors connect read write status timeout; do
+            R[$s,$t,$f]=0
+            for ((r = 1; r <= ROUNDS; r++)); do R[$s,$t,$f]=$((${R[$s,$t,$f]} + ${R[$s,$t,$f,$r]})); done
+        done
+        R[$s,$t,rps]="$(awk -v x="${R[$s,$t,rps]}" 'BEGIN { printf "%.0f", x }')"
+        R[$s,$t,mibps]="$(awk -v x="${R[$s,$t,mibps]}" 'BEGIN { printf "%.1f", x }')"
         R[$s,$t,p99_ms]="$(awk -v u="${R[$s,$t,p99_us]}" 'BEGIN { printf "%.2f", u / 1000 }')"
-        R[$s,$t,errors]=$((${R[$s,$t,connect]} + ${R[$s,$t,read]} + ${R[$s,$t,write]} + ${R[$s,$t,status]} + ${R[$s,$t,timeout]}))
-        if [ -n "$pid" ]; then
-            R[$s,$t,cpu]="$(awk -v a="$c0" -v b="$c1" -v hz="$CLK_TCK" -v d="$secs" 'BEGIN { printf "%.0f%%", (b - a) / hz / d * 100 }')"
-        else
-            R[$s,$t,cpu]=""
-        fi
-        echo "${R[$s,$t,rps]} req/s, p99 ${R[$s,$t,p99_ms]} ms, ${R[$s,$t,mibps]} MiB/s, errors ${R[$s,$t,errors]}"
-        {
-            echo "#### $s → $t"
-            echo
-            echo '```'
-            grep -v '^WRKRESULT ' "$out"
-            echo '```'
-            echo
-        } >>"$RAW"
     done
 done
 
 # ---------------------------------------------------------------- the table
+pct() { [ -n "$1" ] && awk -v x="$1" 'BEGIN { printf "%.0f%%", x }' || echo "-"; }
 fmt_rss() { [ -n "$1" ] && awk -v k="$1" 'BEGIN { printf "%.1f MiB", k / 1024 }' || echo "-"; }
 ratio() { # ratio A B: A/B as "0.97×", or "-" when either is missing or B is zero
     awk -v a="$1" -v b="$2" 'BEGIN { if (a == "" || b == "" || b + 0 == 0) print "-"; else printf "%.2f×\n", a / b }'
@@ -406,23 +489,35 @@ ROWS=()
 add_row() { local IFS=$'\t'; ROWS+=("$*"); }
 for s in "${SCENARIOS[@]}"; do
     for t in "${TARGETS[@]}"; do
-        [ "$t" = haproxy-splice ] && [ "$s" = small ] && continue
+        wanted "$s" "$t" || continue
         add_row "$s" "$t" "${R[$s,$t,rps]}" "${R[$s,$t,p99_ms]} ms" "${R[$s,$t,mibps]}" \
-            "$(fmt_rss "${R[$s,$t,rss_kib]}")" "${R[$s,$t,cpu]:--}" "$(errs_detail "$s" "$t")"
+            "$(fmt_rss "${R[$s,$t,rss_kib]}")" "$(pct "${R[$s,$t,cpu]}")" "$(errs_detail "$s" "$t")"
     done
     add_row "$s" "tandem/haproxy" \
         "$(ratio "${R[$s,tandem,rps]}" "${R[$s,haproxy,rps]}")" \
         "$(ratio "${R[$s,tandem,p99_us]}" "${R[$s,haproxy,p99_us]}")" \
         "$(ratio "${R[$s,tandem,mibps]}" "${R[$s,haproxy,mibps]}")" \
         "$(ratio "${R[$s,tandem,rss_kib]}" "${R[$s,haproxy,rss_kib]}")" \
-        "$(ratio "${R[$s,tandem,cpu]%\%}" "${R[$s,haproxy,cpu]%\%}")" \
+        "$(ratio "${R[$s,tandem,cpu]}" "${R[$s,haproxy,cpu]}")" \
         ""
 done
 
-print_text_table() {
+# Whole-CPU load during each measured run (every process on the machine, not only ours):
+# tells whether the proxy or the load side (nginx + wrk) was the bottleneck.
+CPU_HEADER=(scenario target "CPU $LOAD_CPU busy (nginx+wrk)" "CPU $LOAD_CPU steal" "CPU $PROXY_CPU busy (proxy)" "CPU $PROXY_CPU steal")
+CPU_ROWS=()
+for s in "${SCENARIOS[@]}"; do
+    for t in "${TARGETS[@]}"; do
+        wanted "$s" "$t" || continue
+        CPU_ROWS+=("$s"$'\t'"$t"$'\t'"$(pct "${R[$s,$t,load_busy]}")"$'\t'"$(pct "${R[$s,$t,load_steal]}")"$'\t'"$(pct "${R[$s,$t,proxy_busy]}")"$'\t'"$(pct "${R[$s,$t,proxy_steal]}")")
+    done
+done
+
+print_text_table() { # print_text_table HEADER_ARRAY_NAME ROWS_ARRAY_NAME
+    local -n hdr="$1" rows="$2"
     {
-        (IFS=$'\t'; echo "${HEADER[*]}")
-        printf '%s\n' "${ROWS[@]}"
+        (IFS=$'\t'; echo "${hdr[*]}")
+        printf '%s\n' "${rows[@]}"
     } | awk -F'\t' '
         { for (i = 1; i <= NF; i++) { cell[NR, i] = $i; if (length($i) > w[i]) w[i] = length($i) } n = NR; if (NF > nf) nf = NF }
         END {
@@ -438,20 +533,31 @@ print_text_table() {
             }
         }'
 }
-print_md_table() {
+print_md_table() { # print_md_table HEADER_ARRAY_NAME ROWS_ARRAY_NAME
+    local -n hdr="$1" rows="$2"
     local row
-    printf '| %s ' "${HEADER[@]}"
+    printf '| %s ' "${hdr[@]}"
     echo "|"
-    echo "|$(printf -- '---|%.0s' "${HEADER[@]}")"
-    for row in "${ROWS[@]}"; do
+    echo "|$(printf -- '---|%.0s' "${hdr[@]}")"
+    for row in "${rows[@]}"; do
         echo "| ${row//$'\t'/ | } |"
     done
 }
 
 echo
-print_text_table
+print_text_table HEADER ROWS
 echo
 echo "ratios: tandem ÷ HAProxy (req/s, MiB/s: higher is better; p99, RSS, CPU: lower is better)"
+if [ "$PIN" = 1 ]; then
+    echo
+    print_text_table CPU_HEADER CPU_ROWS
+fi
+
+TANDEM_THREADS="$(threads_of "$PID_tandemd")"
+HAPROXY_THREADS="$(threads_of "$PID_haproxy")"
+# Stop tandemd now, so that its log shows the shutdown too and its exit status is known.
+stop_pid "$PID_tandemd"
+tandem_exit="$STOPPED_STATUS"
 
 # ---------------------------------------------------------------- Markdown + logs
 STAMP="$(date +%Y%m%d-%H%M%S)"
@@ -465,20 +571,35 @@ nginx_problems="$(grep -cE '\[(warn|error|crit|alert|emerg)\]' "$TMP/nginx/error
 {
     echo "# tandem L4 benchmark, $(date '+%Y-%m-%d %H:%M:%S %Z')"
     echo
-    echo "Command: \`bench/l4.sh --duration $DURATION --connections $CONNECTIONS --threads $THREADS --warmup $WARMUP$([ "$PIN" = 0 ] && echo " --no-pin")$([ "$SPLICE" = 1 ] && echo " --haproxy-splice")\`"
+    echo "Command: \`bench/l4.sh --duration $DURATION --connections $CONNECTIONS --threads $THREADS --warmup $WARMUP --rounds $ROUNDS$([ "$PIN" = 0 ] && echo " --no-pin")$([ "$SPLICE" = 1 ] && echo " --haproxy-splice")\`"
     echo
     echo "- machine: $NCPU CPUs ($(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)), Linux $(uname -r)"
-    echo "- tandemd: $("$TANDEMD" --version) ($(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo "no git")$(cd "$ROOT" && [ -n "$(git status --porcelain -- crates Cargo.toml Cargo.lock 2>/dev/null)" ] && echo ", with local changes")), TOKIO_WORKER_THREADS=1, $(threads_of "$PID_tandemd") threads at the end"
-    echo "- $("$HAPROXY" -v | head -1 | sed 's/ - https.*//'), mode tcp, nbthread 1$([ "$SPLICE" = 1 ] && echo "; haproxy-splice adds option splice-auto")"
+    echo "- tandemd: $("$TANDEMD" --version), binary built $(date -r "$TANDEMD" '+%Y-%m-%d %H:%M:%S %Z') (checkout at $(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo "?")$(cd "$ROOT" && [ -n "$(git status --porcelain -- crates Cargo.toml Cargo.lock 2>/dev/null)" ] && echo ", with uncommitted changes")), TOKIO_WORKER_THREADS=1 ($TANDEM_THREADS threads: the main thread, which only waits for signals, and one worker)"
+    echo "- $("$HAPROXY" -v | head -1 | sed 's/ - https.*//'), mode tcp, nbthread 1 ($HAPROXY_THREADS thread)$([ "$SPLICE" = 1 ] && echo "; haproxy-splice adds option splice-auto")"
     echo "- $("$NGINX" -v 2>&1 | sed 's/^nginx version: //') backend, 1 worker, sendfile on, keepalive_requests 100000000"
     echo "- $("$WRK" --version 2>&1 | head -1 | sed 's/ Copyright.*//'): -t $THREADS -c $CONNECTIONS -d ${DURATION}s --latency, after a ${WARMUP}s warm-up per target"
     echo "- pinning: $([ "$PIN" = 1 ] && echo "proxies on CPU $PROXY_CPU, nginx and wrk on CPU $LOAD_CPU (taskset)" || echo "none")"
     echo "- scenarios: small = GET /ok (3-byte body, keep-alive); 1mib = GET /1m (1 MiB static file, keep-alive)"
     echo "- peak RSS: VmHWM of the proxy process, reset before the measured run; proxy CPU: its utime+stime over the run ÷ wall time"
     echo
-    print_md_table
+    print_md_table HEADER ROWS
     echo
     echo "Ratios are tandem ÷ HAProxy: for req/s and MiB/s higher is better; for p99, RSS and CPU lower is better."
+    if [ "$ROUNDS" -gt 1 ]; then
+        echo
+        echo "The table shows the median of $ROUNDS rounds (errors: the sum). Every round:"
+        echo
+        ROUND_HEADER=(scenario target round "req/s" p99 "MiB/s" errors)
+        print_md_table ROUND_HEADER ROUND_ROWS
+    fi
+    if [ "$PIN" = 1 ]; then
+        echo
+        echo "Load of the two CPUs during each measured run (all processes on the machine; steal = time taken by the hypervisor):"
+        echo
+        print_md_table CPU_HEADER CPU_ROWS
+    fi
+    echo
+    echo "tandemd exit status after SIGTERM: $tandem_exit."
     echo
     echo "Logs: tandemd wrote $tandem_problems WARN/ERROR lines (full log: \`$(basename "$TLOG")\`);" \
         "haproxy wrote $haproxy_lines lines; nginx wrote $nginx_problems warn-or-worse lines."
@@ -501,4 +622,4 @@ nginx_problems="$(grep -cE '\[(warn|error|crit|alert|emerg)\]' "$TMP/nginx/error
 } >"$MD"
 
 echo "Markdown: ${MD#"$ROOT"/}"
-echo "tandemd log: ${TLOG#"$ROOT"/} ($tandem_problems WARN/ERROR lines)"
+echo "tandemd log: ${TLOG#"$ROOT"/} ($tandem_problems WARN/ERROR lines, exit status $tandem_exit after SIGTERM)"

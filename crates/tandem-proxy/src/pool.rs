@@ -206,6 +206,11 @@ impl SharedPool {
     pub fn in_panic(&self) -> bool {
         self.lock().balance.in_panic()
     }
+
+    /// Share of enabled backends that are up (1.0 when none is enabled).
+    pub fn healthy_share(&self) -> f64 {
+        self.lock().balance.healthy_share()
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

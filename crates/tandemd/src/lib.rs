@@ -3,6 +3,7 @@
 
 pub mod demo;
 mod logging;
+pub mod vrrp;
 
 pub use logging::{init_logging, LogFormat};
 
@@ -19,11 +20,20 @@ pub struct Node {
     config: Config,
     plane: Plane,
     checks: CancellationToken,
+    vrrp: Option<vrrp::Vrrp>,
 }
 
 impl Node {
     /// Binds every listener and starts health checks. Fails (naming listener and address)
     /// when a socket cannot be bound.
+    /// Starts the node, and its VRRP instances when `[node.vrrp]` is configured.
+    pub async fn start_with_vrrp(config: Config) -> anyhow::Result<Node> {
+        let mut node = Node::start(config)?;
+        node.vrrp = vrrp::Vrrp::start(&node.config, &node.plane).await?;
+        Ok(node)
+    }
+
+    /// Starts the forwarding plane and health checks only.
     pub fn start(config: Config) -> anyhow::Result<Node> {
         let plane = Plane::start(&config.cluster).context("starting the forwarding plane")?;
         let checks = CancellationToken::new();
@@ -53,6 +63,7 @@ impl Node {
             config,
             plane,
             checks,
+            vrrp: None,
         })
     }
 
@@ -64,6 +75,10 @@ impl Node {
         &self.plane
     }
 
+    pub fn vrrp(&self) -> Option<&vrrp::Vrrp> {
+        self.vrrp.as_ref()
+    }
+
     /// Stops accepting at once, lets open connections finish for up to the configured
     /// `node.drain_timeout`, and returns how many were cut at the end.
     pub async fn shutdown(self) -> usize {
@@ -71,7 +86,11 @@ impl Node {
         self.shutdown_within(drain).await
     }
 
+    /// VRRP leaves first (the peer takes the VIP at once), then connections drain.
     pub async fn shutdown_within(self, drain: Duration) -> usize {
+        if let Some(vrrp) = self.vrrp {
+            vrrp.stop().await;
+        }
         self.checks.cancel();
         self.plane.shutdown(drain).await
     }

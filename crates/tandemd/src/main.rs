@@ -95,7 +95,7 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 fn run_file(file: &std::path::Path) -> anyhow::Result<()> {
     let config = tandem_config::load(file).map_err(|e| anyhow::anyhow!("{e}"))?;
     runtime()?.block_on(async {
-        let node = Node::start(config)?;
+        let node = Node::start_with_vrrp(config).await?;
         tandemd::run_until_signal(node).await
     })
 }

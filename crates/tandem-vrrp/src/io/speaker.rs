@@ -1,0 +1,366 @@
+//! One VRRP instance at work: feeds received adverts, timers, tracker and link changes to
+//! the pure state machine and carries out what it asks (send, take and release addresses,
+//! announce, run hooks).
+
+use std::collections::HashSet;
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+use tokio::sync::watch;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::garp::GarpSender;
+use super::hooks::{HookEvent, HookRunner};
+use super::netlink::{LinkInfo, Netlink};
+use super::socket::VrrpSockets;
+use super::stats::VrrpStats;
+use super::{tracker, Fence, InstanceSpec, InstanceStatus, SpeakerError};
+use crate::machine::{Action, Advert as MachineAdvert, Instance, InstanceConfig};
+use crate::wire::{parse_advert, Advert, VrrpRepr, VRRP_MULTICAST_V4};
+
+/// Everything the loop needs, resolved at start.
+pub(super) struct Speaker {
+    spec: InstanceSpec,
+    machine: Instance,
+    netlink: Netlink,
+    link: LinkInfo,
+    source: Ipv4Addr,
+    sockets: VrrpSockets,
+    garp: GarpSender,
+    hooks: HookRunner,
+    fence: Arc<dyn Fence>,
+    stats: Arc<VrrpStats>,
+    status: watch::Sender<InstanceStatus>,
+    origin: Instant,
+    holding: bool,
+    /// Next gratuitous ARP burst while holding (the repeat burst, then periodic refresh).
+    next_garp: Option<Instant>,
+    warned: HashSet<(Ipv4Addr, &'static str)>,
+}
+
+impl Speaker {
+    pub(super) async fn prepare(
+        spec: InstanceSpec,
+        netlink: Netlink,
+        hooks: HookRunner,
+        fence: Arc<dyn Fence>,
+        stats: Arc<VrrpStats>,
+        status: watch::Sender<InstanceStatus>,
+    ) -> Result<Speaker, SpeakerError> {
+        let link = netlink.link(&spec.interface).await?;
+        // Stale VIPs of ours from an earlier run (e.g. after SIGKILL): remove before anything.
+        for (ip, _) in &spec.addresses {
+            if netlink.remove(link.index, *ip).await? {
+                tracing::info!(instance = %spec.group, address = %ip, "removed a stale virtual address left by an earlier run");
+            }
+        }
+        let source = match spec.source {
+            Some(ip) => ip,
+            None => netlink
+                .ipv4_addresses(link.index)
+                .await?
+                .into_iter()
+                .map(|(ip, _)| ip)
+                .find(|ip| !spec.addresses.iter().any(|(vip, _)| vip == ip))
+                .ok_or_else(|| SpeakerError::NoSourceAddress(spec.interface.clone()))?,
+        };
+        let sockets = VrrpSockets::open(
+            &spec.interface,
+            link.index,
+            source,
+            spec.unicast_peers.is_empty(),
+        )
+        .map_err(|e| SpeakerError::Socket(spec.interface.clone(), e))?;
+        let garp = GarpSender::open(&spec.interface)
+            .map_err(|e| SpeakerError::Socket(spec.interface.clone(), e))?;
+        let machine = Instance::new(InstanceConfig {
+            name: spec.group.clone(),
+            vrid: spec.vrid,
+            priority: spec.priority,
+            advert_interval: spec.advert_interval,
+            preempt: spec.preempt,
+            preempt_delay: spec.preempt_delay,
+            primary_ip: source,
+        });
+        tracing::info!(instance = %spec.group, vrid = spec.vrid, interface = %spec.interface, %source,
+            priority = spec.priority, mode = if spec.unicast_peers.is_empty() { "multicast" } else { "unicast" },
+            "VRRP instance starting");
+        Ok(Speaker {
+            spec,
+            machine,
+            netlink,
+            link,
+            source,
+            sockets,
+            garp,
+            hooks,
+            fence,
+            stats,
+            status,
+            origin: Instant::now(),
+            holding: false,
+            next_garp: None,
+            warned: HashSet::new(),
+        })
+    }
+
+    fn now(&self) -> Duration {
+        self.origin.elapsed()
+    }
+
+    pub(super) async fn run(mut self, stop: CancellationToken) {
+        let mut priority_delta = tracker::start(
+            self.spec.trackers.clone(),
+            self.spec.group.clone(),
+            self.netlink.clone(),
+            stop.child_token(),
+        );
+        let mut link_check = tokio::time::interval(Duration::from_millis(250));
+        link_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut buf = vec![0u8; 2048];
+        let mut actions = self.machine.startup(self.now());
+        let initial = *priority_delta.borrow_and_update();
+        if initial != 0 {
+            actions.extend(self.machine.set_priority_adjustment(initial, self.now()));
+        }
+        loop {
+            self.execute(std::mem::take(&mut actions)).await;
+            self.publish_status();
+            let timer = self.machine.poll_timeout().map(|t| self.origin + t);
+            let far = Instant::now() + Duration::from_secs(3600);
+            tokio::select! {
+                _ = stop.cancelled() => break,
+                received = self.sockets.recv(&mut buf) => match received {
+                    Ok(n) => actions = self.on_packet(&buf[..n]),
+                    Err(e) => {
+                        tracing::warn!(instance = %self.spec.group, error = %e, "VRRP receive failed");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                },
+                _ = tokio::time::sleep_until(timer.unwrap_or(far)), if timer.is_some() => {
+                    actions = self.machine.on_timer(self.now());
+                }
+                changed = priority_delta.changed() => {
+                    if changed.is_ok() {
+                        let delta = *priority_delta.borrow_and_update();
+                        actions = self.machine.set_priority_adjustment(delta, self.now());
+                    }
+                }
+                _ = link_check.tick() => actions = self.check_link().await,
+                _ = tokio::time::sleep_until(self.next_garp.unwrap_or(far)), if self.next_garp.is_some() => {
+                    self.announce("periodic refresh");
+                    let refresh = self.spec.garp_refresh;
+                    self.next_garp = (!refresh.is_zero()).then(|| Instant::now() + refresh);
+                }
+            }
+        }
+        let actions = self.machine.shutdown(self.now());
+        self.execute(actions).await;
+        self.publish_status();
+        tracing::info!(instance = %self.spec.group, "VRRP instance stopped");
+    }
+
+    fn on_packet(&mut self, packet: &[u8]) -> Vec<Action> {
+        let (ip, advert) = match parse_advert(packet) {
+            Ok(parsed) => parsed,
+            Err(e) => {
+                self.stats.dropped(e.reason());
+                tracing::debug!(instance = %self.spec.group, error = %e, "malformed VRRP packet dropped");
+                return Vec::new();
+            }
+        };
+        let v3 = match advert {
+            Advert::V3(repr) => repr,
+            Advert::V2(v2) => {
+                if v2.vrid == self.spec.vrid {
+                    self.stats.dropped("vrrp_v2");
+                    self.warn_once(ip.src, "vrrp_v2", &format!(
+                        "VRRPv2 advert from {} for vrid {} ignored: tandem speaks VRRPv3; set `vrrp_version 3` on that peer",
+                        ip.src, v2.vrid));
+                }
+                return Vec::new();
+            }
+        };
+        if v3.vrid != self.spec.vrid || ip.src == self.source {
+            return Vec::new();
+        }
+        if !self.spec.unicast_peers.is_empty() && !self.spec.unicast_peers.contains(&ip.src) {
+            self.stats.dropped("unknown_peer");
+            self.warn_once(
+                ip.src,
+                "unknown_peer",
+                &format!(
+                    "advert from {} dropped: not in node.vrrp.unicast_peers",
+                    ip.src
+                ),
+            );
+            return Vec::new();
+        }
+        self.stats.received();
+        let ours: HashSet<Ipv4Addr> = self.spec.addresses.iter().map(|(ip, _)| *ip).collect();
+        let theirs: HashSet<Ipv4Addr> = v3.addresses.iter().copied().collect();
+        if ours != theirs {
+            self.warn_once(
+                ip.src,
+                "address_mismatch",
+                &format!(
+                    "advert from {} for vrid {} lists {:?}, this node {:?}: the configs disagree",
+                    ip.src, v3.vrid, v3.addresses, self.spec.addresses
+                ),
+            );
+        }
+        self.machine.on_advert(
+            MachineAdvert {
+                src: ip.src,
+                priority: v3.priority,
+                max_advert_int_cs: v3.max_advert_int,
+            },
+            self.now(),
+        )
+    }
+
+    fn warn_once(&mut self, src: Ipv4Addr, what: &'static str, message: &str) {
+        if self.warned.insert((src, what)) {
+            tracing::warn!(instance = %self.spec.group, "{message}");
+        }
+    }
+
+    async fn check_link(&mut self) -> Vec<Action> {
+        let up = self
+            .netlink
+            .link(&self.spec.interface)
+            .await
+            .map(|l| l.up)
+            .unwrap_or(false);
+        if up == self.link.up {
+            return Vec::new();
+        }
+        self.link.up = up;
+        tracing::warn!(instance = %self.spec.group, interface = %self.spec.interface, up, "interface state changed");
+        self.machine.set_interface_up(up, self.now())
+    }
+
+    async fn execute(&mut self, actions: Vec<Action>) {
+        for action in actions {
+            match action {
+                Action::SendAdvert { priority } => self.send_advert(priority).await,
+                Action::TakeAddresses => self.take_addresses().await,
+                Action::ReleaseAddresses => self.release_addresses().await,
+                Action::Reannounce => {
+                    self.announce("re-announce after a dual-master episode or a heal")
+                }
+                Action::Transition { from, to, reason } => {
+                    self.stats.transition(to);
+                    tracing::info!(instance = %self.spec.group, from = ?from, to = ?to, reason = %reason, "VRRP state change");
+                    self.status.send_modify(|s| {
+                        s.last_transition = Some((from, to, reason.to_string(), SystemTime::now()));
+                    });
+                    self.hooks.notify(HookEvent {
+                        instance: self.spec.group.clone(),
+                        old_state: format!("{from:?}").to_uppercase(),
+                        new_state: format!("{to:?}").to_uppercase(),
+                        reason: reason.to_string(),
+                    });
+                }
+            }
+        }
+    }
+
+    async fn send_advert(&mut self, priority: u8) {
+        let repr = VrrpRepr {
+            vrid: self.spec.vrid,
+            priority,
+            max_advert_int: (self.spec.advert_interval.as_millis() / 10).clamp(1, 4095) as u16,
+            addresses: self.spec.addresses.iter().map(|(ip, _)| *ip).collect(),
+        };
+        let destinations: Vec<Ipv4Addr> = if self.spec.unicast_peers.is_empty() {
+            vec![VRRP_MULTICAST_V4]
+        } else {
+            self.spec.unicast_peers.clone()
+        };
+        for dst in destinations {
+            let bytes = repr.to_bytes(self.source, dst);
+            match self.sockets.send_to(&bytes, dst).await {
+                Ok(()) => self.stats.sent(),
+                Err(e) => {
+                    tracing::warn!(instance = %self.spec.group, %dst, error = %e, "VRRP advert not sent")
+                }
+            }
+        }
+        // Every advert as master renews the addresses' kernel lifetime.
+        if self.holding && priority != 0 {
+            self.install_addresses().await;
+        }
+    }
+
+    async fn take_addresses(&mut self) {
+        if !self.fence.may_hold(&self.spec.group) {
+            tracing::warn!(instance = %self.spec.group, "VRRP wants master but the fence refuses: not taking the addresses");
+            return;
+        }
+        self.holding = true;
+        self.install_addresses().await;
+        self.announce("became master");
+        let repeat = self.spec.garp_repeat_after;
+        let refresh = self.spec.garp_refresh;
+        let next = if !repeat.is_zero() { repeat } else { refresh };
+        self.next_garp = (!next.is_zero()).then(|| Instant::now() + next);
+    }
+
+    async fn install_addresses(&mut self) {
+        let lifetime = self.spec.address_lifetime();
+        for (ip, prefix) in self.spec.addresses.clone() {
+            if let Err(e) = self
+                .netlink
+                .add_with_lifetime(self.link.index, ip, prefix, lifetime)
+                .await
+            {
+                tracing::error!(instance = %self.spec.group, address = %ip, error = %e, "cannot install virtual address");
+            }
+        }
+    }
+
+    async fn release_addresses(&mut self) {
+        self.holding = false;
+        self.next_garp = None;
+        for (ip, _) in self.spec.addresses.clone() {
+            if let Err(e) = self.netlink.remove(self.link.index, ip).await {
+                tracing::error!(instance = %self.spec.group, address = %ip, error = %e, "cannot remove virtual address");
+            }
+        }
+    }
+
+    fn announce(&mut self, why: &str) {
+        if !self.holding {
+            return;
+        }
+        let ips: Vec<Ipv4Addr> = self.spec.addresses.iter().map(|(ip, _)| *ip).collect();
+        self.garp
+            .announce(self.link.mac, &ips, self.spec.garp_count);
+        self.stats.garp_burst();
+        tracing::debug!(instance = %self.spec.group, reason = why, "gratuitous ARP sent");
+    }
+
+    fn publish_status(&self) {
+        let state = self.machine.state();
+        let master = self.machine.current_master();
+        let (base, effective) = (
+            self.machine.base_priority(),
+            self.machine.effective_priority(),
+        );
+        let holding = self.holding;
+        self.status.send_if_modified(|s| {
+            let changed = s.state != state
+                || s.master != master
+                || s.effective_priority != effective
+                || s.holds_addresses != holding;
+            s.state = state;
+            s.master = master;
+            s.base_priority = base;
+            s.effective_priority = effective;
+            s.holds_addresses = holding;
+            changed
+        });
+    }
+}
