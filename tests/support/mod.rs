@@ -50,8 +50,17 @@ impl NameBackend {
         Self::start_with(name, "127.0.0.1:0".parse().unwrap(), greeting_delay).await
     }
 
+    /// Serves on a listener made elsewhere (e.g. inside a lab namespace).
+    pub fn from_listener(name: &str, listener: TcpListener) -> NameBackend {
+        Self::serve(name, listener, Duration::ZERO)
+    }
+
     async fn start_with(name: &str, addr: SocketAddr, greeting_delay: Duration) -> NameBackend {
         let listener = bind_retrying(addr).await;
+        Self::serve(name, listener, greeting_delay)
+    }
+
+    fn serve(name: &str, listener: TcpListener, greeting_delay: Duration) -> NameBackend {
         let addr = listener.local_addr().unwrap();
         let accepted = Arc::new(AtomicU64::new(0));
         let (n, count) = (name.to_string(), accepted.clone());
@@ -281,3 +290,5 @@ pub async fn wait_listening(addr: SocketAddr, limit: Duration) -> bool {
     }
     false
 }
+pub mod netns;
+pub mod vrrp_lab;

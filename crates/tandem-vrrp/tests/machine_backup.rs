@@ -163,7 +163,8 @@ fn higher_or_equal_priority_adverts_keep_a_backup_a_backup() {
         assert_eq!(inst.current_master(), Some(src));
         // When the adverts stop, we take over exactly one MDI after the last one.
         let last = t - Duration::from_secs(1);
-        assert!(fire(&mut inst, last + inst.master_down_interval()));
+        let mdi = inst.master_down_interval();
+        assert!(fire(&mut inst, last + mdi));
     }
 }
 
@@ -271,6 +272,10 @@ fn priority_zero_means_takeover_after_skew_time_only() {
         .is_empty());
     assert_eq!(inst.current_master(), None);
     let due = Duration::from_secs(2) + Duration::from_micros(609_375);
+    assert_eq!(inst.poll_timeout(), Some(due));
+    // A lower-priority advert meanwhile (ignored: we may preempt) changes neither the
+    // short timer nor the reason.
+    assert!(inst.on_advert(advert(LOW_PEER, 50), ms(2100)).is_empty());
     assert_eq!(inst.poll_timeout(), Some(due));
     assert!(inst.on_timer(due - Duration::from_nanos(1)).is_empty());
     let out = inst.on_timer(due);

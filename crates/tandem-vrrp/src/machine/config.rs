@@ -59,7 +59,7 @@ impl InstanceConfig {
         if !(MIN_ADVERT_INTERVAL..=MAX_ADVERT_INTERVAL).contains(&i) {
             return Err(ConfigError::IntervalOutOfRange(i));
         }
-        if i.as_nanos() % 10_000_000 != 0 {
+        if !i.as_nanos().is_multiple_of(10_000_000) {
             return Err(ConfigError::IntervalNotCentiseconds(i));
         }
         Ok(())

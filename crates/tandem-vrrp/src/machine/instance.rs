@@ -282,8 +282,9 @@ impl Instance {
             self.master_adver_interval = cs_to_duration(advert.max_advert_int_cs);
             self.deadline = Some(now + self.master_down_interval());
             self.down_cause = DownCause::Silence;
-        } else {
-            // Lower priority and we may preempt: let the Master_Down_Timer run out.
+        } else if self.down_cause != DownCause::MasterLeft {
+            // Lower priority and we may preempt: let the Master_Down_Timer run out. (If the
+            // master already left, the short Skew_Time timer and its reason stand.)
             self.down_cause = DownCause::Preempting {
                 src: advert.src,
                 priority: advert.priority,

@@ -179,20 +179,11 @@ pub fn internet_checksum(chunks: &[&[u8]]) -> u16 {
 fn pseudo_header(src: Ipv4Addr, dst: Ipv4Addr, len: usize) -> [u8; 12] {
     // A VRRP message arrives in one IPv4 datagram, so its length fits in 16 bits; saturate
     // rather than panic on a caller's oversized buffer (the checksum then simply fails).
-    let len = u16::try_from(len).unwrap_or(u16::MAX).to_be_bytes();
-    let (s, d) = (src.octets(), dst.octets());
-    [
-        s[0],
-        s[1],
-        s[2],
-        s[3],
-        d[0],
-        d[1],
-        d[2],
-        d[3],
-        0,
-        IPPROTO_VRRP,
-        len[0],
-        len[1],
-    ]
+    let len = u16::try_from(len).unwrap_or(u16::MAX);
+    let mut out = [0; 12];
+    out[0..4].copy_from_slice(&src.octets());
+    out[4..8].copy_from_slice(&dst.octets());
+    out[9] = IPPROTO_VRRP;
+    out[10..12].copy_from_slice(&len.to_be_bytes());
+    out
 }

@@ -42,8 +42,8 @@ pub(super) mod field {
 
 /// A view over the bytes of a VRRP message (the IP payload).
 ///
-/// Getters do not check lengths beyond what [`VrrpPacket::new_checked`] checked: the fixed
-/// header and `addr_count` addresses.
+/// Getters index the buffer directly: they cannot panic after [`VrrpPacket::new_checked`]
+/// (header and `addr_count` addresses present), but may after `new_unchecked`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VrrpPacket<T: AsRef<[u8]>> {
     buffer: T,
@@ -153,7 +153,8 @@ impl<T: AsRef<[u8]>> VrrpPacket<T> {
 
     /// The v3 checksum the message should carry: over the IPv4 pseudo-header (src, dst,
     /// zero, protocol 112, VRRP length) and the whole message with the checksum field
-    /// taken as zero (RFC 5798 section 5.2.8, as keepalived and the RFC errata read it).
+    /// taken as zero (RFC 5798 section 5.2.8 with the IPv4 pseudo-header, as keepalived
+    /// computes it).
     pub fn compute_checksum(&self, src: Ipv4Addr, dst: Ipv4Addr) -> u16 {
         let bytes = self.buffer.as_ref();
         internet_checksum(&[

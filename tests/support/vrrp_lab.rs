@@ -1,0 +1,179 @@
+//! Helpers for VRRP drills: tandemd nodes (and keepalived peers) in a [`Lab`], each node
+//! with a listener on :7000 that answers with the node's name, so a client can see which
+//! node holds the VIP.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::netns::Lab;
+use crate::NameBackend;
+
+pub const VIP: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 100);
+pub const VRID: u8 = 51;
+/// The port of the per-node "who am I" listener reached through the VIP.
+pub const PORT: u16 = 7000;
+
+pub fn vip_addr() -> SocketAddr {
+    SocketAddr::from((VIP, PORT))
+}
+
+/// Per-test scratch directory (configs, logs), removed on success by the OS tmp cleaner;
+/// kept on failure for reading.
+pub fn scratch(lab: &Lab) -> PathBuf {
+    let dir = std::env::temp_dir().join(&lab.prefix);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[derive(Clone, Debug)]
+pub struct NodeSpec {
+    pub priority: u8,
+    pub advert_interval: &'static str,
+    pub preempt: bool,
+    pub unicast: bool,
+    pub extra_node: String,
+}
+
+impl NodeSpec {
+    pub fn new(priority: u8, advert_interval: &'static str) -> Self {
+        NodeSpec { priority, advert_interval, preempt: true, unicast: false, extra_node: String::new() }
+    }
+}
+
+/// tandemd config for node `i` of the lab.
+pub fn tandem_config(lab: &Lab, i: usize, spec: &NodeSpec) -> String {
+    let peers: Vec<String> = if spec.unicast {
+        lab.nodes.iter().enumerate().filter(|(j, _)| *j != i).map(|(_, n)| format!("\"{}\"", n.ip)).collect()
+    } else {
+        Vec::new()
+    };
+    format!(
+        r#"[node]
+id = "n{n}"
+drain_timeout = "1s"
+
+[node.vrrp]
+interface = "eth0"
+unicast_peers = [{peers}]
+garp_refresh = "2s"
+{extra}
+
+[[node.vrrp.instance]]
+group = "front"
+priority = {prio}
+
+[[vip_group]]
+name = "front"
+vrid = {VRID}
+addresses = ["{VIP}/24"]
+advert_interval = "{interval}"
+preempt = {preempt}
+
+[[listener]]
+name = "who"
+bind = "0.0.0.0:{PORT}"
+pool = "local"
+
+[[pool]]
+name = "local"
+[[pool.backend]]
+id = "self"
+address = "127.0.0.1:{backend}"
+"#,
+        n = i + 1,
+        peers = peers.join(", "),
+        extra = spec.extra_node,
+        prio = spec.priority,
+        interval = spec.advert_interval,
+        preempt = spec.preempt,
+        backend = PORT + 1,
+    )
+}
+
+/// Starts the "who am I" backend inside node `i`'s namespace (answers `n<i+1>`).
+pub fn start_who_backend(lab: &Lab, i: usize) -> NameBackend {
+    let listener = lab.listen_in(&lab.nodes[i].ns, SocketAddr::from(([127, 0, 0, 1], PORT + 1)));
+    NameBackend::from_listener(&format!("n{}", i + 1), listener)
+}
+
+/// Starts tandemd on node `i`; returns the lab's child index.
+pub fn start_tandem(lab: &mut Lab, i: usize, spec: &NodeSpec) -> usize {
+    let dir = scratch(lab);
+    let config = dir.join(format!("n{}.toml", i + 1));
+    std::fs::write(&config, tandem_config(lab, i, spec)).unwrap();
+    let log = dir.join(format!("n{}.log", i + 1));
+    let ns = lab.nodes[i].ns.clone();
+    let bin = crate::tandemd_bin();
+    std::env::set_var("RUST_LOG", "info,tandem_vrrp=debug");
+    lab.spawn(&ns, bin.to_str().unwrap(), &["run", "--config", config.to_str().unwrap()], Some(&log))
+}
+
+/// The log of node `i` (tandemd), for assertions and failure messages.
+pub fn node_log(lab: &Lab, i: usize) -> String {
+    std::fs::read_to_string(scratch(lab).join(format!("n{}.log", i + 1))).unwrap_or_default()
+}
+
+/// Polls every 10 ms until exactly `expected` hold the VIP, or `limit` passes. Returns the
+/// time it took.
+pub async fn wait_holders(lab: &Lab, expected: &[usize], limit: Duration) -> Option<Duration> {
+    let start = tokio::time::Instant::now();
+    while start.elapsed() < limit {
+        if lab.holders(VIP) == expected {
+            return Some(start.elapsed());
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    None
+}
+
+/// Polls from the client every 20 ms until the node named `name` answers through the VIP.
+pub async fn wait_client_reaches(lab: &Lab, name: &str, limit: Duration) -> Option<Duration> {
+    let start = tokio::time::Instant::now();
+    while start.elapsed() < limit {
+        if lab.client_ask(vip_addr(), Duration::from_millis(200)).await.as_deref() == Some(name) {
+            return Some(start.elapsed());
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    None
+}
+
+/// keepalived (Debian's) as a VRRPv3 peer on node `i`; returns the lab's child index.
+pub fn start_keepalived(lab: &mut Lab, i: usize, priority: u8, advert_int: &str, preempt: bool) -> usize {
+    let dir = scratch(lab);
+    let conf = dir.join(format!("keepalived-n{}.conf", i + 1));
+    let nopreempt = if preempt { "" } else { "    nopreempt\n" };
+    std::fs::write(
+        &conf,
+        format!(
+            "global_defs {{\n    router_id n{n}\n    vrrp_version 3\n    vrrp_garp_master_delay 5\n    script_user root\n}}\n\
+             vrrp_instance front {{\n    state BACKUP\n    interface eth0\n    virtual_router_id {VRID}\n    priority {priority}\n    advert_int {advert_int}\n{nopreempt}    virtual_ipaddress {{\n        {VIP}/24\n    }}\n}}\n",
+            n = i + 1
+        ),
+    )
+    .unwrap();
+    let log = dir.join(format!("keepalived-n{}.log", i + 1));
+    let ns = lab.nodes[i].ns.clone();
+    let pid = |name: &str| dir.join(format!("{name}-n{}.pid", i + 1)).to_string_lossy().into_owned();
+    let args = [
+        "--dont-fork".to_string(),
+        "--log-console".to_string(),
+        "--log-detail".to_string(),
+        "--vrrp".to_string(),
+        "--use-file".to_string(),
+        conf.to_string_lossy().into_owned(),
+        "--pid".to_string(),
+        pid("keepalived"),
+        "--vrrp_pid".to_string(),
+        pid("vrrp"),
+        "--checkers_pid".to_string(),
+        pid("checkers"),
+    ];
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    lab.spawn(&ns, "keepalived", &args, Some(&log))
+}
+
+pub fn keepalived_log(lab: &Lab, i: usize) -> String {
+    std::fs::read_to_string(scratch(lab).join(format!("keepalived-n{}.log", i + 1))).unwrap_or_default()
+}
