@@ -45,7 +45,9 @@ pub fn run(program: &str, args: &[&str]) -> String {
     let out = Command::new(program)
         .args(args)
         .output()
-        .unwrap_or_else(|e| panic!("cannot run {program}: {e} (install iproute2 and nftables: .ci/run --deps-only)"));
+        .unwrap_or_else(|e| {
+            panic!("cannot run {program}: {e} (install iproute2 and nftables: .ci/run --deps-only)")
+        });
     if !out.status.success() {
         panic!(
             "{program} {} failed: {}{}",
@@ -79,7 +81,12 @@ impl Lab {
             prefix: prefix.clone(),
             hub: hub.clone(),
             nodes: Vec::new(),
-            client: Host { ns: String::new(), ip: Ipv4Addr::UNSPECIFIED, mac: String::new(), hub_port: String::new() },
+            client: Host {
+                ns: String::new(),
+                ip: Ipv4Addr::UNSPECIFIED,
+                mac: String::new(),
+                hub_port: String::new(),
+            },
             children: Vec::new(),
             _turn: turn,
         };
@@ -87,7 +94,11 @@ impl Lab {
         run("ip", &["-n", &hub, "link", "add", "br0", "type", "bridge"]);
         run("ip", &["-n", &hub, "link", "set", "br0", "up"]);
         for i in 0..nodes {
-            let host = lab.add_host(&format!("n{}", i + 1), Ipv4Addr::new(198, 51, 100, 11 + i as u8), 1 + i as u8);
+            let host = lab.add_host(
+                &format!("n{}", i + 1),
+                Ipv4Addr::new(198, 51, 100, 11 + i as u8),
+                1 + i as u8,
+            );
             lab.nodes.push(host);
         }
         lab.client = lab.add_host("client", Ipv4Addr::new(198, 51, 100, 50), 0x50);
@@ -99,20 +110,45 @@ impl Lab {
         let port = format!("v{name}");
         let mac = format!("02:00:00:00:00:{mac_last:02x}");
         run("ip", &["netns", "add", &ns]);
-        run("ip", &["-n", &self.hub, "link", "add", &port, "type", "veth", "peer", "name", "eth0", "netns", &ns]);
-        run("ip", &["-n", &self.hub, "link", "set", &port, "master", "br0", "up"]);
+        run(
+            "ip",
+            &[
+                "-n", &self.hub, "link", "add", &port, "type", "veth", "peer", "name", "eth0",
+                "netns", &ns,
+            ],
+        );
+        run(
+            "ip",
+            &["-n", &self.hub, "link", "set", &port, "master", "br0", "up"],
+        );
         run("ip", &["-n", &ns, "link", "set", "lo", "up"]);
         run("ip", &["-n", &ns, "link", "set", "eth0", "address", &mac]);
-        run("ip", &["-n", &ns, "addr", "add", &format!("{ip}/24"), "dev", "eth0"]);
+        run(
+            "ip",
+            &["-n", &ns, "addr", "add", &format!("{ip}/24"), "dev", "eth0"],
+        );
         run("ip", &["-n", &ns, "link", "set", "eth0", "up"]);
-        Host { ns, ip, mac, hub_port: port }
+        Host {
+            ns,
+            ip,
+            mac,
+            hub_port: port,
+        }
     }
 
     /// Starts a program inside a namespace; the lab kills it (by PID) when dropped.
     /// Returns its index for `child`.
-    pub fn spawn(&mut self, ns: &str, program: &str, args: &[&str], log: Option<&std::path::Path>) -> usize {
+    pub fn spawn(
+        &mut self,
+        ns: &str,
+        program: &str,
+        args: &[&str],
+        log: Option<&std::path::Path>,
+    ) -> usize {
         let mut cmd = Command::new("ip");
-        cmd.args(["netns", "exec", ns, program]).args(args).stdin(Stdio::null());
+        cmd.args(["netns", "exec", ns, program])
+            .args(args)
+            .stdin(Stdio::null());
         match log {
             Some(path) => {
                 let f = File::create(path).expect("log file");
@@ -123,7 +159,9 @@ impl Lab {
             }
         }
         // `ip netns exec` execs the program: the PID we get is the program's own.
-        let child = cmd.spawn().unwrap_or_else(|e| panic!("starting {program} in {ns}: {e}"));
+        let child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {program} in {ns}: {e}"));
         self.children.push(Child(child));
         self.children.len() - 1
     }
@@ -134,7 +172,10 @@ impl Lab {
 
     /// IPv4 addresses on a host's eth0 (e.g. to see who holds the VIP).
     pub fn addresses(&self, host: &Host) -> Vec<Ipv4Addr> {
-        let out = run("ip", &["-n", &host.ns, "-4", "-o", "addr", "show", "dev", "eth0"]);
+        let out = run(
+            "ip",
+            &["-n", &host.ns, "-4", "-o", "addr", "show", "dev", "eth0"],
+        );
         out.lines()
             .filter_map(|l| l.split_whitespace().skip_while(|w| *w != "inet").nth(1))
             .filter_map(|cidr| cidr.split('/').next()?.parse().ok())
@@ -148,7 +189,10 @@ impl Lab {
         while let Some(line) = lines.next() {
             if line.contains(&format!("inet {ip}/")) {
                 let next = lines.next()?;
-                let v = next.split_whitespace().skip_while(|w| *w != "valid_lft").nth(1)?;
+                let v = next
+                    .split_whitespace()
+                    .skip_while(|w| *w != "valid_lft")
+                    .nth(1)?;
                 return v.trim_end_matches("sec").parse().ok();
             }
         }
@@ -157,13 +201,21 @@ impl Lab {
 
     /// Hosts (by index into `nodes`) that hold `ip` now.
     pub fn holders(&self, ip: Ipv4Addr) -> Vec<usize> {
-        (0..self.nodes.len()).filter(|i| self.addresses(&self.nodes[*i]).contains(&ip)).collect()
+        (0..self.nodes.len())
+            .filter(|i| self.addresses(&self.nodes[*i]).contains(&ip))
+            .collect()
     }
 
     /// The MAC the client's neighbour table has for `ip`, if any.
     pub fn client_neighbour(&self, ip: Ipv4Addr) -> Option<String> {
-        let out = run("ip", &["-n", &self.client.ns, "neigh", "show", &ip.to_string()]);
-        out.split_whitespace().skip_while(|w| *w != "lladdr").nth(1).map(str::to_string)
+        let out = run(
+            "ip",
+            &["-n", &self.client.ns, "neigh", "show", &ip.to_string()],
+        );
+        out.split_whitespace()
+            .skip_while(|w| *w != "lladdr")
+            .nth(1)
+            .map(str::to_string)
     }
 
     /// Drops VRRP (protocol 112) between the nodes, in both directions, at the bridge.
@@ -183,7 +235,10 @@ impl Lab {
 
     /// Removes every partition.
     pub fn heal(&self) {
-        run("ip", &["netns", "exec", &self.hub, "nft", "flush", "ruleset"]);
+        run(
+            "ip",
+            &["netns", "exec", &self.hub, "nft", "flush", "ruleset"],
+        );
     }
 
     /// A socket created inside a namespace (it stays there whatever thread uses it).
@@ -192,9 +247,15 @@ impl Lab {
         std::thread::scope(|s| {
             s.spawn(|| {
                 let file = File::open(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-                nix::sched::setns(file.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET).expect("setns into the lab namespace");
-                let proto = if kind == socket2::Type::STREAM { socket2::Protocol::TCP } else { socket2::Protocol::UDP };
-                socket2::Socket::new(socket2::Domain::IPV4, kind, Some(proto)).expect("socket in namespace")
+                nix::sched::setns(file.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET)
+                    .expect("setns into the lab namespace");
+                let proto = if kind == socket2::Type::STREAM {
+                    socket2::Protocol::TCP
+                } else {
+                    socket2::Protocol::UDP
+                };
+                socket2::Socket::new(socket2::Domain::IPV4, kind, Some(proto))
+                    .expect("socket in namespace")
             })
             .join()
             .expect("namespace thread")
@@ -205,7 +266,8 @@ impl Lab {
     pub fn listen_in(&self, ns: &str, addr: SocketAddr) -> tokio::net::TcpListener {
         let s = self.socket_in(ns, socket2::Type::STREAM);
         s.set_reuse_address(true).unwrap();
-        s.bind(&addr.into()).unwrap_or_else(|e| panic!("bind {addr} in {ns}: {e}"));
+        s.bind(&addr.into())
+            .unwrap_or_else(|e| panic!("bind {addr} in {ns}: {e}"));
         s.listen(128).unwrap();
         s.set_nonblocking(true).unwrap();
         tokio::net::TcpListener::from_std(s.into()).unwrap()
@@ -233,9 +295,18 @@ pub fn nft_in(ns: &str, script: &str) {
         .stderr(Stdio::piped())
         .spawn()
         .expect("nft (install nftables: .ci/run --deps-only)");
-    child.stdin.take().unwrap().write_all(script.as_bytes()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(script.as_bytes())
+        .unwrap();
     let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "nft failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "nft failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 impl Drop for Lab {
@@ -247,6 +318,8 @@ impl Drop for Lab {
                 let _ = Command::new("ip").args(["netns", "del", &host.ns]).status();
             }
         }
-        let _ = Command::new("ip").args(["netns", "del", &self.hub]).status();
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.hub])
+            .status();
     }
 }

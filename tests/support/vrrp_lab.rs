@@ -37,14 +37,25 @@ pub struct NodeSpec {
 
 impl NodeSpec {
     pub fn new(priority: u8, advert_interval: &'static str) -> Self {
-        NodeSpec { priority, advert_interval, preempt: true, unicast: false, extra_node: String::new() }
+        NodeSpec {
+            priority,
+            advert_interval,
+            preempt: true,
+            unicast: false,
+            extra_node: String::new(),
+        }
     }
 }
 
 /// tandemd config for node `i` of the lab.
 pub fn tandem_config(lab: &Lab, i: usize, spec: &NodeSpec) -> String {
     let peers: Vec<String> = if spec.unicast {
-        lab.nodes.iter().enumerate().filter(|(j, _)| *j != i).map(|(_, n)| format!("\"{}\"", n.ip)).collect()
+        lab.nodes
+            .iter()
+            .enumerate()
+            .filter(|(j, _)| *j != i)
+            .map(|(_, n)| format!("\"{}\"", n.ip))
+            .collect()
     } else {
         Vec::new()
     };
@@ -93,7 +104,10 @@ address = "127.0.0.1:{backend}"
 
 /// Starts the "who am I" backend inside node `i`'s namespace (answers `n<i+1>`).
 pub fn start_who_backend(lab: &Lab, i: usize) -> NameBackend {
-    let listener = lab.listen_in(&lab.nodes[i].ns, SocketAddr::from(([127, 0, 0, 1], PORT + 1)));
+    let listener = lab.listen_in(
+        &lab.nodes[i].ns,
+        SocketAddr::from(([127, 0, 0, 1], PORT + 1)),
+    );
     NameBackend::from_listener(&format!("n{}", i + 1), listener)
 }
 
@@ -106,7 +120,12 @@ pub fn start_tandem(lab: &mut Lab, i: usize, spec: &NodeSpec) -> usize {
     let ns = lab.nodes[i].ns.clone();
     let bin = crate::tandemd_bin();
     std::env::set_var("RUST_LOG", "info,tandem_vrrp=debug");
-    lab.spawn(&ns, bin.to_str().unwrap(), &["run", "--config", config.to_str().unwrap()], Some(&log))
+    lab.spawn(
+        &ns,
+        bin.to_str().unwrap(),
+        &["run", "--config", config.to_str().unwrap()],
+        Some(&log),
+    )
 }
 
 /// The log of node `i` (tandemd), for assertions and failure messages.
@@ -131,7 +150,12 @@ pub async fn wait_holders(lab: &Lab, expected: &[usize], limit: Duration) -> Opt
 pub async fn wait_client_reaches(lab: &Lab, name: &str, limit: Duration) -> Option<Duration> {
     let start = tokio::time::Instant::now();
     while start.elapsed() < limit {
-        if lab.client_ask(vip_addr(), Duration::from_millis(200)).await.as_deref() == Some(name) {
+        if lab
+            .client_ask(vip_addr(), Duration::from_millis(200))
+            .await
+            .as_deref()
+            == Some(name)
+        {
             return Some(start.elapsed());
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -140,7 +164,13 @@ pub async fn wait_client_reaches(lab: &Lab, name: &str, limit: Duration) -> Opti
 }
 
 /// keepalived (Debian's) as a VRRPv3 peer on node `i`; returns the lab's child index.
-pub fn start_keepalived(lab: &mut Lab, i: usize, priority: u8, advert_int: &str, preempt: bool) -> usize {
+pub fn start_keepalived(
+    lab: &mut Lab,
+    i: usize,
+    priority: u8,
+    advert_int: &str,
+    preempt: bool,
+) -> usize {
     let dir = scratch(lab);
     let conf = dir.join(format!("keepalived-n{}.conf", i + 1));
     let nopreempt = if preempt { "" } else { "    nopreempt\n" };
@@ -155,7 +185,11 @@ pub fn start_keepalived(lab: &mut Lab, i: usize, priority: u8, advert_int: &str,
     .unwrap();
     let log = dir.join(format!("keepalived-n{}.log", i + 1));
     let ns = lab.nodes[i].ns.clone();
-    let pid = |name: &str| dir.join(format!("{name}-n{}.pid", i + 1)).to_string_lossy().into_owned();
+    let pid = |name: &str| {
+        dir.join(format!("{name}-n{}.pid", i + 1))
+            .to_string_lossy()
+            .into_owned()
+    };
     let args = [
         "--dont-fork".to_string(),
         "--log-console".to_string(),
@@ -175,5 +209,24 @@ pub fn start_keepalived(lab: &mut Lab, i: usize, priority: u8, advert_int: &str,
 }
 
 pub fn keepalived_log(lab: &Lab, i: usize) -> String {
-    std::fs::read_to_string(scratch(lab).join(format!("keepalived-n{}.log", i + 1))).unwrap_or_default()
+    std::fs::read_to_string(scratch(lab).join(format!("keepalived-n{}.log", i + 1)))
+        .unwrap_or_default()
+}
+
+/// Waits until node `i` alone holds the VIP and keeps it for `stable`.
+pub async fn wait_stable_holder(lab: &Lab, i: usize, stable: Duration, limit: Duration) -> bool {
+    let start = tokio::time::Instant::now();
+    let mut since: Option<tokio::time::Instant> = None;
+    while start.elapsed() < limit {
+        if lab.holders(VIP) == [i] {
+            let s = *since.get_or_insert_with(tokio::time::Instant::now);
+            if s.elapsed() >= stable {
+                return true;
+            }
+        } else {
+            since = None;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    false
 }

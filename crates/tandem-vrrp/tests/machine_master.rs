@@ -82,9 +82,11 @@ fn master_yields_to_higher_priority_and_learns_its_interval() {
         by: LOW_IP,
         priority: 150,
     };
+    // A farewell advert (so the winner re-announces), then the yield.
     assert_eq!(
         out,
         vec![
+            Action::SendAdvert { priority: 100 },
             Action::ReleaseAddresses,
             transition(State::Master, State::Backup, reason)
         ]
@@ -118,6 +120,7 @@ fn equal_priority_tie_break_by_primary_address() {
             assert_eq!(
                 out,
                 vec![
+                    Action::SendAdvert { priority: 100 },
                     Action::ReleaseAddresses,
                     transition(State::Master, State::Backup, reason)
                 ]

@@ -152,6 +152,7 @@ fn degraded_master_is_replaced_by_a_preempting_backup() {
     assert_eq!(
         out,
         vec![
+            Action::SendAdvert { priority: 80 },
             Action::ReleaseAddresses,
             Action::Transition {
                 from: State::Master,

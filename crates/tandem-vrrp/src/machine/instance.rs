@@ -303,7 +303,7 @@ impl Instance {
         let wins = advert.priority > ours
             || (advert.priority == ours && advert.src > self.config.primary_ip);
         if advert.priority != 0 && wins {
-            // RFC 6.4.3: yield. The winner re-announces if caches need fixing.
+            // RFC 6.4.3: yield.
             let reason = if advert.priority > ours {
                 Reason::Preempted {
                     by: advert.src,
@@ -315,6 +315,11 @@ impl Instance {
                     priority: advert.priority,
                 }
             };
+            // A farewell advert first (beyond the RFC): after a partition heals, the winner
+            // may never hear us otherwise (we yield at its first advert), so it would not
+            // know that our gratuitous ARP moved clients. Our lower-priority advert makes it
+            // re-announce at once. keepalived skips this and black-holes those clients.
+            out.push(Action::SendAdvert { priority: ours });
             out.push(Action::ReleaseAddresses);
             self.master_adver_interval = cs_to_duration(advert.max_advert_int_cs);
             self.current_master = Some(advert.src);
