@@ -32,7 +32,10 @@ pub struct NodeSpec {
     pub advert_interval: &'static str,
     pub preempt: bool,
     pub unicast: bool,
+    /// Extra lines in `[node.vrrp]`.
     pub extra_node: String,
+    /// Extra lines after the instance (e.g. `[[node.vrrp.instance.track]]` tables).
+    pub extra_instance: String,
 }
 
 impl NodeSpec {
@@ -43,6 +46,7 @@ impl NodeSpec {
             preempt: true,
             unicast: false,
             extra_node: String::new(),
+            extra_instance: String::new(),
         }
     }
 }
@@ -73,6 +77,7 @@ garp_refresh = "2s"
 [[node.vrrp.instance]]
 group = "front"
 priority = {prio}
+{extra_instance}
 
 [[vip_group]]
 name = "front"
@@ -95,6 +100,7 @@ address = "127.0.0.1:{backend}"
         n = i + 1,
         peers = peers.join(", "),
         extra = spec.extra_node,
+        extra_instance = spec.extra_instance,
         prio = spec.priority,
         interval = spec.advert_interval,
         preempt = spec.preempt,
