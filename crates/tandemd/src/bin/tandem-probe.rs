@@ -65,8 +65,8 @@ async fn main() {
         ticker.tick().await;
         probes += 1;
         let now = Instant::now();
-        match ask(args.target, args.timeout).await {
-            Some(name) => {
+        if let Some(name) = ask(args.target, args.timeout).await {
+            {
                 answered += 1;
                 let gap = now.duration_since(last_answer);
                 if last.as_deref() != Some(name.as_str()) {
@@ -90,7 +90,6 @@ async fn main() {
                     break;
                 }
             }
-            None => {}
         }
     }
     println!(
