@@ -66,29 +66,27 @@ async fn main() {
         probes += 1;
         let now = Instant::now();
         if let Some(name) = ask(args.target, args.timeout).await {
-            {
-                answered += 1;
-                let gap = now.duration_since(last_answer);
-                if last.as_deref() != Some(name.as_str()) {
-                    println!(
-                        "{:>9.3}s  {} -> {}  (gap {:.0} ms)",
-                        start.elapsed().as_secs_f64(),
-                        last.as_deref().unwrap_or("-"),
-                        name,
-                        gap.as_secs_f64() * 1000.0
-                    );
-                    if last.is_some() {
-                        changes += 1;
-                    }
-                    last = Some(name);
+            answered += 1;
+            let gap = now.duration_since(last_answer);
+            if last.as_deref() != Some(name.as_str()) {
+                println!(
+                    "{:>9.3}s  {} -> {}  (gap {:.0} ms)",
+                    start.elapsed().as_secs_f64(),
+                    last.as_deref().unwrap_or("-"),
+                    name,
+                    gap.as_secs_f64() * 1000.0
+                );
+                if last.is_some() {
+                    changes += 1;
                 }
-                if answered > 1 {
-                    longest_gap = longest_gap.max(gap);
-                }
-                last_answer = Instant::now();
-                if args.stop_after_changes > 0 && changes >= args.stop_after_changes {
-                    break;
-                }
+                last = Some(name);
+            }
+            if answered > 1 {
+                longest_gap = longest_gap.max(gap);
+            }
+            last_answer = Instant::now();
+            if args.stop_after_changes > 0 && changes >= args.stop_after_changes {
+                break;
             }
         }
     }
