@@ -44,6 +44,11 @@ pub struct Backend {
     pub(crate) ewma_nanos: Option<u64>,
     pub(crate) ejected_until: Option<Duration>,
     pub(crate) consecutive_failures: u32,
+    /// Passive ejections counted towards the growing backoff (decays to 0).
+    pub(crate) ejections: u32,
+    /// End of the latest ejection or time of the latest failure, whichever
+    /// is later: the start of the quiet period that makes `ejections` decay.
+    pub(crate) last_trouble: Option<Duration>,
     /// When the backend last went Down -> Up (start of slow start).
     pub(crate) up_since: Option<Duration>,
     /// Copy of the pool's slow-start period, so this view can answer
@@ -76,6 +81,8 @@ impl Backend {
             ewma_nanos: None,
             ejected_until: None,
             consecutive_failures: 0,
+            ejections: 0,
+            last_trouble: None,
             up_since: None,
             slow_start,
             total_picks: 0,
@@ -142,6 +149,14 @@ impl Backend {
     /// Failures in a row since the last success or ejection.
     pub fn consecutive_failures(&self) -> u32 {
         self.consecutive_failures
+    }
+
+    /// Passive ejections that count towards the growing backoff: the next
+    /// one lasts `eject_for × (ejections + 1)`, capped. Returns to 0 after a
+    /// quiet period (see `PassiveEjection`), as of the latest `pick` or
+    /// `record_failure`.
+    pub fn ejections(&self) -> u32 {
+        self.ejections
     }
 
     /// Number of `on_open` calls over the backend's lifetime.

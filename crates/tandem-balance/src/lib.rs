@@ -14,6 +14,7 @@ mod backend;
 mod candidates;
 mod context;
 mod hash;
+mod passive;
 mod pool;
 mod prime;
 mod rng;

@@ -79,6 +79,9 @@ impl Pool {
             if b.ejected_until.is_some_and(|until| until <= now) {
                 b.ejected_until = None;
             }
+            if let Some(passive) = &self.settings.passive {
+                b.decay_ejections(passive, now);
+            }
         }
         let panic = self.in_panic();
         candidates::collect(&self.backends, ctx, now, panic, &mut self.scratch);
@@ -121,10 +124,12 @@ impl Pool {
     }
 
     /// Count a failed request/connection. With passive ejection configured,
-    /// returns true when this failure ejected the backend (until
-    /// `now + eject_for`; the consecutive count then resets). Failures while
-    /// already ejected (from requests that started before) are ignored, so
-    /// they cannot extend the ejection. A zero `eject_for` never ejects.
+    /// returns true when this failure ejected the backend (for its growing,
+    /// capped ejection time; the consecutive count then resets). Failures
+    /// while already ejected (from requests that started before) are
+    /// ignored, so they cannot extend the ejection. A zero `eject_for` never
+    /// ejects, and neither does a failure the max ejected share refuses (the
+    /// run is kept, so the next failure tries again). See `PassiveEjection`.
     pub fn record_failure(&mut self, idx: usize, now: Duration) -> bool {
         self.last_now = now;
         let Some(b) = self.backends.get_mut(idx) else {
@@ -137,13 +142,24 @@ impl Pool {
         let Some(passive) = &self.settings.passive else {
             return false;
         };
-        if passive.eject_for.is_zero()
-            || b.consecutive_failures < passive.consecutive_failures.max(1)
-        {
+        // Decay first: the quiet period is judged up to this failure.
+        b.decay_ejections(passive, now);
+        b.note_failure(now);
+        if passive.eject_for.is_zero() || b.consecutive_failures < passive.threshold() {
             return false;
         }
-        b.ejected_until = Some(now.checked_add(passive.eject_for).unwrap_or(Duration::MAX));
-        b.consecutive_failures = 0;
+        if b.admin == AdminState::Enabled {
+            let enabled = self
+                .backends
+                .iter()
+                .filter(|b| b.admin == AdminState::Enabled);
+            let total = enabled.clone().count();
+            let ejected = enabled.filter(|b| b.is_ejected(now)).count();
+            if ejected + 1 > passive.max_ejected(total) {
+                return false;
+            }
+        }
+        self.backends[idx].eject(passive, now);
         true
     }
 
@@ -183,9 +199,9 @@ impl Pool {
     }
 
     /// Replace settings and backend list (config reload). Backends whose id
-    /// survives keep their health, active count, EWMA, ejection, failure
-    /// count, slow-start progress and pick count; new ones start Up. The
-    /// selector restarts (Maglev tables are a pure function of the ids, so
+    /// survives keep their health, active count, EWMA, ejection (and
+    /// ejection count), failure count, slow-start progress and pick count;
+    /// new ones start Up. The selector restarts (Maglev tables are a pure function of the ids, so
     /// hash affinity survives); the PRNG is reseeded only if the seed changed.
     pub fn reconfigure(&mut self, settings: PoolSettings, backends: Vec<BackendSpec>) {
         let settings = normalize(settings, backends.len());

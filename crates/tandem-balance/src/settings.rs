@@ -37,12 +37,43 @@ impl Algorithm {
 
 /// Passive (outlier) ejection: take a backend out after consecutive
 /// failures observed on real traffic, without waiting for health checks.
+///
+/// Follows Envoy's outlier detection:
+///
+/// * **Growing backoff.** The k-th ejection of the same backend lasts
+///   `min(eject_for × k, max(max_eject_for, eject_for))`, so a backend that
+///   keeps failing right after it returns is kept out longer each time
+///   instead of flapping in and out at a fixed rate.
+/// * **Decay.** The count k returns to 0 once the backend has gone
+///   `max(max_eject_for, eject_for)` without being ejected and without a
+///   single recorded failure (measured from the later of the end of its last
+///   ejection and its last failure). Decay is evaluated when a failure is
+///   recorded and on every `pick`, so `Backend::ejections` is current as of
+///   the latest of those.
+/// * **Max ejected share.** An Enabled backend is only ejected if afterwards
+///   at most `floor(max_ejected_share × enabled)` Enabled backends are
+///   ejected (a 1e-9 tolerance absorbs float error, so 0.3 × 10 allows 3).
+///   Rounding down means a share below 1/N never ejects anything: with 5
+///   backends, 0.1 keeps them all in, 0.2 allows one. Ejecting a backend
+///   that is not Enabled costs no capacity, so it is not limited. A refused
+///   ejection keeps the failure run, so the next failure tries again (by
+///   then another ejection may have expired).
 #[derive(Clone, Debug)]
 pub struct PassiveEjection {
     /// Failures in a row that trigger an ejection (0 is treated as 1).
     pub consecutive_failures: u32,
-    /// How long an ejected backend stays out.
+    /// Length of the first ejection, and the step it grows by (ZERO never
+    /// ejects).
     pub eject_for: Duration,
+    /// Cap on the length of one ejection, and the quiet period after which
+    /// the ejection count decays to 0. A value below `eject_for` (ZERO
+    /// included) counts as `eject_for`, so a forgotten cap cannot silently
+    /// disable ejection. Envoy's default is 10 × the base time.
+    pub max_eject_for: Duration,
+    /// 0.0..=1.0: the largest share of Enabled backends that may be ejected
+    /// at once (rounded down, see above). NaN counts as 0.0; values outside
+    /// the range are clamped.
+    pub max_ejected_share: f64,
 }
 
 /// Settings of one pool. Validation with messages belongs to the config

@@ -79,6 +79,8 @@ fn pool_settings(alg: usize, size: usize) -> PoolSettings {
         passive: Some(PassiveEjection {
             consecutive_failures: 2,
             eject_for: Duration::from_secs(2),
+            max_eject_for: Duration::from_secs(20),
+            max_ejected_share: [1.0, 0.5, 0.34, 0.0][(alg / 4 + size) % 4],
         }),
         seed: alg as u64,
     }
@@ -133,7 +135,24 @@ fn run(initial: Vec<BackendSpec>, alg: usize, ops: Vec<Op>) -> Result<(), TestCa
             Op::Admin(i, a) => p.set_admin(i, admin(a)),
             Op::Weight(i, w) => p.set_weight(i, w),
             Op::Fail(i) => {
-                p.record_failure(i, now);
+                if p.record_failure(i, now) {
+                    // Right after an ejection the share limit holds.
+                    let enabled = p
+                        .backends()
+                        .iter()
+                        .filter(|b| b.admin() == AdminState::Enabled);
+                    let total = enabled.clone().count();
+                    let ejected = enabled
+                        .filter(|b| b.ejected_until().is_some_and(|u| u > now))
+                        .count();
+                    let share = p
+                        .settings()
+                        .passive
+                        .as_ref()
+                        .map_or(1.0, |x| x.max_ejected_share);
+                    prop_assert!(ejected as f64 <= share * total as f64 + 1e-9);
+                    prop_assert!(p.backends()[i].ejections() >= 1);
+                }
             }
             Op::Success(i) => p.record_success(i),
             Op::Latency(i, l) => p.observe_latency(i, Duration::from_micros(u64::from(l))),

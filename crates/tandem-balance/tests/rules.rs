@@ -187,6 +187,8 @@ fn passive_ejection_and_return() {
         passive: Some(PassiveEjection {
             consecutive_failures: 3,
             eject_for: secs(10),
+            max_eject_for: secs(100),
+            max_ejected_share: 1.0,
         }),
         panic_threshold: 0.0,
         ..settings(Algorithm::RoundRobin)
@@ -253,6 +255,8 @@ fn reconfigure_keeps_state_of_surviving_ids() {
         passive: Some(PassiveEjection {
             consecutive_failures: 1,
             eject_for: secs(30),
+            max_eject_for: secs(300),
+            max_ejected_share: 1.0,
         }),
         ..settings(Algorithm::LeastConnections)
     };
@@ -375,6 +379,8 @@ fn extreme_times_and_weights_never_panic() {
         passive: Some(PassiveEjection {
             consecutive_failures: 0,
             eject_for: Duration::MAX,
+            max_eject_for: Duration::MAX,
+            max_ejected_share: 1.0,
         }),
         ..settings(Algorithm::WeightedRoundRobin)
     };

@@ -5,8 +5,10 @@
 
 mod duration;
 mod error;
+pub mod http;
 mod model;
 mod validate;
+mod validate_http;
 mod validate_vrrp;
 pub mod vrrp;
 

@@ -5,6 +5,7 @@
 //! plain serde value with a `version`, so that a later Raft layer can replicate it as is.
 
 use crate::duration::HumanDuration;
+use crate::http::{AccessRuleConfig, HttpSettings, ListenerTls, PoolHttp, Route};
 use crate::vrrp::{NodeVrrp, VipGroup};
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
@@ -71,6 +72,8 @@ pub enum Protocol {
     #[default]
     Tcp,
     Udp,
+    /// HTTP/1.1 and HTTP/2 (h2c, or h2 by ALPN with `[listener.tls]`).
+    Http,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -90,6 +93,9 @@ pub struct Listener {
     #[serde(default)]
     pub protocol: Protocol,
     pub bind: SocketAddr,
+    /// Where traffic goes; for HTTP listeners, the pool of requests no route claims
+    /// (may be left out when routes cover everything: unmatched requests get 404).
+    #[serde(default)]
     pub pool: String,
     /// TCP: concurrent connections; excess ones are accepted and closed at once, and counted.
     /// UDP: size of the flow table; packets of new flows beyond it are dropped and counted.
@@ -111,12 +117,24 @@ pub struct Listener {
     /// listen(2) backlog.
     #[serde(default = "default_backlog")]
     pub backlog: u32,
+    /// HTTP listeners: TLS termination (HTTPS).
+    #[serde(default)]
+    pub tls: Option<ListenerTls>,
+    /// HTTP listeners: limits, timeouts, forwarding headers, access log.
+    #[serde(default)]
+    pub http: Option<HttpSettings>,
+    /// HTTP listeners: routes, first match wins.
+    #[serde(default, rename = "route")]
+    pub routes: Vec<Route>,
+    /// HTTP listeners: access rules, evaluated before routing.
+    #[serde(default, rename = "rule")]
+    pub rules: Vec<AccessRuleConfig>,
 }
 
 impl Listener {
     pub fn idle_timeout(&self) -> HumanDuration {
         self.idle_timeout.unwrap_or(match self.protocol {
-            Protocol::Tcp => HumanDuration::from_secs(300),
+            Protocol::Tcp | Protocol::Http => HumanDuration::from_secs(300),
             Protocol::Udp => HumanDuration::from_secs(30),
         })
     }
@@ -133,6 +151,8 @@ pub enum Algorithm {
     LeastResponseTime,
     PowerOfTwoChoices,
     SourceIpHash,
+    /// Maglev on a request key (`[pool.http] hash_key`: header, cookie or URI).
+    Hash,
     Random,
 }
 
@@ -156,6 +176,9 @@ pub struct Pool {
     pub health_check: Option<HealthCheck>,
     #[serde(default)]
     pub passive: PassiveCheck,
+    /// HTTP side of the pool, for pools behind HTTP listeners.
+    #[serde(default)]
+    pub http: Option<PoolHttp>,
     #[serde(rename = "backend")]
     pub backends: Vec<Backend>,
 }
@@ -166,6 +189,8 @@ pub enum CheckKind {
     #[default]
     Tcp,
     Http,
+    /// HTTP over TLS, with the pool's `[pool.http.tls]` settings.
+    Https,
 }
 
 /// An active check run against every backend of a pool.

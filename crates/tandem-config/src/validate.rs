@@ -42,6 +42,7 @@ pub fn validate_cluster(cfg: &ClusterConfig) -> Vec<Problem> {
         );
     }
     crate::validate_vrrp::validate_groups(&mut p.0, &cfg.vip_groups);
+    p.0.extend(crate::validate_http::validate_http(cfg));
     let pool_names: HashMap<&str, usize> = cfg
         .pools
         .iter()
@@ -76,8 +77,20 @@ pub fn validate_cluster(cfg: &ClusterConfig) -> Vec<Problem> {
                 "port 0 is not a fixed address; pick a port",
             );
         }
-        if pool_names.contains_key(l.pool.as_str()) {
+        for route in &l.routes {
+            if let Some(pool) = &route.pool {
+                used_pools.insert(pool.as_str());
+            }
+        }
+        if l.pool.is_empty() && l.protocol == Protocol::Http && !l.routes.is_empty() {
+            // An HTTP listener whose routes cover everything needs no default pool.
+        } else if pool_names.contains_key(l.pool.as_str()) {
             used_pools.insert(l.pool.as_str());
+        } else if l.pool.is_empty() {
+            p.add(
+                format!("{at}.pool"),
+                "missing: name the pool this listener forwards to",
+            );
         } else {
             p.add(
                 format!("{at}.pool"),
@@ -99,7 +112,7 @@ pub fn validate_cluster(cfg: &ClusterConfig) -> Vec<Problem> {
         if l.idle_timeout().get().is_zero() {
             p.add(format!("{at}.idle_timeout"), "must be more than 0s");
         }
-        if l.protocol == Protocol::Udp && l.proxy_protocol != ProxyProtocol::Off {
+        if l.protocol != Protocol::Tcp && l.proxy_protocol != ProxyProtocol::Off {
             p.add(
                 format!("{at}.proxy_protocol"),
                 "the PROXY protocol is for TCP listeners only",
@@ -143,7 +156,7 @@ fn validate_pool(p: &mut Problems, at: &str, pool: &Pool) {
                 pool.maglev_table_size
             ),
         );
-    } else if pool.algorithm == Algorithm::SourceIpHash
+    } else if matches!(pool.algorithm, Algorithm::SourceIpHash | Algorithm::Hash)
         && (pool.maglev_table_size as usize) < pool.backends.len() * 10
     {
         p.add(

@@ -8,7 +8,7 @@
 mod probe;
 mod rise_fall;
 
-pub use probe::{probe, ProbeSpec};
+pub use probe::{probe, CheckTls, ProbeSpec};
 pub use rise_fall::RiseFall;
 pub use tandem_balance::Health;
 
@@ -36,12 +36,13 @@ pub fn spawn_checks(
     check: &HealthCheck,
     targets: Vec<Target>,
     sink: Arc<dyn HealthSink>,
+    tls: Option<CheckTls>,
     cancel: CancellationToken,
 ) -> Vec<tokio::task::JoinHandle<()>> {
     targets
         .into_iter()
         .map(|target| {
-            let spec = ProbeSpec::from_config(check, target.address);
+            let spec = ProbeSpec::from_config(check, target.address, tls.clone());
             let filter = RiseFall::new(check.rise, check.fall);
             let interval = check.interval.get();
             let pool = pool_name.to_string();
@@ -95,12 +96,17 @@ async fn run_target(
 
 impl ProbeSpec {
     /// The probe a pool's check config describes, aimed at one backend.
-    pub fn from_config(check: &HealthCheck, backend: SocketAddr) -> ProbeSpec {
+    /// `tls` is used by `kind = "https"` (the pool's upstream TLS settings).
+    pub fn from_config(
+        check: &HealthCheck,
+        backend: SocketAddr,
+        tls: Option<CheckTls>,
+    ) -> ProbeSpec {
         let address = SocketAddr::new(backend.ip(), check.port.unwrap_or(backend.port()));
         let timeout = check.timeout.get();
         match check.kind {
             CheckKind::Tcp => ProbeSpec::Tcp { address, timeout },
-            CheckKind::Http => ProbeSpec::Http {
+            CheckKind::Http | CheckKind::Https => ProbeSpec::Http {
                 address,
                 timeout,
                 path: check.path.clone(),
@@ -108,6 +114,11 @@ impl ProbeSpec {
                 expect_status: tandem_config::parse_status_range(&check.expect_status)
                     .unwrap_or((200, 399)),
                 expect_body: check.expect_body.clone(),
+                tls: if check.kind == CheckKind::Https {
+                    tls
+                } else {
+                    None
+                },
             },
         }
     }

@@ -2,9 +2,18 @@
 //! Results are `Err(reason)` with a short reason for the log.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
+
+/// TLS for HTTPS checks: the pool's client config and the name to send as SNI.
+#[derive(Clone, Debug)]
+pub struct CheckTls {
+    pub config: Arc<tandem_tls::rustls::ClientConfig>,
+    /// SNI and verified name; None uses the backend's IP address.
+    pub server_name: Option<tandem_tls::rustls::pki_types::ServerName<'static>>,
+}
 
 /// Most of a check response we read; enough for a status page, bounded against a flood.
 const MAX_RESPONSE: usize = 64 * 1024;
@@ -22,6 +31,8 @@ pub enum ProbeSpec {
         host: String,
         expect_status: (u16, u16),
         expect_body: Option<String>,
+        /// HTTPS when present.
+        tls: Option<CheckTls>,
     },
 }
 
@@ -43,9 +54,33 @@ pub async fn probe(spec: &ProbeSpec) -> Result<(), String> {
 }
 
 async fn probe_inner(spec: &ProbeSpec, address: SocketAddr) -> Result<(), String> {
-    let mut stream = TcpStream::connect(address)
+    let stream = TcpStream::connect(address)
         .await
         .map_err(|e| format!("connect to {address}: {e}"))?;
+    let ProbeSpec::Http { tls, .. } = spec else {
+        return Ok(());
+    };
+    match tls {
+        None => http_exchange(stream, spec, address).await,
+        Some(tls) => {
+            let connector = tokio_rustls::TlsConnector::from(tls.config.clone());
+            let name = tls.server_name.clone().unwrap_or_else(|| {
+                tandem_tls::rustls::pki_types::ServerName::IpAddress(address.ip().into())
+            });
+            let stream = connector
+                .connect(name, stream)
+                .await
+                .map_err(|e| format!("TLS handshake with {address}: {e}"))?;
+            http_exchange(stream, spec, address).await
+        }
+    }
+}
+
+async fn http_exchange<S: AsyncRead + AsyncWrite + Unpin>(
+    mut stream: S,
+    spec: &ProbeSpec,
+    address: SocketAddr,
+) -> Result<(), String> {
     let ProbeSpec::Http {
         path,
         host,
@@ -66,10 +101,12 @@ async fn probe_inner(spec: &ProbeSpec, address: SocketAddr) -> Result<(), String
     let mut response = Vec::with_capacity(1024);
     let mut chunk = [0u8; 4096];
     loop {
-        let n = stream
-            .read(&mut chunk)
-            .await
-            .map_err(|e| format!("read from {address}: {e}"))?;
+        let n = match stream.read(&mut chunk).await {
+            Ok(n) => n,
+            // Servers often close TLS without close_notify; what we read is still the answer.
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && !response.is_empty() => 0,
+            Err(e) => return Err(format!("read from {address}: {e}")),
+        };
         if n == 0 {
             break;
         }

@@ -42,7 +42,8 @@ fn bind_error(listener: &str, address: SocketAddr, source: std::io::Error) -> St
     }
 }
 
-pub(crate) fn tcp_listener(
+/// A listening TCP socket (SO_REUSEADDR, given backlog), for tokio.
+pub fn tcp_listener(
     name: &str,
     address: SocketAddr,
     backlog: u32,

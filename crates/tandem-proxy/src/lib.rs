@@ -14,9 +14,10 @@ mod stats;
 mod tcp;
 mod udp;
 
-pub use bind::StartError;
+pub use bind::{tcp_listener as bind_tcp, StartError};
 pub use clock::Clock;
 pub use pipe::{pipe, PipeOutcome};
 pub use plane::{ListenerHandle, Plane};
 pub use pool::{BackendLease, SharedPool};
 pub use stats::{ListenerStats, StatsSnapshot};
+pub use tcp::ip_key;

@@ -27,6 +27,7 @@ pub struct ListenerHandle {
 }
 
 pub struct Plane {
+    clock: Clock,
     pools: HashMap<String, Arc<SharedPool>>,
     listeners: Vec<ListenerHandle>,
     /// Stops the accept and receive loops (and UDP flows).
@@ -53,7 +54,12 @@ impl Plane {
             Udp(tokio::net::UdpSocket),
         }
         let mut bound = Vec::new();
-        for l in &config.listeners {
+        // HTTP listeners belong to the L7 plane (tandem-http), over these same pools.
+        for l in config
+            .listeners
+            .iter()
+            .filter(|l| l.protocol != Protocol::Http)
+        {
             let pool = pools
                 .get(&l.pool)
                 .cloned()
@@ -62,8 +68,8 @@ impl Plane {
                     pool: l.pool.clone(),
                 })?;
             let socket = match l.protocol {
-                Protocol::Tcp => Bound::Tcp(bind::tcp_listener(&l.name, l.bind, l.backlog)?),
                 Protocol::Udp => Bound::Udp(bind::udp_socket(&l.name, l.bind)?),
+                _ => Bound::Tcp(bind::tcp_listener(&l.name, l.bind, l.backlog)?),
             };
             bound.push((l, pool, socket));
         }
@@ -112,12 +118,18 @@ impl Plane {
             });
         }
         Ok(Plane {
+            clock,
             pools,
             listeners,
             stop,
             connections,
             loops,
         })
+    }
+
+    /// The clock the pools are fed from (the HTTP plane shares it).
+    pub fn clock(&self) -> Clock {
+        self.clock
     }
 
     pub fn pools(&self) -> &HashMap<String, Arc<SharedPool>> {

@@ -125,6 +125,52 @@ impl SharedPool {
         Some(lease)
     }
 
+    /// Like [`acquire`](Self::acquire), but first tries the backend `preferred` (named by a
+    /// persistence cookie or sticky table) when it can take traffic: up, enabled, not
+    /// ejected, under its connection limit, not excluded.
+    pub fn acquire_preferred(
+        self: &Arc<Self>,
+        preferred: Option<&str>,
+        key: Option<&[u8]>,
+        exclude: &[usize],
+    ) -> Option<BackendLease> {
+        if let Some(id) = preferred {
+            let now = self.clock.now();
+            let mut state = self.lock();
+            if let Some(index) = state.balance.index_of(id) {
+                let b = &state.balance.backends()[index];
+                let available = b.health() == Health::Up
+                    && b.admin() == AdminState::Enabled
+                    && b.ejected_until().is_none_or(|until| until <= now)
+                    && b.weight() > 0
+                    && (b.max_connections() == 0 || b.active() < b.max_connections())
+                    && !exclude.contains(&index);
+                if available {
+                    state.balance.on_open(index);
+                    return Some(BackendLease {
+                        pool: self.clone(),
+                        index,
+                        generation: state.generation,
+                        id: id.to_string(),
+                        address: state.addresses[index],
+                    });
+                }
+            }
+        }
+        self.acquire(key, exclude)
+    }
+
+    /// The id of the first backend for which `matches` holds (e.g. a cookie value's owner).
+    pub fn find_backend(&self, matches: impl Fn(&str) -> bool) -> Option<String> {
+        let state = self.lock();
+        state
+            .balance
+            .backends()
+            .iter()
+            .find(|b| matches(b.id()))
+            .map(|b| b.id().to_string())
+    }
+
     /// Runs `f` on the lease's backend, finding it again by id if the pool was reconfigured.
     fn with_backend<R>(
         &self,
@@ -249,12 +295,28 @@ fn translate(config: &PoolConfig) -> (PoolSettings, Vec<BackendSpec>, Vec<Socket
         CfgAlgorithm::PowerOfTwoChoices => A::PowerOfTwoChoices,
         CfgAlgorithm::SourceIpHash => A::SourceIpHash,
         CfgAlgorithm::Random => A::Random,
+        CfgAlgorithm::Hash => A::KeyHash,
     };
-    let passive =
-        (config.passive.consecutive_failures > 0).then(|| tandem_balance::PassiveEjection {
-            consecutive_failures: config.passive.consecutive_failures,
-            eject_for: config.passive.eject_for.get(),
-        });
+    let passive = match &config.http {
+        // HTTP pools: outlier detection from responses (5xx, timeouts) and connect
+        // failures, with growing ejections, never more than a share of the pool.
+        Some(http) => (http.outlier.consecutive_5xx > 0).then(|| tandem_balance::PassiveEjection {
+            consecutive_failures: http.outlier.consecutive_5xx,
+            eject_for: http.outlier.base_ejection.get(),
+            max_eject_for: http.outlier.max_ejection.get(),
+            max_ejected_share: http.outlier.max_ejected_share,
+        }),
+        // L4 pools: consecutive connect failures; repeated ejections grow up to 10 times
+        // the base; no share cap here (the panic threshold protects the pool).
+        None => {
+            (config.passive.consecutive_failures > 0).then(|| tandem_balance::PassiveEjection {
+                consecutive_failures: config.passive.consecutive_failures,
+                eject_for: config.passive.eject_for.get(),
+                max_eject_for: config.passive.eject_for.get() * 10,
+                max_ejected_share: 1.0,
+            })
+        }
+    };
     let settings = PoolSettings {
         algorithm,
         maglev_table_size: config.maglev_table_size as usize,

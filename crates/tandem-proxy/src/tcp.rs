@@ -165,7 +165,7 @@ async fn connect_upstream(
 }
 
 /// The client IP's bytes, the key for source-IP hashing (v4-mapped v6 counts as v4).
-pub(crate) fn ip_key(peer: &SocketAddr) -> Vec<u8> {
+pub fn ip_key(peer: &SocketAddr) -> Vec<u8> {
     match peer.ip() {
         std::net::IpAddr::V4(v4) => v4.octets().to_vec(),
         std::net::IpAddr::V6(v6) => match v6.to_ipv4_mapped() {

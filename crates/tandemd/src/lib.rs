@@ -19,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 pub struct Node {
     config: Config,
     plane: Plane,
+    http: tandem_http::HttpPlane,
     checks: CancellationToken,
     vrrp: Option<vrrp::Vrrp>,
 }
@@ -36,6 +37,8 @@ impl Node {
     /// Starts the forwarding plane and health checks only.
     pub fn start(config: Config) -> anyhow::Result<Node> {
         let plane = Plane::start(&config.cluster).context("starting the forwarding plane")?;
+        let http = tandem_http::HttpPlane::start(&config.cluster, plane.pools(), plane.clock())
+            .context("starting the HTTP plane")?;
         let checks = CancellationToken::new();
         for pool_config in &config.cluster.pools {
             let Some(check) = &pool_config.health_check else {
@@ -54,7 +57,14 @@ impl Node {
                 })
                 .collect();
             let sink: Arc<dyn HealthSink> = pool;
-            tandem_health::spawn_checks(&pool_config.name, check, targets, sink, checks.clone());
+            tandem_health::spawn_checks(
+                &pool_config.name,
+                check,
+                targets,
+                sink,
+                check_tls(pool_config)?,
+                checks.clone(),
+            );
         }
         tracing::info!(node = %config.node.id, version = config.cluster.version,
             listeners = config.cluster.listeners.len(), pools = config.cluster.pools.len(),
@@ -62,6 +72,7 @@ impl Node {
         Ok(Node {
             config,
             plane,
+            http,
             checks,
             vrrp: None,
         })
@@ -73,6 +84,10 @@ impl Node {
 
     pub fn plane(&self) -> &Plane {
         &self.plane
+    }
+
+    pub fn http(&self) -> &tandem_http::HttpPlane {
+        &self.http
     }
 
     pub fn vrrp(&self) -> Option<&vrrp::Vrrp> {
@@ -92,8 +107,62 @@ impl Node {
             vrrp.stop().await;
         }
         self.checks.cancel();
-        self.plane.shutdown(drain).await
+        let (l4, l7) = tokio::join!(self.plane.shutdown(drain), self.http.shutdown(drain));
+        l4 + l7
     }
+}
+
+/// Checks what the config text cannot show: certificate and key files (readable,
+/// matching, currently valid) and CA bundles. One message per problem.
+pub fn check_files(config: &Config) -> Vec<String> {
+    let now = std::time::SystemTime::now();
+    let mut problems = Vec::new();
+    for (i, l) in config.cluster.listeners.iter().enumerate() {
+        let Some(tls) = &l.tls else { continue };
+        let specs: Vec<tandem_tls::CertSpec> = tls
+            .certificates
+            .iter()
+            .map(|c| tandem_tls::CertSpec {
+                cert: c.cert.clone(),
+                key: c.key.clone(),
+            })
+            .collect();
+        for e in tandem_tls::check_certs(&specs, now) {
+            problems.push(format!("listener[{i}].tls.certificates: {e}"));
+        }
+    }
+    for (i, pool) in config.cluster.pools.iter().enumerate() {
+        if let Err(e) = check_tls(pool) {
+            problems.push(format!("pool[{i}].http.tls: {e:#}"));
+        }
+    }
+    problems
+}
+
+/// TLS for a pool's `kind = "https"` checks, from its `[pool.http.tls]`.
+fn check_tls(pool: &tandem_config::Pool) -> anyhow::Result<Option<tandem_health::CheckTls>> {
+    let Some(tls) = pool.http.as_ref().and_then(|h| h.tls.as_ref()) else {
+        return Ok(None);
+    };
+    let spec = tandem_tls::ClientTlsSpec {
+        ca: tls.ca.clone(),
+        verify: tls.verify,
+        alpn: vec![b"http/1.1".to_vec()],
+        client_cert: None,
+    };
+    let config = tandem_tls::client_config(&spec)
+        .with_context(|| format!("pool {:?}: TLS settings for its backends", pool.name))?;
+    let server_name = match &tls.server_name {
+        Some(name) => Some(
+            tandem_tls::server_name(name)
+                .with_context(|| format!("pool {:?}: server_name", pool.name))?,
+        ),
+        None => None,
+    };
+    Ok(Some(tandem_health::CheckTls {
+        config,
+        server_name,
+    }))
 }
 
 /// Runs `node` until SIGTERM or SIGINT, then stops it gracefully. A second signal during

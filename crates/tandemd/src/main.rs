@@ -65,6 +65,13 @@ fn main() -> ExitCode {
 fn check_config(file: &std::path::Path) -> ExitCode {
     match tandem_config::load(file) {
         Ok(cfg) => {
+            let problems = tandemd::check_files(&cfg);
+            if !problems.is_empty() {
+                for p in problems {
+                    eprintln!("{}: {p}", file.display());
+                }
+                return ExitCode::FAILURE;
+            }
             println!(
                 "{}: ok ({} listeners, {} pools, {} backends)",
                 file.display(),
@@ -94,6 +101,10 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 
 fn run_file(file: &std::path::Path) -> anyhow::Result<()> {
     let config = tandem_config::load(file).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let problems = tandemd::check_files(&config);
+    if !problems.is_empty() {
+        anyhow::bail!("{}: {}", file.display(), problems.join("\n"));
+    }
     runtime()?.block_on(async {
         let node = Node::start_with_vrrp(config).await?;
         tandemd::run_until_signal(node).await

@@ -1,0 +1,181 @@
+//! Header rewriting between client and backend: hop-by-hop headers are dropped both ways
+//! (RFC 9110 7.6.1), forwarding headers are added towards the backend.
+
+use http::header::{HeaderMap, HeaderName, HeaderValue};
+use std::net::IpAddr;
+use tandem_config::http::ForwardedHeaders;
+
+/// Headers that describe one hop's connection, never the message.
+const HOP_BY_HOP: [&str; 8] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+];
+
+/// Removes hop-by-hop headers and the ones `Connection` names. `Upgrade` goes too unless
+/// this message is a real upgrade (then `Connection: upgrade` is put back). `TE: trailers`
+/// survives: gRPC needs it end to end.
+pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
+    let named: Vec<HeaderName> = headers
+        .get_all(http::header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+        .collect();
+    let te_trailers = headers.get_all(http::header::TE).iter().any(|v| {
+        v.to_str().is_ok_and(|s| {
+            s.split(',')
+                .any(|t| t.trim().eq_ignore_ascii_case("trailers"))
+        })
+    });
+    for name in named {
+        if !(keep_upgrade && name == http::header::UPGRADE) {
+            headers.remove(&name);
+        }
+    }
+    for name in HOP_BY_HOP {
+        headers.remove(name);
+    }
+    if te_trailers {
+        headers.insert(http::header::TE, HeaderValue::from_static("trailers"));
+    }
+    if keep_upgrade {
+        headers.insert(
+            http::header::CONNECTION,
+            HeaderValue::from_static("upgrade"),
+        );
+    } else {
+        headers.remove(http::header::UPGRADE);
+    }
+}
+
+/// Adds X-Forwarded-*, Forwarded and Via as configured.
+pub fn add_forwarding(
+    headers: &mut HeaderMap,
+    settings: &ForwardedHeaders,
+    client: IpAddr,
+    https: bool,
+    host: Option<&str>,
+    version: http::Version,
+) {
+    let proto = if https { "https" } else { "http" };
+    if settings.x_forwarded_for {
+        append_list(headers, "x-forwarded-for", &client.to_string());
+    }
+    if settings.x_forwarded_proto {
+        headers.insert("x-forwarded-proto", HeaderValue::from_static(proto));
+    }
+    if settings.x_forwarded_host {
+        if let Some(host) = host.and_then(|h| HeaderValue::from_str(h).ok()) {
+            headers.insert("x-forwarded-host", host);
+        }
+    }
+    if settings.forwarded {
+        // RFC 7239: IPv6 addresses are quoted and bracketed.
+        let for_ = match client {
+            IpAddr::V4(v4) => v4.to_string(),
+            IpAddr::V6(v6) => format!("\"[{v6}]\""),
+        };
+        let mut element = format!("for={for_};proto={proto}");
+        if let Some(host) = host {
+            if host
+                .bytes()
+                .all(|b| b.is_ascii_graphic() && b != b'"' && b != b';' && b != b',')
+            {
+                element.push_str(&format!(";host=\"{host}\""));
+            }
+        }
+        append_list(headers, "forwarded", &element);
+    }
+    if settings.via {
+        let v = match version {
+            http::Version::HTTP_2 => "2",
+            http::Version::HTTP_10 => "1.0",
+            _ => "1.1",
+        };
+        append_list(headers, "via", &format!("{v} tandem"));
+    }
+}
+
+/// Appends `value` to a comma-separated header, folding existing values into one line.
+fn append_list(headers: &mut HeaderMap, name: &'static str, value: &str) {
+    let existing: Vec<String> = headers
+        .get_all(name)
+        .iter()
+        .filter_map(|v| v.to_str().ok().map(str::to_string))
+        .collect();
+    let joined = if existing.is_empty() {
+        value.to_string()
+    } else {
+        format!("{}, {value}", existing.join(", "))
+    };
+    if let Ok(v) = HeaderValue::from_str(&joined) {
+        headers.insert(name, v);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hop_by_hop_headers_and_connection_named_ones_go() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            "connection",
+            HeaderValue::from_static("keep-alive, x-secret"),
+        );
+        h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
+        h.insert("x-secret", HeaderValue::from_static("1"));
+        h.insert("te", HeaderValue::from_static("trailers, deflate"));
+        h.insert("upgrade", HeaderValue::from_static("websocket"));
+        h.insert("x-keep", HeaderValue::from_static("yes"));
+        strip_hop_by_hop(&mut h, false);
+        assert!(h.get("connection").is_none() && h.get("keep-alive").is_none());
+        assert!(h.get("x-secret").is_none() && h.get("upgrade").is_none());
+        assert_eq!(h.get("te").unwrap(), "trailers");
+        assert_eq!(h.get("x-keep").unwrap(), "yes");
+    }
+
+    #[test]
+    fn a_real_upgrade_keeps_upgrade() {
+        let mut h = HeaderMap::new();
+        h.insert("connection", HeaderValue::from_static("Upgrade"));
+        h.insert("upgrade", HeaderValue::from_static("websocket"));
+        strip_hop_by_hop(&mut h, true);
+        assert_eq!(h.get("upgrade").unwrap(), "websocket");
+        assert_eq!(h.get("connection").unwrap(), "upgrade");
+    }
+
+    #[test]
+    fn forwarding_headers_append() {
+        let mut h = HeaderMap::new();
+        h.insert("x-forwarded-for", HeaderValue::from_static("192.0.2.1"));
+        let all = ForwardedHeaders {
+            forwarded: true,
+            ..ForwardedHeaders::default()
+        };
+        add_forwarding(
+            &mut h,
+            &all,
+            "2001:db8::5".parse().unwrap(),
+            true,
+            Some("example.test"),
+            http::Version::HTTP_11,
+        );
+        assert_eq!(h.get("x-forwarded-for").unwrap(), "192.0.2.1, 2001:db8::5");
+        assert_eq!(h.get("x-forwarded-proto").unwrap(), "https");
+        assert_eq!(h.get("x-forwarded-host").unwrap(), "example.test");
+        assert_eq!(
+            h.get("forwarded").unwrap(),
+            "for=\"[2001:db8::5]\";proto=https;host=\"example.test\""
+        );
+        assert_eq!(h.get("via").unwrap(), "1.1 tandem");
+    }
+}

@@ -1,0 +1,372 @@
+//! The compiled form of the HTTP config: what a request needs, resolved once at start
+//! (and, later, at reload): route tables, rules, limiters, and per-pool upstream clients.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+use tandem_config::http::{HashKey, HttpSettings, PoolHttp, Route, Sticky};
+use tandem_config::{Algorithm, ClusterConfig, Listener};
+use tandem_policy::{
+    AccessRule, AccessRules, ClientConnections, HostPattern, RateLimiter, RetryBudget, RouteMatch,
+    RouteTable, RuleAction, SameSite, StickyTable,
+};
+use tandem_proxy::{Clock, SharedPool};
+
+use crate::upstream::{Upstream, UpstreamTls};
+
+/// Where a request's key for hashing comes from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum KeySource {
+    None,
+    SourceIp,
+    Header(http::HeaderName),
+    Cookie(String),
+    Uri,
+}
+
+pub struct CookiePersistence {
+    pub name: String,
+    pub same_site: Option<SameSite>,
+    pub max_age: Option<Duration>,
+}
+
+/// One pool as the HTTP plane uses it.
+pub struct PoolRuntime {
+    pub name: String,
+    pub shared: Arc<SharedPool>,
+    pub upstream: Upstream,
+    pub settings: PoolHttp,
+    pub key: KeySource,
+    pub budget: Mutex<RetryBudget>,
+    pub source_ip_sticky: Option<(Mutex<StickyTable>, Duration)>,
+    pub cookie: Option<CookiePersistence>,
+}
+
+pub enum Target {
+    Pool(Arc<PoolRuntime>),
+    Redirect {
+        status: http::StatusCode,
+        location: String,
+    },
+    Respond {
+        status: http::StatusCode,
+        content_type: String,
+        body: String,
+    },
+    /// No route matched and there is no default pool.
+    NotFound,
+}
+
+/// One HTTP listener's request-time state.
+pub struct ListenerRuntime {
+    pub name: String,
+    pub https: bool,
+    pub settings: HttpSettings,
+    pub routes: RouteTable<Arc<Target>>,
+    pub rules: AccessRules,
+    pub rate: Option<Mutex<RateLimiter>>,
+    pub per_client: Option<Mutex<ClientConnections>>,
+    pub clock: Clock,
+    pub stats: HttpStats,
+    next_request_id: AtomicU64,
+    id_prefix: u32,
+}
+
+/// Counters of one HTTP listener.
+#[derive(Debug, Default)]
+pub struct HttpStats {
+    pub requests: AtomicU64,
+    pub responses_2xx: AtomicU64,
+    pub responses_3xx: AtomicU64,
+    pub responses_4xx: AtomicU64,
+    pub responses_5xx: AtomicU64,
+    pub retries: AtomicU64,
+    pub rate_limited: AtomicU64,
+    pub denied: AtomicU64,
+    pub connections: AtomicU64,
+    pub over_client_limit: AtomicU64,
+    pub tls_handshake_failures: AtomicU64,
+}
+
+impl HttpStats {
+    pub fn count_status(&self, status: u16) {
+        let c = match status {
+            200..=299 => &self.responses_2xx,
+            300..=399 => &self.responses_3xx,
+            400..=499 => &self.responses_4xx,
+            _ => &self.responses_5xx,
+        };
+        c.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl ListenerRuntime {
+    /// A request id unique on this node: listener-random prefix and a counter.
+    pub fn request_id(&self) -> String {
+        let n = self.next_request_id.fetch_add(1, Ordering::Relaxed);
+        format!("{:08x}{:08x}", self.id_prefix, n)
+    }
+
+    /// A client IP as the policies see it (v4-mapped v6 as v4).
+    pub fn canonical_ip(ip: IpAddr) -> IpAddr {
+        match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
+            v4 => v4,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error("listener {0:?}: {1}")]
+    Listener(String, String),
+    #[error("pool {0:?}: {1}")]
+    Pool(String, String),
+}
+
+/// Builds the HTTP side of every pool used by an HTTP listener.
+pub fn build_pools(
+    config: &ClusterConfig,
+    shared: &HashMap<String, Arc<SharedPool>>,
+) -> Result<HashMap<String, Arc<PoolRuntime>>, BuildError> {
+    let mut out = HashMap::new();
+    for pool in &config.pools {
+        let Some(shared_pool) = shared.get(&pool.name) else {
+            continue;
+        };
+        let settings = pool.http.clone().unwrap_or_default();
+        let tls = match &settings.tls {
+            None => None,
+            Some(t) => {
+                let alpn = if settings.protocol == "http2" {
+                    vec![b"h2".to_vec()]
+                } else {
+                    vec![b"http/1.1".to_vec()]
+                };
+                let spec = tandem_tls::ClientTlsSpec {
+                    ca: t.ca.clone(),
+                    verify: t.verify,
+                    alpn,
+                    client_cert: None,
+                };
+                let config = tandem_tls::client_config(&spec)
+                    .map_err(|e| BuildError::Pool(pool.name.clone(), e.to_string()))?;
+                let server_name = match &t.server_name {
+                    Some(n) => Some(
+                        tandem_tls::server_name(n)
+                            .map_err(|e| BuildError::Pool(pool.name.clone(), e.to_string()))?,
+                    ),
+                    None => None,
+                };
+                Some(UpstreamTls {
+                    config,
+                    server_name,
+                })
+            }
+        };
+        let upstream = Upstream::new(
+            settings.protocol == "http2",
+            tls,
+            settings.connect_timeout.get(),
+            settings.idle_timeout.get(),
+            settings.max_idle_per_backend as usize,
+        );
+        let key = match (&pool.algorithm, &settings.hash_key) {
+            (Algorithm::SourceIpHash, _) => KeySource::SourceIp,
+            (Algorithm::Hash, Some(HashKey::Header(h))) => {
+                http::HeaderName::from_bytes(h.to_ascii_lowercase().as_bytes())
+                    .map(KeySource::Header)
+                    .map_err(|e| BuildError::Pool(pool.name.clone(), e.to_string()))?
+            }
+            (Algorithm::Hash, Some(HashKey::Cookie(c))) => KeySource::Cookie(c.clone()),
+            (Algorithm::Hash, Some(HashKey::Uri(true))) => KeySource::Uri,
+            _ => KeySource::None,
+        };
+        let (source_ip_sticky, cookie) = match &settings.sticky {
+            Some(Sticky::SourceIp { ttl, max_entries }) => (
+                Some((
+                    Mutex::new(StickyTable::new(*max_entries as usize)),
+                    ttl.get(),
+                )),
+                None,
+            ),
+            Some(Sticky::Cookie {
+                name,
+                same_site,
+                max_age,
+            }) => (
+                None,
+                Some(CookiePersistence {
+                    name: name.clone(),
+                    same_site: same_site.as_deref().map(|s| match s {
+                        "strict" => SameSite::Strict,
+                        "none" => SameSite::None,
+                        _ => SameSite::Lax,
+                    }),
+                    max_age: max_age.map(|d| d.get()),
+                }),
+            ),
+            None => (None, None),
+        };
+        let budget = RetryBudget::new(
+            settings.retry.budget_percent as f64 / 100.0,
+            settings.retry.min_per_second,
+            Duration::from_secs(10),
+        );
+        out.insert(
+            pool.name.clone(),
+            Arc::new(PoolRuntime {
+                name: pool.name.clone(),
+                shared: shared_pool.clone(),
+                upstream,
+                settings,
+                key,
+                budget: Mutex::new(budget),
+                source_ip_sticky,
+                cookie,
+            }),
+        );
+    }
+    Ok(out)
+}
+
+/// Compiles one HTTP listener's routes, rules and limits.
+pub fn build_listener(
+    l: &Listener,
+    pools: &HashMap<String, Arc<PoolRuntime>>,
+    clock: Clock,
+) -> Result<ListenerRuntime, BuildError> {
+    let err = |m: String| BuildError::Listener(l.name.clone(), m);
+    let pool_target = |name: &str| -> Result<Arc<Target>, BuildError> {
+        pools
+            .get(name)
+            .cloned()
+            .map(|p| Arc::new(Target::Pool(p)))
+            .ok_or_else(|| err(format!("no pool named {name:?}")))
+    };
+    let mut routes = Vec::new();
+    for r in &l.routes {
+        routes.push((route_match(r).map_err(err)?, route_target(r, &pool_target)?));
+    }
+    let default = if l.pool.is_empty() {
+        Arc::new(Target::NotFound)
+    } else {
+        pool_target(&l.pool)?
+    };
+    let mut rules = Vec::new();
+    for r in &l.rules {
+        rules.push(access_rule(r).map_err(err)?);
+    }
+    let settings = l.http.clone().unwrap_or_default();
+    let rate = settings.rate_limit.as_ref().map(|r| {
+        Mutex::new(RateLimiter::new(
+            r.requests_per_second,
+            r.burst,
+            r.max_clients as usize,
+        ))
+    });
+    let per_client = (settings.max_connections_per_client > 0)
+        .then(|| Mutex::new(ClientConnections::new(settings.max_connections_per_client)));
+    Ok(ListenerRuntime {
+        name: l.name.clone(),
+        https: l.tls.is_some(),
+        settings,
+        routes: RouteTable::new(routes, Some(default)),
+        rules: AccessRules::new(rules),
+        rate,
+        per_client,
+        clock,
+        stats: HttpStats::default(),
+        next_request_id: AtomicU64::new(0),
+        id_prefix: random_u32(),
+    })
+}
+
+fn route_match(r: &Route) -> Result<RouteMatch, String> {
+    let hosts = r
+        .hosts
+        .iter()
+        .map(|h| HostPattern::parse(h).map_err(|e| e.to_string()))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(RouteMatch {
+        hosts,
+        path_prefix: r.path_prefix.clone(),
+        header: r
+            .header
+            .as_ref()
+            .map(|h| (h.name.to_ascii_lowercase(), h.value.clone())),
+        methods: r.methods.clone(),
+    })
+}
+
+fn route_target(
+    r: &Route,
+    pool_target: &dyn Fn(&str) -> Result<Arc<Target>, BuildError>,
+) -> Result<Arc<Target>, BuildError> {
+    if let Some(pool) = &r.pool {
+        return pool_target(pool);
+    }
+    if let Some(redirect) = &r.redirect {
+        return Ok(Arc::new(Target::Redirect {
+            status: http::StatusCode::from_u16(redirect.status)
+                .unwrap_or(http::StatusCode::MOVED_PERMANENTLY),
+            location: redirect.location.clone(),
+        }));
+    }
+    let respond = r
+        .respond
+        .clone()
+        .unwrap_or(tandem_config::http::FixedResponse {
+            status: 404,
+            body: String::new(),
+            content_type: "text/plain".into(),
+        });
+    Ok(Arc::new(Target::Respond {
+        status: http::StatusCode::from_u16(respond.status).unwrap_or(http::StatusCode::OK),
+        content_type: respond.content_type,
+        body: respond.body,
+    }))
+}
+
+fn access_rule(r: &tandem_config::http::AccessRuleConfig) -> Result<AccessRule, String> {
+    let client_cidrs = r
+        .client_cidrs
+        .iter()
+        .map(|c| {
+            c.parse::<ipnet::IpNet>()
+                .or_else(|_| c.parse::<IpAddr>().map(ipnet::IpNet::from))
+                .map_err(|e| format!("{c:?}: {e}"))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let regex = |s: &str| regex::Regex::new(s).map_err(|e| e.to_string());
+    Ok(AccessRule {
+        action: if r.action == "deny" {
+            RuleAction::Deny
+        } else {
+            RuleAction::Allow
+        },
+        client_cidrs,
+        methods: r.methods.clone(),
+        path_prefix: r.path_prefix.clone(),
+        path_regex: r.path_regex.as_deref().map(regex).transpose()?,
+        header_regex: match &r.header {
+            Some(h) => Some((h.name.to_ascii_lowercase(), regex(&h.regex)?)),
+            None => None,
+        },
+    })
+}
+
+/// Seeds request ids so two listeners (or restarts) do not repeat them.
+fn random_u32() -> u32 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    nanos ^ std::process::id().rotate_left(16)
+}

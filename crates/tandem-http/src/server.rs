@@ -1,0 +1,172 @@
+//! Accepting HTTP clients: connection limits per client, TLS handshake (bounded by the
+//! header timeout), then hyper serving HTTP/1.1 and HTTP/2 on the same port, with upgrades.
+
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use std::convert::Infallible;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_rustls::TlsAcceptor;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::idle::Activity;
+use crate::runtime::{lock, ListenerRuntime};
+use crate::service::{handle, ConnContext};
+
+/// Accepts until `stop`; each connection is a task on `connections`.
+pub async fn accept_loop(
+    listener: TcpListener,
+    runtime: Arc<ListenerRuntime>,
+    tls: Option<TlsAcceptor>,
+    stop: CancellationToken,
+    connections: TaskTracker,
+) {
+    loop {
+        let accepted = tokio::select! {
+            _ = stop.cancelled() => break,
+            r = listener.accept() => r,
+        };
+        let (tcp, client) = match accepted {
+            Ok(pair) => pair,
+            Err(e) => {
+                tracing::warn!(listener = %runtime.name, error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                continue;
+            }
+        };
+        let ip = ListenerRuntime::canonical_ip(client.ip());
+        let slot = match &runtime.per_client {
+            Some(pc) => {
+                if !lock(pc).try_open(ip) {
+                    runtime
+                        .stats
+                        .over_client_limit
+                        .fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!(listener = %runtime.name, %client, "per-client connection limit reached");
+                    continue;
+                }
+                Some(ClientSlot {
+                    runtime: runtime.clone(),
+                    ip,
+                })
+            }
+            None => None,
+        };
+        runtime.stats.connections.fetch_add(1, Ordering::Relaxed);
+        let (runtime, tls, stop) = (runtime.clone(), tls.clone(), stop.clone());
+        connections.spawn(async move {
+            let _slot = slot;
+            let _ = tcp.set_nodelay(true);
+            serve_client(tcp, client, runtime, tls, stop).await;
+        });
+    }
+    tracing::info!(listener = %runtime.name, "stopped accepting");
+}
+
+/// Frees the client's connection slot when the connection ends.
+struct ClientSlot {
+    runtime: Arc<ListenerRuntime>,
+    ip: IpAddr,
+}
+
+impl Drop for ClientSlot {
+    fn drop(&mut self) {
+        if let Some(pc) = &self.runtime.per_client {
+            lock(pc).close(self.ip);
+        }
+    }
+}
+
+async fn serve_client(
+    tcp: TcpStream,
+    client: SocketAddr,
+    runtime: Arc<ListenerRuntime>,
+    tls: Option<TlsAcceptor>,
+    stop: CancellationToken,
+) {
+    let Some(acceptor) = tls else {
+        return serve_io(tcp, client, runtime, stop).await;
+    };
+    let limit = runtime.settings.header_timeout.get();
+    match tokio::time::timeout(limit, acceptor.accept(tcp)).await {
+        Ok(Ok(stream)) => serve_io(stream, client, runtime, stop).await,
+        Ok(Err(e)) => {
+            runtime
+                .stats
+                .tls_handshake_failures
+                .fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(listener = %runtime.name, %client, error = %e, "TLS handshake failed");
+        }
+        Err(_) => {
+            runtime
+                .stats
+                .tls_handshake_failures
+                .fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(listener = %runtime.name, %client, "TLS handshake timed out");
+        }
+    }
+}
+
+async fn serve_io<S>(
+    io: S,
+    client: SocketAddr,
+    runtime: Arc<ListenerRuntime>,
+    stop: CancellationToken,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let settings = &runtime.settings;
+    let activity = Activity::new();
+    let ctx = Arc::new(ConnContext {
+        listener: runtime.clone(),
+        client,
+        activity: activity.clone(),
+    });
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(settings.header_timeout.get())
+        // hyper answers 431 when the head is larger than its buffer or has too many headers.
+        .max_buf_size((settings.max_header_bytes as usize).max(8192))
+        .max_headers(settings.max_headers as usize)
+        .keep_alive(true);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(settings.max_header_bytes)
+        .max_concurrent_streams(256);
+    let service = service_fn(move |req| {
+        let ctx = ctx.clone();
+        async move { Ok::<_, Infallible>(handle(req, ctx).await) }
+    });
+    let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
+    tokio::pin!(conn);
+    let keepalive = settings.keepalive_timeout.get();
+    let mut closing = false;
+    loop {
+        tokio::select! {
+            result = conn.as_mut() => {
+                if let Err(e) = result {
+                    tracing::debug!(listener = %runtime.name, %client, error = %e, "connection ended with an error");
+                }
+                return;
+            }
+            _ = stop.cancelled(), if !closing => {
+                // Finish in-flight requests, refuse new ones, close idle keep-alives.
+                conn.as_mut().graceful_shutdown();
+                closing = true;
+            }
+            _ = activity.idle_for(keepalive), if !closing => {
+                conn.as_mut().graceful_shutdown();
+                closing = true;
+            }
+        }
+    }
+}

@@ -1,0 +1,441 @@
+//! The request pipeline: limits and rules, routing, balancing with persistence, forwarding
+//! with retries and timeouts, upgrades, and the access log.
+
+use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Uri};
+use http_body_util::{BodyExt, Limited};
+use hyper::body::{Body, Incoming};
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tandem_policy::{Headers, RequestView, Verdict};
+use tandem_proxy::BackendLease;
+
+use crate::access_log::{self, AccessRecord};
+use crate::body::Holding;
+use crate::errors::{self, ClientBody};
+use crate::headers;
+use crate::runtime::{lock, KeySource, ListenerRuntime, PoolRuntime, Target};
+use crate::upgrade;
+
+/// What one client connection shares with its requests.
+pub struct ConnContext {
+    pub listener: Arc<ListenerRuntime>,
+    pub client: SocketAddr,
+    pub activity: Arc<crate::idle::Activity>,
+}
+
+struct HeaderLookup<'a>(&'a HeaderMap);
+
+impl Headers for HeaderLookup<'_> {
+    fn get(&self, name: &str) -> Option<&str> {
+        self.0.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+/// Handles one request; never fails (errors become responses).
+pub async fn handle(req: Request<Incoming>, ctx: Arc<ConnContext>) -> Response<ClientBody> {
+    let busy = ctx.activity.begin();
+    let l = ctx.listener.clone();
+    l.stats.requests.fetch_add(1, Ordering::Relaxed);
+    let started = Instant::now();
+    let request_id = req
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 128)
+        .map(str::to_string)
+        .unwrap_or_else(|| l.request_id());
+    let mut record = AccessRecord::new(&req, ctx.client, &request_id);
+    let timeout = l.settings.request_timeout.get();
+    let resp =
+        match tokio::time::timeout(timeout, pipeline(req, &ctx, &request_id, &mut record)).await {
+            Ok(resp) => resp,
+            Err(_) => errors::error(
+                StatusCode::GATEWAY_TIMEOUT,
+                &request_id,
+                "the request did not complete in time",
+            ),
+        };
+    let status = resp.status().as_u16();
+    l.stats.count_status(status);
+    record.finish(status, started.elapsed());
+    if l.settings.access_log {
+        access_log::emit(&record, &l.name, &l.settings.access_log_format);
+    }
+    let (parts, body) = resp.into_parts();
+    Response::from_parts(parts, Holding::new(body, busy).boxed())
+}
+
+async fn pipeline(
+    req: Request<Incoming>,
+    ctx: &ConnContext,
+    request_id: &str,
+    record: &mut AccessRecord,
+) -> Response<ClientBody> {
+    let l = &ctx.listener;
+    let client_ip = ListenerRuntime::canonical_ip(ctx.client.ip());
+    let host = request_host(&req);
+    if let Some(rate) = &l.rate {
+        if let Err(retry_after) = lock(rate).check(client_ip, l.clock.now()) {
+            l.stats.rate_limited.fetch_add(1, Ordering::Relaxed);
+            let mut resp = errors::error(
+                StatusCode::TOO_MANY_REQUESTS,
+                request_id,
+                "rate limit exceeded",
+            );
+            resp.headers_mut().insert(
+                http::header::RETRY_AFTER,
+                HeaderValue::from(retry_after.as_secs().max(1)),
+            );
+            return resp;
+        }
+    }
+    let headers = HeaderLookup(req.headers());
+    let view = RequestView {
+        method: req.method().as_str(),
+        host: host.as_deref(),
+        path: req.uri().path(),
+        headers: &headers,
+    };
+    if let Verdict::Deny { rule } = l.rules.evaluate(client_ip, &view) {
+        l.stats.denied.fetch_add(1, Ordering::Relaxed);
+        return errors::error(
+            StatusCode::FORBIDDEN,
+            request_id,
+            &format!("denied by access rule {rule}"),
+        );
+    }
+    let target = l.routes.find(&view).cloned();
+    match target.as_deref() {
+        None | Some(Target::NotFound) => errors::error(
+            StatusCode::NOT_FOUND,
+            request_id,
+            "no route for this request",
+        ),
+        Some(Target::Redirect { status, location }) => {
+            let uri = req
+                .uri()
+                .path_and_query()
+                .map(|p| p.as_str())
+                .unwrap_or("/");
+            let location = location
+                .replace("{host}", host.as_deref().unwrap_or(""))
+                .replace("{uri}", uri);
+            errors::redirect(*status, &location)
+        }
+        Some(Target::Respond {
+            status,
+            content_type,
+            body,
+        }) => errors::fixed(*status, content_type, body.clone()),
+        Some(Target::Pool(pool)) => {
+            let pool = pool.clone();
+            forward(req, ctx, &pool, host, request_id, record).await
+        }
+    }
+}
+
+/// The Host of a request: `Host` for HTTP/1, the URI authority for HTTP/2.
+fn request_host<B>(req: &Request<B>) -> Option<String> {
+    req.headers()
+        .get(http::header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+        .or_else(|| req.uri().authority().map(|a| a.as_str().to_string()))
+}
+
+fn is_idempotent(m: &Method) -> bool {
+    matches!(
+        *m,
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE | Method::PUT | Method::DELETE
+    )
+}
+
+fn is_upgrade<B>(req: &Request<B>) -> bool {
+    req.version() == http::Version::HTTP_11
+        && req.headers().contains_key(http::header::UPGRADE)
+        && req
+            .headers()
+            .get_all(http::header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .any(|v| {
+                v.split(',')
+                    .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
+            })
+}
+
+/// The key hash algorithms look at, per the pool's key source.
+fn hash_key<B>(req: &Request<B>, source: &KeySource, client: &SocketAddr) -> Option<Vec<u8>> {
+    match source {
+        KeySource::None => None,
+        KeySource::SourceIp => Some(tandem_proxy::ip_key(client)),
+        KeySource::Header(name) => req.headers().get(name).map(|v| v.as_bytes().to_vec()),
+        KeySource::Cookie(name) => {
+            let values = req
+                .headers()
+                .get_all(http::header::COOKIE)
+                .iter()
+                .filter_map(|v| v.to_str().ok());
+            tandem_policy::find_cookie(values, name).map(|v| v.as_bytes().to_vec())
+        }
+        KeySource::Uri => Some(
+            req.uri()
+                .path_and_query()
+                .map(|p| p.as_str())
+                .unwrap_or("/")
+                .as_bytes()
+                .to_vec(),
+        ),
+    }
+}
+
+/// The backend a persistence mechanism asks for: the cookie's, or the sticky table's.
+fn preferred_backend<B>(
+    req: &Request<B>,
+    pool: &PoolRuntime,
+    client: &SocketAddr,
+    now: Duration,
+) -> Option<String> {
+    if let Some(cookie) = &pool.cookie {
+        let values = req
+            .headers()
+            .get_all(http::header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok());
+        let value = tandem_policy::find_cookie(values, &cookie.name)?;
+        return pool
+            .shared
+            .find_backend(|id| tandem_policy::persistence_value(id) == value);
+    }
+    if let Some((table, _)) = &pool.source_ip_sticky {
+        let key = tandem_proxy::ip_key(client);
+        return lock(table).get(&key, now).map(str::to_string);
+    }
+    None
+}
+
+async fn forward(
+    req: Request<Incoming>,
+    ctx: &ConnContext,
+    pool: &Arc<PoolRuntime>,
+    host: Option<String>,
+    request_id: &str,
+    record: &mut AccessRecord,
+) -> Response<ClientBody> {
+    let l = &ctx.listener;
+    let max_body = l.settings.max_body_bytes;
+    if req.body().size_hint().lower() > max_body {
+        return errors::error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            request_id,
+            &format!("the body is over {max_body} bytes"),
+        );
+    }
+    let now = l.clock.now();
+    let key = hash_key(&req, &pool.key, &ctx.client);
+    let preferred = preferred_backend(&req, pool, &ctx.client, now);
+    let upgrade = is_upgrade(&req);
+    let retryable_method = is_idempotent(req.method()) && !upgrade;
+    let mut req = req;
+    let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
+    let (mut parts, body) = req.into_parts();
+    // A body-less request can be sent again; a streamed body cannot.
+    let replayable = body.is_end_stream();
+    headers::strip_hop_by_hop(&mut parts.headers, upgrade);
+    headers::add_forwarding(
+        &mut parts.headers,
+        &l.settings.forwarded,
+        ctx.client.ip(),
+        l.https,
+        host.as_deref(),
+        parts.version,
+    );
+    if let Ok(v) = HeaderValue::from_str(request_id) {
+        parts.headers.insert("x-request-id", v);
+    }
+    let mut body = Some(Limited::new(body, max_body as usize).boxed());
+    lock(&pool.budget).record_request(now);
+
+    let attempts = 1 + if retryable_method && replayable {
+        pool.settings.retry.attempts
+    } else {
+        0
+    };
+    let mut tried: Vec<usize> = Vec::new();
+    let mut last_error: Option<Response<ClientBody>> = None;
+    for attempt in 0..attempts {
+        if attempt > 0 {
+            if !lock(&pool.budget).try_retry(l.clock.now()) {
+                break;
+            }
+            l.stats.retries.fetch_add(1, Ordering::Relaxed);
+        }
+        let want = if attempt == 0 {
+            preferred.as_deref()
+        } else {
+            None
+        };
+        let Some(lease) = pool.shared.acquire_preferred(want, key.as_deref(), &tried) else {
+            return last_error.unwrap_or_else(|| {
+                errors::error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    request_id,
+                    "no healthy backend",
+                )
+            });
+        };
+        tried.push(lease.index());
+        record.upstream = Some(lease.address());
+        let upstream_req = build_request(&parts, pool, &lease, &mut body);
+        let sent_at = Instant::now();
+        let result = tokio::time::timeout(
+            pool.settings.response_timeout.get(),
+            pool.upstream.client.request(upstream_req),
+        )
+        .await;
+        record.upstream_time = Some(sent_at.elapsed());
+        match result {
+            Err(_) => {
+                lease.failed("response timeout");
+                return errors::error(
+                    StatusCode::GATEWAY_TIMEOUT,
+                    request_id,
+                    "the backend did not answer in time",
+                );
+            }
+            Ok(Err(e)) => {
+                let connect = e.is_connect();
+                lease.failed(&format!("{e}"));
+                let resp = errors::error(StatusCode::BAD_GATEWAY, request_id, "the backend failed");
+                if connect && retryable_method && replayable {
+                    last_error = Some(resp);
+                    continue;
+                }
+                return resp;
+            }
+            Ok(Ok(resp)) => {
+                let status = resp.status().as_u16();
+                lease.observe_latency(sent_at.elapsed());
+                if status >= 500 {
+                    lease.failed(&format!("status {status}"));
+                } else {
+                    lease.succeeded();
+                }
+                let retry_status = pool.settings.retry.on_status.contains(&status);
+                if retry_status && attempt + 1 < attempts {
+                    last_error = Some(errors::error(
+                        StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY),
+                        request_id,
+                        "retried",
+                    ));
+                    continue;
+                }
+                return respond(
+                    resp,
+                    lease,
+                    pool,
+                    preferred.as_deref(),
+                    ctx,
+                    client_upgrade,
+                    now,
+                );
+            }
+        }
+    }
+    last_error.unwrap_or_else(|| {
+        errors::error(
+            StatusCode::BAD_GATEWAY,
+            request_id,
+            "retry budget exhausted",
+        )
+    })
+}
+
+fn build_request(
+    parts: &http::request::Parts,
+    pool: &PoolRuntime,
+    lease: &BackendLease,
+    body: &mut Option<crate::upstream::UpstreamBody>,
+) -> Request<crate::upstream::UpstreamBody> {
+    let path = parts
+        .uri
+        .path_and_query()
+        .map(|p| p.as_str())
+        .unwrap_or("/");
+    let uri: Uri = format!("{}://{}{}", pool.upstream.scheme, lease.address(), path)
+        .parse()
+        .unwrap_or_else(|_| Uri::from_static("/"));
+    let mut builder = Request::builder()
+        .method(parts.method.clone())
+        .uri(uri)
+        .version(if pool.upstream.http2 {
+            http::Version::HTTP_2
+        } else {
+            http::Version::HTTP_11
+        });
+    if let Some(h) = builder.headers_mut() {
+        *h = parts.headers.clone();
+        if pool.upstream.http2 {
+            // HTTP/2 carries the host in :authority; a Host header would be a second source.
+            h.remove(http::header::HOST);
+        }
+    }
+    let body = body.take().unwrap_or_else(|| {
+        http_body_util::Empty::new()
+            .map_err(|never| match never {})
+            .boxed()
+    });
+    builder
+        .body(body)
+        .expect("a request built from valid parts")
+}
+
+fn respond(
+    resp: Response<Incoming>,
+    lease: BackendLease,
+    pool: &PoolRuntime,
+    preferred: Option<&str>,
+    ctx: &ConnContext,
+    client_upgrade: Option<hyper::upgrade::OnUpgrade>,
+    now: Duration,
+) -> Response<ClientBody> {
+    let mut resp = resp;
+    let switching = resp.status() == StatusCode::SWITCHING_PROTOCOLS;
+    if switching {
+        if let Some(client_side) = client_upgrade {
+            let backend_side = hyper::upgrade::on(&mut resp);
+            upgrade::tunnel(client_side, backend_side, lease.backend_id().to_string());
+        }
+    }
+    let (mut parts, body) = resp.into_parts();
+    // The client's protocol is ours to choose, whatever the backend spoke.
+    parts.version = http::Version::HTTP_11;
+    headers::strip_hop_by_hop(&mut parts.headers, switching);
+    if let Some(cookie) = &pool.cookie {
+        if preferred != Some(lease.backend_id()) {
+            let value = tandem_policy::persistence_value(lease.backend_id());
+            let header = tandem_policy::set_cookie(
+                &cookie.name,
+                &value,
+                ctx.listener.https,
+                cookie.same_site,
+                cookie.max_age,
+            );
+            if let Ok(v) = HeaderValue::from_str(&header) {
+                parts.headers.append(http::header::SET_COOKIE, v);
+            }
+        }
+    }
+    if let Some((table, ttl)) = &pool.source_ip_sticky {
+        if preferred != Some(lease.backend_id()) {
+            lock(table).insert(
+                tandem_proxy::ip_key(&ctx.client),
+                lease.backend_id().to_string(),
+                now + *ttl,
+            );
+        }
+    }
+    Response::from_parts(parts, Holding::new(body, lease).boxed())
+}

@@ -1,0 +1,91 @@
+//! Per-client connection counting, for a per-IP connection limit.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use crate::canonical_ip;
+
+/// Open connections per client IP. Only clients with an open connection
+/// have an entry, so memory is bounded by the open connections themselves.
+#[derive(Clone, Debug, Default)]
+pub struct ClientConnections {
+    max_per_ip: u32,
+    open: BTreeMap<IpAddr, u32>,
+}
+
+impl ClientConnections {
+    /// At most `max_per_ip` open connections per client; 0 = unlimited
+    /// (still counted, for status output), like `max_connections` on a
+    /// backend.
+    pub fn new(max_per_ip: u32) -> Self {
+        ClientConnections {
+            max_per_ip,
+            open: BTreeMap::new(),
+        }
+    }
+
+    /// Count a new connection from `ip`; false (and nothing counted) when
+    /// the client is at its limit. IPv4-mapped IPv6 counts as IPv4.
+    pub fn try_open(&mut self, ip: IpAddr) -> bool {
+        let n = self.open.entry(canonical_ip(ip)).or_insert(0);
+        if self.max_per_ip != 0 && *n >= self.max_per_ip {
+            return false;
+        }
+        *n = n.saturating_add(1);
+        true
+    }
+
+    /// A connection counted by `try_open` ended. Unknown clients are
+    /// ignored, so a stray close cannot underflow.
+    pub fn close(&mut self, ip: IpAddr) {
+        let ip = canonical_ip(ip);
+        if let Some(n) = self.open.get_mut(&ip) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.open.remove(&ip);
+            }
+        }
+    }
+
+    /// Open connections of one client.
+    pub fn open_for(&self, ip: IpAddr) -> u32 {
+        self.open.get(&canonical_ip(ip)).copied().unwrap_or(0)
+    }
+
+    /// Clients with at least one open connection.
+    pub fn len(&self) -> usize {
+        self.open.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.open.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limits_per_client_and_forgets_idle_ones() {
+        let a: IpAddr = "10.0.0.1".parse().unwrap();
+        let mapped: IpAddr = "::ffff:10.0.0.1".parse().unwrap();
+        let b: IpAddr = "2001:db8::1".parse().unwrap();
+        let mut c = ClientConnections::new(2);
+        assert!(c.try_open(a));
+        assert!(c.try_open(mapped));
+        assert!(!c.try_open(a));
+        assert!(c.try_open(b));
+        assert_eq!((c.len(), c.open_for(a)), (2, 2));
+        c.close(a);
+        assert!(c.try_open(a));
+        c.close(a);
+        c.close(a);
+        c.close(a);
+        c.close(b);
+        assert!(c.is_empty());
+        let mut unlimited = ClientConnections::new(0);
+        assert!((0..1000).all(|_| unlimited.try_open(a)));
+        assert_eq!(unlimited.open_for(a), 1000);
+    }
+}
