@@ -223,13 +223,17 @@ spawn() { # spawn NS LOG PIDFILE PROGRAM ARGS...
     die "$1 did not start in $ns (log above, $log)"
 }
 
-# Signals every PID given, skipping those not alive in NS.
+# Signals the PIDs given that are alive in NS, all with one kill(1), so that they stop at
+# the same instant (checking each PID takes milliseconds; a node's processes must not die
+# one by one). Prints nothing; returns 1 if none was alive.
 signal_pids() { # signal_pids SIGNAL NS PID...
-    local sig="$1" ns="$2" pid
+    local sig="$1" ns="$2" pid live=()
     shift 2
     for pid in "$@"; do
-        if alive "$pid" "$ns"; then kill "-$sig" "$pid" 2>/dev/null || true; fi
+        if alive "$pid" "$ns"; then live+=("$pid"); fi
     done
+    [ "${#live[@]}" -gt 0 ] || return 1
+    kill "-$sig" "${live[@]}" 2>/dev/null || true
 }
 
 has_vip() { # has_vip NODE: the VIP is on the node's eth0
@@ -481,17 +485,22 @@ kill_node() { # kill_node NODE SIGNAL
     ns="$(ns_of "$n")"
     # shellcheck disable=SC2046 # word splitting of the PID list is intended
     set -- $(node_pids "$n")
+    local live=() pid
+    for pid in "$@"; do
+        if alive "$pid" "$ns"; then live+=("$pid"); fi
+    done
+    [ "${#live[@]}" -gt 0 ] || return 0
     if [ "$(impl_of "$n")" = keepalived ]; then
         case "$sig" in
-        KILL) signal_pids STOP "$ns" "$@"; signal_pids KILL "$ns" "$@" ;;
+        KILL) kill -STOP "${live[@]}" 2>/dev/null || true; kill -KILL "${live[@]}" 2>/dev/null || true ;;
         TERM)
             # A planned stop: keepalived's parent tells its VRRP child (priority 0 advert).
-            signal_pids TERM "$ns" "$(read_pid "$STATE_DIR/$n.keepalived.pid")" "$(read_pid "$STATE_DIR/$n.tandemd.pid")"
+            signal_pids TERM "$ns" "$(read_pid "$STATE_DIR/$n.keepalived.pid")" "$(read_pid "$STATE_DIR/$n.tandemd.pid")" || true
             ;;
-        *) signal_pids "$sig" "$ns" "$@" ;;
+        *) kill "-$sig" "${live[@]}" 2>/dev/null || true ;;
         esac
     else
-        signal_pids "$sig" "$ns" "$@"
+        kill "-$sig" "${live[@]}" 2>/dev/null || true
     fi
 }
 

@@ -107,6 +107,14 @@ NGINX="$(tool_path nginx)"
 WRK="$(tool_path wrk)"
 [ -x "$TANDEMD" ] || die "no tandemd binary at $TANDEMD. Build it: cargo build --release -p tandemd (or set TANDEMD=...)"
 
+# A stale binary is easy to benchmark by mistake: say so when the sources are newer.
+STALE=""
+src_time="$(cd "$ROOT" && git log -1 --format=%ct -- crates Cargo.toml Cargo.lock 2>/dev/null || true)"
+if [ -n "$src_time" ] && [ "$(stat -c %Y "$TANDEMD")" -lt "$src_time" ]; then
+    STALE="older than the last commit to crates/ ($(cd "$ROOT" && git log -1 --format=%h -- crates Cargo.toml Cargo.lock)); rebuild with cargo build --release -p tandemd"
+    echo "bench/l4.sh: warning: $TANDEMD is $STALE" >&2
+fi
+
 NCPU="$(nproc)"
 if [ "$PIN" = 1 ]; then
     if [ "$NCPU" -lt 2 ]; then
@@ -574,7 +582,7 @@ nginx_problems="$(grep -cE '\[(warn|error|crit|alert|emerg)\]' "$TMP/nginx/error
     echo "Command: \`bench/l4.sh --duration $DURATION --connections $CONNECTIONS --threads $THREADS --warmup $WARMUP --rounds $ROUNDS$([ "$PIN" = 0 ] && echo " --no-pin")$([ "$SPLICE" = 1 ] && echo " --haproxy-splice")\`"
     echo
     echo "- machine: $NCPU CPUs ($(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)), Linux $(uname -r)"
-    echo "- tandemd: $("$TANDEMD" --version), binary built $(date -r "$TANDEMD" '+%Y-%m-%d %H:%M:%S %Z') (checkout at $(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo "?")$(cd "$ROOT" && [ -n "$(git status --porcelain -- crates Cargo.toml Cargo.lock 2>/dev/null)" ] && echo ", with uncommitted changes")), TOKIO_WORKER_THREADS=1 ($TANDEM_THREADS threads: the main thread, which only waits for signals, and one worker)"
+    echo "- tandemd: $("$TANDEMD" --version), binary built $(date -r "$TANDEMD" '+%Y-%m-%d %H:%M:%S %Z') (checkout at $(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo "?")$(cd "$ROOT" && [ -n "$(git status --porcelain -- crates Cargo.toml Cargo.lock 2>/dev/null)" ] && echo ", with uncommitted changes")$([ -n "$STALE" ] && echo "; **the binary is $STALE**")), TOKIO_WORKER_THREADS=1 ($TANDEM_THREADS threads: the main thread, which only waits for signals, and one worker)"
     echo "- $("$HAPROXY" -v | head -1 | sed 's/ - https.*//'), mode tcp, nbthread 1 ($HAPROXY_THREADS thread)$([ "$SPLICE" = 1 ] && echo "; haproxy-splice adds option splice-auto")"
     echo "- $("$NGINX" -v 2>&1 | sed 's/^nginx version: //') backend, 1 worker, sendfile on, keepalive_requests 100000000"
     echo "- $("$WRK" --version 2>&1 | head -1 | sed 's/ Copyright.*//'): -t $THREADS -c $CONNECTIONS -d ${DURATION}s --latency, after a ${WARMUP}s warm-up per target"

@@ -292,3 +292,5 @@ pub async fn wait_listening(addr: SocketAddr, limit: Duration) -> bool {
 }
 pub mod netns;
 pub mod vrrp_lab;
+pub mod l7_backends;
+pub mod http_backends;

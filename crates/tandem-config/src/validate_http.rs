@@ -278,15 +278,13 @@ fn validate_pool_http(p: &mut Problems, at: &str, pool: &Pool) {
                 );
             }
         }
-        Some(Sticky::SourceIp { ttl, max_entries }) => {
-            if ttl.get().is_zero() || *max_entries == 0 {
-                p.add(
-                    format!("{at}.http.sticky"),
-                    "ttl must be more than 0s and max_entries at least 1",
-                );
-            }
+        Some(Sticky::SourceIp { ttl, max_entries }) if ttl.get().is_zero() || *max_entries == 0 => {
+            p.add(
+                format!("{at}.http.sticky"),
+                "ttl must be more than 0s and max_entries at least 1",
+            );
         }
-        None => {}
+        Some(Sticky::SourceIp { .. }) | None => {}
     }
     if h.retry.attempts > 5 {
         p.add(format!("{at}.http.retry.attempts"), "must be at most 5");

@@ -5,15 +5,16 @@ use http::header::{HeaderMap, HeaderName, HeaderValue};
 use std::net::IpAddr;
 use tandem_config::http::ForwardedHeaders;
 
-/// Headers that describe one hop's connection, never the message.
-const HOP_BY_HOP: [&str; 8] = [
+/// Headers that describe one hop's connection, never the message. `Trailer` is not one
+/// (RFC 9110 6.6.2, 7.6.1): it announces end-to-end trailer fields, and hyper's HTTP/1.1
+/// server drops every trailer field a response does not announce.
+const HOP_BY_HOP: [&str; 7] = [
     "connection",
     "keep-alive",
     "proxy-connection",
     "proxy-authenticate",
     "proxy-authorization",
     "te",
-    "trailer",
     "transfer-encoding",
 ];
 

@@ -1,9 +1,19 @@
 //! Keep-alive idle tracking per client connection: a connection is idle when no request is
 //! in flight; after `keepalive_timeout` of idleness it is closed gracefully.
+//!
+//! Also the header timeout: a request head is awaited from the accept (the first request)
+//! or from the first byte after a response (the next ones), and must be complete within
+//! `header_timeout`. hyper's own header timer cannot tell these apart: it also runs while a
+//! keep-alive connection is merely idle, which would cut idle connections at the header
+//! timeout instead of the keep-alive timeout. [`Watched`] reports the bytes read.
 
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::sync::Notify;
 use tokio::time::Instant;
 
 pub struct Activity {
@@ -11,6 +21,10 @@ pub struct Activity {
     in_flight: AtomicUsize,
     /// Milliseconds since `origin` when the last request finished (or the connection began).
     idle_since_ms: AtomicU64,
+    /// Milliseconds since `origin`, plus one, when the awaited request head began (0: no
+    /// head is awaited). A new connection awaits its first head from the start.
+    head_since: AtomicU64,
+    head_started: Notify,
 }
 
 /// Marks one request in flight until dropped (with its response body).
@@ -31,12 +45,55 @@ impl Activity {
             origin: Instant::now(),
             in_flight: AtomicUsize::new(0),
             idle_since_ms: AtomicU64::new(0),
+            head_since: AtomicU64::new(1),
+            head_started: Notify::new(),
         })
     }
 
     pub fn begin(self: &Arc<Self>) -> Busy {
         self.in_flight.fetch_add(1, Ordering::Relaxed);
+        // A request began: its head is complete.
+        self.head_since.store(0, Ordering::Relaxed);
         Busy(self.clone())
+    }
+
+    /// Bytes came from the client: with no request in flight, they begin the next head.
+    fn bytes_in(&self) {
+        if self.in_flight.load(Ordering::Relaxed) == 0 {
+            let now = self.origin.elapsed().as_millis() as u64 + 1;
+            if self
+                .head_since
+                .compare_exchange(0, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+            {
+                self.head_started.notify_one();
+            }
+        }
+    }
+
+    /// HTTP/2: no heads to time (streams carry headers; idleness is the keep-alive's).
+    fn no_heads(&self) {
+        self.head_since.store(0, Ordering::Relaxed);
+    }
+
+    /// Resolves once a request head has been awaited for `limit` without completing.
+    pub async fn head_overdue(&self, limit: Duration) {
+        loop {
+            let started = self.head_started.notified();
+            let since = self.head_since.load(Ordering::Relaxed);
+            if since == 0 || self.in_flight.load(Ordering::Relaxed) > 0 {
+                tokio::select! {
+                    _ = started => {}
+                    _ = tokio::time::sleep(limit) => {}
+                }
+                continue;
+            }
+            let deadline = self.origin + Duration::from_millis(since - 1) + limit;
+            if Instant::now() >= deadline {
+                return;
+            }
+            tokio::time::sleep_until(deadline).await;
+        }
     }
 
     /// Resolves once the connection has been idle for `limit`.
@@ -56,5 +113,84 @@ impl Activity {
             };
             tokio::time::sleep_until(wake).await;
         }
+    }
+}
+
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// A client connection that reports the bytes it reads to the connection's [`Activity`].
+pub struct Watched<S> {
+    inner: S,
+    activity: Arc<Activity>,
+    /// Bytes of the HTTP/2 preface matched so far; `usize::MAX` once it is HTTP/1.
+    preface: usize,
+}
+
+impl<S> Watched<S> {
+    pub fn new(inner: S, activity: Arc<Activity>) -> Self {
+        Watched {
+            inner,
+            activity,
+            preface: 0,
+        }
+    }
+
+    fn observe(&mut self, bytes: &[u8]) {
+        if self.preface < H2_PREFACE.len() {
+            let take = bytes.len().min(H2_PREFACE.len() - self.preface);
+            if bytes[..take] == H2_PREFACE[self.preface..self.preface + take] {
+                self.preface += take;
+                if self.preface == H2_PREFACE.len() {
+                    self.activity.no_heads();
+                }
+                return;
+            }
+            self.preface = usize::MAX;
+        }
+        if self.preface == usize::MAX {
+            self.activity.bytes_in();
+        }
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Watched<S> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut this.inner).poll_read(cx, buf);
+        if matches!(polled, Poll::Ready(Ok(()))) && buf.filled().len() > before {
+            this.observe(&buf.filled()[before..]);
+        }
+        polled
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Watched<S> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+    }
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
+    }
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
     }
 }

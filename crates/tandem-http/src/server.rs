@@ -15,7 +15,7 @@ use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::idle::Activity;
+use crate::idle::{Activity, Watched};
 use crate::runtime::{lock, ListenerRuntime};
 use crate::service::{handle, ConnContext};
 
@@ -132,7 +132,14 @@ async fn serve_io<S>(
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(settings.header_timeout.get())
+        // The header timeout is ours (below): hyper's timer also runs while a keep-alive
+        // connection is idle. Its timer stays as a backstop that never fires first.
+        .header_read_timeout(
+            settings
+                .header_timeout
+                .get()
+                .max(settings.keepalive_timeout.get()),
+        )
         // hyper answers 431 when the head is larger than its buffer or has too many headers.
         .max_buf_size((settings.max_header_bytes as usize).max(8192))
         .max_headers(settings.max_headers as usize)
@@ -146,9 +153,11 @@ async fn serve_io<S>(
         let ctx = ctx.clone();
         async move { Ok::<_, Infallible>(handle(req, ctx).await) }
     });
+    let io = Watched::new(io, activity.clone());
     let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
     tokio::pin!(conn);
     let keepalive = settings.keepalive_timeout.get();
+    let header_timeout = settings.header_timeout.get();
     let mut closing = false;
     loop {
         tokio::select! {
@@ -166,6 +175,11 @@ async fn serve_io<S>(
             _ = activity.idle_for(keepalive), if !closing => {
                 conn.as_mut().graceful_shutdown();
                 closing = true;
+            }
+            _ = activity.head_overdue(header_timeout) => {
+                // Slowloris: a head that does not complete in time; close at once.
+                tracing::debug!(listener = %runtime.name, %client, "request head not received within the header timeout");
+                return;
             }
         }
     }

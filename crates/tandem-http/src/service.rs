@@ -74,6 +74,15 @@ async fn pipeline(
     record: &mut AccessRecord,
 ) -> Response<ClientBody> {
     let l = &ctx.listener;
+    // hyper enforces the head size only down to its 8 KiB minimum buffer; smaller limits
+    // are checked here.
+    if head_size(&req) > l.settings.max_header_bytes as usize {
+        return errors::error(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            request_id,
+            "the request head is too large",
+        );
+    }
     let client_ip = ListenerRuntime::canonical_ip(ctx.client.ip());
     let host = request_host(&req);
     if let Some(rate) = &l.rate {
@@ -134,6 +143,37 @@ async fn pipeline(
             forward(req, ctx, &pool, host, request_id, record).await
         }
     }
+}
+
+/// Size of an HTTP/1 request head as sent (request line, header lines, blank line); 0 for
+/// HTTP/2, whose header list hyper limits itself.
+fn head_size<B>(req: &Request<B>) -> usize {
+    if req.version() >= http::Version::HTTP_2 {
+        return 0;
+    }
+    let uri = req.uri();
+    let target = uri.path_and_query().map_or(1, |p| p.as_str().len())
+        + uri.authority().map_or(0, |a| a.as_str().len())
+        + uri.scheme_str().map_or(0, |s| s.len() + 3);
+    let line = req.method().as_str().len() + 1 + target + 1 + "HTTP/1.1\r\n".len();
+    let fields: usize = req
+        .headers()
+        .iter()
+        .map(|(n, v)| n.as_str().len() + 2 + v.len() + 2)
+        .sum();
+    line + fields + 2
+}
+
+/// Whether a failed upstream exchange failed because the client's body exceeded the limit.
+fn body_over_limit(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(e);
+    while let Some(c) = cause {
+        if c.is::<http_body_util::LengthLimitError>() {
+            return true;
+        }
+        cause = c.source();
+    }
+    false
 }
 
 /// The Host of a request: `Host` for HTTP/1, the URI authority for HTTP/2.
@@ -305,6 +345,15 @@ async fn forward(
                     "the backend did not answer in time",
                 );
             }
+            Ok(Err(e)) if body_over_limit(&e) => {
+                // The client's body outgrew max_body_bytes while streaming (no
+                // Content-Length): the client's fault, not the backend's.
+                return errors::error(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    request_id,
+                    &format!("the body is over {max_body} bytes"),
+                );
+            }
             Ok(Err(e)) => {
                 let connect = e.is_connect();
                 lease.failed(&format!("{e}"));
@@ -380,6 +429,16 @@ fn build_request(
         if pool.upstream.http2 {
             // HTTP/2 carries the host in :authority; a Host header would be a second source.
             h.remove(http::header::HOST);
+        } else if !h.contains_key(http::header::HOST) {
+            // An HTTP/2 client sent its host as :authority; without this the HTTP/1.1
+            // backend would get the backend's own address as Host (hyper fills it in).
+            if let Some(v) = parts
+                .uri
+                .authority()
+                .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+            {
+                h.insert(http::header::HOST, v);
+            }
         }
     }
     let body = body.take().unwrap_or_else(|| {

@@ -1,0 +1,709 @@
+//! The L7 plane end to end, policy side: routing (hosts, paths, headers, methods, first
+//! match, default, 404, redirects, fixed answers), balancing per request (round robin,
+//! header/cookie/URI hashing), cookie persistence, source-IP affinity, access rules and the
+//! JSON access log. Real hyper backends and real clients (curl, hyper) on 127.0.0.x.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tandem_balance::AdminState;
+use tandem_tests::l7_backends::*;
+use tandem_tests::*;
+
+fn addr(port: u16) -> SocketAddr {
+    ([127, 0, 0, 1], port).into()
+}
+
+fn url(port: u16, path: &str) -> String {
+    format!("http://127.0.0.1:{port}{path}")
+}
+
+fn ip(last: u8) -> IpAddr {
+    IpAddr::from([127, 0, 0, last])
+}
+
+/// 16 lowercase hex digits: tandem's persistence cookie value.
+fn is_token(v: &str) -> bool {
+    v.len() == 16 && v.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// The value of cookie `name` in a Set-Cookie header value.
+fn cookie_value<'a>(set_cookie: &'a str, name: &str) -> Option<&'a str> {
+    set_cookie
+        .split(';')
+        .next()?
+        .trim()
+        .strip_prefix(name)?
+        .strip_prefix('=')
+}
+
+#[tokio::test]
+async fn routes_by_host_path_header_and_method_first_match_wins() {
+    let names = [
+        "www", "wild", "api", "canary", "del", "first", "second", "dflt", "only",
+    ];
+    let mut b = BTreeMap::new();
+    for n in names {
+        b.insert(n, HttpBackend::start(n).await);
+    }
+    let (port, bare_port) = (free_port(), free_port());
+    let routes = r#"
+[[listener.route]]
+hosts = ["secure.example.test"]
+redirect = { location = "https://{host}{uri}", status = 308 }
+
+[[listener.route]]
+path_prefix = "/ping"
+respond = { status = 418, body = "short and stout\n" }
+
+[[listener.route]]
+hosts = ["www.example.test"]
+pool = "www"
+
+[[listener.route]]
+hosts = ["*.example.test"]
+pool = "wild"
+
+[[listener.route]]
+path_prefix = "/api"
+pool = "api"
+
+[[listener.route]]
+header = { name = "X-Canary", value = "1" }
+pool = "canary"
+
+[[listener.route]]
+methods = ["DELETE", "PUT"]
+pool = "del"
+
+[[listener.route]]
+path_prefix = "/first"
+pool = "first"
+
+[[listener.route]]
+path_prefix = "/first/inner"
+pool = "second"
+"#;
+    let mut toml = NODE_TOML.to_string();
+    toml += &http_listener_toml("front", port, "dflt", routes);
+    toml += &http_listener_toml(
+        "bare",
+        bare_port,
+        "",
+        "[[listener.route]]\npath_prefix = \"/only\"\npool = \"only\"\n",
+    );
+    for n in names {
+        toml += &pool_toml(n, "round_robin", &[&b[n]], "");
+    }
+    let node = start_node(&toml);
+
+    // (Host header, method, path, extra header, expected backend)
+    let cases: &[(&str, &str, &str, Option<&str>, &str)] = &[
+        ("www.example.test", "GET", "/", None, "www"),
+        ("WWW.Example.TEST:8080", "GET", "/", None, "www"), // case and port ignored
+        ("www.example.test.", "GET", "/", None, "www"),     // trailing dot
+        ("a.example.test", "GET", "/", None, "wild"),
+        ("a.b.example.test", "GET", "/", None, "wild"),
+        ("x.example.test:81", "GET", "/", None, "wild"),
+        ("example.test", "GET", "/", None, "dflt"), // "*.d" does not match the apex
+        ("badexample.test", "GET", "/", None, "dflt"),
+        ("other.test", "GET", "/api", None, "api"),
+        ("other.test", "GET", "/api/users?id=3", None, "api"),
+        ("other.test", "GET", "/api?x=1", None, "api"),
+        ("other.test", "GET", "/apiv2", None, "dflt"), // segment-aware prefix
+        ("other.test", "GET", "/ap", None, "dflt"),
+        ("other.test", "GET", "/x", Some("X-Canary: 1"), "canary"),
+        ("other.test", "GET", "/x", Some("x-canary: 2"), "dflt"),
+        ("other.test", "DELETE", "/thing", None, "del"),
+        ("other.test", "PUT", "/thing", None, "del"),
+        ("other.test", "GET", "/thing", None, "dflt"),
+        // First match wins: a host route before a path route, and a shorter prefix before
+        // a longer one listed after it.
+        ("www.example.test", "GET", "/api/users", None, "www"),
+        ("other.test", "DELETE", "/api/x", None, "api"),
+        ("other.test", "GET", "/first/inner/x", None, "first"),
+        ("other.test", "GET", "/x", None, "dflt"),
+    ];
+    for (host, method, path, header, want) in cases {
+        let host_header = format!("Host: {host}");
+        let target = url(port, path);
+        let mut args = vec!["-X", method, "-H", host_header.as_str()];
+        if let Some(h) = header {
+            args.extend(["-H", h]);
+        }
+        args.push(target.as_str());
+        let r = curl(&args).await;
+        assert_eq!(r.status, 200, "{method} {host}{path}: {r:?}");
+        assert_eq!(
+            r.backend(),
+            Some(*want),
+            "{method} {host}{path} {header:?} went to the wrong pool: {r:?}"
+        );
+        assert_eq!(r.body, *want);
+    }
+    // Each backend saw exactly the requests routed to it, with the original path.
+    assert_eq!(b["first"].requests(), 1);
+    assert_eq!(b["first"].seen()[0].uri, "/first/inner/x");
+    assert_eq!(
+        b["second"].requests(),
+        0,
+        "the later, longer prefix never wins"
+    );
+    assert_eq!(b["api"].seen()[1].uri, "/api/users?id=3");
+
+    // Redirect: {host} and {uri} (path and query) filled in; no backend involved.
+    let before: u64 = b.values().map(|x| x.requests()).sum();
+    let r = curl(&[
+        "-H",
+        "Host: secure.example.test",
+        &url(port, "/a/b?c=d&e=f"),
+    ])
+    .await;
+    assert_eq!(r.status, 308, "{r:?}");
+    assert_eq!(
+        r.header("location"),
+        Some("https://secure.example.test/a/b?c=d&e=f")
+    );
+    assert_eq!(r.backend(), None);
+    // Fixed response: status, body and the default content type.
+    let r = curl(&["-H", "Host: www.example.test", &url(port, "/ping/x")]).await;
+    assert_eq!(r.status, 418);
+    assert_eq!(r.body, "short and stout\n");
+    assert_eq!(r.header("content-type"), Some("text/plain; charset=utf-8"));
+    assert_eq!(r.backend(), None);
+    let after: u64 = b.values().map(|x| x.requests()).sum();
+    assert_eq!(
+        before, after,
+        "redirects and fixed answers reach no backend"
+    );
+
+    // No route and no default pool: 404 from tandem itself.
+    let r = curl(&[&url(bare_port, "/other")]).await;
+    assert_eq!(r.status, 404, "{r:?}");
+    assert_eq!(r.backend(), None);
+    assert!(r.body.contains("no route"), "{r:?}");
+    let r = curl(&[&url(bare_port, "/only/x")]).await;
+    assert_eq!((r.status, r.backend()), (200, Some("only")));
+
+    let front = &node.http().listener("front").unwrap().runtime.stats;
+    assert_eq!(
+        front.requests.load(Ordering::Relaxed),
+        cases.len() as u64 + 2
+    );
+    assert_eq!(front.responses_3xx.load(Ordering::Relaxed), 1);
+    assert_eq!(front.responses_4xx.load(Ordering::Relaxed), 1);
+    let bare = &node.http().listener("bare").unwrap().runtime.stats;
+    assert_eq!(bare.responses_4xx.load(Ordering::Relaxed), 1);
+    node.shutdown_within(Duration::from_secs(1)).await;
+}
+
+#[tokio::test]
+async fn balancing_is_per_request_round_robin_and_hash_keys() {
+    let (b1, b2, b3) = (
+        HttpBackend::start("b1").await,
+        HttpBackend::start("b2").await,
+        HttpBackend::start("b3").await,
+    );
+    let all = [&b1, &b2, &b3];
+    let ports: Vec<u16> = (0..4).map(|_| free_port()).collect();
+    let mut toml = NODE_TOML.to_string();
+    toml += &http_listener_toml("rr", ports[0], "rr", "");
+    toml += &http_listener_toml("hdr", ports[1], "hdr", "");
+    toml += &http_listener_toml("ck", ports[2], "ck", "");
+    toml += &http_listener_toml("uri", ports[3], "uri", "");
+    toml += &pool_toml("rr", "round_robin", &all, "");
+    toml += &pool_toml(
+        "hdr",
+        "hash",
+        &all,
+        "[pool.http]\nhash_key = { header = \"x-user\" }\n",
+    );
+    toml += &pool_toml(
+        "ck",
+        "hash",
+        &all,
+        "[pool.http]\nhash_key = { cookie = \"sid\" }\n",
+    );
+    toml += &pool_toml(
+        "uri",
+        "hash",
+        &all,
+        "[pool.http]\nhash_key = { uri = true }\n",
+    );
+    let node = start_node(&toml);
+
+    // Round robin, per request, even on one keep-alive connection: b1 b2 b3 b1 b2 b3 ...
+    let mut conn = HttpConn::open(addr(ports[0]), None).await.unwrap();
+    let mut order = Vec::new();
+    for _ in 0..30 {
+        let r = conn.send("GET", "/", &[], b"").await.unwrap();
+        assert_eq!(r.status, 200);
+        order.push(r.backend().unwrap().to_string());
+    }
+    let first: BTreeSet<&String> = order[..3].iter().collect();
+    assert_eq!(
+        first.len(),
+        3,
+        "the first three requests cover every backend: {order:?}"
+    );
+    for (i, name) in order.iter().enumerate() {
+        assert_eq!(name, &order[i % 3], "strict rotation: {order:?}");
+    }
+    // New connections continue the same rotation.
+    for i in 0..6 {
+        let r = http_get(addr(ports[0]), "/", &[]).await;
+        assert_eq!(r.backend().unwrap(), order[(30 + i) % 3]);
+    }
+    assert_eq!(
+        (b1.requests(), b2.requests(), b3.requests()),
+        (12, 12, 12),
+        "36 requests, 12 each"
+    );
+
+    // Hash on a header: a user always lands on the same backend; users spread.
+    let mut by_user = BTreeMap::new();
+    for u in 0..24 {
+        let user = format!("user-{u}");
+        let mut seen = BTreeSet::new();
+        for _ in 0..4 {
+            let r = http_get(addr(ports[1]), "/", &[("x-user", &user)]).await;
+            seen.insert(r.backend().unwrap().to_string());
+        }
+        assert_eq!(seen.len(), 1, "{user} moved between backends: {seen:?}");
+        by_user.insert(user, seen.into_iter().next().unwrap());
+    }
+    let spread: BTreeSet<&String> = by_user.values().collect();
+    assert_eq!(spread.len(), 3, "24 users reach every backend: {by_user:?}");
+    // Without the header the request is still served.
+    assert_eq!(http_get(addr(ports[1]), "/", &[]).await.status, 200);
+
+    // Hash on a cookie, among other cookies.
+    let mut by_sid = BTreeMap::new();
+    for s in 0..24 {
+        let cookie = format!("theme=dark; sid=s{s}; lang=en");
+        let mut seen = BTreeSet::new();
+        for _ in 0..4 {
+            let r = http_get(addr(ports[2]), "/", &[("cookie", &cookie)]).await;
+            seen.insert(r.backend().unwrap().to_string());
+        }
+        assert_eq!(seen.len(), 1, "sid s{s} moved: {seen:?}");
+        by_sid.insert(s, seen.into_iter().next().unwrap());
+    }
+    assert_eq!(
+        by_sid.values().collect::<BTreeSet<_>>().len(),
+        3,
+        "{by_sid:?}"
+    );
+    // The other cookies do not matter: the same sid with different neighbours sticks.
+    let alone = http_get(addr(ports[2]), "/", &[("cookie", "sid=s5")]).await;
+    assert_eq!(alone.backend().unwrap(), by_sid[&5]);
+
+    // Hash on the URI (path and query).
+    let mut by_uri = BTreeMap::new();
+    for i in 0..24 {
+        let path = format!("/item/{i}?v=1");
+        let mut seen = BTreeSet::new();
+        for _ in 0..3 {
+            let r = http_get(addr(ports[3]), &path, &[]).await;
+            seen.insert(r.backend().unwrap().to_string());
+        }
+        assert_eq!(seen.len(), 1, "{path} moved: {seen:?}");
+        by_uri.insert(path, seen.into_iter().next().unwrap());
+    }
+    assert_eq!(
+        by_uri.values().collect::<BTreeSet<_>>().len(),
+        3,
+        "{by_uri:?}"
+    );
+    node.shutdown_within(Duration::from_secs(1)).await;
+}
+
+#[tokio::test]
+async fn cookie_persistence_sticks_and_moves_when_the_backend_goes() {
+    let (b1, b2, b3) = (
+        HttpBackend::start("c1").await,
+        HttpBackend::start("c2").await,
+        HttpBackend::start("c3").await,
+    );
+    let all = [&b1, &b2, &b3];
+    let (port, plain_port) = (free_port(), free_port());
+    let mut toml = NODE_TOML.to_string();
+    toml += &http_listener_toml("app", port, "app", "");
+    toml += &http_listener_toml("plain", plain_port, "plain", "");
+    toml += &pool_toml(
+        "app",
+        "round_robin",
+        &all,
+        "[pool.http]\nsticky = { kind = \"cookie\", name = \"SRV\", same_site = \"strict\", max_age = \"90m\" }\n",
+    );
+    toml += &pool_toml(
+        "plain",
+        "round_robin",
+        &all,
+        "[pool.http]\nsticky = { kind = \"cookie\" }\n",
+    );
+    let node = start_node(&toml);
+    let front = addr(port);
+
+    // First visit: the cookie names the backend; plain HTTP, so no Secure.
+    let r = curl(&[&url(port, "/")]).await;
+    assert_eq!(r.status, 200);
+    let owner = r.backend().unwrap().to_string();
+    let set = r.all("set-cookie");
+    assert_eq!(set.len(), 1, "{r:?}");
+    let v1 = cookie_value(set[0], "SRV").expect("SRV cookie").to_string();
+    assert!(is_token(&v1), "{}", set[0]);
+    assert_eq!(
+        set[0],
+        format!("SRV={v1}; Path=/; HttpOnly; SameSite=Strict; Max-Age=5400")
+    );
+    assert!(!set[0].contains("Secure"));
+
+    // With the cookie: the same backend 20 times, and no new cookie.
+    let cookie = format!("SRV={v1}");
+    for _ in 0..20 {
+        let r = http_get(front, "/", &[("cookie", &cookie)]).await;
+        assert_eq!(r.backend(), Some(owner.as_str()));
+        assert!(r.all("set-cookie").is_empty(), "{r:?}");
+    }
+    // Without it, round robin goes on as usual.
+    let spread: BTreeSet<String> = {
+        let mut s = BTreeSet::new();
+        for _ in 0..3 {
+            s.insert(
+                http_get(front, "/", &[])
+                    .await
+                    .backend()
+                    .unwrap()
+                    .to_string(),
+            );
+        }
+        s
+    };
+    assert_eq!(spread.len(), 3);
+    // A forged or foreign value falls back to balancing and gets a real cookie.
+    let r = http_get(front, "/", &[("cookie", "SRV=zzzz")]).await;
+    assert_eq!(r.status, 200);
+    let fixed = r.all("set-cookie");
+    assert_eq!(fixed.len(), 1);
+    assert!(is_token(cookie_value(fixed[0], "SRV").unwrap()));
+
+    // The backend is disabled: re-balanced, and the cookie rewritten to the new one.
+    let pool = node.plane().pool("app").unwrap().clone();
+    assert!(pool.set_admin(&owner, AdminState::Disabled));
+    let r = http_get(front, "/", &[("cookie", &cookie)]).await;
+    assert_eq!(r.status, 200);
+    let moved_to = r.backend().unwrap().to_string();
+    assert_ne!(moved_to, owner);
+    let set = r.all("set-cookie");
+    assert_eq!(set.len(), 1, "{r:?}");
+    let v2 = cookie_value(set[0], "SRV").unwrap().to_string();
+    assert!(is_token(&v2) && v2 != v1, "{} vs {v1}", set[0]);
+    let cookie2 = format!("SRV={v2}");
+    for _ in 0..5 {
+        let r = http_get(front, "/", &[("cookie", &cookie2)]).await;
+        assert_eq!(r.backend(), Some(moved_to.as_str()));
+        assert!(r.all("set-cookie").is_empty());
+    }
+    // Enabled again: the old cookie leads back to it.
+    assert!(pool.set_admin(&owner, AdminState::Enabled));
+    let r = http_get(front, "/", &[("cookie", &cookie)]).await;
+    assert_eq!(r.backend(), Some(owner.as_str()));
+    assert!(r.all("set-cookie").is_empty());
+
+    // The backend dies (refuses connections): the request is retried elsewhere and the
+    // cookie rewritten.
+    let victim = all.iter().find(|b| b.name == moved_to).unwrap();
+    victim.kill();
+    for _ in 0..3 {
+        let r = http_get(front, "/", &[("cookie", &cookie2)]).await;
+        assert_eq!(r.status, 200, "{r:?}");
+        let now_on = r.backend().unwrap();
+        assert_ne!(now_on, moved_to);
+        let set = r.all("set-cookie");
+        assert_eq!(set.len(), 1, "{r:?}");
+        let v3 = cookie_value(set[0], "SRV").unwrap();
+        assert!(is_token(v3) && v3 != v2);
+        // The new cookie sticks to the survivor.
+        let cookie3 = format!("SRV={v3}");
+        let again = http_get(front, "/", &[("cookie", &cookie3)]).await;
+        assert_eq!(again.backend(), Some(now_on));
+        assert!(again.all("set-cookie").is_empty());
+    }
+
+    // Defaults: name TANDEM_BACKEND, a session cookie, no SameSite.
+    let r = curl(&[&url(plain_port, "/")]).await;
+    let set = r.all("set-cookie");
+    assert_eq!(set.len(), 1, "{r:?}");
+    let v = cookie_value(set[0], "TANDEM_BACKEND").expect("default name");
+    assert_eq!(set[0], format!("TANDEM_BACKEND={v}; Path=/; HttpOnly"));
+    node.shutdown_within(Duration::from_secs(1)).await;
+}
+
+#[tokio::test]
+async fn source_ip_affinity_keeps_each_client_on_its_backend() {
+    let (b1, b2, b3) = (
+        HttpBackend::start("s1").await,
+        HttpBackend::start("s2").await,
+        HttpBackend::start("s3").await,
+    );
+    let port = free_port();
+    let mut toml = NODE_TOML.to_string();
+    toml += &http_listener_toml("legacy", port, "legacy", "");
+    toml += &pool_toml(
+        "legacy",
+        "round_robin",
+        &[&b1, &b2, &b3],
+        "[pool.http]\nsticky = { kind = \"source_ip\", ttl = \"1m\" }\n",
+    );
+    let node = start_node(&toml);
+    let front = addr(port);
+
+    let mut owner = BTreeMap::new();
+    for last in 2..=7u8 {
+        let first = http_get_from(front, ip(last), "/").await;
+        let b = first.backend().unwrap().to_string();
+        // New connections (new source ports) from the same address keep the backend.
+        for _ in 0..5 {
+            let r = http_get_from(front, ip(last), "/").await;
+            assert_eq!(r.backend(), Some(b.as_str()), "127.0.0.{last} moved");
+        }
+        // And so does a keep-alive connection.
+        let mut conn = HttpConn::open(front, Some(ip(last))).await.unwrap();
+        for _ in 0..3 {
+            let r = conn.send("GET", "/x", &[], b"").await.unwrap();
+            assert_eq!(r.backend(), Some(b.as_str()));
+        }
+        owner.insert(last, b);
+    }
+    // New clients are balanced round robin: 6 addresses, 2 per backend.
+    let mut per_backend: BTreeMap<&String, usize> = BTreeMap::new();
+    for b in owner.values() {
+        *per_backend.entry(b).or_default() += 1;
+    }
+    assert_eq!(
+        per_backend.values().copied().collect::<Vec<_>>(),
+        vec![2, 2, 2],
+        "{owner:?}"
+    );
+    // The sticky backend goes away: the client is re-balanced and stays on the new one.
+    let pool = node.plane().pool("legacy").unwrap().clone();
+    assert!(pool.set_admin(&owner[&2], AdminState::Disabled));
+    let moved = http_get_from(front, ip(2), "/")
+        .await
+        .backend()
+        .unwrap()
+        .to_string();
+    assert_ne!(moved, owner[&2]);
+    for _ in 0..3 {
+        let r = http_get_from(front, ip(2), "/").await;
+        assert_eq!(r.backend(), Some(moved.as_str()));
+    }
+    node.shutdown_within(Duration::from_secs(1)).await;
+}
+
+#[tokio::test]
+async fn access_rules_allow_and_deny_in_order() {
+    let app = HttpBackend::start("app").await;
+    let port = free_port();
+    let rules = r#"
+[[listener.rule]]
+action = "allow"
+client_cidrs = ["127.0.0.5/32"]
+path_prefix = "/admin"
+
+[[listener.rule]]
+action = "deny"
+client_cidrs = ["127.0.0.2/32"]
+
+[[listener.rule]]
+action = "deny"
+methods = ["DELETE", "TRACE"]
+
+[[listener.rule]]
+action = "deny"
+path_prefix = "/admin"
+
+[[listener.rule]]
+action = "deny"
+path_regex = "\\.(php|env)$"
+
+[[listener.rule]]
+action = "deny"
+header = { name = "User-Agent", regex = "(?i)sqlmap|nikto" }
+"#;
+    let mut toml = NODE_TOML.to_string();
+    toml += &http_listener_toml("edge", port, "app", rules);
+    toml += &pool_toml("app", "round_robin", &[&app], "");
+    let node = start_node(&toml);
+
+    // (curl arguments before the URL, path, expected status)
+    let cases: &[(&[&str], &str, u16)] = &[
+        (&[], "/", 200),                              // no rule matches: allowed
+        (&["--interface", "127.0.0.2"], "/", 403),    // denied client
+        (&["--interface", "127.0.0.3"], "/", 200),    // a neighbour is not
+        (&["-X", "DELETE"], "/thing", 403),           // method
+        (&["-X", "TRACE"], "/", 403),                 // method
+        (&["-X", "PUT"], "/thing", 200),              // other methods pass
+        (&[], "/admin", 403),                         // path prefix
+        (&[], "/admin/users", 403),                   // under it
+        (&[], "/administrator", 200),                 // segment-aware: not under /admin
+        (&["--path-as-is"], "//admin/x", 403),        // normalised before matching
+        (&["--path-as-is"], "/public/../admin", 403), // dot segments resolved
+        (&[], "/%61dmin", 403),                       // unreserved escapes decoded
+        (&[], "/index.php", 403),                     // path regex
+        (&[], "/a/.env", 403),                        // path regex
+        (&[], "/index.php.txt", 200),                 // anchored at the end
+        (&[], "/index.php?x=1", 403),                 // the path matches, whatever the query
+        (&[], "/page?file=.env", 200),                // only the path is searched
+        (&["-A", "sqlmap/1.7"], "/", 403),            // header regex
+        (&["-A", "Mozilla/5.0 (NiKtO)"], "/", 403),   // case-insensitive regex
+        (&["-A", "curl/8"], "/", 200),
+        // Allow before deny: 127.0.0.5 may reach /admin, even with a denied user agent
+        // (the first matching rule decides).
+        (&["--interface", "127.0.0.5"], "/admin/x", 200),
+        (&["--interface", "127.0.0.5", "-A", "sqlmap"], "/admin", 200),
+        // ...but outside /admin the allow rule does not match, so later rules apply.
+        (&["--interface", "127.0.0.5", "-A", "sqlmap"], "/", 403),
+    ];
+    let mut denied = 0;
+    for (args, path, want) in cases {
+        let target = url(port, path);
+        let mut all: Vec<&str> = args.to_vec();
+        all.push(&target);
+        let r = curl(&all).await;
+        assert_eq!(r.status, *want, "curl {all:?}: {r:?}");
+        if *want == 403 {
+            denied += 1;
+            assert_eq!(
+                r.backend(),
+                None,
+                "a denied request never reaches a backend"
+            );
+            assert!(r.body.contains("denied"), "{r:?}");
+        } else {
+            assert_eq!(r.backend(), Some("app"));
+        }
+    }
+    let allowed = cases.len() - denied;
+    assert_eq!(app.requests(), allowed as u64);
+    let stats = &node.http().listener("edge").unwrap().runtime.stats;
+    assert_eq!(stats.denied.load(Ordering::Relaxed), denied as u64);
+    node.shutdown_within(Duration::from_secs(1)).await;
+}
+
+#[tokio::test]
+async fn json_access_log_from_the_daemon() {
+    let app = HttpBackend::start("logged").await;
+    let port = free_port();
+    let mut toml = NODE_TOML.to_string();
+    toml += &http_listener_toml(
+        "web",
+        port,
+        "app",
+        "[listener.http]\naccess_log_format = \"json\"\n",
+    );
+    toml += &pool_toml("app", "round_robin", &[&app], "");
+    let dir = std::env::temp_dir().join(format!("tandem-l7-log-{}-{port}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("tandem.toml");
+    std::fs::write(&file, &toml).unwrap();
+
+    let mut child = Child(
+        std::process::Command::new(tandemd_bin())
+            .args(["run", "--config"])
+            .arg(&file)
+            .env("RUST_LOG", "info")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("starting tandemd"),
+    );
+    let lines = Arc::new(Mutex::new(Vec::<String>::new()));
+    let stderr = child.0.stderr.take().unwrap();
+    let sink = lines.clone();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            sink.lock().unwrap().push(line);
+        }
+    });
+    assert!(
+        wait_listening(addr(port), Duration::from_secs(10)).await,
+        "tandemd did not listen; stderr: {:?}",
+        lines.lock().unwrap()
+    );
+
+    let r = curl(&[
+        "-H",
+        "Host: log.example.test",
+        "-H",
+        "X-Request-Id: req-abc-123",
+        &url(port, "/hello/world?x=1&y=a%20b"),
+    ])
+    .await;
+    assert_eq!(r.status, 200);
+    let r2 = curl(&["-X", "POST", "-d", "a=1", &url(port, "/form")]).await;
+    assert_eq!(r2.status, 200);
+    // A Host with a quote and a backslash must still give valid JSON.
+    let r3 = curl(&["-H", "Host: we\"ird\\host", &url(port, "/escape")]).await;
+    assert_eq!(r3.status, 200);
+
+    // The access lines: the JSON object after the tracing prefix.
+    let find = |needle: &str| {
+        lines
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|l| l.contains("\"request_id\"") && l.contains(needle))
+            .cloned()
+    };
+    let parse = |line: &str| -> serde_json::Value {
+        let start = line.find('{').expect("a JSON object in the access line");
+        serde_json::from_str(&line[start..])
+            .unwrap_or_else(|e| panic!("access line is not JSON ({e}): {line}"))
+    };
+    assert!(
+        eventually(Duration::from_secs(5), || find("req-abc-123").is_some()
+            && find("/form").is_some()
+            && find("/escape").is_some())
+        .await,
+        "no access lines; stderr: {:?}",
+        lines.lock().unwrap()
+    );
+    let first = parse(&find("req-abc-123").unwrap());
+    assert_eq!(first["listener"], "web");
+    let client = first["client"].as_str().unwrap();
+    assert!(
+        client.parse::<SocketAddr>().unwrap().ip() == ip(1),
+        "{first}"
+    );
+    assert_eq!(first["host"], "log.example.test");
+    assert_eq!(first["method"], "GET");
+    assert_eq!(first["path"], "/hello/world?x=1&y=a%20b");
+    assert_eq!(first["status"], 200);
+    assert_eq!(first["upstream"], app.addr.to_string());
+    assert_eq!(first["request_id"], "req-abc-123");
+    assert!(first["total_ms"].as_f64().unwrap() >= 0.0, "{first}");
+    // The backend got the same request id.
+    assert_eq!(app.seen()[0].header("x-request-id"), Some("req-abc-123"));
+
+    let second = parse(&find("/form").unwrap());
+    assert_eq!(second["method"], "POST");
+    assert_eq!(second["host"], format!("127.0.0.1:{port}"));
+    let id = second["request_id"].as_str().unwrap();
+    assert!(is_token(id), "a generated request id: {second}");
+    assert_eq!(app.seen()[1].header("x-request-id"), Some(id));
+
+    let third = parse(&find("/escape").unwrap());
+    assert_eq!(third["host"], "we\"ird\\host", "{third}");
+
+    child.signal(nix::sys::signal::Signal::SIGTERM);
+    let status = child.wait_for_exit(Duration::from_secs(5)).await;
+    assert!(status.is_some_and(|s| s.success()), "{status:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
