@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 use std::process::Command;
+use tandem_tests::http_backends::{TempDir, TestCa};
 use tandem_tests::tandemd_bin;
 
 fn examples() -> Vec<PathBuf> {
@@ -15,17 +16,51 @@ fn examples() -> Vec<PathBuf> {
     files
 }
 
+/// Examples name certificates under /etc/tandem/tls/. The test makes real ones (from a
+/// test CA) in a scratch directory and points a copy of the example there, so check-config
+/// really reads, matches and dates them.
+fn with_test_certificates(text: &str, dir: &TempDir, ca: &TestCa) -> String {
+    const PREFIX: &str = "/etc/tandem/tls/";
+    let mut rest = text;
+    while let Some(at) = rest.find(PREFIX) {
+        let tail = &rest[at + PREFIX.len()..];
+        let end = tail.find('"').expect("a quoted path");
+        let file = &tail[..end];
+        rest = &tail[end..];
+        if dir.path(file).exists() {
+            continue;
+        }
+        if file.ends_with("ca.pem") {
+            dir.write(file, &ca.cert_pem);
+            continue;
+        }
+        let stem = file.trim_end_matches(".pem").trim_end_matches(".key");
+        let name = stem.replacen("wildcard.", "*.", 1);
+        ca.leaf(dir, stem, &name, &[name.as_str()]);
+    }
+    let scratch = dir.path("");
+    text.replace(
+        PREFIX,
+        &format!("{}/", scratch.display().to_string().trim_end_matches('/')),
+    )
+}
+
 #[test]
 fn every_example_config_is_valid() {
     let files = examples();
-    assert!(files.len() >= 5, "config/ holds the examples: {files:?}");
+    assert!(files.len() >= 10, "config/ holds the examples: {files:?}");
+    let dir = TempDir::new();
+    let ca = TestCa::new(&dir, "examples");
     for path in files {
-        if let Err(e) = tandem_config::load(&path) {
-            panic!("{e}");
+        let original = std::fs::read_to_string(&path).unwrap();
+        let text = with_test_certificates(&original, &dir, &ca);
+        let copy = dir.write(path.file_name().unwrap().to_str().unwrap(), &text);
+        if let Err(e) = tandem_config::load(&copy) {
+            panic!("{}: {e}", path.display());
         }
         let out = Command::new(tandemd_bin())
             .arg("check-config")
-            .arg(&path)
+            .arg(&copy)
             .output()
             .unwrap();
         assert!(

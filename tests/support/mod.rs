@@ -290,7 +290,7 @@ pub async fn wait_listening(addr: SocketAddr, limit: Duration) -> bool {
     }
     false
 }
+pub mod http_backends;
+pub mod l7_backends;
 pub mod netns;
 pub mod vrrp_lab;
-pub mod l7_backends;
-pub mod http_backends;

@@ -59,11 +59,16 @@ pub async fn accept_loop(
             None => None,
         };
         runtime.stats.connections.fetch_add(1, Ordering::Relaxed);
-        let (runtime, tls, stop) = (runtime.clone(), tls.clone(), stop.clone());
+        let (runtime, tls, stop, tunnels) = (
+            runtime.clone(),
+            tls.clone(),
+            stop.clone(),
+            connections.clone(),
+        );
         connections.spawn(async move {
             let _slot = slot;
             let _ = tcp.set_nodelay(true);
-            serve_client(tcp, client, runtime, tls, stop).await;
+            serve_client(tcp, client, runtime, tls, stop, tunnels).await;
         });
     }
     tracing::info!(listener = %runtime.name, "stopped accepting");
@@ -89,13 +94,14 @@ async fn serve_client(
     runtime: Arc<ListenerRuntime>,
     tls: Option<TlsAcceptor>,
     stop: CancellationToken,
+    tunnels: TaskTracker,
 ) {
     let Some(acceptor) = tls else {
-        return serve_io(tcp, client, runtime, stop).await;
+        return serve_io(tcp, client, runtime, stop, tunnels).await;
     };
     let limit = runtime.settings.header_timeout.get();
     match tokio::time::timeout(limit, acceptor.accept(tcp)).await {
-        Ok(Ok(stream)) => serve_io(stream, client, runtime, stop).await,
+        Ok(Ok(stream)) => serve_io(stream, client, runtime, stop, tunnels).await,
         Ok(Err(e)) => {
             runtime
                 .stats
@@ -118,6 +124,7 @@ async fn serve_io<S>(
     client: SocketAddr,
     runtime: Arc<ListenerRuntime>,
     stop: CancellationToken,
+    tunnels: TaskTracker,
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -127,6 +134,7 @@ async fn serve_io<S>(
         listener: runtime.clone(),
         client,
         activity: activity.clone(),
+        tunnels,
     });
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder

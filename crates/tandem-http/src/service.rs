@@ -23,6 +23,8 @@ pub struct ConnContext {
     pub listener: Arc<ListenerRuntime>,
     pub client: SocketAddr,
     pub activity: Arc<crate::idle::Activity>,
+    /// Upgraded streams (WebSocket) run here, so a graceful stop waits for them too.
+    pub tunnels: tokio_util::task::TaskTracker,
 }
 
 struct HeaderLookup<'a>(&'a HeaderMap);
@@ -128,7 +130,12 @@ async fn pipeline(
                 .path_and_query()
                 .map(|p| p.as_str())
                 .unwrap_or("/");
+            let host_only = host
+                .as_deref()
+                .map(tandem_policy::normalize_host)
+                .unwrap_or_default();
             let location = location
+                .replace("{hostname}", &host_only)
                 .replace("{host}", host.as_deref().unwrap_or(""))
                 .replace("{uri}", uri);
             errors::redirect(*status, &location)
@@ -462,10 +469,14 @@ fn respond(
 ) -> Response<ClientBody> {
     let mut resp = resp;
     let switching = resp.status() == StatusCode::SWITCHING_PROTOCOLS;
+    let backend_id = lease.backend_id().to_string();
+    // An upgraded stream keeps its backend lease for as long as it lives, so
+    // least-connections counts open WebSockets; other responses hold it in the body.
+    let mut hold = Some(lease);
     if switching {
-        if let Some(client_side) = client_upgrade {
+        if let (Some(client_side), Some(lease)) = (client_upgrade, hold.take()) {
             let backend_side = hyper::upgrade::on(&mut resp);
-            upgrade::tunnel(client_side, backend_side, lease.backend_id().to_string());
+            upgrade::tunnel(client_side, backend_side, lease, &ctx.tunnels);
         }
     }
     let (mut parts, body) = resp.into_parts();
@@ -473,8 +484,8 @@ fn respond(
     parts.version = http::Version::HTTP_11;
     headers::strip_hop_by_hop(&mut parts.headers, switching);
     if let Some(cookie) = &pool.cookie {
-        if preferred != Some(lease.backend_id()) {
-            let value = tandem_policy::persistence_value(lease.backend_id());
+        if preferred != Some(backend_id.as_str()) {
+            let value = tandem_policy::persistence_value(backend_id.as_str());
             let header = tandem_policy::set_cookie(
                 &cookie.name,
                 &value,
@@ -488,13 +499,12 @@ fn respond(
         }
     }
     if let Some((table, ttl)) = &pool.source_ip_sticky {
-        if preferred != Some(lease.backend_id()) {
-            lock(table).insert(
-                tandem_proxy::ip_key(&ctx.client),
-                lease.backend_id().to_string(),
-                now + *ttl,
-            );
-        }
+        // Refreshed on every use: the entry expires `ttl` after the client's last request.
+        lock(table).insert(
+            tandem_proxy::ip_key(&ctx.client),
+            backend_id.clone(),
+            now + *ttl,
+        );
     }
-    Response::from_parts(parts, Holding::new(body, lease).boxed())
+    Response::from_parts(parts, Holding::new(body, hold).boxed())
 }

@@ -3,10 +3,14 @@
 
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
+use tandem_proxy::BackendLease;
+use tokio_util::task::TaskTracker;
 
-/// Joins the client's and the backend's upgraded connections and copies both ways.
-pub fn tunnel(client: OnUpgrade, backend: OnUpgrade, backend_id: String) {
-    tokio::spawn(async move {
+/// Joins the client's and the backend's upgraded connections and copies both ways; the
+/// lease (and so the backend's connection count) lasts as long as the stream.
+pub fn tunnel(client: OnUpgrade, backend: OnUpgrade, lease: BackendLease, tracker: &TaskTracker) {
+    tracker.spawn(async move {
+        let backend_id = lease.backend_id().to_string();
         let (client, backend) = match tokio::try_join!(client, backend) {
             Ok(pair) => pair,
             Err(e) => {
