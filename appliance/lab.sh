@@ -21,11 +21,12 @@
 #   probe [--duration 10s]
 #                         tandem-probe from the client to 198.51.100.100:7000 every 10 ms:
 #                         which node answers, every change, the longest gap
-#   drill crash|term|partition
+#   drill crash|term|partition [--probe-timeout 100ms]
 #                         probe in the background; 2 s in, SIGKILL / SIGTERM / isolate the
 #                         VIP holder; wait; heal; print what the client saw (longest gap,
 #                         answerer changes); then restart the node and wait until it holds
-#                         the VIP again
+#                         the VIP again. A probe to an address nobody holds waits out its
+#                         timeout, so the gap's resolution is that timeout.
 #   logs NODE             print a node's logs
 #
 # Options:
@@ -793,9 +794,18 @@ cmd_probe() {
 }
 
 cmd_drill() {
-    [ $# -eq 1 ] || die "drill: crash, term or partition"
-    local kind="$1"
+    local kind="" probe_timeout=100ms
+    while [ $# -gt 0 ]; do
+        case "$1" in
+        --probe-timeout) probe_timeout="${2:?--probe-timeout needs a value, e.g. 30ms}"; shift 2 ;;
+        -*) die "drill: unknown option '$1'" ;;
+        *) [ -z "$kind" ] || die "drill: one kind at a time"; kind="$1"; shift ;;
+        esac
+    done
     case "$kind" in crash | term | partition) ;; *) die "drill: crash, term or partition, not '$kind'" ;; esac
+    local pt_ms
+    pt_ms="$(to_ms "$probe_timeout")" || die "--probe-timeout must look like 100ms"
+    if [ "$pt_ms" -lt 10 ] || [ "$pt_ms" -gt 1000 ]; then die "--probe-timeout must be 10ms..1s"; fi
     load_state
     need_probe
     [ "$NODES" -ge 2 ] || die "a drill needs at least 2 nodes"
@@ -815,8 +825,8 @@ cmd_drill() {
     local outfile
     outfile="$STATE_DIR/probe-$kind-$(date +%Y%m%d-%H%M%S)-$$.out"
     say "drill $kind: $holder holds the VIP ($(impl_of "$holder"), interval $INTERVAL); probing for $((duration_ms / 1000)).$((duration_ms % 1000 / 100)) s"
-    ip netns exec "$CLIENT_NS" "$PROBE" "$VIP:$PORT" --interval 10ms --duration "${duration_ms}ms" \
-        >"$outfile" 2>&1 </dev/null &
+    ip netns exec "$CLIENT_NS" "$PROBE" "$VIP:$PORT" --interval 10ms --timeout "$probe_timeout" \
+        --duration "${duration_ms}ms" >"$outfile" 2>&1 </dev/null &
     local probe_pid=$!
     echo "$probe_pid" >"$STATE_DIR/probe.pid"
     local t0
@@ -851,7 +861,7 @@ cmd_drill() {
     wait "$probe_pid" 2>/dev/null || true
     rm -f "$STATE_DIR/probe.pid"
 
-    echo "--- probe (client $CLIENT_IP -> $VIP:$PORT every 10 ms) ---"
+    echo "--- probe (client $CLIENT_IP -> $VIP:$PORT every 10 ms, timeout $probe_timeout) ---"
     cat "$outfile"
     echo "---"
     local json gap changes answered probes path first

@@ -3,26 +3,29 @@
 # people to read, not a test: it never fails on a number, only when a lab cannot be built.
 #
 # Usage: bench/failover.sh [--rounds R] [--intervals "1s 100ms"] [--drills "crash term"]
-#                          [--name fbench]
+#                          [--name fbench] [--probe-timeout 30ms]
 #
 #   --rounds R      drills per implementation, interval and kind (default 5)
 #   --intervals     advert intervals to measure (default "1s 100ms")
 #   --drills        crash (SIGKILL of the VIP holder) and/or term (SIGTERM: planned
 #                   handover, priority 0 advert) (default "crash term")
 #   --name          the lab's name for appliance/lab.sh (default fbench)
+#   --probe-timeout the probe's timeout per connection (default 30ms): the resolution of
+#                   the gap once nobody holds the VIP (a SYN to it goes unanswered)
 #
 # Method: appliance/lab.sh builds two nodes in network namespaces (n1 priority 150, n2
 # priority 100, VIP 198.51.100.100, vrid 51) and a client. Every node forwards :7000 to its
 # own who-am-I backend with tandemd; the VRRP speaker is either tandemd itself (tandem) or
 # keepalived with vrrp_version 3 (`--keepalived n1 --keepalived n2`), with the same VRID,
 # VIP, priorities, advert interval and gratuitous-ARP settings. Each drill runs tandem-probe
-# in the client (a TCP connection to the VIP every 10 ms, 100 ms timeout), hits the holder
+# in the client (a TCP connection to the VIP every 10 ms, 30 ms timeout), hits the holder
 # (n1) 2 s in, and reports the longest time the client went without an answer; then lab.sh
 # restarts n1 and waits until it holds the VIP again. Rounds alternate which implementation
 # goes first, so a noisy neighbour hurts both alike. The figure is the client-seen gap:
 # detection (Master_Down_Interval, or Skew_Time after a priority-0 advert), the gratuitous
 # ARP, and the probe's own resolution (a probe to an address nobody holds waits out its
-# 100 ms timeout).
+# timeout; a healthy answer takes a few ms, so 30 ms only costs a false miss under heavy
+# load, far shorter than any failover gap).
 #
 # Runtime: roughly R x 2 intervals x 2 implementations x 2 drills x ~10 s, plus a few
 # seconds per lab; about 7 minutes for R = 5, 4 for R = 3.
@@ -40,6 +43,7 @@ ROUNDS=5
 INTERVALS="1s 100ms"
 DRILLS="crash term"
 NAME=fbench
+PROBE_TIMEOUT=30ms
 
 usage() {
     sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'
@@ -56,6 +60,7 @@ while [ $# -gt 0 ]; do
     --intervals) INTERVALS="${2:?}"; shift 2 ;;
     --drills) DRILLS="${2:?}"; shift 2 ;;
     --name) NAME="${2:?}"; shift 2 ;;
+    --probe-timeout) PROBE_TIMEOUT="${2:?}"; shift 2 ;;
     -h | --help) usage; exit 0 ;;
     *) die "unknown argument '$1' (see --help)" ;;
     esac
@@ -64,6 +69,7 @@ if ! [[ "$ROUNDS" =~ ^[0-9]+$ ]] || [ "$ROUNDS" -lt 1 ] || [ "$ROUNDS" -gt 50 ];
 for d in $DRILLS; do
     case "$d" in crash | term) ;; *) die "--drills: crash and/or term, not '$d'" ;; esac
 done
+[[ "$PROBE_TIMEOUT" =~ ^[0-9]+ms$ ]] || die "--probe-timeout: a value like 30ms, not '$PROBE_TIMEOUT'"
 for i in $INTERVALS; do
     [[ "$i" =~ ^[0-9]+(ms|s)$ ]] || die "--intervals: values like 1s or 100ms, not '$i'"
 done
@@ -129,7 +135,7 @@ for round in $(seq "$ROUNDS"); do
             fi
             for drill in $DRILLS; do
                 out="$LOGS/$tag-$drill.out"
-                if lab drill "$drill" >"$out" 2>&1; then :; fi
+                if lab drill "$drill" --probe-timeout "$PROBE_TIMEOUT" >"$out" 2>&1; then :; fi
                 result="$(grep -m1 '^RESULT ' "$out" || true)"
                 if [ -z "$result" ]; then
                     echo "    $drill: no result (see $out)" >&2
@@ -203,7 +209,7 @@ MD="$RESULTS/failover-$STAMP.md"
     echo "# Failover: tandem beside keepalived ($STAMP)"
     echo
     echo "Client-seen longest gap without an answer (ms) when the VIP holder is hit 2 s into a"
-    echo "probe (a TCP connection to the VIP every 10 ms, 100 ms timeout). crash = SIGKILL of the"
+    echo "probe (a TCP connection to the VIP every 10 ms, $PROBE_TIMEOUT timeout). crash = SIGKILL of the"
     echo "holder; term = SIGTERM (planned handover: priority-0 advert, the backup waits Skew_Time)."
     echo "Two nodes, priorities 150/100; the backup's Master_Down_Interval is 3 x interval + 0.61 x interval."
     echo "Ratio below 1: tandem's client-seen failover is shorter than keepalived's."

@@ -36,7 +36,7 @@ fn pool_of(name: &str, algorithm: &str, backends: &[(&str, SocketAddr)], extra: 
     t
 }
 
-fn single_node(port: u16, listener_extra: &str, pool: &str) -> tandemd::Node {
+fn single_node(port: u16, listener_extra: &str, pool: &str) -> std::sync::Arc<tandemd::Node> {
     let mut toml = NODE_TOML.to_string();
     toml += &http_listener_toml("front", port, "p", listener_extra);
     toml += pool;
@@ -71,7 +71,6 @@ async fn connect_failures_are_retried_on_another_backend() {
         .http()
         .listener("front")
         .unwrap()
-        .runtime
         .stats
         .retries
         .load(Ordering::Relaxed);
@@ -163,7 +162,7 @@ async fn the_retry_budget_limits_retries() {
             s => panic!("unexpected {s}: {r:?}"),
         }
     }
-    let stats = &node.http().listener("none").unwrap().runtime.stats;
+    let stats = node.http().listener("none").unwrap().stats;
     assert_eq!(stats.retries.load(Ordering::Relaxed), 0, "an empty budget");
     assert!(
         failed >= 4,
@@ -178,7 +177,7 @@ async fn the_retry_budget_limits_retries() {
             failed += 1;
         }
     }
-    let stats = &node.http().listener("some").unwrap().runtime.stats;
+    let stats = node.http().listener("some").unwrap().stats;
     assert_eq!(
         stats.retries.load(Ordering::Relaxed),
         10,
@@ -552,7 +551,7 @@ async fn max_connections_per_client_refuses_the_extra_connection() {
         closed && got.is_empty(),
         "refused without an answer: {got:?}"
     );
-    let stats = &node.http().listener("front").unwrap().runtime.stats;
+    let stats = node.http().listener("front").unwrap().stats;
     assert_eq!(stats.over_client_limit.load(Ordering::Relaxed), 1);
     // Another client address is not affected.
     let other = http_get_from(front, IpAddr::from([127, 0, 0, 9]), "/").await;
@@ -600,7 +599,7 @@ async fn rate_limit_answers_429_with_retry_after() {
     // Per client: another address has its own bucket (curl from 127.0.0.4).
     let r = curl(&["--interface", "127.0.0.4", &url(port, "/")]).await;
     assert_eq!(r.status, 200);
-    let stats = &node.http().listener("front").unwrap().runtime.stats;
+    let stats = node.http().listener("front").unwrap().stats;
     assert_eq!(stats.rate_limited.load(Ordering::Relaxed), 2);
     assert_eq!(app.requests(), 4);
     node.shutdown_within(Duration::from_secs(1)).await;

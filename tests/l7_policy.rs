@@ -187,14 +187,14 @@ pool = "second"
     let r = curl(&[&url(bare_port, "/only/x")]).await;
     assert_eq!((r.status, r.backend()), (200, Some("only")));
 
-    let front = &node.http().listener("front").unwrap().runtime.stats;
+    let front = node.http().listener("front").unwrap().stats;
     assert_eq!(
         front.requests.load(Ordering::Relaxed),
         cases.len() as u64 + 2
     );
     assert_eq!(front.responses_3xx.load(Ordering::Relaxed), 1);
     assert_eq!(front.responses_4xx.load(Ordering::Relaxed), 1);
-    let bare = &node.http().listener("bare").unwrap().runtime.stats;
+    let bare = node.http().listener("bare").unwrap().stats;
     assert_eq!(bare.responses_4xx.load(Ordering::Relaxed), 1);
     node.shutdown_within(Duration::from_secs(1)).await;
 }
@@ -589,7 +589,7 @@ header = { name = "User-Agent", regex = "(?i)sqlmap|nikto" }
     }
     let allowed = cases.len() - denied;
     assert_eq!(app.requests(), allowed as u64);
-    let stats = &node.http().listener("edge").unwrap().runtime.stats;
+    let stats = node.http().listener("edge").unwrap().stats;
     assert_eq!(stats.denied.load(Ordering::Relaxed), denied as u64);
     node.shutdown_within(Duration::from_secs(1)).await;
 }

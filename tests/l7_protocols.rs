@@ -141,7 +141,7 @@ async fn http1_keep_alive_through_curl() {
     assert!(out.stdout.starts_with("HTTP/1.0 200"), "{}", out.stdout);
     assert_eq!(b.seen_at("/old")[0].header("via"), "1.0 tandem");
 
-    let stats = &node.http().listener("front").unwrap().runtime.stats;
+    let stats = node.http().listener("front").unwrap().stats;
     assert_eq!(stats.requests.load(Ordering::Relaxed), 6);
     assert_eq!(stats.responses_2xx.load(Ordering::Relaxed), 6);
     node.shutdown_within(Duration::from_secs(1)).await;
@@ -242,7 +242,7 @@ async fn h2c_by_prior_knowledge() {
         let text = String::from_utf8_lossy(&body);
         assert!(text.contains(&format!("GET /multi/{i} HTTP/1.1")), "{text}");
     }
-    let stats = &node.http().listener("front").unwrap().runtime.stats;
+    let stats = node.http().listener("front").unwrap().stats;
     assert_eq!(
         stats.connections.load(Ordering::Relaxed),
         4,
@@ -602,7 +602,7 @@ async fn refused_backend_connection_is_502() {
     // Not retryable (POST with a body) fails the same way.
     let out = curl(&["--http1.1", "-i", "-d", "payload", &url]).await;
     assert_error(&out, 502, Duration::from_secs(2));
-    let stats = &node.http().listener("front").unwrap().runtime.stats;
+    let stats = node.http().listener("front").unwrap().stats;
     assert_eq!(stats.responses_5xx.load(Ordering::Relaxed), 2);
     node.shutdown_within(Duration::from_secs(1)).await;
 }

@@ -138,7 +138,7 @@ async fn h2_and_http1_over_tls_by_alpn() {
     .await;
     assert_eq!(out.code, 35, "TLS 1.2 is refused: {out:?}");
     assert!(b.seen_at("/old-tls").is_empty());
-    let stats = &strict_node.http().listener("front").unwrap().runtime.stats;
+    let stats = strict_node.http().listener("front").unwrap().stats;
     assert!(
         eventually(Duration::from_secs(2), || stats
             .tls_handshake_failures

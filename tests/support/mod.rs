@@ -202,7 +202,7 @@ pub async fn eventually(limit: Duration, mut check: impl FnMut() -> bool) -> boo
 }
 
 /// Starts a node from config text; panics with the config error if it is invalid.
-pub fn start_node(toml: &str) -> tandemd::Node {
+pub fn start_node(toml: &str) -> std::sync::Arc<tandemd::Node> {
     let config = tandem_config::parse(toml, "test.toml")
         .unwrap_or_else(|e| panic!("test config is invalid:\n{e}\n---\n{toml}"));
     tandemd::Node::start(config).expect("node starts")

@@ -83,6 +83,18 @@ pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
     }
 }
 
+/// Every problem of a whole config (node and cluster parts), one "key.path: message"
+/// line each, as check-config prints them. Used to validate runtime changes.
+pub fn validate_config(config: &Config) -> Vec<String> {
+    let mut problems = validate::validate_node(&config.node);
+    problems.extend(validate_cluster(&config.cluster));
+    problems.extend(validate_vrrp::validate_node_vrrp(&config.node, &config.cluster));
+    problems
+        .into_iter()
+        .map(|p| if p.path.is_empty() { p.message } else { format!("{}: {}", p.path, p.message) })
+        .collect()
+}
+
 /// Writes a config back as TOML (the same layout `parse` reads).
 pub fn to_toml(config: &Config) -> String {
     let file = FileConfig {

@@ -28,6 +28,8 @@ pub trait HealthSink: Send + Sync + 'static {
 pub struct Target {
     pub backend_id: String,
     pub address: SocketAddr,
+    /// The state the pool holds now (a check restarted by a reload continues from it).
+    pub initial: Health,
 }
 
 /// Starts one checking task per target; they stop when `cancel` fires.
@@ -43,7 +45,7 @@ pub fn spawn_checks(
         .into_iter()
         .map(|target| {
             let spec = ProbeSpec::from_config(check, target.address, tls.clone());
-            let filter = RiseFall::new(check.rise, check.fall);
+            let filter = RiseFall::starting(check.rise, check.fall, target.initial);
             let interval = check.interval.get();
             let pool = pool_name.to_string();
             let sink = sink.clone();

@@ -20,6 +20,14 @@ impl RiseFall {
         }
     }
 
+    /// A filter that starts from a known state instead of up.
+    pub fn starting(rise: u32, fall: u32, state: Health) -> Self {
+        RiseFall {
+            state,
+            ..Self::new(rise, fall)
+        }
+    }
+
     pub fn state(&self) -> Health {
         self.state
     }
@@ -80,6 +88,14 @@ mod tests {
         f.observe(true);
         f.observe(false);
         assert_eq!(f.observe(true), None, "streak restarted after the failure");
+        assert_eq!(f.observe(true), Some(Health::Up));
+    }
+
+    #[test]
+    fn a_filter_can_start_down() {
+        let mut f = RiseFall::starting(2, 3, Health::Down);
+        assert_eq!(f.observe(false), None);
+        assert_eq!(f.observe(true), None);
         assert_eq!(f.observe(true), Some(Health::Up));
     }
 

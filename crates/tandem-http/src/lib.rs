@@ -3,7 +3,9 @@
 //! outlier detection, over the same balanced pools as the L4 plane.
 //!
 //! Layout: `runtime` compiles the config; `server` accepts clients; `service` is the
-//! per-request pipeline; `upstream` holds the pooled clients to backends.
+//! per-request pipeline; `upstream` holds the pooled clients to backends. `apply` moves
+//! a running plane to a new config: kept listeners keep their sockets and swap their
+//! compiled runtime (routes, limits, certificates) atomically.
 
 mod access_log;
 mod body;
@@ -18,29 +20,50 @@ mod upstream;
 
 pub use runtime::{HttpStats, ListenerRuntime};
 
+use arc_swap::ArcSwap;
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tandem_config::{ClusterConfig, Protocol};
 use tandem_proxy::{Clock, SharedPool};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-/// A running HTTP listener.
+use runtime::{lock, PoolRuntime};
+
+/// A running HTTP listener, for status output and tests.
 #[derive(Clone)]
 pub struct HttpListenerHandle {
     pub name: String,
     pub local_addr: SocketAddr,
-    pub runtime: Arc<ListenerRuntime>,
+    pub stats: Arc<HttpStats>,
+    pub tls: bool,
+}
+
+struct Running {
+    bind: SocketAddr,
+    local_addr: SocketAddr,
+    live: Arc<ArcSwap<ListenerRuntime>>,
+    stop: CancellationToken,
+    task: tokio::task::JoinHandle<()>,
 }
 
 /// Every HTTP listener of a node.
 pub struct HttpPlane {
-    listeners: Vec<HttpListenerHandle>,
+    clock: Clock,
+    pools: Mutex<HashMap<String, Arc<PoolRuntime>>>,
+    listeners: Mutex<Vec<Running>>,
     stop: CancellationToken,
     connections: TaskTracker,
-    loops: Vec<tokio::task::JoinHandle<()>>,
+}
+
+/// Listener names an `apply` added, removed and updated.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct HttpApplySummary {
+    pub added: Vec<String>,
+    pub removed: Vec<String>,
+    pub updated: Vec<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -49,8 +72,6 @@ pub enum HttpStartError {
     Build(#[from] runtime::BuildError),
     #[error(transparent)]
     Bind(#[from] tandem_proxy::StartError),
-    #[error("listener {0:?}: TLS: {1}")]
-    Tls(String, String),
 }
 
 impl HttpPlane {
@@ -60,97 +81,106 @@ impl HttpPlane {
         pools: &HashMap<String, Arc<SharedPool>>,
         clock: Clock,
     ) -> Result<HttpPlane, HttpStartError> {
-        let pool_runtimes = runtime::build_pools(config, pools)?;
-        let mut bound = Vec::new();
-        for l in config
-            .listeners
-            .iter()
-            .filter(|l| l.protocol == Protocol::Http)
-        {
-            let rt = Arc::new(runtime::build_listener(l, &pool_runtimes, clock)?);
-            let tls = match &l.tls {
-                None => None,
-                Some(t) => {
-                    Some(tls_acceptor(t).map_err(|e| HttpStartError::Tls(l.name.clone(), e))?)
-                }
-            };
+        let plane = HttpPlane {
+            clock,
+            pools: Mutex::new(HashMap::new()),
+            listeners: Mutex::new(Vec::new()),
+            stop: CancellationToken::new(),
+            connections: TaskTracker::new(),
+        };
+        plane.apply(config, pools)?;
+        Ok(plane)
+    }
+
+    /// Moves the plane to `config`. Everything is compiled first (routes, rules, TLS
+    /// certificates): an error leaves the running plane untouched. Then removed listeners
+    /// stop accepting (their connections finish), kept ones swap their runtime, new ones
+    /// are bound.
+    pub fn apply(
+        &self,
+        config: &ClusterConfig,
+        shared: &HashMap<String, Arc<SharedPool>>,
+    ) -> Result<HttpApplySummary, HttpStartError> {
+        let previous_pools = lock(&self.pools).clone();
+        let pools = runtime::build_pools(config, shared, &previous_pools)?;
+        let wanted: Vec<_> = config.listeners.iter().filter(|l| l.protocol == Protocol::Http).collect();
+        let mut running = lock(&self.listeners);
+        let mut compiled = Vec::new();
+        for l in &wanted {
+            let previous = running.iter().find(|r| r.bind == l.bind).map(|r| r.live.load_full());
+            compiled.push(Arc::new(runtime::build_listener(l, &pools, self.clock, previous.as_deref())?));
+        }
+        *lock(&self.pools) = pools;
+        let (mut added, mut removed, mut updated) = (Vec::new(), Vec::new(), Vec::new());
+        running.retain(|r| {
+            let keep = wanted.iter().any(|l| l.bind == r.bind);
+            if !keep {
+                r.stop.cancel();
+                let name = r.live.load().name.clone();
+                tracing::info!(listener = %name, "listener removed: stops accepting, its connections finish");
+                removed.push(name);
+            }
+            keep
+        });
+        for (l, rt) in wanted.iter().zip(compiled) {
+            if let Some(r) = running.iter().find(|r| r.bind == l.bind) {
+                r.live.store(rt);
+                updated.push(l.name.clone());
+                continue;
+            }
             let socket = tandem_proxy::bind_tcp(&l.name, l.bind, l.backlog)?;
-            bound.push((rt, tls, socket));
+            let local_addr = socket.local_addr().unwrap_or(l.bind);
+            tracing::info!(listener = %l.name, address = %local_addr, tls = rt.tls.is_some(), "listening (http)");
+            let live = Arc::new(ArcSwap::new(rt));
+            let stop = self.stop.child_token();
+            let task = tokio::spawn(server::accept_loop(socket, live.clone(), stop.clone(), self.connections.clone()));
+            running.push(Running { bind: l.bind, local_addr, live, stop, task });
+            added.push(l.name.clone());
         }
-        let stop = CancellationToken::new();
-        let connections = TaskTracker::new();
-        let mut listeners = Vec::new();
-        let mut loops = Vec::new();
-        for (rt, tls, socket) in bound {
-            let local_addr = socket
-                .local_addr()
-                .unwrap_or_else(|_| ([0, 0, 0, 0], 0).into());
-            tracing::info!(listener = %rt.name, address = %local_addr, tls = tls.is_some(), "listening (http)");
-            listeners.push(HttpListenerHandle {
-                name: rt.name.clone(),
-                local_addr,
-                runtime: rt.clone(),
-            });
-            loops.push(tokio::spawn(server::accept_loop(
-                socket,
-                rt,
-                tls,
-                stop.clone(),
-                connections.clone(),
-            )));
-        }
-        Ok(HttpPlane {
-            listeners,
-            stop,
-            connections,
-            loops,
-        })
+        Ok(HttpApplySummary { added, removed, updated })
     }
 
-    pub fn listeners(&self) -> &[HttpListenerHandle] {
-        &self.listeners
+    pub fn listeners(&self) -> Vec<HttpListenerHandle> {
+        lock(&self.listeners)
+            .iter()
+            .map(|r| {
+                let rt = r.live.load();
+                HttpListenerHandle { name: rt.name.clone(), local_addr: r.local_addr, stats: rt.stats.clone(), tls: rt.tls.is_some() }
+            })
+            .collect()
     }
 
-    pub fn listener(&self, name: &str) -> Option<&HttpListenerHandle> {
-        self.listeners.iter().find(|l| l.name == name)
+    pub fn listener(&self, name: &str) -> Option<HttpListenerHandle> {
+        self.listeners().into_iter().find(|l| l.name == name)
     }
 
     /// Stops accepting, lets in-flight requests finish (idle keep-alives close at once),
     /// waits up to `drain`; returns the connections still open then.
-    pub async fn shutdown(self, drain: Duration) -> usize {
+    pub async fn shutdown(&self, drain: Duration) -> usize {
         self.stop.cancel();
-        for task in self.loops {
+        let tasks: Vec<_> = lock(&self.listeners).drain(..).map(|r| r.task).collect();
+        for task in tasks {
             let _ = task.await;
         }
         self.connections.close();
-        if tokio::time::timeout(drain, self.connections.wait())
-            .await
-            .is_err()
-        {
+        if tokio::time::timeout(drain, self.connections.wait()).await.is_err() {
             return self.connections.len();
         }
         0
     }
 }
 
-fn tls_acceptor(t: &tandem_config::http::ListenerTls) -> Result<tokio_rustls::TlsAcceptor, String> {
+/// Loads a listener's certificates (checked: readable, matching, valid now) into a
+/// TLS acceptor choosing by SNI.
+pub(crate) fn tls_acceptor(t: &tandem_config::http::ListenerTls) -> Result<tokio_rustls::TlsAcceptor, String> {
     let now = std::time::SystemTime::now();
     let mut certs = Vec::new();
     for c in &t.certificates {
-        let spec = tandem_tls::CertSpec {
-            cert: c.cert.clone(),
-            key: c.key.clone(),
-        };
+        let spec = tandem_tls::CertSpec { cert: c.cert.clone(), key: c.key.clone() };
         certs.push(tandem_tls::load_cert(&spec, now).map_err(|e| e.to_string())?);
     }
     let resolver = Arc::new(tandem_tls::SniResolver::new(certs).map_err(|e| e.to_string())?);
-    let min = if t.min_version == "1.3" {
-        tandem_tls::MinVersion::Tls13
-    } else {
-        tandem_tls::MinVersion::Tls12
-    };
+    let min = if t.min_version == "1.3" { tandem_tls::MinVersion::Tls13 } else { tandem_tls::MinVersion::Tls12 };
     let alpn = t.alpn.iter().map(|p| p.as_bytes().to_vec()).collect();
-    Ok(tokio_rustls::TlsAcceptor::from(tandem_tls::server_config(
-        resolver, alpn, min,
-    )))
+    Ok(tokio_rustls::TlsAcceptor::from(tandem_tls::server_config(resolver, alpn, min)))
 }

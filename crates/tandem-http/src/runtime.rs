@@ -35,6 +35,7 @@ pub struct CookiePersistence {
 /// One pool as the HTTP plane uses it.
 pub struct PoolRuntime {
     pub name: String,
+    pub algorithm: Algorithm,
     pub shared: Arc<SharedPool>,
     pub upstream: Upstream,
     pub settings: PoolHttp,
@@ -66,10 +67,13 @@ pub struct ListenerRuntime {
     pub settings: HttpSettings,
     pub routes: RouteTable<Arc<Target>>,
     pub rules: AccessRules,
-    pub rate: Option<Mutex<RateLimiter>>,
-    pub per_client: Option<Mutex<ClientConnections>>,
+    pub rate: Option<Arc<Mutex<RateLimiter>>>,
+    pub per_client: Option<Arc<Mutex<ClientConnections>>>,
     pub clock: Clock,
-    pub stats: HttpStats,
+    /// Survives reloads: counters belong to the listener, not to one config.
+    pub stats: Arc<HttpStats>,
+    /// TLS termination (certificates are re-read at every reload).
+    pub tls: Option<tokio_rustls::TlsAcceptor>,
     next_request_id: AtomicU64,
     id_prefix: u32,
 }
@@ -131,9 +135,12 @@ pub enum BuildError {
 }
 
 /// Builds the HTTP side of every pool used by an HTTP listener.
+/// `previous` pools whose HTTP settings did not change are kept as they are, with their
+/// idle upstream connections, sticky table and retry budget.
 pub fn build_pools(
     config: &ClusterConfig,
     shared: &HashMap<String, Arc<SharedPool>>,
+    previous: &HashMap<String, Arc<PoolRuntime>>,
 ) -> Result<HashMap<String, Arc<PoolRuntime>>, BuildError> {
     let mut out = HashMap::new();
     for pool in &config.pools {
@@ -141,6 +148,12 @@ pub fn build_pools(
             continue;
         };
         let settings = pool.http.clone().unwrap_or_default();
+        if let Some(prev) = previous.get(&pool.name) {
+            if prev.settings == settings && prev.algorithm == pool.algorithm && Arc::ptr_eq(&prev.shared, shared_pool) {
+                out.insert(pool.name.clone(), prev.clone());
+                continue;
+            }
+        }
         let tls = match &settings.tls {
             None => None,
             Some(t) => {
@@ -223,6 +236,7 @@ pub fn build_pools(
             pool.name.clone(),
             Arc::new(PoolRuntime {
                 name: pool.name.clone(),
+                algorithm: pool.algorithm,
                 shared: shared_pool.clone(),
                 upstream,
                 settings,
@@ -236,11 +250,14 @@ pub fn build_pools(
     Ok(out)
 }
 
-/// Compiles one HTTP listener's routes, rules and limits.
+/// Compiles one HTTP listener's routes, rules, limits and TLS. With `previous` (a reload),
+/// counters are kept, and so are the rate limiter and per-client counts when the
+/// listener's HTTP settings did not change.
 pub fn build_listener(
     l: &Listener,
     pools: &HashMap<String, Arc<PoolRuntime>>,
     clock: Clock,
+    previous: Option<&ListenerRuntime>,
 ) -> Result<ListenerRuntime, BuildError> {
     let err = |m: String| BuildError::Listener(l.name.clone(), m);
     let pool_target = |name: &str| -> Result<Arc<Target>, BuildError> {
@@ -264,15 +281,22 @@ pub fn build_listener(
         rules.push(access_rule(r).map_err(err)?);
     }
     let settings = l.http.clone().unwrap_or_default();
-    let rate = settings.rate_limit.as_ref().map(|r| {
-        Mutex::new(RateLimiter::new(
-            r.requests_per_second,
-            r.burst,
-            r.max_clients as usize,
-        ))
-    });
-    let per_client = (settings.max_connections_per_client > 0)
-        .then(|| Mutex::new(ClientConnections::new(settings.max_connections_per_client)));
+    let same = previous.filter(|p| p.settings == settings);
+    let rate = match same {
+        Some(p) => p.rate.clone(),
+        None => settings.rate_limit.as_ref().map(|r| {
+            Arc::new(Mutex::new(RateLimiter::new(r.requests_per_second, r.burst, r.max_clients as usize)))
+        }),
+    };
+    let per_client = match same {
+        Some(p) => p.per_client.clone(),
+        None => (settings.max_connections_per_client > 0)
+            .then(|| Arc::new(Mutex::new(ClientConnections::new(settings.max_connections_per_client)))),
+    };
+    let tls = match &l.tls {
+        None => None,
+        Some(t) => Some(crate::tls_acceptor(t).map_err(err)?),
+    };
     Ok(ListenerRuntime {
         name: l.name.clone(),
         https: l.tls.is_some(),
@@ -282,7 +306,8 @@ pub fn build_listener(
         rate,
         per_client,
         clock,
-        stats: HttpStats::default(),
+        stats: previous.map(|p| p.stats.clone()).unwrap_or_default(),
+        tls,
         next_request_id: AtomicU64::new(0),
         id_prefix: random_u32(),
     })

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
+use arc_swap::ArcSwap;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -22,8 +23,7 @@ use crate::service::{handle, ConnContext};
 /// Accepts until `stop`; each connection is a task on `connections`.
 pub async fn accept_loop(
     listener: TcpListener,
-    runtime: Arc<ListenerRuntime>,
-    tls: Option<TlsAcceptor>,
+    live: Arc<ArcSwap<ListenerRuntime>>,
     stop: CancellationToken,
     connections: TaskTracker,
 ) {
@@ -32,6 +32,9 @@ pub async fn accept_loop(
             _ = stop.cancelled() => break,
             r = listener.accept() => r,
         };
+        // The runtime as of now: a reload swaps it without touching the socket.
+        let runtime = live.load_full();
+        let tls = runtime.tls.clone();
         let (tcp, client) = match accepted {
             Ok(pair) => pair,
             Err(e) => {
@@ -59,19 +62,14 @@ pub async fn accept_loop(
             None => None,
         };
         runtime.stats.connections.fetch_add(1, Ordering::Relaxed);
-        let (runtime, tls, stop, tunnels) = (
-            runtime.clone(),
-            tls.clone(),
-            stop.clone(),
-            connections.clone(),
-        );
+        let (live, stop, tunnels) = (live.clone(), stop.clone(), connections.clone());
         connections.spawn(async move {
             let _slot = slot;
             let _ = tcp.set_nodelay(true);
-            serve_client(tcp, client, runtime, tls, stop, tunnels).await;
+            serve_client(tcp, client, runtime, live, tls, stop, tunnels).await;
         });
     }
-    tracing::info!(listener = %runtime.name, "stopped accepting");
+    tracing::info!(listener = %live.load().name, "stopped accepting");
 }
 
 /// Frees the client's connection slot when the connection ends.
@@ -92,16 +90,17 @@ async fn serve_client(
     tcp: TcpStream,
     client: SocketAddr,
     runtime: Arc<ListenerRuntime>,
+    live: Arc<ArcSwap<ListenerRuntime>>,
     tls: Option<TlsAcceptor>,
     stop: CancellationToken,
     tunnels: TaskTracker,
 ) {
     let Some(acceptor) = tls else {
-        return serve_io(tcp, client, runtime, stop, tunnels).await;
+        return serve_io(tcp, client, runtime, live, stop, tunnels).await;
     };
     let limit = runtime.settings.header_timeout.get();
     match tokio::time::timeout(limit, acceptor.accept(tcp)).await {
-        Ok(Ok(stream)) => serve_io(stream, client, runtime, stop, tunnels).await,
+        Ok(Ok(stream)) => serve_io(stream, client, runtime, live, stop, tunnels).await,
         Ok(Err(e)) => {
             runtime
                 .stats
@@ -123,6 +122,7 @@ async fn serve_io<S>(
     io: S,
     client: SocketAddr,
     runtime: Arc<ListenerRuntime>,
+    live: Arc<ArcSwap<ListenerRuntime>>,
     stop: CancellationToken,
     tunnels: TaskTracker,
 ) where
@@ -132,6 +132,7 @@ async fn serve_io<S>(
     let activity = Activity::new();
     let ctx = Arc::new(ConnContext {
         listener: runtime.clone(),
+        live,
         client,
         activity: activity.clone(),
         tunnels,

@@ -20,7 +20,10 @@ use crate::upgrade;
 
 /// What one client connection shares with its requests.
 pub struct ConnContext {
+    /// The listener's runtime when this context was made (per request, see `handle`).
     pub listener: Arc<ListenerRuntime>,
+    /// The listener's current runtime: each request routes with the newest config.
+    pub live: Arc<arc_swap::ArcSwap<ListenerRuntime>>,
     pub client: SocketAddr,
     pub activity: Arc<crate::idle::Activity>,
     /// Upgraded streams (WebSocket) run here, so a graceful stop waits for them too.
@@ -37,6 +40,19 @@ impl Headers for HeaderLookup<'_> {
 
 /// Handles one request; never fails (errors become responses).
 pub async fn handle(req: Request<Incoming>, ctx: Arc<ConnContext>) -> Response<ClientBody> {
+    // After a reload, requests on an existing keep-alive connection use the new routes.
+    let current = ctx.live.load_full();
+    let ctx = if Arc::ptr_eq(&current, &ctx.listener) {
+        ctx
+    } else {
+        Arc::new(ConnContext {
+            listener: current,
+            live: ctx.live.clone(),
+            client: ctx.client,
+            activity: ctx.activity.clone(),
+            tunnels: ctx.tunnels.clone(),
+        })
+    };
     let busy = ctx.activity.begin();
     let l = ctx.listener.clone();
     l.stats.requests.fetch_add(1, Ordering::Relaxed);

@@ -1,11 +1,17 @@
-//! The forwarding plane of one node: every listener of the cluster config, bound and
-//! running, and the pools they balance over.
+//! The L4 forwarding plane of one node: every TCP and UDP listener of the cluster config,
+//! bound and running, and the pools that every plane (L4 and L7) balances over.
+//!
+//! `apply` moves a running plane to a new config without dropping anything: a listener
+//! whose (kind, address) stays keeps its socket and gets its new settings and pool by an
+//! atomic swap; pools keep the state of surviving backends; removed listeners stop
+//! accepting while their connections finish.
 
+use arc_swap::ArcSwap;
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
-use tandem_config::{ClusterConfig, Protocol};
+use tandem_config::{ClusterConfig, Listener as ListenerConfig, Protocol};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -15,6 +21,12 @@ use crate::pool::SharedPool;
 use crate::stats::ListenerStats;
 use crate::tcp::{self, TcpSettings};
 use crate::udp::{self, UdpSettings};
+
+/// What a running listener reads for each new connection or flow.
+pub struct Live<S> {
+    pub settings: Arc<S>,
+    pub pool: Arc<SharedPool>,
+}
 
 /// A running listener, as status output and tests see it.
 #[derive(Clone)]
@@ -26,104 +38,174 @@ pub struct ListenerHandle {
     pub stats: Arc<ListenerStats>,
 }
 
+enum LiveState {
+    Tcp(Arc<ArcSwap<Live<TcpSettings>>>),
+    Udp(Arc<ArcSwap<Live<UdpSettings>>>),
+}
+
+struct Running {
+    handle: ListenerHandle,
+    live: LiveState,
+    stop: CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+}
+
+/// What `apply` changed, for the log and the admin API.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ApplySummary {
+    pub listeners_added: Vec<String>,
+    pub listeners_removed: Vec<String>,
+    pub listeners_updated: Vec<String>,
+    pub pools_added: Vec<String>,
+    pub pools_removed: Vec<String>,
+    pub pools_updated: Vec<String>,
+}
+
 pub struct Plane {
     clock: Clock,
-    pools: HashMap<String, Arc<SharedPool>>,
-    listeners: Vec<ListenerHandle>,
-    /// Stops the accept and receive loops (and UDP flows).
-    stop: CancellationToken,
+    pools: Mutex<HashMap<String, Arc<SharedPool>>>,
+    listeners: Mutex<Vec<Running>>,
     /// One task per TCP connection; a graceful stop waits on it.
     connections: TaskTracker,
-    loops: Vec<tokio::task::JoinHandle<()>>,
+    /// Stops every loop at shutdown (each listener also has its own child token).
+    stop: CancellationToken,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The kind of socket a listener needs: two listeners of one kind cannot share an address.
+fn socket_key(l: &ListenerConfig) -> (bool, SocketAddr) {
+    (l.protocol == Protocol::Udp, l.bind)
 }
 
 impl Plane {
-    /// Binds every listener (all or nothing: a bind failure names the listener and address)
-    /// and starts serving. Must be called inside a tokio runtime.
+    /// Binds every TCP and UDP listener (all or nothing: a bind failure names the listener
+    /// and address) and starts serving. HTTP listeners are the L7 plane's (tandem-http),
+    /// over these same pools. Must be called inside a tokio runtime.
     pub fn start(config: &ClusterConfig) -> Result<Plane, StartError> {
-        let clock = Clock::new();
-        let pools: HashMap<String, Arc<SharedPool>> = config
-            .pools
-            .iter()
-            .map(|p| (p.name.clone(), SharedPool::new(p, clock)))
-            .collect();
+        let plane = Plane {
+            clock: Clock::new(),
+            pools: Mutex::new(HashMap::new()),
+            listeners: Mutex::new(Vec::new()),
+            connections: TaskTracker::new(),
+            stop: CancellationToken::new(),
+        };
+        plane.apply(config)?;
+        Ok(plane)
+    }
 
-        // Bind everything before serving anything, so a half-started node never runs.
-        enum Bound {
-            Tcp(tokio::net::TcpListener),
-            Udp(tokio::net::UdpSocket),
+    /// Moves the plane to `config`. Pools first (so listeners find them), then listeners:
+    /// removed ones stop accepting, new ones are bound, kept ones get new settings.
+    pub fn apply(&self, config: &ClusterConfig) -> Result<ApplySummary, StartError> {
+        let mut summary = ApplySummary::default();
+        {
+            let mut pools = lock(&self.pools);
+            for p in &config.pools {
+                match pools.get(&p.name) {
+                    Some(existing) => {
+                        if existing.reconfigure(p) {
+                            summary.pools_updated.push(p.name.clone());
+                        }
+                    }
+                    None => {
+                        pools.insert(p.name.clone(), SharedPool::new(p, self.clock));
+                        summary.pools_added.push(p.name.clone());
+                    }
+                }
+            }
+            pools.retain(|name, _| {
+                let keep = config.pools.iter().any(|p| &p.name == name);
+                if !keep {
+                    summary.pools_removed.push(name.clone());
+                }
+                keep
+            });
         }
-        let mut bound = Vec::new();
-        // HTTP listeners belong to the L7 plane (tandem-http), over these same pools.
-        for l in config
+        let wanted: Vec<&ListenerConfig> = config
             .listeners
             .iter()
             .filter(|l| l.protocol != Protocol::Http)
-        {
-            let pool = pools
-                .get(&l.pool)
-                .cloned()
-                .ok_or_else(|| StartError::MissingPool {
-                    listener: l.name.clone(),
-                    pool: l.pool.clone(),
-                })?;
-            let socket = match l.protocol {
-                Protocol::Udp => Bound::Udp(bind::udp_socket(&l.name, l.bind)?),
-                _ => Bound::Tcp(bind::tcp_listener(&l.name, l.bind, l.backlog)?),
-            };
-            bound.push((l, pool, socket));
-        }
-
-        let stop = CancellationToken::new();
-        let connections = TaskTracker::new();
-        let mut listeners = Vec::new();
-        let mut loops = Vec::new();
-        for (l, pool, socket) in bound {
-            let stats = Arc::new(ListenerStats::default());
-            let local_addr = match &socket {
-                Bound::Tcp(s) => s.local_addr(),
-                Bound::Udp(s) => s.local_addr(),
+            .collect();
+        let mut running = lock(&self.listeners);
+        // Stop the listeners whose socket is no longer wanted.
+        running.retain(|r| {
+            let key = (r.handle.protocol == Protocol::Udp, r.handle.local_addr);
+            let keep = wanted.iter().any(|l| socket_key(l) == key);
+            if !keep {
+                r.stop.cancel();
+                tracing::info!(listener = %r.handle.name, "listener removed: stops accepting, its connections finish");
+                summary.listeners_removed.push(r.handle.name.clone());
             }
-            .unwrap_or(l.bind);
-            let task = match socket {
-                Bound::Tcp(listener) => tokio::spawn(tcp::accept_loop(
-                    listener,
-                    Arc::new(TcpSettings::from_config(l)),
-                    pool,
-                    stats.clone(),
-                    stop.clone(),
-                    connections.clone(),
-                )),
-                Bound::Udp(socket) => tokio::spawn(udp::relay_loop(
+            keep
+        });
+        for l in wanted {
+            let pool = self
+                .pool(&l.pool)
+                .ok_or_else(|| StartError::MissingPool { listener: l.name.clone(), pool: l.pool.clone() })?;
+            let existing = running
+                .iter_mut()
+                .find(|r| (r.handle.protocol == Protocol::Udp, r.handle.local_addr) == socket_key(l));
+            match existing {
+                Some(r) => {
+                    match &r.live {
+                        LiveState::Tcp(live) => live.store(Arc::new(Live { settings: Arc::new(TcpSettings::from_config(l)), pool })),
+                        LiveState::Udp(live) => live.store(Arc::new(Live { settings: Arc::new(udp_settings(l)), pool })),
+                    }
+                    if r.handle.name != l.name || r.handle.pool != l.pool || r.handle.protocol != l.protocol {
+                        r.handle.name = l.name.clone();
+                        r.handle.pool = l.pool.clone();
+                        r.handle.protocol = l.protocol;
+                    }
+                    summary.listeners_updated.push(l.name.clone());
+                }
+                None => {
+                    running.push(self.start_listener(l, pool)?);
+                    summary.listeners_added.push(l.name.clone());
+                }
+            }
+        }
+        Ok(summary)
+    }
+
+    fn start_listener(&self, l: &ListenerConfig, pool: Arc<SharedPool>) -> Result<Running, StartError> {
+        let stats = Arc::new(ListenerStats::default());
+        let stop = self.stop.child_token();
+        let (local_addr, live, task) = match l.protocol {
+            Protocol::Udp => {
+                let socket = bind::udp_socket(&l.name, l.bind)?;
+                let local = socket.local_addr().unwrap_or(l.bind);
+                let live = Arc::new(ArcSwap::from_pointee(Live { settings: Arc::new(udp_settings(l)), pool }));
+                let task = tokio::spawn(udp::relay_loop(socket, live.clone(), stats.clone(), stop.clone()));
+                (local, LiveState::Udp(live), task)
+            }
+            _ => {
+                let socket = bind::tcp_listener(&l.name, l.bind, l.backlog)?;
+                let local = socket.local_addr().unwrap_or(l.bind);
+                let live = Arc::new(ArcSwap::from_pointee(Live { settings: Arc::new(TcpSettings::from_config(l)), pool }));
+                let task = tokio::spawn(tcp::accept_loop(
                     socket,
-                    Arc::new(UdpSettings {
-                        name: l.name.clone(),
-                        max_flows: l.max_connections as usize,
-                        idle_timeout: l.idle_timeout().get(),
-                    }),
-                    pool,
+                    live.clone(),
                     stats.clone(),
                     stop.clone(),
-                )),
-            };
-            tracing::info!(listener = %l.name, protocol = ?l.protocol, address = %local_addr,
-                pool = %l.pool, "listening");
-            loops.push(task);
-            listeners.push(ListenerHandle {
+                    self.connections.clone(),
+                ));
+                (local, LiveState::Tcp(live), task)
+            }
+        };
+        tracing::info!(listener = %l.name, protocol = ?l.protocol, address = %local_addr, pool = %l.pool, "listening");
+        Ok(Running {
+            handle: ListenerHandle {
                 name: l.name.clone(),
                 protocol: l.protocol,
                 local_addr,
                 pool: l.pool.clone(),
                 stats,
-            });
-        }
-        Ok(Plane {
-            clock,
-            pools,
-            listeners,
+            },
+            live,
             stop,
-            connections,
-            loops,
+            task,
         })
     }
 
@@ -132,20 +214,21 @@ impl Plane {
         self.clock
     }
 
-    pub fn pools(&self) -> &HashMap<String, Arc<SharedPool>> {
-        &self.pools
+    /// Every pool, by name (cheap clones of shared handles).
+    pub fn pools(&self) -> HashMap<String, Arc<SharedPool>> {
+        lock(&self.pools).clone()
     }
 
-    pub fn pool(&self, name: &str) -> Option<&Arc<SharedPool>> {
-        self.pools.get(name)
+    pub fn pool(&self, name: &str) -> Option<Arc<SharedPool>> {
+        lock(&self.pools).get(name).cloned()
     }
 
-    pub fn listeners(&self) -> &[ListenerHandle] {
-        &self.listeners
+    pub fn listeners(&self) -> Vec<ListenerHandle> {
+        lock(&self.listeners).iter().map(|r| r.handle.clone()).collect()
     }
 
-    pub fn listener(&self, name: &str) -> Option<&ListenerHandle> {
-        self.listeners.iter().find(|l| l.name == name)
+    pub fn listener(&self, name: &str) -> Option<ListenerHandle> {
+        lock(&self.listeners).iter().find(|r| r.handle.name == name).map(|r| r.handle.clone())
     }
 
     /// Number of TCP connections still being served.
@@ -155,31 +238,31 @@ impl Plane {
 
     /// Graceful stop: close the listening sockets at once, let open TCP connections finish
     /// for up to `drain`, then return how many were still open (they end with the process).
-    pub async fn shutdown(self, drain: Duration) -> usize {
+    pub async fn shutdown(&self, drain: Duration) -> usize {
         self.stop.cancel();
-        for task in self.loops {
+        let tasks: Vec<_> = lock(&self.listeners).drain(..).map(|r| r.task).collect();
+        for task in tasks {
             let _ = task.await; // the listening socket is closed when its loop returns
         }
         self.connections.close();
         let open = self.connections.len();
         if open > 0 {
-            tracing::info!(
-                connections = open,
-                drain_ms = drain.as_millis() as u64,
-                "waiting for open connections to finish"
-            );
+            tracing::info!(connections = open, drain_ms = drain.as_millis() as u64,
+                "waiting for open connections to finish");
         }
-        if tokio::time::timeout(drain, self.connections.wait())
-            .await
-            .is_err()
-        {
+        if tokio::time::timeout(drain, self.connections.wait()).await.is_err() {
             let left = self.connections.len();
-            tracing::warn!(
-                connections = left,
-                "drain timeout reached, closing the rest"
-            );
+            tracing::warn!(connections = left, "drain timeout reached, closing the rest");
             return left;
         }
         0
+    }
+}
+
+fn udp_settings(l: &ListenerConfig) -> UdpSettings {
+    UdpSettings {
+        name: l.name.clone(),
+        max_flows: l.max_connections as usize,
+        idle_timeout: l.idle_timeout().get(),
     }
 }

@@ -22,6 +22,7 @@ pub struct SharedPool {
     name: String,
     clock: Clock,
     state: Mutex<State>,
+    config: Mutex<PoolConfig>,
 }
 
 /// A backend chosen for one connection or flow; counts as active until dropped.
@@ -83,6 +84,7 @@ impl SharedPool {
         let (settings, specs, addresses) = translate(config);
         Arc::new(SharedPool {
             name: config.name.clone(),
+            config: Mutex::new(config.clone()),
             clock,
             state: Mutex::new(State {
                 balance: Pool::new(settings, specs),
@@ -186,13 +188,26 @@ impl SharedPool {
         Some(f(&mut state, idx))
     }
 
-    /// Applies a new pool definition; surviving backends keep their state.
-    pub fn reconfigure(&self, config: &PoolConfig) {
+    /// Applies a new pool definition; surviving backends keep their state. Returns whether
+    /// anything changed (an identical definition is left alone).
+    pub fn reconfigure(&self, config: &PoolConfig) -> bool {
+        let mut current = self.config.lock().unwrap_or_else(|p| p.into_inner());
+        if *current == *config {
+            return false;
+        }
+        *current = config.clone();
+        drop(current);
         let (settings, specs, addresses) = translate(config);
         let mut state = self.lock();
         state.balance.reconfigure(settings, specs);
         state.addresses = addresses;
         state.generation += 1;
+        true
+    }
+
+    /// The definition the pool runs now.
+    pub fn config(&self) -> PoolConfig {
+        self.config.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     pub fn set_admin(&self, backend_id: &str, admin: AdminState) -> bool {

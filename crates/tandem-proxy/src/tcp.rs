@@ -42,8 +42,7 @@ impl TcpSettings {
 /// graceful stop can wait for them.
 pub(crate) async fn accept_loop(
     listener: TcpListener,
-    settings: Arc<TcpSettings>,
-    pool: Arc<SharedPool>,
+    live: Arc<arc_swap::ArcSwap<crate::plane::Live<TcpSettings>>>,
     stats: Arc<ListenerStats>,
     stop: CancellationToken,
     connections: TaskTracker,
@@ -53,6 +52,9 @@ pub(crate) async fn accept_loop(
             _ = stop.cancelled() => break,
             r = listener.accept() => r,
         };
+        // Settings and pool as of now: a reload swaps them without touching the socket.
+        let current = live.load_full();
+        let settings = &current.settings;
         let (client, peer) = match accepted {
             Ok(pair) => pair,
             Err(e) => {
@@ -69,13 +71,13 @@ pub(crate) async fn accept_loop(
             continue;
         }
         let guard = ActiveGuard::new(stats.clone());
-        let (settings, pool, stats) = (settings.clone(), pool.clone(), stats.clone());
+        let (settings, pool, stats) = (current.settings.clone(), current.pool.clone(), stats.clone());
         connections.spawn(async move {
             serve(client, peer, &settings, &pool, &stats).await;
             drop(guard);
         });
     }
-    tracing::info!(listener = %settings.name, "stopped accepting");
+    tracing::info!(listener = %live.load().settings.name, "stopped accepting");
 }
 
 async fn serve(

@@ -44,8 +44,7 @@ type FlowTable = Arc<Mutex<HashMap<SocketAddr, Arc<Flow>>>>;
 
 pub(crate) async fn relay_loop(
     socket: UdpSocket,
-    settings: Arc<UdpSettings>,
-    pool: Arc<SharedPool>,
+    live: Arc<arc_swap::ArcSwap<crate::plane::Live<UdpSettings>>>,
     stats: Arc<ListenerStats>,
     stop: CancellationToken,
 ) {
@@ -61,14 +60,17 @@ pub(crate) async fn relay_loop(
             Ok(pair) => pair,
             Err(e) => {
                 // ICMP errors from earlier sends surface here on some kernels; not fatal.
-                tracing::debug!(listener = %settings.name, error = %e, "udp receive error");
+                tracing::debug!(listener = %live.load().settings.name, error = %e, "udp receive error");
                 continue;
             }
         };
         let existing = lock(&flows).get(&client).cloned();
+        // New flows use the settings and pool as of now (a reload swaps them).
+        let current = live.load_full();
+        let (settings, pool) = (&current.settings, &current.pool);
         let flow = match existing {
             Some(flow) => flow,
-            None => match open_flow(client, &socket, &settings, &pool, &stats, &flows, &stop).await
+            None => match open_flow(client, &socket, settings, pool, &stats, &flows, &stop).await
             {
                 Some(flow) => flow,
                 None => continue,
@@ -83,7 +85,7 @@ pub(crate) async fn relay_loop(
             }
         }
     }
-    tracing::info!(listener = %settings.name, "stopped receiving");
+    tracing::info!(listener = %live.load().settings.name, "stopped receiving");
 }
 
 fn lock(flows: &FlowTable) -> std::sync::MutexGuard<'_, HashMap<SocketAddr, Arc<Flow>>> {

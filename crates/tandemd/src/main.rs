@@ -107,6 +107,7 @@ fn run_file(file: &std::path::Path) -> anyhow::Result<()> {
     }
     runtime()?.block_on(async {
         let node = Node::start_with_vrrp(config).await?;
+        node.set_config_path(file.to_path_buf());
         tandemd::run_until_signal(node).await
     })
 }
@@ -119,7 +120,7 @@ fn run_demo(port: u16, udp_port: u16, print_config: bool) -> anyhow::Result<()> 
             return Ok(());
         }
         let node = Node::start(config)?;
-        println!("{}", tandemd::demo::banner(node.config()));
+        println!("{}", tandemd::demo::banner(&node.config()));
         tandemd::run_until_signal(node).await
     })
 }

@@ -1,0 +1,320 @@
+//! A running node: the L4 and L7 planes over shared pools, the health checks that feed
+//! them, and VRRP. Every change — a reload from disk, an admin API write — is a new
+//! cluster config applied with [`Node::apply`]: validated first (the same messages as
+//! `check-config`), then applied without dropping connections.
+
+use anyhow::Context;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+use tandem_config::{Backend, BackendState, ClusterConfig, Config, HealthCheck};
+use tandem_health::{HealthSink, Target};
+use tandem_proxy::Plane;
+use tokio_util::sync::CancellationToken;
+
+use crate::vrrp::Vrrp;
+
+pub struct Node {
+    config: Mutex<Config>,
+    /// Where `reload_from_disk` reads (None for the demo and in-process tests).
+    config_path: Mutex<Option<PathBuf>>,
+    plane: Plane,
+    http: tandem_http::HttpPlane,
+    /// Running health checks per pool, with what they were started for.
+    checks: Mutex<HashMap<String, (CheckKey, CancellationToken)>>,
+    vrrp: tokio::sync::Mutex<Option<Vrrp>>,
+    started: Instant,
+    /// One change at a time.
+    applying: tokio::sync::Mutex<()>,
+}
+
+/// What a pool's checks depend on: restart them only when this changes.
+type CheckKey = (HealthCheck, Vec<(String, std::net::SocketAddr)>, Option<tandem_config::http::UpstreamTls>);
+
+/// A refused change: the problems, as check-config would print them.
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0:#}")]
+    Failed(anyhow::Error),
+}
+
+/// What a change did, for logs and the admin API.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct ApplyReport {
+    pub version: u64,
+    pub listeners_added: Vec<String>,
+    pub listeners_removed: Vec<String>,
+    pub pools_added: Vec<String>,
+    pub pools_removed: Vec<String>,
+    pub pools_updated: Vec<String>,
+    pub checks_restarted: Vec<String>,
+    pub warnings: Vec<String>,
+}
+
+impl std::fmt::Display for ApplyReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "version {}: listeners +{:?} -{:?}, pools +{:?} -{:?} ~{:?}",
+            self.version,
+            self.listeners_added,
+            self.listeners_removed,
+            self.pools_added,
+            self.pools_removed,
+            self.pools_updated
+        )?;
+        for w in &self.warnings {
+            write!(f, "; warning: {w}")?;
+        }
+        Ok(())
+    }
+}
+
+/// A runtime change to one backend.
+#[derive(Clone, Debug, PartialEq)]
+pub enum BackendChange {
+    State(BackendState),
+    Weight(u32),
+    Add(Backend),
+    Remove,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Node {
+    /// Starts the node, and its VRRP instances when `[node.vrrp]` is configured.
+    pub async fn start_with_vrrp(config: Config) -> anyhow::Result<Arc<Node>> {
+        let node = Node::start(config)?;
+        let vrrp = Vrrp::start(&node.config(), &node.plane).await?;
+        *node.vrrp.lock().await = vrrp;
+        Ok(node)
+    }
+
+    /// Starts the forwarding planes and health checks (no VRRP). Fails, naming the
+    /// listener and address, when a socket cannot be bound.
+    pub fn start(config: Config) -> anyhow::Result<Arc<Node>> {
+        let plane = Plane::start(&config.cluster).context("starting the forwarding plane")?;
+        let http = tandem_http::HttpPlane::start(&config.cluster, &plane.pools(), plane.clock())
+            .context("starting the HTTP plane")?;
+        let node = Node {
+            config: Mutex::new(config.clone()),
+            config_path: Mutex::new(None),
+            plane,
+            http,
+            checks: Mutex::new(HashMap::new()),
+            vrrp: tokio::sync::Mutex::new(None),
+            started: Instant::now(),
+            applying: tokio::sync::Mutex::new(()),
+        };
+        node.sync_checks(&config.cluster)?;
+        tracing::info!(node = %config.node.id, version = config.cluster.version,
+            listeners = config.cluster.listeners.len(), pools = config.cluster.pools.len(),
+            "node started");
+        Ok(Arc::new(node))
+    }
+
+    /// Remembers the file `reload_from_disk` (SIGHUP, `tandemctl reload`) reads.
+    pub fn set_config_path(&self, path: PathBuf) {
+        *lock(&self.config_path) = Some(path);
+    }
+
+    /// The config the node runs now, runtime changes included.
+    pub fn config(&self) -> Config {
+        lock(&self.config).clone()
+    }
+
+    pub fn plane(&self) -> &Plane {
+        &self.plane
+    }
+
+    pub fn http(&self) -> &tandem_http::HttpPlane {
+        &self.http
+    }
+
+    pub fn uptime(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    /// Status of the VRRP instances (empty without VRRP).
+    pub async fn vrrp_status(&self) -> Vec<tandem_vrrp::io::InstanceStatus> {
+        match self.vrrp.lock().await.as_ref() {
+            Some(v) => v.instances.iter().map(|i| i.status.borrow().clone()).collect(),
+            None => Vec::new(),
+        }
+    }
+
+    /// Counters of the VRRP instances, by group name.
+    pub async fn vrrp_stats(&self) -> Vec<(String, Arc<tandem_vrrp::io::VrrpStats>)> {
+        match self.vrrp.lock().await.as_ref() {
+            Some(v) => v
+                .instances
+                .iter()
+                .map(|i| (i.status.borrow().group.clone(), i.stats.clone()))
+                .collect(),
+            None => Vec::new(),
+        }
+    }
+
+    /// Applies a new cluster-wide config. It is validated first (nothing changes when it
+    /// is refused); then pools and listeners move to it without dropping connections, and
+    /// health checks restart where their pool's checks or backends changed. `who` is
+    /// logged.
+    pub async fn apply(&self, cluster: ClusterConfig, who: &str) -> Result<ApplyReport, ApplyError> {
+        let _one_at_a_time = self.applying.lock().await;
+        let mut candidate = self.config();
+        candidate.cluster = cluster;
+        let problems = tandem_config::validate_config(&candidate);
+        if !problems.is_empty() {
+            return Err(ApplyError::Invalid(problems.join("\n")));
+        }
+        let file_problems = crate::check_files(&candidate);
+        if !file_problems.is_empty() {
+            return Err(ApplyError::Invalid(file_problems.join("\n")));
+        }
+        let mut report = ApplyReport { version: candidate.cluster.version, ..Default::default() };
+        let before = self.config();
+        if before.cluster.vip_groups != candidate.cluster.vip_groups {
+            report.warnings.push("vip_group changes take effect at the next restart".into());
+        }
+        let l4 = self.plane.apply(&candidate.cluster).map_err(|e| ApplyError::Failed(e.into()))?;
+        let l7 = self
+            .http
+            .apply(&candidate.cluster, &self.plane.pools())
+            .map_err(|e| ApplyError::Failed(e.into()))?;
+        report.listeners_added = l4.listeners_added.into_iter().chain(l7.added).collect();
+        report.listeners_removed = l4.listeners_removed.into_iter().chain(l7.removed).collect();
+        report.pools_added = l4.pools_added;
+        report.pools_removed = l4.pools_removed;
+        report.pools_updated = l4.pools_updated;
+        report.checks_restarted = self.sync_checks(&candidate.cluster).map_err(ApplyError::Failed)?;
+        *lock(&self.config) = candidate;
+        tracing::info!(who, %report, "config applied");
+        Ok(report)
+    }
+
+    /// Reads the config file again and applies its cluster part (node-local settings other
+    /// than VRRP are taken too; VRRP changes need a restart).
+    pub async fn reload_from_disk(&self, who: &str) -> Result<ApplyReport, ApplyError> {
+        let path = lock(&self.config_path)
+            .clone()
+            .ok_or_else(|| ApplyError::Invalid("this node was not started from a config file".into()))?;
+        let loaded = tandem_config::load(&path).map_err(|e| ApplyError::Invalid(e.to_string()))?;
+        let mut report = self.apply(loaded.cluster, who).await?;
+        let mut current = lock(&self.config);
+        if current.node.vrrp != loaded.node.vrrp {
+            report.warnings.push("node.vrrp changes take effect at the next restart".into());
+        }
+        let vrrp = current.node.vrrp.clone();
+        current.node = loaded.node;
+        current.node.vrrp = vrrp;
+        Ok(report)
+    }
+
+    /// Changes one backend at run time (drain, disable, enable, weight, add, remove):
+    /// the running config with that change, applied like any other.
+    pub async fn change_backend(
+        &self,
+        pool: &str,
+        backend: &str,
+        change: BackendChange,
+        who: &str,
+    ) -> Result<ApplyReport, ApplyError> {
+        let mut cluster = self.config().cluster;
+        let p = cluster
+            .pools
+            .iter_mut()
+            .find(|p| p.name == pool)
+            .ok_or_else(|| ApplyError::NotFound(format!("no pool named {pool:?}")))?;
+        let position = p.backends.iter().position(|b| b.id == backend);
+        match (change, position) {
+            (BackendChange::Add(b), None) => p.backends.push(b),
+            (BackendChange::Add(_), Some(_)) => {
+                return Err(ApplyError::Invalid(format!("pool {pool:?} already has a backend {backend:?}")))
+            }
+            (_, None) => return Err(ApplyError::NotFound(format!("pool {pool:?} has no backend {backend:?}"))),
+            (BackendChange::Remove, Some(i)) => {
+                p.backends.remove(i);
+            }
+            (BackendChange::State(s), Some(i)) => p.backends[i].state = s,
+            (BackendChange::Weight(w), Some(i)) => p.backends[i].weight = w,
+        }
+        cluster.version += 1;
+        self.apply(cluster, who).await
+    }
+
+    /// Starts, restarts or stops health checks so they match `cluster`. Returns the pools
+    /// whose checks were (re)started.
+    fn sync_checks(&self, cluster: &ClusterConfig) -> anyhow::Result<Vec<String>> {
+        let mut running = lock(&self.checks);
+        let mut restarted = Vec::new();
+        running.retain(|name, (_, token)| {
+            let keep = cluster.pools.iter().any(|p| &p.name == name && p.health_check.is_some());
+            if !keep {
+                token.cancel();
+            }
+            keep
+        });
+        for pool_config in &cluster.pools {
+            let Some(check) = &pool_config.health_check else { continue };
+            let Some(pool) = self.plane.pool(&pool_config.name) else { continue };
+            let targets: Vec<(String, std::net::SocketAddr)> = pool.targets();
+            let tls_settings = pool_config.http.as_ref().and_then(|h| h.tls.clone());
+            let key: CheckKey = (check.clone(), targets.clone(), tls_settings);
+            if running.get(&pool_config.name).is_some_and(|(k, _)| *k == key) {
+                continue;
+            }
+            if let Some((_, old)) = running.remove(&pool_config.name) {
+                old.cancel();
+            }
+            let health: HashMap<String, tandem_balance::Health> =
+                pool.snapshot().into_iter().map(|b| (b.id, b.health)).collect();
+            let targets = targets
+                .into_iter()
+                .map(|(backend_id, address)| Target {
+                    initial: health.get(&backend_id).copied().unwrap_or(tandem_balance::Health::Up),
+                    backend_id,
+                    address,
+                })
+                .collect();
+            let token = CancellationToken::new();
+            let sink: Arc<dyn HealthSink> = pool;
+            tandem_health::spawn_checks(
+                &pool_config.name,
+                check,
+                targets,
+                sink,
+                crate::check_tls(pool_config)?,
+                token.clone(),
+            );
+            running.insert(pool_config.name.clone(), (key, token));
+            restarted.push(pool_config.name.clone());
+        }
+        Ok(restarted)
+    }
+
+    /// Stops accepting at once, lets open connections finish for up to the configured
+    /// `node.drain_timeout`, and returns how many were cut at the end.
+    pub async fn shutdown(&self) -> usize {
+        let drain = self.config().node.drain_timeout.get();
+        self.shutdown_within(drain).await
+    }
+
+    /// VRRP leaves first (the peer takes the VIP at once), then connections drain.
+    pub async fn shutdown_within(&self, drain: Duration) -> usize {
+        if let Some(vrrp) = self.vrrp.lock().await.take() {
+            vrrp.stop().await;
+        }
+        for (_, (_, token)) in lock(&self.checks).drain() {
+            token.cancel();
+        }
+        let (l4, l7) = tokio::join!(self.plane.shutdown(drain), self.http.shutdown(drain));
+        l4 + l7
+    }
+}
