@@ -88,10 +88,19 @@ pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
 pub fn validate_config(config: &Config) -> Vec<String> {
     let mut problems = validate::validate_node(&config.node);
     problems.extend(validate_cluster(&config.cluster));
-    problems.extend(validate_vrrp::validate_node_vrrp(&config.node, &config.cluster));
+    problems.extend(validate_vrrp::validate_node_vrrp(
+        &config.node,
+        &config.cluster,
+    ));
     problems
         .into_iter()
-        .map(|p| if p.path.is_empty() { p.message } else { format!("{}: {}", p.path, p.message) })
+        .map(|p| {
+            if p.path.is_empty() {
+                p.message
+            } else {
+                format!("{}: {}", p.path, p.message)
+            }
+        })
         .collect()
 }
 

@@ -103,12 +103,24 @@ impl HttpPlane {
     ) -> Result<HttpApplySummary, HttpStartError> {
         let previous_pools = lock(&self.pools).clone();
         let pools = runtime::build_pools(config, shared, &previous_pools)?;
-        let wanted: Vec<_> = config.listeners.iter().filter(|l| l.protocol == Protocol::Http).collect();
+        let wanted: Vec<_> = config
+            .listeners
+            .iter()
+            .filter(|l| l.protocol == Protocol::Http)
+            .collect();
         let mut running = lock(&self.listeners);
         let mut compiled = Vec::new();
         for l in &wanted {
-            let previous = running.iter().find(|r| r.bind == l.bind).map(|r| r.live.load_full());
-            compiled.push(Arc::new(runtime::build_listener(l, &pools, self.clock, previous.as_deref())?));
+            let previous = running
+                .iter()
+                .find(|r| r.bind == l.bind)
+                .map(|r| r.live.load_full());
+            compiled.push(Arc::new(runtime::build_listener(
+                l,
+                &pools,
+                self.clock,
+                previous.as_deref(),
+            )?));
         }
         *lock(&self.pools) = pools;
         let (mut added, mut removed, mut updated) = (Vec::new(), Vec::new(), Vec::new());
@@ -133,11 +145,26 @@ impl HttpPlane {
             tracing::info!(listener = %l.name, address = %local_addr, tls = rt.tls.is_some(), "listening (http)");
             let live = Arc::new(ArcSwap::new(rt));
             let stop = self.stop.child_token();
-            let task = tokio::spawn(server::accept_loop(socket, live.clone(), stop.clone(), self.connections.clone()));
-            running.push(Running { bind: l.bind, local_addr, live, stop, task });
+            let task = tokio::spawn(server::accept_loop(
+                socket,
+                live.clone(),
+                stop.clone(),
+                self.connections.clone(),
+            ));
+            running.push(Running {
+                bind: l.bind,
+                local_addr,
+                live,
+                stop,
+                task,
+            });
             added.push(l.name.clone());
         }
-        Ok(HttpApplySummary { added, removed, updated })
+        Ok(HttpApplySummary {
+            added,
+            removed,
+            updated,
+        })
     }
 
     pub fn listeners(&self) -> Vec<HttpListenerHandle> {
@@ -145,7 +172,12 @@ impl HttpPlane {
             .iter()
             .map(|r| {
                 let rt = r.live.load();
-                HttpListenerHandle { name: rt.name.clone(), local_addr: r.local_addr, stats: rt.stats.clone(), tls: rt.tls.is_some() }
+                HttpListenerHandle {
+                    name: rt.name.clone(),
+                    local_addr: r.local_addr,
+                    stats: rt.stats.clone(),
+                    tls: rt.tls.is_some(),
+                }
             })
             .collect()
     }
@@ -163,7 +195,10 @@ impl HttpPlane {
             let _ = task.await;
         }
         self.connections.close();
-        if tokio::time::timeout(drain, self.connections.wait()).await.is_err() {
+        if tokio::time::timeout(drain, self.connections.wait())
+            .await
+            .is_err()
+        {
             return self.connections.len();
         }
         0
@@ -172,15 +207,26 @@ impl HttpPlane {
 
 /// Loads a listener's certificates (checked: readable, matching, valid now) into a
 /// TLS acceptor choosing by SNI.
-pub(crate) fn tls_acceptor(t: &tandem_config::http::ListenerTls) -> Result<tokio_rustls::TlsAcceptor, String> {
+pub(crate) fn tls_acceptor(
+    t: &tandem_config::http::ListenerTls,
+) -> Result<tokio_rustls::TlsAcceptor, String> {
     let now = std::time::SystemTime::now();
     let mut certs = Vec::new();
     for c in &t.certificates {
-        let spec = tandem_tls::CertSpec { cert: c.cert.clone(), key: c.key.clone() };
+        let spec = tandem_tls::CertSpec {
+            cert: c.cert.clone(),
+            key: c.key.clone(),
+        };
         certs.push(tandem_tls::load_cert(&spec, now).map_err(|e| e.to_string())?);
     }
     let resolver = Arc::new(tandem_tls::SniResolver::new(certs).map_err(|e| e.to_string())?);
-    let min = if t.min_version == "1.3" { tandem_tls::MinVersion::Tls13 } else { tandem_tls::MinVersion::Tls12 };
+    let min = if t.min_version == "1.3" {
+        tandem_tls::MinVersion::Tls13
+    } else {
+        tandem_tls::MinVersion::Tls12
+    };
     let alpn = t.alpn.iter().map(|p| p.as_bytes().to_vec()).collect();
-    Ok(tokio_rustls::TlsAcceptor::from(tandem_tls::server_config(resolver, alpn, min)))
+    Ok(tokio_rustls::TlsAcceptor::from(tandem_tls::server_config(
+        resolver, alpn, min,
+    )))
 }

@@ -149,7 +149,10 @@ pub fn build_pools(
         };
         let settings = pool.http.clone().unwrap_or_default();
         if let Some(prev) = previous.get(&pool.name) {
-            if prev.settings == settings && prev.algorithm == pool.algorithm && Arc::ptr_eq(&prev.shared, shared_pool) {
+            if prev.settings == settings
+                && prev.algorithm == pool.algorithm
+                && Arc::ptr_eq(&prev.shared, shared_pool)
+            {
                 out.insert(pool.name.clone(), prev.clone());
                 continue;
             }
@@ -285,13 +288,20 @@ pub fn build_listener(
     let rate = match same {
         Some(p) => p.rate.clone(),
         None => settings.rate_limit.as_ref().map(|r| {
-            Arc::new(Mutex::new(RateLimiter::new(r.requests_per_second, r.burst, r.max_clients as usize)))
+            Arc::new(Mutex::new(RateLimiter::new(
+                r.requests_per_second,
+                r.burst,
+                r.max_clients as usize,
+            )))
         }),
     };
     let per_client = match same {
         Some(p) => p.per_client.clone(),
-        None => (settings.max_connections_per_client > 0)
-            .then(|| Arc::new(Mutex::new(ClientConnections::new(settings.max_connections_per_client)))),
+        None => (settings.max_connections_per_client > 0).then(|| {
+            Arc::new(Mutex::new(ClientConnections::new(
+                settings.max_connections_per_client,
+            )))
+        }),
     };
     let tls = match &l.tls {
         None => None,

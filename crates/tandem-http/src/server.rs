@@ -1,6 +1,7 @@
 //! Accepting HTTP clients: connection limits per client, TLS handshake (bounded by the
 //! header timeout), then hyper serving HTTP/1.1 and HTTP/2 on the same port, with upgrades.
 
+use arc_swap::ArcSwap;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
@@ -11,7 +12,6 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
-use arc_swap::ArcSwap;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;

@@ -141,19 +141,29 @@ impl Plane {
             keep
         });
         for l in wanted {
-            let pool = self
-                .pool(&l.pool)
-                .ok_or_else(|| StartError::MissingPool { listener: l.name.clone(), pool: l.pool.clone() })?;
-            let existing = running
-                .iter_mut()
-                .find(|r| (r.handle.protocol == Protocol::Udp, r.handle.local_addr) == socket_key(l));
+            let pool = self.pool(&l.pool).ok_or_else(|| StartError::MissingPool {
+                listener: l.name.clone(),
+                pool: l.pool.clone(),
+            })?;
+            let existing = running.iter_mut().find(|r| {
+                (r.handle.protocol == Protocol::Udp, r.handle.local_addr) == socket_key(l)
+            });
             match existing {
                 Some(r) => {
                     match &r.live {
-                        LiveState::Tcp(live) => live.store(Arc::new(Live { settings: Arc::new(TcpSettings::from_config(l)), pool })),
-                        LiveState::Udp(live) => live.store(Arc::new(Live { settings: Arc::new(udp_settings(l)), pool })),
+                        LiveState::Tcp(live) => live.store(Arc::new(Live {
+                            settings: Arc::new(TcpSettings::from_config(l)),
+                            pool,
+                        })),
+                        LiveState::Udp(live) => live.store(Arc::new(Live {
+                            settings: Arc::new(udp_settings(l)),
+                            pool,
+                        })),
                     }
-                    if r.handle.name != l.name || r.handle.pool != l.pool || r.handle.protocol != l.protocol {
+                    if r.handle.name != l.name
+                        || r.handle.pool != l.pool
+                        || r.handle.protocol != l.protocol
+                    {
                         r.handle.name = l.name.clone();
                         r.handle.pool = l.pool.clone();
                         r.handle.protocol = l.protocol;
@@ -169,21 +179,36 @@ impl Plane {
         Ok(summary)
     }
 
-    fn start_listener(&self, l: &ListenerConfig, pool: Arc<SharedPool>) -> Result<Running, StartError> {
+    fn start_listener(
+        &self,
+        l: &ListenerConfig,
+        pool: Arc<SharedPool>,
+    ) -> Result<Running, StartError> {
         let stats = Arc::new(ListenerStats::default());
         let stop = self.stop.child_token();
         let (local_addr, live, task) = match l.protocol {
             Protocol::Udp => {
                 let socket = bind::udp_socket(&l.name, l.bind)?;
                 let local = socket.local_addr().unwrap_or(l.bind);
-                let live = Arc::new(ArcSwap::from_pointee(Live { settings: Arc::new(udp_settings(l)), pool }));
-                let task = tokio::spawn(udp::relay_loop(socket, live.clone(), stats.clone(), stop.clone()));
+                let live = Arc::new(ArcSwap::from_pointee(Live {
+                    settings: Arc::new(udp_settings(l)),
+                    pool,
+                }));
+                let task = tokio::spawn(udp::relay_loop(
+                    socket,
+                    live.clone(),
+                    stats.clone(),
+                    stop.clone(),
+                ));
                 (local, LiveState::Udp(live), task)
             }
             _ => {
                 let socket = bind::tcp_listener(&l.name, l.bind, l.backlog)?;
                 let local = socket.local_addr().unwrap_or(l.bind);
-                let live = Arc::new(ArcSwap::from_pointee(Live { settings: Arc::new(TcpSettings::from_config(l)), pool }));
+                let live = Arc::new(ArcSwap::from_pointee(Live {
+                    settings: Arc::new(TcpSettings::from_config(l)),
+                    pool,
+                }));
                 let task = tokio::spawn(tcp::accept_loop(
                     socket,
                     live.clone(),
@@ -224,11 +249,17 @@ impl Plane {
     }
 
     pub fn listeners(&self) -> Vec<ListenerHandle> {
-        lock(&self.listeners).iter().map(|r| r.handle.clone()).collect()
+        lock(&self.listeners)
+            .iter()
+            .map(|r| r.handle.clone())
+            .collect()
     }
 
     pub fn listener(&self, name: &str) -> Option<ListenerHandle> {
-        lock(&self.listeners).iter().find(|r| r.handle.name == name).map(|r| r.handle.clone())
+        lock(&self.listeners)
+            .iter()
+            .find(|r| r.handle.name == name)
+            .map(|r| r.handle.clone())
     }
 
     /// Number of TCP connections still being served.
@@ -247,12 +278,21 @@ impl Plane {
         self.connections.close();
         let open = self.connections.len();
         if open > 0 {
-            tracing::info!(connections = open, drain_ms = drain.as_millis() as u64,
-                "waiting for open connections to finish");
+            tracing::info!(
+                connections = open,
+                drain_ms = drain.as_millis() as u64,
+                "waiting for open connections to finish"
+            );
         }
-        if tokio::time::timeout(drain, self.connections.wait()).await.is_err() {
+        if tokio::time::timeout(drain, self.connections.wait())
+            .await
+            .is_err()
+        {
             let left = self.connections.len();
-            tracing::warn!(connections = left, "drain timeout reached, closing the rest");
+            tracing::warn!(
+                connections = left,
+                "drain timeout reached, closing the rest"
+            );
             return left;
         }
         0

@@ -207,7 +207,10 @@ impl SharedPool {
 
     /// The definition the pool runs now.
     pub fn config(&self) -> PoolConfig {
-        self.config.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.config
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     pub fn set_admin(&self, backend_id: &str, admin: AdminState) -> bool {

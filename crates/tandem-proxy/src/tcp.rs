@@ -71,7 +71,11 @@ pub(crate) async fn accept_loop(
             continue;
         }
         let guard = ActiveGuard::new(stats.clone());
-        let (settings, pool, stats) = (current.settings.clone(), current.pool.clone(), stats.clone());
+        let (settings, pool, stats) = (
+            current.settings.clone(),
+            current.pool.clone(),
+            stats.clone(),
+        );
         connections.spawn(async move {
             serve(client, peer, &settings, &pool, &stats).await;
             drop(guard);

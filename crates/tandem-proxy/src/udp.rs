@@ -70,8 +70,7 @@ pub(crate) async fn relay_loop(
         let (settings, pool) = (&current.settings, &current.pool);
         let flow = match existing {
             Some(flow) => flow,
-            None => match open_flow(client, &socket, settings, pool, &stats, &flows, &stop).await
-            {
+            None => match open_flow(client, &socket, settings, pool, &stats, &flows, &stop).await {
                 Some(flow) => flow,
                 None => continue,
             },

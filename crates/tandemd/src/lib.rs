@@ -41,7 +41,9 @@ pub fn check_files(config: &Config) -> Vec<String> {
 }
 
 /// TLS for a pool's `kind = "https"` checks, from its `[pool.http.tls]`.
-pub(crate) fn check_tls(pool: &tandem_config::Pool) -> anyhow::Result<Option<tandem_health::CheckTls>> {
+pub(crate) fn check_tls(
+    pool: &tandem_config::Pool,
+) -> anyhow::Result<Option<tandem_health::CheckTls>> {
     let Some(tls) = pool.http.as_ref().and_then(|h| h.tls.as_ref()) else {
         return Ok(None);
     };

@@ -30,7 +30,11 @@ pub struct Node {
 }
 
 /// What a pool's checks depend on: restart them only when this changes.
-type CheckKey = (HealthCheck, Vec<(String, std::net::SocketAddr)>, Option<tandem_config::http::UpstreamTls>);
+type CheckKey = (
+    HealthCheck,
+    Vec<(String, std::net::SocketAddr)>,
+    Option<tandem_config::http::UpstreamTls>,
+);
 
 /// A refused change: the problems, as check-config would print them.
 #[derive(Debug, thiserror::Error)]
@@ -145,7 +149,11 @@ impl Node {
     /// Status of the VRRP instances (empty without VRRP).
     pub async fn vrrp_status(&self) -> Vec<tandem_vrrp::io::InstanceStatus> {
         match self.vrrp.lock().await.as_ref() {
-            Some(v) => v.instances.iter().map(|i| i.status.borrow().clone()).collect(),
+            Some(v) => v
+                .instances
+                .iter()
+                .map(|i| i.status.borrow().clone())
+                .collect(),
             None => Vec::new(),
         }
     }
@@ -166,7 +174,11 @@ impl Node {
     /// is refused); then pools and listeners move to it without dropping connections, and
     /// health checks restart where their pool's checks or backends changed. `who` is
     /// logged.
-    pub async fn apply(&self, cluster: ClusterConfig, who: &str) -> Result<ApplyReport, ApplyError> {
+    pub async fn apply(
+        &self,
+        cluster: ClusterConfig,
+        who: &str,
+    ) -> Result<ApplyReport, ApplyError> {
         let _one_at_a_time = self.applying.lock().await;
         let mut candidate = self.config();
         candidate.cluster = cluster;
@@ -178,12 +190,20 @@ impl Node {
         if !file_problems.is_empty() {
             return Err(ApplyError::Invalid(file_problems.join("\n")));
         }
-        let mut report = ApplyReport { version: candidate.cluster.version, ..Default::default() };
+        let mut report = ApplyReport {
+            version: candidate.cluster.version,
+            ..Default::default()
+        };
         let before = self.config();
         if before.cluster.vip_groups != candidate.cluster.vip_groups {
-            report.warnings.push("vip_group changes take effect at the next restart".into());
+            report
+                .warnings
+                .push("vip_group changes take effect at the next restart".into());
         }
-        let l4 = self.plane.apply(&candidate.cluster).map_err(|e| ApplyError::Failed(e.into()))?;
+        let l4 = self
+            .plane
+            .apply(&candidate.cluster)
+            .map_err(|e| ApplyError::Failed(e.into()))?;
         let l7 = self
             .http
             .apply(&candidate.cluster, &self.plane.pools())
@@ -193,7 +213,9 @@ impl Node {
         report.pools_added = l4.pools_added;
         report.pools_removed = l4.pools_removed;
         report.pools_updated = l4.pools_updated;
-        report.checks_restarted = self.sync_checks(&candidate.cluster).map_err(ApplyError::Failed)?;
+        report.checks_restarted = self
+            .sync_checks(&candidate.cluster)
+            .map_err(ApplyError::Failed)?;
         *lock(&self.config) = candidate;
         tracing::info!(who, %report, "config applied");
         Ok(report)
@@ -202,14 +224,16 @@ impl Node {
     /// Reads the config file again and applies its cluster part (node-local settings other
     /// than VRRP are taken too; VRRP changes need a restart).
     pub async fn reload_from_disk(&self, who: &str) -> Result<ApplyReport, ApplyError> {
-        let path = lock(&self.config_path)
-            .clone()
-            .ok_or_else(|| ApplyError::Invalid("this node was not started from a config file".into()))?;
+        let path = lock(&self.config_path).clone().ok_or_else(|| {
+            ApplyError::Invalid("this node was not started from a config file".into())
+        })?;
         let loaded = tandem_config::load(&path).map_err(|e| ApplyError::Invalid(e.to_string()))?;
         let mut report = self.apply(loaded.cluster, who).await?;
         let mut current = lock(&self.config);
         if current.node.vrrp != loaded.node.vrrp {
-            report.warnings.push("node.vrrp changes take effect at the next restart".into());
+            report
+                .warnings
+                .push("node.vrrp changes take effect at the next restart".into());
         }
         let vrrp = current.node.vrrp.clone();
         current.node = loaded.node;
@@ -236,9 +260,15 @@ impl Node {
         match (change, position) {
             (BackendChange::Add(b), None) => p.backends.push(b),
             (BackendChange::Add(_), Some(_)) => {
-                return Err(ApplyError::Invalid(format!("pool {pool:?} already has a backend {backend:?}")))
+                return Err(ApplyError::Invalid(format!(
+                    "pool {pool:?} already has a backend {backend:?}"
+                )))
             }
-            (_, None) => return Err(ApplyError::NotFound(format!("pool {pool:?} has no backend {backend:?}"))),
+            (_, None) => {
+                return Err(ApplyError::NotFound(format!(
+                    "pool {pool:?} has no backend {backend:?}"
+                )))
+            }
             (BackendChange::Remove, Some(i)) => {
                 p.backends.remove(i);
             }
@@ -255,30 +285,46 @@ impl Node {
         let mut running = lock(&self.checks);
         let mut restarted = Vec::new();
         running.retain(|name, (_, token)| {
-            let keep = cluster.pools.iter().any(|p| &p.name == name && p.health_check.is_some());
+            let keep = cluster
+                .pools
+                .iter()
+                .any(|p| &p.name == name && p.health_check.is_some());
             if !keep {
                 token.cancel();
             }
             keep
         });
         for pool_config in &cluster.pools {
-            let Some(check) = &pool_config.health_check else { continue };
-            let Some(pool) = self.plane.pool(&pool_config.name) else { continue };
+            let Some(check) = &pool_config.health_check else {
+                continue;
+            };
+            let Some(pool) = self.plane.pool(&pool_config.name) else {
+                continue;
+            };
             let targets: Vec<(String, std::net::SocketAddr)> = pool.targets();
             let tls_settings = pool_config.http.as_ref().and_then(|h| h.tls.clone());
             let key: CheckKey = (check.clone(), targets.clone(), tls_settings);
-            if running.get(&pool_config.name).is_some_and(|(k, _)| *k == key) {
+            if running
+                .get(&pool_config.name)
+                .is_some_and(|(k, _)| *k == key)
+            {
                 continue;
             }
             if let Some((_, old)) = running.remove(&pool_config.name) {
                 old.cancel();
             }
-            let health: HashMap<String, tandem_balance::Health> =
-                pool.snapshot().into_iter().map(|b| (b.id, b.health)).collect();
+            let health: HashMap<String, tandem_balance::Health> = pool
+                .snapshot()
+                .into_iter()
+                .map(|b| (b.id, b.health))
+                .collect();
             let targets = targets
                 .into_iter()
                 .map(|(backend_id, address)| Target {
-                    initial: health.get(&backend_id).copied().unwrap_or(tandem_balance::Health::Up),
+                    initial: health
+                        .get(&backend_id)
+                        .copied()
+                        .unwrap_or(tandem_balance::Health::Up),
                     backend_id,
                     address,
                 })
