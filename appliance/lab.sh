@@ -651,7 +651,11 @@ cmd_down() {
     if [ -n "$(lab_namespaces)" ]; then
         die "namespaces left: $(lab_namespaces | tr '\n' ' ')"
     fi
-    say "lab '$NAME' is down (logs and configs kept in $STATE_DIR)"
+    if [ -d "$STATE_DIR" ]; then
+        say "lab '$NAME' is down (logs and configs kept in $STATE_DIR)"
+    else
+        say "lab '$NAME' is down"
+    fi
 }
 
 cmd_status() {

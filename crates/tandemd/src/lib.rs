@@ -3,6 +3,7 @@
 
 pub mod demo;
 mod logging;
+pub mod metrics;
 mod node;
 pub mod vrrp;
 
