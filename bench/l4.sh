@@ -354,6 +354,11 @@ cpu_busy() { # cpu_busy BEFORE AFTER: "busy% steal%" of one CPU between two snap
         if (t <= 0) { print "\t"; exit }
         printf "%.0f %.0f\n", (d[1] + d[2] + d[3] + d[6] + d[7]) / t * 100, d[8] / t * 100 }'
 }
+runq_wait_ns() { # time all threads of a process spent runnable but waiting for a CPU
+    local pid="$1"
+    [ -n "$pid" ] || { echo 0; return; }
+    cat "/proc/$pid/task/"*/schedstat 2>/dev/null | awk '{ s += $2 } END { printf "%.0f\n", s }'
+}
 vm_hwm_kib() { awk '/^VmHWM:/ { print $2 }' "/proc/$1/status"; }
 threads_of() { awk '/^Threads:/ { print $2 }' "/proc/$1/status"; }
 
@@ -387,7 +392,7 @@ echo "tandem L4 benchmark: $n_runs runs of ${WARMUP}s warm-up + ${DURATION}s (ab
 echo "wrk -t $THREADS -c $CONNECTIONS; pinning: $([ "$PIN" = 1 ] && echo "proxies on CPU $PROXY_CPU, nginx and wrk on CPU $LOAD_CPU" || echo off)"
 
 measure() { # measure SCENARIO TARGET ROUND: one warm-up and one measured wrk run
-    local s="$1" t="$2" r="$3" url pid c0 c1 out line kv secs st0 st1 k
+    local s="$1" t="$2" r="$3" url pid c0 c1 w0 w1 out line kv secs st0 st1 k
     url="http://127.0.0.1:${PORT_OF[$t]}${URL_PATH[$s]}"
     pid="${PID_OF[$t]}"
     printf '  %-6s %-15s ' "$s" "$t"
@@ -399,11 +404,13 @@ measure() { # measure SCENARIO TARGET ROUND: one warm-up and one measured wrk ru
         echo 5 >"/proc/$pid/clear_refs" 2>/dev/null || true
     fi
     c0="$(cpu_ticks "$pid")"
+    w0="$(runq_wait_ns "$pid")"
     mapfile -t st0 < <(cpu_snapshot)
     out="$TMP/wrk-$s-$t-$r.out"
     run_wrk "$DURATION" "$url" "$out"
     mapfile -t st1 < <(cpu_snapshot)
     c1="$(cpu_ticks "$pid")"
+    w1="$(runq_wait_ns "$pid")"
     read -r "R[$s,$t,load_busy,$r]" "R[$s,$t,load_steal,$r]" < <(cpu_busy "${st0[0]}" "${st1[0]}")
     read -r "R[$s,$t,proxy_busy,$r]" "R[$s,$t,proxy_steal,$r]" < <(cpu_busy "${st0[1]}" "${st1[1]}")
     R[$s,$t,rss_kib,$r]=""
@@ -419,8 +426,10 @@ measure() { # measure SCENARIO TARGET ROUND: one warm-up and one measured wrk ru
     R[$s,$t,rps,$r]="$(awk -v n="${R[$s,$t,requests,$r]}" -v d="$secs" 'BEGIN { printf "%.0f", n / d }')"
     R[$s,$t,mibps,$r]="$(awk -v b="${R[$s,$t,bytes,$r]}" -v d="$secs" 'BEGIN { printf "%.1f", b / d / 1048576 }')"
     R[$s,$t,cpu,$r]=""
+    R[$s,$t,runq,$r]=""
     if [ -n "$pid" ]; then
         R[$s,$t,cpu,$r]="$(awk -v a="$c0" -v b="$c1" -v hz="$CLK_TCK" -v d="$secs" 'BEGIN { printf "%.0f", (b - a) / hz / d * 100 }')"
+        R[$s,$t,runq,$r]="$(awk -v a="$w0" -v b="$w1" -v d="$secs" 'BEGIN { printf "%.0f", (b - a) / 1e9 / d * 100 }')"
     fi
     R[$s,$t,errors,$r]=0
     for k in connect read write status timeout; do
@@ -463,7 +472,7 @@ median() { # median of the arguments (empty ones ignored); empty if none
 for s in "${SCENARIOS[@]}"; do
     for t in "${TARGETS[@]}"; do
         wanted "$s" "$t" || continue
-        for f in rps mibps p99_us rss_kib cpu load_busy load_steal proxy_busy proxy_steal; do
+        for f in rps mibps p99_us rss_kib cpu runq load_busy load_steal proxy_busy proxy_steal; do
             vals=()
             for ((r = 1; r <= ROUNDS; r++)); do vals+=("${R[$s,$t,$f,$r]}"); done
             R[$s,$t,$f]="$(median "${vals[@]}")"
@@ -512,12 +521,12 @@ done
 
 # Whole-CPU load during each measured run (every process on the machine, not only ours):
 # tells whether the proxy or the load side (nginx + wrk) was the bottleneck.
-CPU_HEADER=(scenario target "CPU $LOAD_CPU busy (nginx+wrk)" "CPU $LOAD_CPU steal" "CPU $PROXY_CPU busy (proxy)" "CPU $PROXY_CPU steal")
+CPU_HEADER=(scenario target "CPU $LOAD_CPU busy (nginx+wrk)" "CPU $LOAD_CPU steal" "CPU $PROXY_CPU busy (proxy)" "CPU $PROXY_CPU steal" "proxy CPU" "proxy waited for CPU")
 CPU_ROWS=()
 for s in "${SCENARIOS[@]}"; do
     for t in "${TARGETS[@]}"; do
         wanted "$s" "$t" || continue
-        CPU_ROWS+=("$s"$'\t'"$t"$'\t'"$(pct "${R[$s,$t,load_busy]}")"$'\t'"$(pct "${R[$s,$t,load_steal]}")"$'\t'"$(pct "${R[$s,$t,proxy_busy]}")"$'\t'"$(pct "${R[$s,$t,proxy_steal]}")")
+        CPU_ROWS+=("$s"$'\t'"$t"$'\t'"$(pct "${R[$s,$t,load_busy]}")"$'\t'"$(pct "${R[$s,$t,load_steal]}")"$'\t'"$(pct "${R[$s,$t,proxy_busy]}")"$'\t'"$(pct "${R[$s,$t,proxy_steal]}")"$'\t'"$(pct "${R[$s,$t,cpu]}")"$'\t'"$(pct "${R[$s,$t,runq]}")")
     done
 done
 
@@ -602,7 +611,8 @@ nginx_problems="$(grep -cE '\[(warn|error|crit|alert|emerg)\]' "$TMP/nginx/error
     fi
     if [ "$PIN" = 1 ]; then
         echo
-        echo "Load of the two CPUs during each measured run (all processes on the machine; steal = time taken by the hypervisor):"
+        echo "Load of the two CPUs during each measured run (all processes on the machine, softirq included; steal = time taken by the hypervisor)."
+        echo "\"proxy waited for CPU\": time the proxy's threads were runnable but not running (/proc/PID/task/*/schedstat), as a share of the run: other work on its CPU delayed it."
         echo
         print_md_table CPU_HEADER CPU_ROWS
     fi

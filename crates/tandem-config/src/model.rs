@@ -28,9 +28,15 @@ pub struct NodeConfig {
     /// Where state lives (Raft log, later).
     #[serde(default = "default_data_dir")]
     pub data_dir: PathBuf,
-    /// The admin API's Unix socket.
+    /// The admin API's Unix socket ("" = none). Access is by file permission (0660).
     #[serde(default = "default_admin_socket")]
     pub admin_socket: PathBuf,
+    /// The admin API on TCP too (off by default): for remote tooling, with a bearer token.
+    #[serde(default)]
+    pub admin_tcp: Option<SocketAddr>,
+    /// The bearer token TCP admin clients must send; required with `admin_tcp`.
+    #[serde(default)]
+    pub admin_token_file: Option<PathBuf>,
     /// On SIGTERM: how long in-flight connections may run before the process exits anyway.
     #[serde(default = "default_drain_timeout")]
     pub drain_timeout: HumanDuration,
@@ -45,6 +51,8 @@ impl Default for NodeConfig {
             id: default_node_id(),
             data_dir: default_data_dir(),
             admin_socket: default_admin_socket(),
+            admin_tcp: None,
+            admin_token_file: None,
             drain_timeout: default_drain_timeout(),
             vrrp: None,
         }

@@ -29,6 +29,13 @@ pub(crate) fn validate_node(node: &NodeConfig) -> Vec<Problem> {
             "must be more than 0s, or SIGTERM would cut every connection",
         );
     }
+    // Without a token, anyone who can reach the port could drain or remove backends.
+    if node.admin_tcp.is_some() && node.admin_token_file.is_none() {
+        p.add(
+            "node.admin_tcp",
+            "needs node.admin_token_file: the TCP admin API only serves clients with a bearer token",
+        );
+    }
     p.0
 }
 

@@ -82,19 +82,20 @@ pub struct VrrpInstance {
     pub tracks: Vec<Track>,
 }
 
-/// A condition that lowers (negative weight) or raises the priority while it holds.
+/// A tracked condition with a weight, keepalived's semantics: a negative weight is added
+/// while the condition fails, a positive one while it passes.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, tag = "kind", rename_all = "lowercase")]
 pub enum Track {
-    /// Applies `weight` while fewer than `min_healthy_share` of the pool's backends are up.
+    /// Fails while fewer than `min_healthy_share` of the pool's backends are up.
     Pool {
         pool: String,
         #[serde(default = "default_min_share")]
         min_healthy_share: f64,
         weight: i32,
     },
-    /// Runs `command` every `interval`; applies `weight` while it fails (exit code ≠ 0),
-    /// after `fall` failures in a row, until `rise` successes in a row.
+    /// Runs `command` every `interval`; fails (exit code ≠ 0) after `fall` failures in a
+    /// row, passes again after `rise` successes in a row.
     Script {
         command: String,
         #[serde(default = "default_track_interval")]
@@ -107,7 +108,7 @@ pub enum Track {
         fall: u32,
         weight: i32,
     },
-    /// Applies `weight` while this interface is down.
+    /// Fails while this interface is down.
     Interface { interface: String, weight: i32 },
 }
 

@@ -17,18 +17,30 @@ pub async fn render(node: &Node) -> String {
     let mut registry = Registry::with_prefix("tandem");
     let uptime = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
     uptime.set(node.uptime().as_secs_f64());
-    registry.register("process_uptime_seconds", "Seconds since the node started", uptime);
+    registry.register(
+        "process_uptime_seconds",
+        "Seconds since the node started",
+        uptime,
+    );
 
     let accepted = Family::<Labels, Counter>::default();
     for l in node.plane().listeners() {
         let labels = vec![("listener".to_string(), l.name.clone())];
-        accepted.get_or_create(&labels).inc_by(l.stats.accepted.load(Relaxed));
+        accepted
+            .get_or_create(&labels)
+            .inc_by(l.stats.accepted.load(Relaxed));
     }
     for l in node.http().listeners() {
         let labels = vec![("listener".to_string(), l.name.clone())];
-        accepted.get_or_create(&labels).inc_by(l.stats.connections.load(Relaxed));
+        accepted
+            .get_or_create(&labels)
+            .inc_by(l.stats.connections.load(Relaxed));
     }
-    registry.register("listener_connections_accepted", "Connections (or UDP flows) accepted", accepted);
+    registry.register(
+        "listener_connections_accepted",
+        "Connections (or UDP flows) accepted",
+        accepted,
+    );
 
     let mut out = String::new();
     encode(&mut out, &registry).expect("writing to a String cannot fail");

@@ -119,6 +119,7 @@ impl Speaker {
         let mut link_check = tokio::time::interval(Duration::from_millis(250));
         link_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut buf = vec![0u8; 2048];
+        let mut trackers_alive = true;
         let mut actions = self.machine.startup(self.now());
         let initial = *priority_delta.borrow_and_update();
         if initial != 0 {
@@ -141,10 +142,15 @@ impl Speaker {
                 _ = tokio::time::sleep_until(timer.unwrap_or(far)), if timer.is_some() => {
                     actions = self.machine.on_timer(self.now());
                 }
-                changed = priority_delta.changed() => {
-                    if changed.is_ok() {
-                        let delta = *priority_delta.borrow_and_update();
-                        actions = self.machine.set_priority_adjustment(delta, self.now());
+                changed = priority_delta.changed(), if trackers_alive => {
+                    match changed {
+                        Ok(()) => {
+                            let delta = *priority_delta.borrow_and_update();
+                            actions = self.machine.set_priority_adjustment(delta, self.now());
+                        }
+                        // No trackers (or they stopped): the channel is closed for good;
+                        // without this guard the select! would spin on it.
+                        Err(_) => trackers_alive = false,
                     }
                 }
                 _ = link_check.tick() => actions = self.check_link().await,
