@@ -1,0 +1,8 @@
+//! tandem's cluster layer. `state` is the replicated state machine, pure and deterministic
+//! (no clock reads, no randomness): the cluster config, sticky-session tables and VIP
+//! leases, plus the lease clock rules the proposing nodes follow. `raft` is the openraft
+//! glue (kept in one module so an upgrade stays contained): type config and durable
+//! storage on redb.
+
+pub mod raft;
+pub mod state;
