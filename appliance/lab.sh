@@ -347,6 +347,7 @@ tandem_config() { # tandem_config K → tandemd config of node K (VRRP speaker +
 [node]
 id = "n$k"
 drain_timeout = "1s"
+admin_socket = "$STATE_DIR/n$k.sock"
 
 [node.vrrp]
 interface = "eth0"
@@ -388,6 +389,7 @@ forwarder_only_config() { # forwarder_only_config K → tandemd without VRRP (ke
 [node]
 id = "n$1"
 drain_timeout = "1s"
+admin_socket = "$STATE_DIR/n$1.sock"
 
 $(forwarder_config)
 EOF
@@ -543,7 +545,7 @@ cmd_up() {
 
     mkdir -p "$STATE_DIR"
     find "$STATE_DIR" -maxdepth 1 -type f \( -name '*.pid' -o -name '*.log' -o -name '*.toml' \
-        -o -name '*.conf' -o -name 'probe-*.out' -o -name 'lab.env' \) -delete
+        -o -name '*.conf' -o -name 'probe-*.out' -o -name 'lab.env' -o -name '*.sock' \) -delete
     {
         echo "NODES=$nodes"
         echo "INTERVAL=$interval"

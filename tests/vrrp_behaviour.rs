@@ -145,8 +145,13 @@ async fn a_stale_vip_left_by_an_earlier_run_is_removed_at_start() {
     assert!(node_log(&lab, 1).contains("removed a stale virtual address"));
 }
 
-/// Sends raw IPv4 protocol-112 packets from the client namespace.
+/// Sends raw IPv4 protocol-112 packets from the client namespace to 224.0.0.18.
 fn send_raw(lab: &Lab, payloads: &[Vec<u8>], ttl: u32) {
+    send_raw_to(lab, payloads, ttl, Ipv4Addr::new(224, 0, 0, 18));
+}
+
+/// Sends raw IPv4 protocol-112 packets from the client namespace to `dst`.
+fn send_raw_to(lab: &Lab, payloads: &[Vec<u8>], ttl: u32, dst: Ipv4Addr) {
     let path = format!("/var/run/netns/{}", lab.client.ns);
     std::thread::scope(|s| {
         s.spawn(|| {
@@ -162,10 +167,8 @@ fn send_raw(lab: &Lab, payloads: &[Vec<u8>], ttl: u32) {
             sock.set_multicast_ttl_v4(ttl).unwrap();
             sock.set_multicast_if_v4(&Ipv4Addr::new(198, 51, 100, 50))
                 .unwrap();
-            let dst = socket2::SockAddr::from(std::net::SocketAddrV4::new(
-                Ipv4Addr::new(224, 0, 0, 18),
-                0,
-            ));
+            sock.set_ttl_v4(ttl).unwrap();
+            let dst = socket2::SockAddr::from(std::net::SocketAddrV4::new(dst, 0));
             for p in payloads {
                 sock.send_to(p, &dst).unwrap();
             }
@@ -232,4 +235,46 @@ async fn garbage_on_the_wire_is_dropped_and_never_fatal() {
             .expect("still running until SIGTERM");
         assert!(status.success());
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unicast_mode_accepts_adverts_from_listed_peers_only() {
+    let mut lab = Lab::new(2);
+    let mut s1 = NodeSpec::new(150, "100ms");
+    let mut s2 = NodeSpec::new(100, "100ms");
+    s1.unicast = true;
+    s2.unicast = true;
+    start_tandem(&mut lab, 0, &s1);
+    start_tandem(&mut lab, 1, &s2);
+    assert!(
+        wait_stable_holder(&lab, 0, Duration::from_millis(500), Duration::from_secs(5)).await,
+        "{}",
+        logs(&lab)
+    );
+    // A well-formed advert with priority 254 from the client, which is not a listed peer,
+    // sent straight to n1: it must not make n1 yield.
+    let client = Ipv4Addr::new(198, 51, 100, 50);
+    let n1 = lab.nodes[0].ip;
+    let rogue = tandem_vrrp::wire::VrrpRepr {
+        vrid: VRID,
+        priority: 254,
+        max_advert_int: 10,
+        addresses: vec![VIP],
+    }
+    .to_bytes(client, n1);
+    for _ in 0..10 {
+        send_raw_to(&lab, std::slice::from_ref(&rogue), 255, n1);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        lab.holders(VIP),
+        vec![0],
+        "a non-peer cannot take the VIP\n{}",
+        logs(&lab)
+    );
+    assert!(
+        node_log(&lab, 0).contains("not in node.vrrp.unicast_peers"),
+        "the drop is logged\n{}",
+        logs(&lab)
+    );
 }

@@ -410,4 +410,4 @@ pub fn http_listener_toml(name: &str, port: u16, pool: &str, extra: &str) -> Str
 }
 
 /// The `[node]` table the L7 tests start with.
-pub const NODE_TOML: &str = "[node]\nid = \"test\"\ndrain_timeout = \"1s\"\n";
+pub const NODE_TOML: &str = "[node]\nid = \"test\"\ndrain_timeout = \"1s\"\nadmin_socket = \"\"\n";

@@ -217,7 +217,7 @@ pub fn tcp_config(
     extra_pool: &str,
 ) -> String {
     let mut t = format!(
-        "[node]\nid = \"test\"\ndrain_timeout = \"2s\"\n\n[[listener]]\nname = \"front\"\nbind = \"127.0.0.1:{port}\"\npool = \"p\"\n{extra_listener}\n\n[[pool]]\nname = \"p\"\nalgorithm = \"{algorithm}\"\n{extra_pool}\n"
+        "[node]\nid = \"test\"\ndrain_timeout = \"2s\"\nadmin_socket = \"\"\n\n[[listener]]\nname = \"front\"\nbind = \"127.0.0.1:{port}\"\npool = \"p\"\n{extra_listener}\n\n[[pool]]\nname = \"p\"\nalgorithm = \"{algorithm}\"\n{extra_pool}\n"
     );
     for (id, addr, weight) in backends {
         t.push_str(&format!(
@@ -290,6 +290,7 @@ pub async fn wait_listening(addr: SocketAddr, limit: Duration) -> bool {
     }
     false
 }
+pub mod admin;
 pub mod http_backends;
 pub mod l7_backends;
 pub mod netns;

@@ -51,6 +51,12 @@ impl NodeSpec {
     }
 }
 
+/// The admin socket of node `i`: in the lab's scratch dir (the filesystem is shared by
+/// every namespace, so the test reaches each node's API from outside).
+pub fn admin_socket(lab: &Lab, i: usize) -> PathBuf {
+    scratch(lab).join(format!("n{}.sock", i + 1))
+}
+
 /// tandemd config for node `i` of the lab.
 pub fn tandem_config(lab: &Lab, i: usize, spec: &NodeSpec) -> String {
     let peers: Vec<String> = if spec.unicast {
@@ -67,6 +73,7 @@ pub fn tandem_config(lab: &Lab, i: usize, spec: &NodeSpec) -> String {
         r#"[node]
 id = "n{n}"
 drain_timeout = "1s"
+admin_socket = "{admin_socket}"
 
 [node.vrrp]
 interface = "eth0"
@@ -98,6 +105,7 @@ id = "self"
 address = "127.0.0.1:{backend}"
 "#,
         n = i + 1,
+        admin_socket = admin_socket(lab, i).display(),
         peers = peers.join(", "),
         extra = spec.extra_node,
         extra_instance = spec.extra_instance,

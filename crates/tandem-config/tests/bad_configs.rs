@@ -172,6 +172,12 @@ fn cases() -> Vec<(&'static str, String, &'static str, &'static str)> {
             "listener[0].max_connections",
             "at least 1",
         ),
+        (
+            "admin API on TCP without a token",
+            GOOD.replace("id = \"lb1\"", "id = \"lb1\"\nadmin_tcp = \"127.0.0.1:9900\""),
+            "node.admin_tcp",
+            "needs node.admin_token_file",
+        ),
     ]
 }
 

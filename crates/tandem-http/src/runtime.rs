@@ -82,6 +82,8 @@ pub struct ListenerRuntime {
 #[derive(Debug, Default)]
 pub struct HttpStats {
     pub requests: AtomicU64,
+    /// 101 Switching Protocols (WebSocket upgrades).
+    pub responses_1xx: AtomicU64,
     pub responses_2xx: AtomicU64,
     pub responses_3xx: AtomicU64,
     pub responses_4xx: AtomicU64,
@@ -90,6 +92,8 @@ pub struct HttpStats {
     pub rate_limited: AtomicU64,
     pub denied: AtomicU64,
     pub connections: AtomicU64,
+    /// Client connections open now (TLS handshakes included).
+    pub active_connections: AtomicU64,
     pub over_client_limit: AtomicU64,
     pub tls_handshake_failures: AtomicU64,
 }
@@ -97,6 +101,7 @@ pub struct HttpStats {
 impl HttpStats {
     pub fn count_status(&self, status: u16) {
         let c = match status {
+            100..=199 => &self.responses_1xx,
             200..=299 => &self.responses_2xx,
             300..=399 => &self.responses_3xx,
             400..=499 => &self.responses_4xx,

@@ -62,14 +62,32 @@ pub async fn accept_loop(
             None => None,
         };
         runtime.stats.connections.fetch_add(1, Ordering::Relaxed);
+        let active = ActiveConnection::new(runtime.stats.clone());
         let (live, stop, tunnels) = (live.clone(), stop.clone(), connections.clone());
         connections.spawn(async move {
             let _slot = slot;
+            let _active = active;
             let _ = tcp.set_nodelay(true);
             serve_client(tcp, client, runtime, live, tls, stop, tunnels).await;
         });
     }
     tracing::info!(listener = %live.load().name, "stopped accepting");
+}
+
+/// Counts one open client connection in the listener's stats for as long as it lives.
+struct ActiveConnection(Arc<crate::runtime::HttpStats>);
+
+impl ActiveConnection {
+    fn new(stats: Arc<crate::runtime::HttpStats>) -> Self {
+        stats.active_connections.fetch_add(1, Ordering::Relaxed);
+        ActiveConnection(stats)
+    }
+}
+
+impl Drop for ActiveConnection {
+    fn drop(&mut self) {
+        self.0.active_connections.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// Frees the client's connection slot when the connection ends.

@@ -9,7 +9,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tandem_policy::{Headers, RequestView, Verdict};
-use tandem_proxy::BackendLease;
+use tandem_proxy::{BackendLease, ErrorKind};
 
 use crate::access_log::{self, AccessRecord};
 use crate::body::Holding;
@@ -17,6 +17,7 @@ use crate::errors::{self, ClientBody};
 use crate::headers;
 use crate::runtime::{lock, KeySource, ListenerRuntime, PoolRuntime, Target};
 use crate::upgrade;
+use crate::upstream::ConnectError;
 
 /// What one client connection shares with its requests.
 pub struct ConnContext {
@@ -199,6 +200,23 @@ fn body_over_limit(e: &(dyn std::error::Error + 'static)) -> bool {
     false
 }
 
+/// The kind of a failed upstream exchange, for the backend's error counters: our
+/// connector's error when it is in the chain, else a broken exchange.
+fn upstream_error_kind(e: &(dyn std::error::Error + 'static)) -> ErrorKind {
+    let mut cause = Some(e);
+    while let Some(c) = cause {
+        if let Some(connect) = c.downcast_ref::<ConnectError>() {
+            return match connect {
+                ConnectError::Timeout(..) => ErrorKind::ConnectTimeout,
+                ConnectError::Tls(..) => ErrorKind::Tls,
+                ConnectError::Io(..) | ConnectError::BadUri(_) => ErrorKind::Connect,
+            };
+        }
+        cause = c.source();
+    }
+    ErrorKind::Protocol
+}
+
 /// The Host of a request: `Host` for HTTP/1, the URI authority for HTTP/2.
 fn request_host<B>(req: &Request<B>) -> Option<String> {
     req.headers()
@@ -361,6 +379,7 @@ async fn forward(
         record.upstream_time = Some(sent_at.elapsed());
         match result {
             Err(_) => {
+                lease.metrics().error(ErrorKind::Timeout);
                 lease.failed("response timeout");
                 return errors::error(
                     StatusCode::GATEWAY_TIMEOUT,
@@ -371,6 +390,7 @@ async fn forward(
             Ok(Err(e)) if body_over_limit(&e) => {
                 // The client's body outgrew max_body_bytes while streaming (no
                 // Content-Length): the client's fault, not the backend's.
+                lease.metrics().error(ErrorKind::BodyTooLarge);
                 return errors::error(
                     StatusCode::PAYLOAD_TOO_LARGE,
                     request_id,
@@ -379,6 +399,7 @@ async fn forward(
             }
             Ok(Err(e)) => {
                 let connect = e.is_connect();
+                lease.metrics().error(upstream_error_kind(&e));
                 lease.failed(&format!("{e}"));
                 let resp = errors::error(StatusCode::BAD_GATEWAY, request_id, "the backend failed");
                 if connect && retryable_method && replayable {
@@ -389,6 +410,7 @@ async fn forward(
             }
             Ok(Ok(resp)) => {
                 let status = resp.status().as_u16();
+                lease.metrics().response(status, sent_at.elapsed());
                 lease.observe_latency(sent_at.elapsed());
                 if status >= 500 {
                     lease.failed(&format!("status {status}"));

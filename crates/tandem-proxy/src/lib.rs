@@ -4,6 +4,7 @@
 //! pool that many connection tasks pick from; `tcp` and `udp` hold the accept and relay
 //! loops; `pipe` copies bytes both ways with half-close and an idle timeout.
 
+mod backend_metrics;
 mod bind;
 mod clock;
 mod pipe;
@@ -14,10 +15,11 @@ mod stats;
 mod tcp;
 mod udp;
 
+pub use backend_metrics::{BackendMetrics, ErrorKind, RESPONSE_BUCKETS, STATUS_CLASSES};
 pub use bind::{tcp_listener as bind_tcp, StartError};
 pub use clock::Clock;
 pub use pipe::{pipe, PipeOutcome};
 pub use plane::{ListenerHandle, Plane};
-pub use pool::{BackendLease, SharedPool};
+pub use pool::{BackendLease, BackendStatus, HealthEvent, SharedPool, HEALTH_HISTORY};
 pub use stats::{ListenerStats, StatsSnapshot};
 pub use tcp::ip_key;

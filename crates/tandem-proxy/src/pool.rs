@@ -3,12 +3,14 @@
 //! The pure `tandem_balance::Pool` sits behind a mutex held only for a pick or an update
 //! (no await while locked). Backend addresses live beside it so a reload swaps both at once.
 
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 use tandem_balance::{AdminState, BackendSpec, Health, PickContext, Pool, PoolSettings};
 use tandem_config::{Algorithm as CfgAlgorithm, BackendState, Pool as PoolConfig};
 
+use crate::backend_metrics::BackendMetrics;
 use crate::clock::Clock;
 
 struct State {
@@ -16,6 +18,19 @@ struct State {
     addresses: Vec<SocketAddr>,
     /// Bumped on reconfigure, so a lease taken before knows its index may have moved.
     generation: u64,
+    /// Counters per backend id; a reconfigure keeps those of surviving backends.
+    metrics: HashMap<String, Arc<BackendMetrics>>,
+}
+
+impl State {
+    fn metrics_of(&mut self, id: &str) -> Arc<BackendMetrics> {
+        if let Some(m) = self.metrics.get(id) {
+            return m.clone();
+        }
+        let m = Arc::new(BackendMetrics::default());
+        self.metrics.insert(id.to_string(), m.clone());
+        m
+    }
 }
 
 pub struct SharedPool {
@@ -23,6 +38,22 @@ pub struct SharedPool {
     clock: Clock,
     state: Mutex<State>,
     config: Mutex<PoolConfig>,
+    /// The latest health changes per backend id, newest last: operators ask "why is it
+    /// down, and since when?" and the log may be gone. Kept apart from `state` so the
+    /// pick path never touches it.
+    history: Mutex<HashMap<String, VecDeque<HealthEvent>>>,
+}
+
+/// Health changes kept per backend.
+pub const HEALTH_HISTORY: usize = 10;
+
+/// One health change of a backend, as the health checker reported it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HealthEvent {
+    /// Wall-clock time (shown to operators as unix time).
+    pub at: SystemTime,
+    pub health: Health,
+    pub reason: String,
 }
 
 /// A backend chosen for one connection or flow; counts as active until dropped.
@@ -32,6 +63,7 @@ pub struct BackendLease {
     generation: u64,
     id: String,
     address: SocketAddr,
+    metrics: Arc<BackendMetrics>,
 }
 
 impl BackendLease {
@@ -43,6 +75,10 @@ impl BackendLease {
     }
     pub fn index(&self) -> usize {
         self.index
+    }
+    /// The backend's counters: record responses and errors of this exchange here.
+    pub fn metrics(&self) -> &BackendMetrics {
+        &self.metrics
     }
 
     /// The backend accepted the connection: resets its passive failure count.
@@ -66,6 +102,7 @@ impl BackendLease {
             .with_backend(self, |state, idx| state.balance.record_failure(idx, now))
             .unwrap_or(false);
         if ejected {
+            self.metrics.ejected();
             tracing::warn!(pool = %self.pool.name, backend = %self.id, address = %self.address,
                 reason = %why, "backend ejected after consecutive connect failures");
         }
@@ -85,11 +122,13 @@ impl SharedPool {
         Arc::new(SharedPool {
             name: config.name.clone(),
             config: Mutex::new(config.clone()),
+            history: Mutex::new(HashMap::new()),
             clock,
             state: Mutex::new(State {
                 balance: Pool::new(settings, specs),
                 addresses,
                 generation: 0,
+                metrics: HashMap::new(),
             }),
         })
     }
@@ -117,11 +156,13 @@ impl SharedPool {
         let ctx = PickContext { key, exclude };
         let index = state.balance.pick(&ctx, now)?;
         state.balance.on_open(index);
+        let id = state.balance.backends()[index].id().to_string();
         let lease = BackendLease {
             pool: self.clone(),
             index,
             generation: state.generation,
-            id: state.balance.backends()[index].id().to_string(),
+            metrics: state.metrics_of(&id),
+            id,
             address: state.addresses[index],
         };
         Some(lease)
@@ -153,6 +194,7 @@ impl SharedPool {
                         pool: self.clone(),
                         index,
                         generation: state.generation,
+                        metrics: state.metrics_of(id),
                         id: id.to_string(),
                         address: state.addresses[index],
                     });
@@ -202,6 +244,12 @@ impl SharedPool {
         state.balance.reconfigure(settings, specs);
         state.addresses = addresses;
         state.generation += 1;
+        state
+            .metrics
+            .retain(|id, _| config.backends.iter().any(|b| &b.id == id));
+        drop(state);
+        self.history_lock()
+            .retain(|id, _| config.backends.iter().any(|b| &b.id == id));
         true
     }
 
@@ -235,8 +283,21 @@ impl SharedPool {
         }
     }
 
+    fn history_lock(&self) -> MutexGuard<'_, HashMap<String, VecDeque<HealthEvent>>> {
+        self.history.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The latest health changes of a backend (at most [`HEALTH_HISTORY`]), oldest first.
+    pub fn health_history(&self, backend_id: &str) -> Vec<HealthEvent> {
+        self.history_lock()
+            .get(backend_id)
+            .map(|h| h.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
     /// (id, address, health, admin, active connections) of every backend, for status output.
     pub fn snapshot(&self) -> Vec<BackendStatus> {
+        let now = self.clock.now();
         let state = self.lock();
         state
             .balance
@@ -250,7 +311,27 @@ impl SharedPool {
                 admin: b.admin(),
                 active: b.active(),
                 weight: b.weight(),
+                max_connections: b.max_connections(),
                 total_picks: b.total_picks(),
+                ejected: b.ejected_until().is_some_and(|until| until > now),
+                latency: b.ewma_latency(),
+            })
+            .collect()
+    }
+
+    /// The counters of every backend, in pool order (for metrics).
+    pub fn backend_metrics(&self) -> Vec<(String, Arc<BackendMetrics>)> {
+        let mut state = self.lock();
+        let ids: Vec<String> = state
+            .balance
+            .backends()
+            .iter()
+            .map(|b| b.id().to_string())
+            .collect();
+        ids.into_iter()
+            .map(|id| {
+                let m = state.metrics_of(&id);
+                (id, m)
             })
             .collect()
     }
@@ -285,20 +366,38 @@ pub struct BackendStatus {
     pub admin: AdminState,
     pub active: u32,
     pub weight: u32,
+    /// 0 = unlimited.
+    pub max_connections: u32,
     pub total_picks: u64,
+    /// Passively ejected right now (connect failures or 5xx from real traffic).
+    pub ejected: bool,
+    /// Smoothed (EWMA) observed latency, once there is a sample.
+    pub latency: Option<Duration>,
 }
 
 impl tandem_health::HealthSink for SharedPool {
-    fn health_changed(&self, backend_id: &str, health: Health, _reason: &str) {
+    fn health_changed(&self, backend_id: &str, health: Health, reason: &str) {
         let now = self.clock.now();
         let mut state = self.lock();
-        if let Some(idx) = state.balance.index_of(backend_id) {
-            state.balance.set_health(idx, health, now);
-            if state.balance.in_panic() {
-                tracing::warn!(pool = %self.name, healthy_share = state.balance.healthy_share(),
-                    "pool in panic mode: too few healthy backends, balancing over all of them");
-            }
+        let Some(idx) = state.balance.index_of(backend_id) else {
+            return;
+        };
+        state.balance.set_health(idx, health, now);
+        if state.balance.in_panic() {
+            tracing::warn!(pool = %self.name, healthy_share = state.balance.healthy_share(),
+                "pool in panic mode: too few healthy backends, balancing over all of them");
         }
+        drop(state);
+        let mut history = self.history_lock();
+        let ring = history.entry(backend_id.to_string()).or_default();
+        if ring.len() == HEALTH_HISTORY {
+            ring.pop_front();
+        }
+        ring.push_back(HealthEvent {
+            at: SystemTime::now(),
+            health,
+            reason: reason.to_string(),
+        });
     }
 }
 

@@ -11,6 +11,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::backend_metrics::ErrorKind;
 use crate::pool::{BackendLease, SharedPool};
 use crate::stats::{ActiveGuard, ListenerStats};
 use crate::{pipe, proxy_protocol};
@@ -150,12 +151,14 @@ async fn connect_upstream(
             }
             Ok(Err(e)) => {
                 ListenerStats::bump(&stats.connect_failures);
+                lease.metrics().error(ErrorKind::Connect);
                 let why = format!("connect to {}: {e}", lease.address());
                 tracing::info!(listener = %settings.name, backend = %lease.backend_id(), reason = %why, "backend connect failed, trying another");
                 lease.failed(&why);
             }
             Err(_) => {
                 ListenerStats::bump(&stats.connect_failures);
+                lease.metrics().error(ErrorKind::ConnectTimeout);
                 let why = format!(
                     "connect to {} timed out after {}ms",
                     lease.address(),

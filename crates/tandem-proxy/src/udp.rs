@@ -11,6 +11,7 @@ use tokio::net::UdpSocket;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use crate::backend_metrics::ErrorKind;
 use crate::pool::{BackendLease, SharedPool};
 use crate::stats::{ActiveGuard, ListenerStats};
 
@@ -121,6 +122,7 @@ async fn open_flow(
     };
     if let Err(e) = upstream.connect(lease.address()).await {
         ListenerStats::bump(&stats.connect_failures);
+        lease.metrics().error(ErrorKind::Connect);
         lease.failed(&format!("udp connect to {}: {e}", lease.address()));
         return None;
     }
@@ -186,6 +188,7 @@ async fn reply_loop(
                 Err(e) => {
                     // ECONNREFUSED: the backend port is closed (ICMP). Count it for ejection.
                     ListenerStats::bump(&stats.dropped_datagrams);
+                    lease.metrics().error(ErrorKind::Unreachable);
                     lease.failed(&format!("udp reply from {}: {e}", lease.address()));
                 }
             },

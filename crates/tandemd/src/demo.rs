@@ -28,13 +28,24 @@ pub async fn start_backends() -> anyhow::Result<Vec<(SocketAddr, SocketAddr)>> {
     Ok(addrs)
 }
 
+/// The demo's admin socket: in the temp directory (anyone may run the demo, without
+/// root), named after the TCP port so that two demos never share one.
+pub fn admin_socket(tcp_port: u16) -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("tandem-demo-{tcp_port}.sock"))
+}
+
 /// The demo config as TOML, pointing at the given backends.
 pub fn config_text(tcp_port: u16, udp_port: u16, backends: &[(SocketAddr, SocketAddr)]) -> String {
+    let admin_socket = admin_socket(tcp_port)
+        .display()
+        .to_string()
+        .replace('\\', "\\\\");
     let mut text = format!(
         r#"# tandem's built-in demo: `tandemd demo --print-config` shows this.
 [node]
 id = "demo"
 drain_timeout = "5s"
+admin_socket = "{admin_socket}"
 
 [[listener]]
 name = "demo-tcp"
@@ -107,6 +118,12 @@ pub fn banner(config: &Config) -> String {
             "  UDP echo, source-IP hash:    echo hello | nc -u -w1 {} {}\n",
             l.bind.ip(),
             l.bind.port()
+        ));
+    }
+    if !config.node.admin_socket.as_os_str().is_empty() {
+        s.push_str(&format!(
+            "  Watch and steer it:          tandemctl --socket {} status   (or: top, backends)\n",
+            config.node.admin_socket.display()
         ));
     }
     s.push_str("\nThe config behind it: tandemd demo --print-config. Stop with Ctrl-C.\n");

@@ -1,6 +1,7 @@
 //! The tandem daemon as a library: start a node from a config, stop it gracefully.
 //! `main.rs` is the command line around it; tests drive [`Node`] directly too.
 
+pub mod admin;
 pub mod demo;
 mod logging;
 pub mod metrics;
@@ -70,7 +71,7 @@ pub(crate) fn check_tls(
 }
 
 /// Runs `node` until SIGTERM or SIGINT, then stops it gracefully. A second signal during
-/// the drain stops at once. SIGHUP is logged and ignored until live reload exists.
+/// the drain stops at once. SIGHUP reloads the config file (like `tandemctl reload`).
 pub async fn run_until_signal(node: Arc<Node>) -> anyhow::Result<()> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;

@@ -106,9 +106,12 @@ fn run_file(file: &std::path::Path) -> anyhow::Result<()> {
         anyhow::bail!("{}: {}", file.display(), problems.join("\n"));
     }
     runtime()?.block_on(async {
+        // Bound before the node starts: a taken admin socket stops start-up before any
+        // listener or VIP is touched.
+        let admin = tandemd::admin::bind(&config.node).await?;
         let node = Node::start_with_vrrp(config).await?;
         node.set_config_path(file.to_path_buf());
-        tandemd::run_until_signal(node).await
+        serve_until_signal(node, admin).await
     })
 }
 
@@ -119,8 +122,21 @@ fn run_demo(port: u16, udp_port: u16, print_config: bool) -> anyhow::Result<()> 
             print!("{}", tandem_config::to_toml(&config));
             return Ok(());
         }
+        let admin = tandemd::admin::bind(&config.node).await?;
         let node = Node::start(config)?;
         println!("{}", tandemd::demo::banner(&node.config()));
-        tandemd::run_until_signal(node).await
+        serve_until_signal(node, admin).await
     })
+}
+
+/// Runs the node with its admin API until a stop signal. The API keeps answering during
+/// the drain (so `tandemctl status` can watch connections finish) and stops last.
+async fn serve_until_signal(
+    node: std::sync::Arc<Node>,
+    admin: tandemd::admin::AdminListeners,
+) -> anyhow::Result<()> {
+    let admin = admin.serve(node.clone());
+    let result = tandemd::run_until_signal(node).await;
+    admin.stop().await;
+    result
 }

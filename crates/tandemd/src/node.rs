@@ -235,6 +235,20 @@ impl Node {
                 .warnings
                 .push("node.vrrp changes take effect at the next restart".into());
         }
+        let admin = |n: &tandem_config::NodeConfig| {
+            (
+                n.admin_socket.clone(),
+                n.admin_tcp,
+                n.admin_token_file.clone(),
+            )
+        };
+        if admin(&current.node) != admin(&loaded.node) {
+            report.warnings.push(
+                "node.admin_socket, admin_tcp and admin_token_file changes take effect at the \
+                 next restart"
+                    .into(),
+            );
+        }
         let vrrp = current.node.vrrp.clone();
         current.node = loaded.node;
         current.node.vrrp = vrrp;

@@ -1,0 +1,258 @@
+//! The lease clock rules: when a holder may keep its VIP, when it renews, what lifetime
+//! the kernel gets, and when a contender may propose `Acquire`.
+//!
+//! These run on the proposing nodes, with each node's own monotonic clock passed in as a
+//! `Duration` since any origin; the state machine never sees a clock. Why two nodes never
+//! hold at once, with every clock off by up to `drift`:
+//!
+//! - The holder H keeps the VIP until `s + lease - margin` on its clock, `s` being when it
+//!   *sent* its last renewal that committed. In true time that ends by
+//!   `t(s) + (lease - margin) / (1 - drift)`.
+//! - A contender C's `Acquire{seen}` is granted only if nothing changed since `seen`, so C
+//!   applied H's last committed renewal (after it committed, so after `t(s)`) and then
+//!   waited `lease × (1 + drift) + slack` on its own clock: at least
+//!   `t(s) + (lease × (1 + drift) + slack) / (1 + drift)` in true time before it can hold.
+//! - A renewal that never commits extends nothing; one that commits after C's Acquire is
+//!   refused (the epoch changed). [`LeaseTiming::validate`] checks that the first bound,
+//!   plus the kernel's lateness (below), ends before the second.
+//!
+//! The kernel backstop: H installs each VIP with `valid_lft` from
+//! [`HolderClock::kernel_lifetime`], so a SIGKILLed or frozen daemon loses the address
+//! without doing anything. The kernel counts lifetimes in whole seconds and checks them
+//! on a coarse timer: docs/vrrp.md measured expiry up to about a second late (and at most
+//! ~20 ms early, the kernel's `ADDRCONF_TIMER_FUZZ_MINUS`). The rule: the lifetime is the
+//! hold time left, rounded *down* to whole seconds, so its nominal end is never after
+//! `valid_until`; its real end is at most `valid_until + kernel_late`, and `validate`
+//! requires that to come before any contender may hold. So the margin between "H stops"
+//! and "C may start" (`safety_margin` + `slack` + the `(1 + drift)` factor) must cover
+//! the kernel's lateness; that is what sizes the defaults.
+
+use super::command::Lease;
+use std::time::Duration;
+
+/// Lease timing, shared by all nodes of a cluster.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LeaseTiming {
+    /// The lease term, counted from the send of the last committed renewal.
+    pub lease: Duration,
+    /// The holder drops the VIP this long before the term ends.
+    pub safety_margin: Duration,
+    /// Bound on any node's clock rate error (0.01 = 1%, the promise in DESIGN.md).
+    pub drift: f64,
+    /// Extra wait for contenders on top of `lease × (1 + drift)`.
+    pub slack: Duration,
+    /// How often the holder renews (several times per hold window).
+    pub renew_every: Duration,
+    /// How late the kernel may remove an address after its `valid_lft` ran out (measured
+    /// in docs/vrrp.md). Not in the brief's API: it makes the kernel rule checkable.
+    pub kernel_late: Duration,
+}
+
+impl Default for LeaseTiming {
+    /// lease 2 s, margin 800 ms, drift 1%, slack 300 ms, renew every 300 ms, kernel
+    /// lateness 1 s. Why these:
+    ///
+    /// - The hold window after each confirmed renewal is `lease - margin` = 1.2 s: at least
+    ///   1 s must be left when the renewal is confirmed (commit under 200 ms) or the kernel
+    ///   lifetime rounds down to 0 and the VIP cannot be installed at all.
+    /// - `renew_every` 300 ms gives four tries per window, and re-installs the kernel
+    ///   lifetime (1 s) well before it lapses, even when one renewal is lost.
+    /// - Kernel safety: `(1.2 s + 1 s) × 1.01 = 2.222 s` (latest the dead holder's kernel
+    ///   drops the VIP) ≤ `(2 s × 1.01 + 0.3 s) × 0.99 = 2.297 s` (earliest a contender may
+    ///   hold), with 75 ms to spare for the daemon's own reaction.
+    ///
+    /// Failover after a crash is therefore at most the contender wait,
+    /// `2 s × 1.01 + 0.3 s = 2.32 s`, plus one check tick and one commit: about 2.4 s, not
+    /// "well under 2 s". With a kernel that may be a second late and counts whole seconds,
+    /// no timing fences a SIGKILLed holder faster: its address can live 1 s (smallest
+    /// lifetime) + 1 s (lateness) after its last renewal. A cluster whose measured lateness
+    /// is lower can shorten everything: with `kernel_late` 350 ms, lease 1.5 s, margin
+    /// 200 ms, slack 200 ms validate (failover ~1.8 s). Planned handovers (`Release`) wait
+    /// for nothing.
+    fn default() -> Self {
+        LeaseTiming {
+            lease: Duration::from_millis(2000),
+            safety_margin: Duration::from_millis(800),
+            drift: 0.01,
+            slack: Duration::from_millis(300),
+            renew_every: Duration::from_millis(300),
+            kernel_late: Duration::from_millis(1000),
+        }
+    }
+}
+
+impl LeaseTiming {
+    /// How long the holder may keep the VIP after sending a renewal that committed:
+    /// `lease - safety_margin` (zero if the margin is not smaller than the lease).
+    pub fn hold_window(&self) -> Duration {
+        self.lease.saturating_sub(self.safety_margin)
+    }
+
+    /// How long a contender waits, on its own clock, with no change to the lease applied
+    /// before it may propose `Acquire`: `lease × (1 + drift) + slack`.
+    pub fn contender_wait(&self) -> Duration {
+        self.lease.mul_f64(1.0 + self.drift.max(0.0)) + self.slack
+    }
+
+    /// Checks the rules that make the lease safe and live; one message per broken rule.
+    pub fn validate(&self) -> Result<(), String> {
+        let mut problems = Vec::new();
+        if !(self.drift.is_finite() && (0.0..0.1).contains(&self.drift)) {
+            problems.push(format!(
+                "drift {} must be at least 0 and below 0.1 (0.01 = 1%)",
+                self.drift
+            ));
+        }
+        if self.safety_margin >= self.lease {
+            problems.push(format!(
+                "safety_margin {:?} must be shorter than the lease {:?}",
+                self.safety_margin, self.lease
+            ));
+        }
+        let hold = self.hold_window();
+        if hold < Duration::from_secs(1) {
+            problems.push(format!(
+                "lease - safety_margin = {hold:?} must be at least 1s: the kernel counts \
+                 address lifetimes in whole seconds, so a shorter window can never be installed"
+            ));
+        } else if self.renew_every.is_zero()
+            || self.renew_every * 2 > Duration::from_secs(hold.as_secs())
+        {
+            problems.push(format!(
+                "renew_every {:?} must be more than 0 and at most half of {}s (the kernel \
+                 lifetime a renewal installs), so that one lost renewal does not drop the VIP",
+                self.renew_every,
+                hold.as_secs()
+            ));
+        }
+        if problems.is_empty() {
+            // Latest a holder (or its kernel) may still have the VIP, vs earliest a
+            // contender may take it, both after the same send time, in true time.
+            let holder_end = (hold + self.kernel_late).as_secs_f64() / (1.0 - self.drift);
+            let contender_start = self.contender_wait().as_secs_f64() / (1.0 + self.drift);
+            if holder_end > contender_start {
+                problems.push(format!(
+                    "unsafe: the holder's kernel may keep the VIP {holder_end:.3}s after a \
+                     renewal ((lease - safety_margin + kernel_late) / (1 - drift)) but a \
+                     contender may take it after {contender_start:.3}s \
+                     ((lease × (1 + drift) + slack) / (1 + drift)); raise safety_margin or slack"
+                ));
+            }
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(problems.join("; "))
+        }
+    }
+}
+
+/// The holder's side: it may hold the VIP only until `send_time(last successful renewal)
+/// + lease - safety_margin`, by its own monotonic clock.
+#[derive(Clone, Debug)]
+pub struct HolderClock {
+    timing: LeaseTiming,
+    /// Send time of the latest confirmed Acquire/Renew.
+    last_confirmed: Option<Duration>,
+    /// Confirmations of sends at or before this are ignored (set by `release`).
+    ignore_through: Option<Duration>,
+}
+
+impl HolderClock {
+    pub fn new(timing: LeaseTiming) -> Self {
+        HolderClock {
+            timing,
+            last_confirmed: None,
+            ignore_through: None,
+        }
+    }
+
+    /// An Acquire or Renew sent at `sent_at` (this clock) committed and was granted.
+    /// Confirmations may arrive out of order; the latest send counts.
+    pub fn confirmed(&mut self, sent_at: Duration) {
+        if self.ignore_through.is_some_and(|t| sent_at <= t) {
+            return;
+        }
+        self.last_confirmed = Some(self.last_confirmed.map_or(sent_at, |s| s.max(sent_at)));
+    }
+
+    /// End of the hold window; `None` before the first confirmation (or after a reset).
+    pub fn valid_until(&self) -> Option<Duration> {
+        self.last_confirmed.map(|s| s + self.timing.hold_window())
+    }
+
+    pub fn may_hold(&self, now: Duration) -> bool {
+        self.valid_until().is_some_and(|until| now < until)
+    }
+
+    /// Time to send the next renewal: `renew_every` after the send of the last confirmed
+    /// one. Stays true while renewals are lost (retry at the caller's tick, one in flight
+    /// at a time), even past `valid_until`: a renewal that still commits with the same
+    /// epoch is as safe as any other and gives the VIP back.
+    pub fn should_renew(&self, now: Duration) -> bool {
+        self.last_confirmed
+            .is_some_and(|s| now >= s + self.timing.renew_every)
+    }
+
+    /// The kernel address lifetime (`valid_lft` = `preferred_lft`) to install now: the
+    /// hold time left, rounded DOWN to whole seconds; at least 1 s only if at least 1 s
+    /// is left, else zero, meaning do not install or extend (an address installed earlier
+    /// still ends in time). `now + kernel_lifetime(now) <= valid_until` always; the
+    /// kernel's own lateness (up to `kernel_late`) is covered by the margins that
+    /// [`LeaseTiming::validate`] checks. Install it after each confirmed renewal.
+    pub fn kernel_lifetime(&self, now: Duration) -> Duration {
+        self.valid_until()
+            .and_then(|until| until.checked_sub(now))
+            .map_or(Duration::ZERO, |left| Duration::from_secs(left.as_secs()))
+    }
+
+    /// Forgets the hold: the lease was lost (another epoch applied, a Renew refused) or
+    /// the node restarts its VIP logic. Not for planned handovers: use [`Self::release`].
+    pub fn reset(&mut self) {
+        self.last_confirmed = None;
+    }
+
+    /// Planned handover, step one: drop the hold now, before proposing `Release`, and
+    /// ignore confirmations of anything sent until now. A renewal already in flight may
+    /// still commit before the Release, and since contenders acquire at once after a
+    /// Release, it must not bring the hold back. (Added to the brief's API: `reset` has no
+    /// time to draw that line with.)
+    pub fn release(&mut self, now: Duration) {
+        self.last_confirmed = None;
+        self.ignore_through = Some(self.ignore_through.map_or(now, |t| t.max(now)));
+    }
+}
+
+/// A contender may propose `Acquire` only after it has applied no change to that lease for
+/// `lease × (1 + drift) + slack` on its own clock, or at once when the lease is empty
+/// (released, or never held: nobody may hold it, so nobody can be holding it).
+#[derive(Clone, Debug)]
+pub struct ContenderClock {
+    timing: LeaseTiming,
+    /// The lease as last applied here, and when this node first saw it.
+    last: Option<(Lease, Duration)>,
+}
+
+impl ContenderClock {
+    pub fn new(timing: LeaseTiming) -> Self {
+        ContenderClock { timing, last: None }
+    }
+
+    /// Call at start and whenever the group's applied lease may have changed, with the
+    /// local time of observation. Repeating an unchanged lease keeps the original time. The
+    /// first observation counts as a change: this node cannot know when it really happened,
+    /// only that it committed before now, which is all the rule needs.
+    pub fn observed(&mut self, lease: Lease, now: Duration) {
+        match self.last {
+            Some((seen, _)) if seen == lease => {}
+            _ => self.last = Some((lease, now)),
+        }
+    }
+
+    /// `Some(seen)` (the `(epoch, seq)` to put in `Acquire`) when this node may propose.
+    pub fn may_acquire(&self, now: Duration) -> Option<(u64, u64)> {
+        let (lease, since) = self.last?;
+        let waited = now.saturating_sub(since) >= self.timing.contender_wait();
+        (lease.holder.is_none() || waited).then_some(lease.version())
+    }
+}

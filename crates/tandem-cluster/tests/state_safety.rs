@@ -1,0 +1,167 @@
+//! THE safety property of VIP fencing, and its liveness counterpart, on a virtual clock:
+//! 2–3 nodes, clocks drifting up to ±1% each, random commit delays, lost proposals, lost
+//! or late outcomes, frozen nodes, planned handovers, crashes.
+
+mod state_sim;
+
+use proptest::prelude::*;
+use state_sim::{run, Params};
+use std::time::Duration;
+use tandem_cluster::state::LeaseTiming;
+
+/// The shorter profile the Default's doc names, for kernels measured at most 350 ms late.
+fn fast() -> LeaseTiming {
+    LeaseTiming {
+        lease: Duration::from_millis(1500),
+        safety_margin: Duration::from_millis(200),
+        slack: Duration::from_millis(200),
+        kernel_late: Duration::from_millis(350),
+        ..LeaseTiming::default()
+    }
+}
+
+fn drifts(ppm: &[i32], n: usize) -> Vec<f64> {
+    ppm[..n].iter().map(|&p| f64::from(p) / 1e6).collect()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: 256,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    })]
+
+    /// At every instant at most one node may hold the VIP (by `may_hold` on its own
+    /// clock) and at most one node can still have the address (its kernel lifetime,
+    /// taken as late as the kernel may be, included).
+    #[test]
+    fn at_most_one_holder(
+        seed in any::<u64>(),
+        n in 2usize..=3,
+        ppm in prop::collection::vec(-10_000i32..=10_000, 3),
+        fast_profile in any::<bool>(),
+        loss in prop::sample::select(vec![0.0, 0.1, 0.3]),
+        response_loss in prop::sample::select(vec![0.0, 0.05, 0.2]),
+        commit_max_ms in 1u64..=150,
+        lag_ms in 0u64..=50,
+        response_ms in 0u64..=500,
+        pauses in 0u32..=4,
+        reset_on_observe in any::<bool>(),
+        release_chance in prop::sample::select(vec![0.0, 0.003, 0.05]),
+    ) {
+        let timing = if fast_profile { fast() } else { LeaseTiming::default() };
+        prop_assert!(timing.validate().is_ok());
+        let report = run(Params {
+            duration: Duration::from_secs(20),
+            commit_delay_us: (200, commit_max_ms * 1000),
+            apply_lag_us: lag_ms * 1000,
+            response_delay_us: response_ms * 1000,
+            loss,
+            response_loss,
+            pauses_per_node: pauses,
+            max_pause_us: 4_000_000,
+            release_chance,
+            reset_on_observe,
+            ..Params::calm(timing, drifts(&ppm, n), seed)
+        });
+        prop_assert!(report.violations.is_empty(), "{:?}", report.violations);
+        prop_assert!(!report.acquisitions.is_empty(), "nobody ever acquired the lease");
+    }
+
+    /// After the holder crashes, another node acquires within
+    /// `lease × (1 + drift) + slack` plus one renew period, and the kernel backstop keeps
+    /// the handover clean.
+    #[test]
+    fn failover_within_bound(
+        seed in any::<u64>(),
+        n in 2usize..=3,
+        ppm in prop::collection::vec(-10_000i32..=10_000, 3),
+        fast_profile in any::<bool>(),
+        crash_ms in 1_000u64..6_000,
+    ) {
+        let timing = if fast_profile { fast() } else { LeaseTiming::default() };
+        let report = run(Params {
+            duration: Duration::from_millis(crash_ms + 6_000),
+            crash_holder_at: Some(Duration::from_millis(crash_ms)),
+            ..Params::calm(timing, drifts(&ppm, n), seed)
+        });
+        prop_assert!(report.violations.is_empty(), "{:?}", report.violations);
+        prop_assert!(report.installs > 0, "the VIP was never installed");
+        let (crashed_at, holder) = report.crashed.expect("someone held the lease at the crash");
+        let bound = (timing.contender_wait() + timing.renew_every).as_micros() as u64;
+        let next = report
+            .acquisitions
+            .iter()
+            .find(|&&(t, node)| t > crashed_at && node != holder)
+            .map(|&(t, _)| t - crashed_at);
+        prop_assert!(next.is_some(), "nobody took over after the crash");
+        let took = next.unwrap_or_default();
+        prop_assert!(took <= bound, "took over after {took} µs, bound {bound} µs");
+        // And not early: the holder's last renewal was sent at most one renew period
+        // (plus a tick) before the crash, and the wait runs from after it committed.
+        let earliest = timing.contender_wait().mul_f64(0.99) - timing.renew_every;
+        prop_assert!(took + 20_000 >= earliest.as_micros() as u64, "took over after {took} µs");
+    }
+}
+
+/// The checker has teeth: timing that assumes perfect clocks (drift 0, no margin, no
+/// slack: the contender waits exactly the hold window) lets a contender with a fast clock
+/// take the lease while a crashed holder with a slow clock still believes it holds.
+#[test]
+fn ignoring_drift_is_caught() {
+    let timing = LeaseTiming {
+        lease: Duration::from_secs(2),
+        safety_margin: Duration::ZERO,
+        drift: 0.0,
+        slack: Duration::ZERO,
+        kernel_late: Duration::ZERO,
+        ..LeaseTiming::default()
+    };
+    assert!(
+        timing.validate().is_ok(),
+        "valid for clocks that do not drift"
+    );
+    let report = run(Params {
+        commit_delay_us: (500, 1_000),
+        apply_lag_us: 0,
+        response_delay_us: 0,
+        crash_holder_at: Some(Duration::from_secs(3)),
+        stagger_start: true,
+        ..Params::calm(timing, vec![-0.01, 0.01], 7)
+    });
+    assert_eq!(report.crashed.map(|(_, node)| node), Some(0));
+    assert!(
+        report
+            .violations
+            .iter()
+            .any(|v| v.contains("may_hold [0, 1]")),
+        "{:?}",
+        report.violations
+    );
+}
+
+/// The kernel's lateness must be covered too: without slack or margin, a crashed holder's
+/// address outlives its lease while the next holder installs its own.
+#[test]
+fn uncovered_kernel_lateness_is_caught() {
+    let timing = LeaseTiming {
+        lease: Duration::from_millis(1500),
+        safety_margin: Duration::ZERO,
+        slack: Duration::ZERO,
+        ..LeaseTiming::default()
+    };
+    assert!(timing.validate().is_err());
+    let report = run(Params {
+        crash_holder_at: Some(Duration::from_secs(3)),
+        stagger_start: true,
+        ..Params::calm(timing, vec![0.0, 0.0], 11)
+    });
+    assert!(
+        report
+            .violations
+            .iter()
+            .any(|v| v.contains("present [0, 1]")),
+        "{:?}",
+        report.violations
+    );
+}

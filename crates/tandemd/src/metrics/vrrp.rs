@@ -1,0 +1,151 @@
+//! VRRP metrics, one series per instance, labelled by its vip_group (`group`, not
+//! `instance`: Prometheus sets `instance` on every scraped series to name the target).
+
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering::Relaxed;
+use tandem_vrrp::io::InstanceStatus;
+use tandem_vrrp::machine::State;
+
+use super::{labels, Out};
+use crate::Node;
+
+/// Reasons the speaker drops received packets for (`VrrpStats::drops`). They are always
+/// exposed, at 0 until one happens, so rates and alerts work from the first drop.
+pub const KNOWN_DROP_REASONS: [&str; 12] = [
+    "truncated",
+    "bad_ip_header",
+    "bad_version",
+    "bad_type",
+    "bad_vrid",
+    "bad_address_count",
+    "zero_interval",
+    "bad_checksum",
+    "bad_ttl",
+    "bad_arp",
+    "vrrp_v2",
+    "unknown_peer",
+];
+
+/// One VRRP instance as a scrape sees it.
+#[derive(Clone, Debug)]
+pub struct VrrpSample {
+    pub status: InstanceStatus,
+    pub adverts_sent: u64,
+    pub adverts_received: u64,
+    pub transitions: u64,
+    pub became_master: u64,
+    pub garp_bursts: u64,
+    /// Dropped packets by reason.
+    pub dropped: BTreeMap<String, u64>,
+}
+
+impl VrrpSample {
+    pub(super) async fn gather(node: &Node) -> Vec<VrrpSample> {
+        let mut stats: BTreeMap<String, _> = node.vrrp_stats().await.into_iter().collect();
+        node.vrrp_status()
+            .await
+            .into_iter()
+            .filter_map(|status| {
+                let s = stats.remove(&status.group)?;
+                Some(VrrpSample {
+                    adverts_sent: s.adverts_sent.load(Relaxed),
+                    adverts_received: s.adverts_received.load(Relaxed),
+                    transitions: s.transitions.load(Relaxed),
+                    became_master: s.became_master.load(Relaxed),
+                    garp_bursts: s.garp_bursts.load(Relaxed),
+                    dropped: s
+                        .drops()
+                        .into_iter()
+                        .map(|(reason, n)| (reason.to_string(), n))
+                        .collect(),
+                    status,
+                })
+            })
+            .collect()
+    }
+}
+
+fn state_name(s: State) -> &'static str {
+    match s {
+        State::Initialize => "initialize",
+        State::Backup => "backup",
+        State::Master => "master",
+        State::Fault => "fault",
+    }
+}
+
+pub(super) fn encode(out: &mut Out, instances: &[VrrpSample]) {
+    let state = out.gauge(
+        "vrrp_state",
+        "1 for the instance's current state (initialize, backup, master, fault), 0 for the others",
+    );
+    let priority = out.gauge("vrrp_priority", "Configured priority");
+    let effective = out.gauge(
+        "vrrp_effective_priority",
+        "Priority advertised now, after trackers",
+    );
+    let holds = out.gauge(
+        "vrrp_holds_addresses",
+        "1 while this node has the group's virtual addresses installed",
+    );
+    let counters = [
+        (
+            out.counter("vrrp_transitions", "State changes of the instance"),
+            (|s: &VrrpSample| s.transitions) as fn(&VrrpSample) -> u64,
+        ),
+        (
+            out.counter("vrrp_became_master", "Transitions to master"),
+            |s| s.became_master,
+        ),
+        (
+            out.counter("vrrp_adverts_sent", "Advertisements sent"),
+            |s| s.adverts_sent,
+        ),
+        (
+            out.counter("vrrp_adverts_received", "Valid advertisements received"),
+            |s| s.adverts_received,
+        ),
+        (
+            out.counter("vrrp_garp_bursts", "Bursts of gratuitous ARP sent"),
+            |s| s.garp_bursts,
+        ),
+    ];
+    let dropped = out.counter(
+        "vrrp_adverts_dropped",
+        "Received packets dropped, by reason (bad_checksum, bad_ttl, unknown_peer, ...)",
+    );
+    for i in instances {
+        let group = labels([("group", i.status.group.as_str())]);
+        for s in [
+            State::Initialize,
+            State::Backup,
+            State::Master,
+            State::Fault,
+        ] {
+            let mut l = group.clone();
+            l.push(("state".into(), state_name(s).into()));
+            state.get_or_create(&l).set(i64::from(i.status.state == s));
+        }
+        priority
+            .get_or_create(&group)
+            .set(i64::from(i.status.base_priority));
+        effective
+            .get_or_create(&group)
+            .set(i64::from(i.status.effective_priority));
+        holds
+            .get_or_create(&group)
+            .set(i64::from(i.status.holds_addresses));
+        for (family, value) in &counters {
+            family.get_or_create(&group).inc_by(value(i));
+        }
+        let mut reasons: BTreeMap<&str, u64> = KNOWN_DROP_REASONS.iter().map(|r| (*r, 0)).collect();
+        for (reason, n) in &i.dropped {
+            *reasons.entry(reason.as_str()).or_default() += n;
+        }
+        for (reason, n) in reasons {
+            let mut l = group.clone();
+            l.push(("reason".into(), reason.into()));
+            dropped.get_or_create(&l).inc_by(n);
+        }
+    }
+}

@@ -1,0 +1,198 @@
+//! Who may use the admin API and how it is found: the bearer token on TCP, the log line
+//! naming who asked, and the Unix socket's life cycle (never stolen from a live daemon,
+//! a stale one replaced, removed on stop). A real `tandemd run` each time.
+
+use http::{Method, StatusCode};
+use nix::sys::signal::Signal;
+use std::net::SocketAddr;
+use std::time::Duration;
+use tandem_tests::admin::*;
+use tandem_tests::http_backends::TempDir;
+use tandem_tests::*;
+
+fn local(port: u16) -> SocketAddr {
+    ([127, 0, 0, 1], port).into()
+}
+
+/// A listener on a free port in front of pool "p" = a, b; `admin_socket = ""` to fill in.
+async fn two_backends() -> (NameBackend, NameBackend, u16, String) {
+    let a = NameBackend::start("a").await;
+    let b = NameBackend::start("b").await;
+    let port = free_port();
+    let config = tcp_config(
+        port,
+        "round_robin",
+        &[("a", a.addr, 1), ("b", b.addr, 2)],
+        "",
+        "",
+    );
+    (a, b, port, config)
+}
+
+#[tokio::test]
+async fn tcp_admin_needs_the_bearer_token() {
+    let (_a, _b, _port, config) = two_backends().await;
+    let dir = TempDir::new();
+    let token = dir.write("token", "first-secret\n");
+    let admin = local(free_port());
+    let config = config.replace(
+        "admin_socket = \"\"",
+        &format!(
+            "admin_socket = \"\"\nadmin_tcp = \"{admin}\"\nadmin_token_file = \"{}\"",
+            token.display()
+        ),
+    );
+    let daemon = Daemon::start(&config).await;
+    assert!(wait_listening(admin, Duration::from_secs(5)).await);
+
+    let (status, headers, body) = tcp_call(admin, Method::GET, "/v1/status", &[]).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    assert_eq!(body["error"]["code"], "unauthorized");
+    assert_eq!(headers["www-authenticate"], "Bearer");
+    for wrong in [
+        "Bearer nope",
+        "Basic Zmlyc3Qtc2VjcmV0",
+        "Bearer first-secre",
+    ] {
+        let (status, _, body) = tcp_call(
+            admin,
+            Method::POST,
+            "/v1/pools/p/backends/a/drain",
+            &[("authorization", wrong)],
+        )
+        .await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{wrong}: {body}");
+    }
+    assert_eq!(
+        daemon.backend("p", "a").await["state"],
+        "enabled",
+        "refused writes change nothing"
+    );
+    let good = [("authorization", "Bearer first-secret")];
+    let (status, _, body) = tcp_call(admin, Method::GET, "/v1/status", &good).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["node"], "test");
+    let (status, _, body) =
+        tcp_call(admin, Method::POST, "/v1/pools/p/backends/a/drain", &good).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(
+        daemon.log().contains("who=tcp 127.0.0.1:"),
+        "{}",
+        daemon.log()
+    );
+
+    // Rotating the token is rewriting the file.
+    std::fs::write(&token, "second-secret").unwrap();
+    let (status, _, _) = tcp_call(admin, Method::GET, "/v1/status", &good).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, _, _) = tcp_call(
+        admin,
+        Method::GET,
+        "/v1/status",
+        &[("authorization", "Bearer second-secret")],
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn writes_are_logged_with_who_asked() {
+    let (_a, _b, _port, config) = two_backends().await;
+    let daemon = Daemon::start(&config).await;
+    let (status, _) = daemon
+        .call(Method::POST, "/v1/pools/p/backends/b/drain", None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = daemon
+        .call(Method::POST, "/v1/pools/p/backends/zz/drain", None)
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let who = format!(
+        "unix uid {} pid {}",
+        nix::unistd::getuid(),
+        std::process::id()
+    );
+    let found = eventually(Duration::from_secs(5), || {
+        let log = daemon.log();
+        log.lines().any(|l| {
+            l.contains("admin request")
+                && l.contains(&who)
+                && l.contains("/backends/b/drain")
+                && l.contains("status=200")
+        }) && log.lines().any(|l| {
+            l.contains("admin request")
+                && l.contains(&who)
+                && l.contains("/backends/zz/drain")
+                && l.contains("status=404")
+        })
+    })
+    .await;
+    assert!(found, "no log line naming {who}:\n{}", daemon.log());
+}
+
+#[tokio::test]
+async fn the_socket_is_never_stolen_from_a_live_daemon_and_a_stale_one_is_replaced() {
+    let (_a, _b, port, config) = two_backends().await;
+    let first = Daemon::start(&config).await;
+
+    // A second daemon on the same socket (other listener port) refuses to start.
+    let other = config.replace(
+        &format!("127.0.0.1:{port}"),
+        &format!("127.0.0.1:{}", free_port()),
+    );
+    let dir = TempDir::new();
+    let path = dir.write("second.toml", Daemon::with_socket(&other, &first.socket));
+    let out = std::process::Command::new(tandemd_bin())
+        .args(["run", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("answers on the admin socket"), "{err}");
+    assert_eq!(
+        first.get("/v1/status").await["node"],
+        "test",
+        "the first one still answers"
+    );
+
+    // SIGKILL leaves the socket file behind: the next start replaces it.
+    let mut first = first;
+    first.child.signal(Signal::SIGKILL);
+    first
+        .child
+        .wait_for_exit(Duration::from_secs(5))
+        .await
+        .expect("killed");
+    assert!(
+        first.socket.exists(),
+        "a killed daemon leaves its socket file"
+    );
+    let Daemon {
+        dir,
+        config: file,
+        socket,
+        ..
+    } = first;
+    let second = Daemon::spawn(dir, file, socket);
+    second.wait_ready().await;
+    assert!(
+        second.log().contains("removed a stale admin socket"),
+        "{}",
+        second.log()
+    );
+
+    // A graceful stop removes the socket.
+    let mut second = second;
+    second.child.signal(Signal::SIGTERM);
+    let status = second
+        .child
+        .wait_for_exit(Duration::from_secs(10))
+        .await
+        .expect("stops");
+    assert!(status.success());
+    assert!(
+        !second.socket.exists(),
+        "the socket file is removed on stop"
+    );
+}
