@@ -3,22 +3,18 @@
 
 use tandem_cluster::state::{ClusterState, Command, Outcome};
 
-/// The cluster part of a config file: one HTTP listener, one pool with a source-IP
-/// sticky table, the given backends.
+mod state_common;
+
+/// Pool "app" with a sticky table of 3 and the given backends.
 fn cluster(version: u64, backends: &[&str]) -> String {
-    let mut text = format!(
-        "version = {version}\n\n[[listener]]\nname = \"web\"\nprotocol = \"http\"\n\
-         bind = \"0.0.0.0:8080\"\npool = \"app\"\n\n[[pool]]\nname = \"app\"\n\
-         [pool.http]\nsticky = {{ kind = \"source_ip\", ttl = \"30m\", max_entries = 3 }}\n"
-    );
-    for (i, id) in backends.iter().enumerate() {
-        text += &format!("[[pool.backend]]\nid = \"{id}\"\naddress = \"192.0.2.{}:8080\"\n", 10 + i);
-    }
-    text
+    state_common::cluster(version, 3, backends)
 }
 
 fn apply(state: &mut ClusterState, version: u64, toml: &str) -> Outcome {
-    state.apply(&Command::ApplyConfig { version, toml: toml.into() })
+    state.apply(&Command::ApplyConfig {
+        version,
+        toml: toml.into(),
+    })
 }
 
 fn refused(outcome: Outcome) -> String {
@@ -33,11 +29,17 @@ fn applies_newer_valid_configs() {
     let mut state = ClusterState::default();
     assert_eq!(state.config(), None);
     let v1 = cluster(1, &["a1", "a2"]);
-    assert_eq!(apply(&mut state, 1, &v1), Outcome::ConfigApplied { version: 1 });
+    assert_eq!(
+        apply(&mut state, 1, &v1),
+        Outcome::ConfigApplied { version: 1 }
+    );
     assert_eq!(state.config(), Some((1, v1.as_str())));
     assert_eq!(state.sticky_capacity("app"), 3);
     let v5 = cluster(5, &["a1"]);
-    assert_eq!(apply(&mut state, 5, &v5), Outcome::ConfigApplied { version: 5 });
+    assert_eq!(
+        apply(&mut state, 5, &v5),
+        Outcome::ConfigApplied { version: 5 }
+    );
     assert_eq!(state.config(), Some((5, v5.as_str())));
 }
 
@@ -48,7 +50,10 @@ fn refuses_older_or_equal_versions() {
     let before = state.to_snapshot();
     for version in [3, 2] {
         let reason = refused(apply(&mut state, version, &cluster(version, &["a1", "a2"])));
-        assert!(reason.contains("is not newer than the applied version 3"), "{reason}");
+        assert!(
+            reason.contains("is not newer than the applied version 3"),
+            "{reason}"
+        );
     }
     assert_eq!(state.to_snapshot(), before);
 }
@@ -66,7 +71,11 @@ fn refuses_invalid_configs_with_check_configs_message() {
     let reason = refused(apply(&mut state, 1, "version = 1\n[[listener]\n"));
     assert!(reason.starts_with("replicated config v1:2:"), "{reason}");
 
-    let reason = refused(apply(&mut state, 1, &cluster(1, &["a1"]).replace("0.0.0.0:8080", "0.0.0.0:0")));
+    let reason = refused(apply(
+        &mut state,
+        1,
+        &cluster(1, &["a1"]).replace("0.0.0.0:8080", "0.0.0.0:0"),
+    ));
     assert!(reason.contains("listener[0].bind: port 0"), "{reason}");
     assert_eq!(state, ClusterState::default());
 }
@@ -75,15 +84,21 @@ fn refuses_invalid_configs_with_check_configs_message() {
 fn refuses_a_version_that_disagrees_with_the_text() {
     let mut state = ClusterState::default();
     let reason = refused(apply(&mut state, 2, &cluster(1, &["a1"])));
-    assert!(reason.contains("the text says version = 1 but it was proposed as version 2"), "{reason}");
+    assert!(
+        reason.contains("the text says version = 1 but it was proposed as version 2"),
+        "{reason}"
+    );
 }
 
 #[test]
 fn refuses_a_node_section() {
     let mut state = ClusterState::default();
-    let text = format!("[node]\nid = \"lb1\"\n\n{}", cluster(1, &["a1"]));
+    let text = format!("{}\n[node]\nid = \"lb1\"\n", cluster(1, &["a1"]));
     let reason = refused(apply(&mut state, 1, &text));
-    assert!(reason.contains("must not carry a [node] section"), "{reason}");
+    assert!(
+        reason.contains("must not carry a [node] section"),
+        "{reason}"
+    );
     assert_eq!(state.config(), None);
 }
 

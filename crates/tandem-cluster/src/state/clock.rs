@@ -19,13 +19,27 @@
 //! The kernel backstop: H installs each VIP with `valid_lft` from
 //! [`HolderClock::kernel_lifetime`], so a SIGKILLed or frozen daemon loses the address
 //! without doing anything. The kernel counts lifetimes in whole seconds and checks them
-//! on a coarse timer: docs/vrrp.md measured expiry up to about a second late (and at most
-//! ~20 ms early, the kernel's `ADDRCONF_TIMER_FUZZ_MINUS`). The rule: the lifetime is the
+//! on a coarse timer: docs/vrrp.md measured expiry up to about a second late (and a few
+//! tens of milliseconds early at most: 1.97 s for a 2 s lifetime). The rule: the lifetime is the
 //! hold time left, rounded *down* to whole seconds, so its nominal end is never after
 //! `valid_until`; its real end is at most `valid_until + kernel_late`, and `validate`
 //! requires that to come before any contender may hold. So the margin between "H stops"
 //! and "C may start" (`safety_margin` + `slack` + the `(1 + drift)` factor) must cover
 //! the kernel's lateness; that is what sizes the defaults.
+//!
+//! How a node drives them, per vip_group (each reading of "now" from its monotonic clock):
+//!
+//! - At start and after applying any entry, `contender.observed(state.lease(group), now)`.
+//! - Contending: when `contender.may_acquire(now)` is `Some(seen)`, propose
+//!   `Acquire{seen}`, remembering the send time `sent`.
+//! - Granted Acquire or Renew: `holder.confirmed(sent)`, then install or extend the
+//!   addresses with `holder.kernel_lifetime(now)` if it is not zero.
+//! - Every tick: if `!holder.may_hold(now)`, remove the addresses; if
+//!   `holder.should_renew(now)` and none is in flight, propose `Renew{epoch}`.
+//! - Refused Renew, or a lease applied with another holder or epoch: `holder.reset()` and
+//!   remove the addresses.
+//! - Planned handover or shutdown: `holder.release(now)`, remove the addresses, then
+//!   propose `Release{epoch}`.
 
 use super::command::Lease;
 use std::time::Duration;
