@@ -196,3 +196,53 @@ async fn the_socket_is_never_stolen_from_a_live_daemon_and_a_stale_one_is_replac
         "the socket file is removed on stop"
     );
 }
+
+/// Runs tandemctl as user nobody (uid 65534), with `groups` as its supplementary groups.
+async fn ctl_as_nobody(groups: &str, socket: &std::path::Path) -> (i32, String, String) {
+    let out = tokio::process::Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            &format!("--groups={groups}"),
+        ])
+        .arg(tandemctl_bin())
+        .args(["--socket", socket.to_str().unwrap(), "status"])
+        .output();
+    let out = tokio::time::timeout(Duration::from_secs(30), out)
+        .await
+        .expect("tandemctl finishes")
+        .expect("setpriv (util-linux) runs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn the_socket_admits_its_group_and_tells_others_why_not() {
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "this test switches to user nobody to check the socket's 0660 mode, which needs root; \
+         run it as root (CI does). It does not skip."
+    );
+    let (_a, _b, _port, config) = two_backends().await;
+    let daemon = Daemon::start(&config).await;
+    let socket_group = {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(&daemon.socket).unwrap().gid()
+    };
+    let (code, out, err) = ctl_as_nobody(&socket_group.to_string(), &daemon.socket).await;
+    assert_eq!(code, 0, "a member of the socket's group may use it: {err}");
+    assert!(out.starts_with("node test"), "{out}");
+    let (code, _, err) = ctl_as_nobody("65534", &daemon.socket).await;
+    assert_eq!(code, 3, "{err}");
+    assert_eq!(
+        err.trim_end(),
+        format!(
+            "tandemctl: cannot use tandemd's admin socket {}: Permission denied (os error 13); \
+             run as root or as a member of the socket's group",
+            daemon.socket.display()
+        )
+    );
+}

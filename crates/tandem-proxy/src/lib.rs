@@ -7,6 +7,7 @@
 mod backend_metrics;
 mod bind;
 mod clock;
+mod history;
 mod pipe;
 mod plane;
 mod pool;
@@ -18,8 +19,9 @@ mod udp;
 pub use backend_metrics::{BackendMetrics, ErrorKind, RESPONSE_BUCKETS, STATUS_CLASSES};
 pub use bind::{tcp_listener as bind_tcp, StartError};
 pub use clock::Clock;
+pub use history::{HealthEvent, HEALTH_HISTORY};
 pub use pipe::{pipe, PipeOutcome};
 pub use plane::{ListenerHandle, Plane};
-pub use pool::{BackendLease, BackendStatus, HealthEvent, SharedPool, HEALTH_HISTORY};
+pub use pool::{BackendLease, BackendStatus, SharedPool};
 pub use stats::{ListenerStats, StatsSnapshot};
 pub use tcp::ip_key;

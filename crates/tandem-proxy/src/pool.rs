@@ -3,15 +3,16 @@
 //! The pure `tandem_balance::Pool` sits behind a mutex held only for a pick or an update
 //! (no await while locked). Backend addresses live beside it so a reload swaps both at once.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 use tandem_balance::{AdminState, BackendSpec, Health, PickContext, Pool, PoolSettings};
 use tandem_config::{Algorithm as CfgAlgorithm, BackendState, Pool as PoolConfig};
 
 use crate::backend_metrics::BackendMetrics;
 use crate::clock::Clock;
+use crate::history::{HealthEvent, HealthHistory};
 
 struct State {
     balance: Pool,
@@ -38,22 +39,8 @@ pub struct SharedPool {
     clock: Clock,
     state: Mutex<State>,
     config: Mutex<PoolConfig>,
-    /// The latest health changes per backend id, newest last: operators ask "why is it
-    /// down, and since when?" and the log may be gone. Kept apart from `state` so the
-    /// pick path never touches it.
-    history: Mutex<HashMap<String, VecDeque<HealthEvent>>>,
-}
-
-/// Health changes kept per backend.
-pub const HEALTH_HISTORY: usize = 10;
-
-/// One health change of a backend, as the health checker reported it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct HealthEvent {
-    /// Wall-clock time (shown to operators as unix time).
-    pub at: SystemTime,
-    pub health: Health,
-    pub reason: String,
+    /// The latest health changes per backend id.
+    history: HealthHistory,
 }
 
 /// A backend chosen for one connection or flow; counts as active until dropped.
@@ -122,7 +109,7 @@ impl SharedPool {
         Arc::new(SharedPool {
             name: config.name.clone(),
             config: Mutex::new(config.clone()),
-            history: Mutex::new(HashMap::new()),
+            history: HealthHistory::default(),
             clock,
             state: Mutex::new(State {
                 balance: Pool::new(settings, specs),
@@ -248,8 +235,8 @@ impl SharedPool {
             .metrics
             .retain(|id, _| config.backends.iter().any(|b| &b.id == id));
         drop(state);
-        self.history_lock()
-            .retain(|id, _| config.backends.iter().any(|b| &b.id == id));
+        self.history
+            .retain(|id| config.backends.iter().any(|b| b.id == id));
         true
     }
 
@@ -283,16 +270,11 @@ impl SharedPool {
         }
     }
 
-    fn history_lock(&self) -> MutexGuard<'_, HashMap<String, VecDeque<HealthEvent>>> {
-        self.history.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
     /// The latest health changes of a backend (at most [`HEALTH_HISTORY`]), oldest first.
+    ///
+    /// [`HEALTH_HISTORY`]: crate::HEALTH_HISTORY
     pub fn health_history(&self, backend_id: &str) -> Vec<HealthEvent> {
-        self.history_lock()
-            .get(backend_id)
-            .map(|h| h.iter().cloned().collect())
-            .unwrap_or_default()
+        self.history.get(backend_id)
     }
 
     /// (id, address, health, admin, active connections) of every backend, for status output.
@@ -388,16 +370,7 @@ impl tandem_health::HealthSink for SharedPool {
                 "pool in panic mode: too few healthy backends, balancing over all of them");
         }
         drop(state);
-        let mut history = self.history_lock();
-        let ring = history.entry(backend_id.to_string()).or_default();
-        if ring.len() == HEALTH_HISTORY {
-            ring.pop_front();
-        }
-        ring.push_back(HealthEvent {
-            at: SystemTime::now(),
-            health,
-            reason: reason.to_string(),
-        });
+        self.history.record(backend_id, health, reason);
     }
 }
 

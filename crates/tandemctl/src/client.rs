@@ -140,9 +140,18 @@ impl Client {
             .map_err(|e| Failure::Protocol(format!("building the request for {path}: {e}")))?;
         match &self.target {
             Target::Unix(socket) => {
-                let stream = tokio::net::UnixStream::connect(socket)
-                    .await
-                    .map_err(|e| self.unreachable(e))?;
+                let stream = tokio::net::UnixStream::connect(socket).await.map_err(|e| {
+                    if e.kind() == std::io::ErrorKind::PermissionDenied {
+                        // It runs; this user may not use it. "Is it running?" would mislead.
+                        Failure::Unreachable(format!(
+                            "cannot use tandemd's admin socket {}: {e}; run as root or as a \
+                             member of the socket's group",
+                            socket.display()
+                        ))
+                    } else {
+                        self.unreachable(e)
+                    }
+                })?;
                 self.exchange(stream, request).await
             }
             Target::Tcp { url, .. } => {
