@@ -76,7 +76,7 @@ async fn tcp_admin_needs_the_bearer_token() {
         tcp_call(admin, Method::POST, "/v1/pools/p/backends/a/drain", &good).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert!(
-        daemon.log().contains("who=tcp 127.0.0.1:"),
+        daemon.log_contains("who=tcp 127.0.0.1:").await,
         "{}",
         daemon.log()
     );
@@ -177,7 +177,7 @@ async fn the_socket_is_never_stolen_from_a_live_daemon_and_a_stale_one_is_replac
     let second = Daemon::spawn(dir, file, socket);
     second.wait_ready().await;
     assert!(
-        second.log().contains("removed a stale admin socket"),
+        second.log_contains("removed a stale admin socket").await,
         "{}",
         second.log()
     );

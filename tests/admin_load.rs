@@ -323,5 +323,8 @@ async fn a_bad_config_on_reload_is_refused_and_the_old_one_keeps_running() {
     );
     let (da, db) = distribution(proxy, 40).await;
     assert_eq!((da, db), (30, 10), "still 3:1");
-    assert!(daemon.log().contains("status=400"), "the refusal is logged");
+    assert!(
+        daemon.log_contains("status=400").await,
+        "the refusal is logged"
+    );
 }

@@ -118,6 +118,15 @@ impl Daemon {
         self.log.lock().unwrap().join("\n")
     }
 
+    /// Waits (up to 5 s) until the daemon's log contains `needle`: log lines are written
+    /// after the answer goes out, so a test must not expect them at the same instant.
+    pub async fn log_contains(&self, needle: &str) -> bool {
+        crate::eventually(std::time::Duration::from_secs(5), || {
+            self.log().contains(needle)
+        })
+        .await
+    }
+
     /// Replaces the config file (for reload tests); `admin_socket = ""` is pointed at the
     /// running socket again.
     pub fn rewrite_config(&self, config: &str) {
