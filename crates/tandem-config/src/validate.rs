@@ -69,13 +69,13 @@ pub fn validate_cluster(cfg: &ClusterConfig) -> Vec<Problem> {
                 format!("duplicate listener name {:?}", l.name),
             );
         }
-        if !binds.insert((l.protocol, l.bind)) {
+        // TCP and HTTP listeners both need a stream socket: they cannot share an address.
+        let datagram = l.protocol == Protocol::Udp;
+        if !binds.insert((datagram, l.bind)) {
+            let kind = if datagram { "UDP" } else { "TCP or HTTP" };
             p.add(
                 format!("{at}.bind"),
-                format!(
-                    "{} is already used by another {:?} listener",
-                    l.bind, l.protocol
-                ),
+                format!("{} is already used by another {kind} listener", l.bind),
             );
         }
         if l.bind.port() == 0 {
@@ -246,7 +246,7 @@ fn validate_check(p: &mut Problems, at: &str, c: &HealthCheck) {
     if c.port == Some(0) {
         p.add(format!("{at}.port"), "port 0 cannot be connected to");
     }
-    if c.kind == CheckKind::Http {
+    if matches!(c.kind, CheckKind::Http | CheckKind::Https) {
         if !c.path.starts_with('/')
             || c.path
                 .chars()

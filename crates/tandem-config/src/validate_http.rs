@@ -166,6 +166,13 @@ fn validate_http_listener(p: &mut Problems, at: &str, l: &Listener, cfg: &Cluste
         if !matches!(rule.action.as_str(), "allow" | "deny") {
             p.add(format!("{rat}.action"), "must be \"allow\" or \"deny\"");
         }
+        if rule
+            .path_prefix
+            .as_ref()
+            .is_some_and(|p| !p.starts_with('/'))
+        {
+            p.add(format!("{rat}.path_prefix"), "must start with /");
+        }
         for (k, cidr) in rule.client_cidrs.iter().enumerate() {
             if !valid_cidr(cidr) {
                 p.add(
@@ -248,6 +255,10 @@ fn validate_pool_http(p: &mut Problems, at: &str, pool: &Pool) {
         (Some(HashKey::Header(n)) | Some(HashKey::Cookie(n)), _) if !is_token(n) => p.add(
             format!("{at}.http.hash_key"),
             format!("{n:?} is not a header or cookie name"),
+        ),
+        (Some(HashKey::Uri(false)), _) => p.add(
+            format!("{at}.http.hash_key"),
+            "uri = false hashes nothing; write { uri = true }",
         ),
         _ => {}
     }

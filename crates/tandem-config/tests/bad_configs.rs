@@ -342,3 +342,46 @@ fn bad_vrrp_configs_are_refused_with_their_key_path() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+#[test]
+fn l7_mistakes_are_refused_with_their_key_path() {
+    let http = GOOD.replace("pool = \"web\"\n", "pool = \"web\"\nprotocol = \"http\"\n");
+    let cases = [
+        (
+            format!("{http}\n[[listener]]\nname = \"raw\"\nbind = \"127.0.0.1:8080\"\npool = \"web\"\n"),
+            "listener[1].bind",
+            "already used by another TCP or HTTP listener",
+        ),
+        (
+            http.replace("name = \"web\"\n[[pool.backend]]", "name = \"web\"\nalgorithm = \"hash\"\n[pool.http]\nhash_key = { uri = false }\n[[pool.backend]]"),
+            "pool[0].http.hash_key",
+            "uri = false hashes nothing",
+        ),
+        (
+            http.replace("protocol = \"http\"\n", "protocol = \"http\"\n[[listener.rule]]\naction = \"deny\"\npath_prefix = \"admin\"\n"),
+            "listener[0].rule[0].path_prefix",
+            "must start with /",
+        ),
+        (
+            http.replace("name = \"web\"\n[[pool.backend]]", "name = \"web\"\n[pool.http]\ntls = { verify = false }\n[pool.health_check]\nkind = \"https\"\nexpect_status = \"2xx\"\n[[pool.backend]]"),
+            "pool[0].health_check.expect_status",
+            "not a status or range",
+        ),
+    ];
+    let mut failures = Vec::new();
+    for (text, path, words) in cases {
+        match parse(&text, "bad.toml") {
+            Ok(_) => failures.push(format!("{path}: accepted")),
+            Err(e) => {
+                if !e
+                    .problems
+                    .iter()
+                    .any(|p| p.path == path && p.message.contains(words))
+                {
+                    failures.push(format!("{path} / {words}: got {e}"));
+                }
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
