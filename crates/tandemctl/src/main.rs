@@ -1,12 +1,14 @@
 //! tandemctl: the operator's command line for a running tandemd, over its admin API
 //! (the Unix socket by default, or TCP with a bearer token). Tables for people, `--json`
-//! (the API's own JSON) for scripts.
+//! (the API's own JSON) for scripts. `cluster init` is the exception: it runs locally, before
+//! there is a cluster, and writes the cluster's TLS certificates.
 //!
 //! Exit codes: 0 done; 1 tandemd refused the request or reported problems; 2 bad command
 //! line; 3 tandemd could not be reached.
 
 mod backend;
 mod client;
+mod cluster;
 mod show;
 mod table;
 mod top;
@@ -74,6 +76,11 @@ enum Command {
         #[arg(long)]
         count: Option<u64>,
     },
+    /// Cluster set-up, done locally: the CA and node certificates of the Raft transport.
+    Cluster {
+        #[command(subcommand)]
+        action: cluster::ClusterCommand,
+    },
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions { shell: clap_complete::Shell },
 }
@@ -98,6 +105,9 @@ fn main() -> ExitCode {
         clap_complete::generate(shell, &mut Cli::command(), "tandemctl", &mut script);
         out(&String::from_utf8_lossy(&script));
         return ExitCode::SUCCESS;
+    }
+    if let Command::Cluster { action } = cli.command {
+        return cluster::run(action);
     }
     let target = match target(&cli) {
         Ok(t) => t,
@@ -208,7 +218,9 @@ async fn run(client: &Client, command: Command, as_json: bool) -> Result<ExitCod
         } => return check(client, &file, as_json).await,
         Command::Top { interval, count } => top::run(client, interval, count, as_json).await?,
         Command::Backend { action } => return backend::run(client, action, as_json).await,
-        Command::Completions { .. } => unreachable!("handled before connecting"),
+        Command::Completions { .. } | Command::Cluster { .. } => {
+            unreachable!("handled before connecting")
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

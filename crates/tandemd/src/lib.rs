@@ -6,6 +6,7 @@ pub mod demo;
 mod logging;
 pub mod metrics;
 mod node;
+pub mod systemd;
 pub mod vrrp;
 
 pub use logging::{init_logging, LogFormat};
@@ -72,11 +73,19 @@ pub(crate) fn check_tls(
 
 /// Runs `node` until SIGTERM or SIGINT, then stops it gracefully. A second signal during
 /// the drain stops at once. SIGHUP reloads the config file (like `tandemctl reload`).
+///
+/// The caller has the node's listeners bound and its admin API serving: once the signal
+/// handlers are in place this tells systemd READY=1, then pings its watchdog from this
+/// loop (and through the drain) when asked to.
 pub async fn run_until_signal(node: Arc<Node>) -> anyhow::Result<()> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
     let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
     let mut hup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
+    let mut watchdog = systemd::Watchdog::from_env();
+    // Seam for the Raft cluster: join it (or time out into a degraded STATUS=) here,
+    // before READY=1, so that `systemctl start` returning means "serving and joined".
+    systemd::ready(&systemd::serving_status(&node.config()));
     loop {
         tokio::select! {
             _ = term.recv() => { tracing::info!("SIGTERM: stopping gracefully"); break }
@@ -88,19 +97,29 @@ pub async fn run_until_signal(node: Arc<Node>) -> anyhow::Result<()> {
                     Err(e) => tracing::error!(error = %e, "reload refused; the running config stays"),
                 }
             }
+            _ = watchdog.tick() => {}
         }
     }
     let drain = node.config().node.drain_timeout.get();
-    tokio::select! {
-        cut = node.shutdown_within(drain) => {
-            if cut > 0 {
-                tracing::warn!(connections = cut, "stopped; connections cut at the drain timeout");
-            } else {
-                tracing::info!("stopped; every connection finished");
+    systemd::stopping(&format!(
+        "stopping: VRRP leaves, open connections drain for up to {drain:?}"
+    ));
+    let shutdown = node.shutdown_within(drain);
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            cut = &mut shutdown => {
+                if cut > 0 {
+                    tracing::warn!(connections = cut, "stopped; connections cut at the drain timeout");
+                } else {
+                    tracing::info!("stopped; every connection finished");
+                }
+                break;
             }
+            _ = term.recv() => { tracing::warn!("second SIGTERM: stopping now"); break }
+            _ = int.recv() => { tracing::warn!("second SIGINT: stopping now"); break }
+            _ = watchdog.tick() => {}
         }
-        _ = term.recv() => tracing::warn!("second SIGTERM: stopping now"),
-        _ = int.recv() => tracing::warn!("second SIGINT: stopping now"),
     }
     Ok(())
 }

@@ -7,9 +7,12 @@ pub enum LogFormat {
 }
 
 /// Logs to stderr. The filter comes from `RUST_LOG` (e.g. `info,tandem_proxy=debug`),
-/// `info` by default.
+/// `info,rustls=error` by default.
 pub fn init_logging(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    // rustls warns on every handshake from clients that send an IP address as SNI
+    // (RFC 6066 forbids it; HAProxy and nginx ignore it silently): keep that out by default.
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,rustls=error"));
     use std::io::IsTerminal;
     // Colours only on a terminal: files and journald get plain text.
     let builder = tracing_subscriber::fmt()

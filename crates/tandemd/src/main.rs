@@ -57,6 +57,7 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("tandemd: {e:#}");
+            tandemd::systemd::status(&format!("failed: {e:#}"));
             ExitCode::FAILURE
         }
     }

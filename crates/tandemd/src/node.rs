@@ -223,7 +223,20 @@ impl Node {
 
     /// Reads the config file again and applies its cluster part (node-local settings other
     /// than VRRP are taken too; VRRP changes need a restart).
+    ///
+    /// systemd hears RELOADING=1 before and READY=1 after, refused or not.
     pub async fn reload_from_disk(&self, who: &str) -> Result<ApplyReport, ApplyError> {
+        crate::systemd::reloading(&format!("reloading the config from disk ({who})"));
+        let result = self.read_and_apply(who).await;
+        let serving = crate::systemd::serving_status(&self.config());
+        crate::systemd::ready(&match &result {
+            Ok(_) => format!("{serving} (reloaded by {who})"),
+            Err(e) => format!("{serving}; reload by {who} refused: {e}"),
+        });
+        result
+    }
+
+    async fn read_and_apply(&self, who: &str) -> Result<ApplyReport, ApplyError> {
         let path = lock(&self.config_path).clone().ok_or_else(|| {
             ApplyError::Invalid("this node was not started from a config file".into())
         })?;

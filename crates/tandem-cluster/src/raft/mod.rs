@@ -13,8 +13,8 @@
 //! * Observing applied state: [`StateMachineStore::subscribe`] hands out a watch receiver of
 //!   [`AppliedState`], which the lease and config logic follow.
 //!
-//! Not here yet: the network (`RaftNetworkFactory` over mTLS) and the node wiring (config,
-//! `Raft::new`, initialisation, snapshot policy), which build on these types.
+//! The network (`RaftNetworkFactory` over mTLS) is `crate::transport`. Not here yet: the node
+//! wiring (config, `Raft::new`, initialisation, snapshot policy), which builds on these types.
 
 // openraft's `StorageError` (224 bytes) is the error type its storage traits require; boxing
 // it in our helpers would only mean unboxing it again at every trait method, and it is

@@ -1,0 +1,42 @@
+//! The cluster transport: Raft RPCs between nodes over TCP with mutual TLS.
+//!
+//! * [`pki`]: the cluster CA and per-node certificates (`tandemctl cluster init`).
+//! * [`ClusterTls`]: a node's server and client TLS configs from those files; only
+//!   certificates of the cluster CA are accepted, in both directions.
+//! * [`wire`]: frames (`u32` big-endian length + postcard payload, bounded by
+//!   [`wire::MAX_FRAME`]) carrying openraft's own request and response types.
+//! * [`TandemNetwork`]: openraft's `RaftNetworkFactory`; dials peers at their
+//!   `BasicNode.addr` (`"<node name>:<port>"`), keeps connections, maps failures to
+//!   openraft's error kinds.
+//! * [`serve`]: the listener that hands peers' RPCs to the local `Raft`.
+//!
+//! Wiring a node (sketch):
+//!
+//! ```ignore
+//! let tls = ClusterTls::from_dir(Path::new("/etc/tandem/cluster"), "node-a")?;
+//! let network = TandemNetwork::new(tls.client.clone(), NetworkOptions::default());
+//! let raft = Raft::new(id, config, network, log_store, state_machine).await?;
+//! let listener = TcpListener::bind("0.0.0.0:7300").await?;
+//! tokio::spawn(serve(listener, tls.server.clone(), raft.clone(), stop.clone()));
+//! ```
+
+mod client;
+mod peer;
+pub mod pki;
+mod server;
+mod tls;
+pub mod wire;
+
+pub use client::NetworkOptions;
+pub use client::PeerClient;
+pub use client::TandemNetwork;
+pub use pki::init_cluster_pki;
+pub use pki::init_cluster_pki_with;
+pub use pki::ClusterPki;
+pub use pki::NodeFiles;
+pub use pki::PkiError;
+pub use pki::PkiOptions;
+pub use server::serve;
+pub use tls::ClusterTls;
+pub use tls::ClusterTlsError;
+pub use tls::ALPN;

@@ -1,0 +1,161 @@
+//! The Raft listener: accepts peers over mutual TLS and hands their RPCs to the local
+//! `Raft`. Laid out like mini-redis: an accept loop that spawns one task per connection, each
+//! task a read-request / call-raft / write-reply loop.
+//!
+//! Bad input is refused, never fatal: a failed handshake, an oversized or undecodable frame
+//! or a silent peer ends that one connection (with a log line naming the peer and the
+//! reason) and the listener keeps serving everyone else.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::net::TcpStream;
+use tokio_rustls::server::TlsStream;
+use tokio_rustls::TlsAcceptor;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::wire::encode_frame;
+use super::wire::read_frame;
+use super::wire::write_frame;
+use super::wire::FrameError;
+use super::wire::Reply;
+use super::wire::Request;
+use super::wire::MAX_FRAME;
+use crate::raft::Raft;
+use tandem_tls::rustls::ServerConfig;
+
+/// A peer has this long to complete the TLS handshake; a connection that never finishes one
+/// (a port scanner, a stuck peer) must not hold a task forever.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A connection with no request for this long is closed. Peers keep their connections open
+/// between RPCs (a leader sends heartbeats every few tens of ms); one this quiet was
+/// abandoned, and its client reconnects if it ever needs it again.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// More connections than this at once are turned away: a cluster has a handful of peers,
+/// each with a few connections, so this only bounds what a flood can cost.
+const MAX_CONNECTIONS: usize = 256;
+
+/// Serve Raft RPCs from peers on `listener` until `stop` is cancelled.
+///
+/// Every peer must present a certificate that `tls` accepts (see
+/// [`ClusterTls`](super::ClusterTls)); a refused handshake is logged at warn with the peer
+/// address and the reason. On `stop` the listener is closed and every connection is dropped
+/// (in-flight calls included) before this returns, so a node that stopped serving is really
+/// unreachable, as a crashed one would be.
+pub async fn serve(
+    listener: TcpListener,
+    tls: Arc<ServerConfig>,
+    raft: Raft,
+    stop: CancellationToken,
+) {
+    let acceptor = TlsAcceptor::from(tls);
+    let connections = TaskTracker::new();
+    match listener.local_addr() {
+        Ok(addr) => tracing::info!(%addr, "cluster transport: listening"),
+        Err(e) => tracing::info!(error = %e, "cluster transport: listening"),
+    }
+    loop {
+        let (tcp, peer) = tokio::select! {
+            _ = stop.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    // Usually out of file descriptors: back off instead of spinning on it.
+                    tracing::warn!(error = %e, "cluster transport: accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+        };
+        if connections.len() >= MAX_CONNECTIONS {
+            tracing::warn!(%peer, limit = MAX_CONNECTIONS, "cluster transport: too many connections, refused one");
+            continue;
+        }
+        let (acceptor, raft, stop) = (acceptor.clone(), raft.clone(), stop.clone());
+        connections.spawn(async move {
+            tokio::select! {
+                _ = stop.cancelled() => {}
+                _ = connection(tcp, peer, acceptor, raft) => {}
+            }
+        });
+    }
+    drop(listener);
+    connections.close();
+    connections.wait().await;
+    tracing::info!("cluster transport: stopped");
+}
+
+/// One peer connection, from handshake to close.
+async fn connection(tcp: TcpStream, peer: SocketAddr, acceptor: TlsAcceptor, raft: Raft) {
+    // Replies are small and latency-bound (heartbeat answers): no Nagle delay.
+    let _ = tcp.set_nodelay(true);
+    let mut stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+        Ok(Ok(stream)) => stream,
+        Ok(Err(e)) => {
+            tracing::warn!(%peer, reason = %e, "cluster transport: refused a peer: TLS handshake failed");
+            return;
+        }
+        Err(_) => {
+            tracing::warn!(%peer, reason = "no TLS handshake within 5s", "cluster transport: refused a peer");
+            return;
+        }
+    };
+    tracing::debug!(%peer, "cluster transport: peer connected");
+    loop {
+        let frame = match tokio::time::timeout(IDLE_TIMEOUT, read_frame(&mut stream, MAX_FRAME))
+            .await
+        {
+            Err(_) => {
+                tracing::debug!(%peer, "cluster transport: idle connection closed");
+                return;
+            }
+            Ok(Ok(Some(frame))) => frame,
+            Ok(Ok(None)) => {
+                tracing::debug!(%peer, "cluster transport: peer closed the connection");
+                return;
+            }
+            Ok(Err(e @ FrameError::TooLarge { .. })) => {
+                tracing::warn!(%peer, reason = %e, "cluster transport: refused an oversized frame, connection closed");
+                return;
+            }
+            Ok(Err(e)) => {
+                tracing::debug!(%peer, error = %e, "cluster transport: connection lost");
+                return;
+            }
+        };
+        let reply = match postcard::from_bytes::<Request>(&frame) {
+            Ok(request) => dispatch(&raft, request).await,
+            Err(e) => {
+                tracing::warn!(%peer, reason = %e, "cluster transport: refused an undecodable request, connection closed");
+                let refusal = Reply::Refused(format!("cannot decode the request: {e}"));
+                let _ = send(&mut stream, &refusal).await;
+                return;
+            }
+        };
+        if let Err(e) = send(&mut stream, &reply).await {
+            tracing::debug!(%peer, error = %e, "cluster transport: cannot send a reply");
+            return;
+        }
+    }
+}
+
+/// Hand one RPC to the local Raft. Its error answers (not leader any more, shutting down...)
+/// are replies like any other: the client reports them to openraft as remote errors.
+async fn dispatch(raft: &Raft, request: Request) -> Reply {
+    match request {
+        Request::AppendEntries(rpc) => Reply::AppendEntries(raft.append_entries(rpc).await),
+        Request::Vote(rpc) => Reply::Vote(raft.vote(rpc).await),
+        Request::InstallSnapshot(rpc) => Reply::InstallSnapshot(raft.install_snapshot(rpc).await),
+    }
+}
+
+async fn send(stream: &mut TlsStream<TcpStream>, reply: &Reply) -> Result<(), FrameError> {
+    let frame = encode_frame(reply, MAX_FRAME)?;
+    write_frame(stream, &frame).await?;
+    Ok(())
+}

@@ -1,0 +1,271 @@
+//! tandemd under systemd: the units in systemd/ pass `systemd-analyze verify` (and a typo
+//! would not), and the daemon speaks the notify protocol to a socket the test binds the
+//! way systemd does: READY=1 once it serves, watchdog pings, RELOADING=1 and READY=1
+//! around a reload, STOPPING=1 on SIGTERM.
+
+use http::Method;
+use nix::sys::signal::Signal;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+use tandem_tests::admin::{exchange, Daemon};
+use tandem_tests::http_backends::TempDir;
+use tandem_tests::*;
+use tokio::net::UnixDatagram;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+const UNITS: [&str; 2] = ["tandemd.service", "tandem-witness.service"];
+
+/// The units, copied into `dir` with ExecStart on the tandemd just built (verify checks
+/// that the program exists).
+fn units_in(dir: &TempDir) -> Vec<PathBuf> {
+    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("../systemd");
+    let bin = tandemd_bin();
+    UNITS
+        .iter()
+        .map(|name| {
+            let text = std::fs::read_to_string(source.join(name)).unwrap();
+            assert!(text.contains("ExecStart=/usr/bin/tandemd "), "{name}");
+            dir.write(
+                name,
+                text.replace("/usr/bin/tandemd", bin.to_str().unwrap()),
+            )
+        })
+        .collect()
+}
+
+/// `systemd-analyze verify`: Ok when it exits 0 with nothing to say. Unknown keys and bad
+/// values are only warnings (exit 0), so any output counts as a failure.
+fn verify(units: &[PathBuf]) -> Result<(), String> {
+    let out = Command::new("systemd-analyze")
+        .args(["verify", "--man=no", "--no-pager"])
+        .args(units)
+        .output()
+        .expect("systemd-analyze is installed (.ci/run installs the systemd package)");
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    match (out.status.success(), said.trim().is_empty()) {
+        (true, true) => Ok(()),
+        _ => Err(format!("{}: {said}", out.status)),
+    }
+}
+
+#[test]
+fn the_units_pass_systemd_analyze_verify() {
+    let dir = TempDir::new();
+    let units = units_in(&dir);
+    verify(&units).unwrap_or_else(|e| panic!("systemd-analyze verify: {e}"));
+
+    // The sandbox stays: `systemd-analyze security` fails above its threshold (in tenths
+    // of its 0-10 exposure scale; now 2.0 for the node, 1.5 for the witness).
+    for (unit, threshold) in units.iter().zip(["25", "20"]) {
+        let out = Command::new("systemd-analyze")
+            .args(["security", "--offline=yes", "--no-pager", "--threshold"])
+            .arg(threshold)
+            .arg(unit)
+            .output()
+            .unwrap();
+        let report = String::from_utf8_lossy(&out.stdout);
+        let overall = report.lines().find(|l| l.contains("Overall exposure"));
+        assert!(out.status.success(), "{}: {overall:?}", unit.display());
+    }
+
+    let node = std::fs::read_to_string(&units[0]).unwrap();
+    let value = |key: &str| {
+        node.lines()
+            .find_map(|l| l.strip_prefix(&format!("{key}=")))
+            .unwrap_or_else(|| panic!("tandemd.service has no {key}="))
+            .to_string()
+    };
+    assert_eq!(value("Type"), "notify");
+    assert!(value("ExecStart").ends_with(" run --config /etc/tandem/tandem.toml"));
+    let stop = tandem_config::parse_duration(&value("TimeoutStopSec")).unwrap();
+    let drain = tandem_config::NodeConfig::default().drain_timeout.get();
+    assert!(
+        stop > drain,
+        "TimeoutStopSec {stop:?} leaves no room for a {drain:?} drain"
+    );
+}
+
+#[test]
+fn verify_reports_a_typo_in_a_unit() {
+    // Whole lines: a comment may hold the same words.
+    for (good, typo, named) in [
+        (
+            "\nNoNewPrivileges=yes\n",
+            "\nNoNewPrivilege=yes\n",
+            "NoNewPrivilege",
+        ),
+        ("\nType=notify\n", "\nType=notfy\n", "notfy"),
+        ("=AF_UNIX AF_INET", "=AF_UNX AF_INET", "AF_UNX"),
+    ] {
+        let dir = TempDir::new();
+        let units = units_in(&dir);
+        for unit in &units {
+            let text = std::fs::read_to_string(unit).unwrap();
+            assert!(text.contains(good), "{}: {good}", unit.display());
+            std::fs::write(unit, text.replacen(good, typo, 1)).unwrap();
+            let err = verify(std::slice::from_ref(unit)).expect_err(typo.trim());
+            assert!(err.contains(named), "{}: {err}", typo.trim());
+            std::fs::write(unit, text).unwrap();
+        }
+    }
+}
+
+/// The notify socket as systemd would bind it; each datagram is a set of `KEY=VALUE`
+/// lines, kept with when it arrived.
+struct Notifications {
+    path: PathBuf,
+    rx: mpsc::UnboundedReceiver<(Instant, Vec<String>)>,
+}
+
+impl Notifications {
+    fn bind(dir: &TempDir) -> Notifications {
+        let path = dir.path("notify.sock");
+        let socket = UnixDatagram::bind(&path).unwrap();
+        let (tx, rx) = mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            let mut buf = vec![0u8; 4096];
+            while let Ok(n) = socket.recv(&mut buf).await {
+                let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+                let lines = text.lines().map(str::to_string).collect();
+                if tx.send((Instant::now(), lines)).is_err() {
+                    break;
+                }
+            }
+        });
+        Notifications { path, rx }
+    }
+
+    /// The next message with the line `line`. Only watchdog pings may come before it:
+    /// anything else is out of order.
+    async fn expect(&mut self, line: &str) -> (Instant, Vec<String>) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let next = tokio::time::timeout_at(deadline, self.rx.recv()).await;
+            let (at, lines) = next
+                .unwrap_or_else(|_| panic!("no {line} within 20 s"))
+                .expect("the notify socket is open");
+            if lines.iter().any(|l| l == line) {
+                return (at, lines);
+            }
+            assert_eq!(lines, ["WATCHDOG=1"], "while waiting for {line}");
+        }
+    }
+
+    /// How many watchdog pings arrive during `window` (nothing else may).
+    async fn pings_during(&mut self, window: Duration) -> usize {
+        let end = Instant::now() + window;
+        let mut pings = 0;
+        while let Ok(Some((_, lines))) = tokio::time::timeout_at(end, self.rx.recv()).await {
+            assert_eq!(lines, ["WATCHDOG=1"]);
+            pings += 1;
+        }
+        pings
+    }
+}
+
+fn status(lines: &[String]) -> &str {
+    lines
+        .iter()
+        .find_map(|l| l.strip_prefix("STATUS="))
+        .unwrap_or_else(|| panic!("no STATUS= in {lines:?}"))
+}
+
+/// `tandemd run` on a one-backend config with its admin socket in `dir`, told to notify
+/// `notify`, with `WATCHDOG_USEC` and `WATCHDOG_PID` as given.
+async fn spawn(
+    dir: &TempDir,
+    notify: &Path,
+    watchdog_pid: Option<&str>,
+) -> (Child, SocketAddr, NameBackend) {
+    let backend = NameBackend::start("b").await;
+    let port = free_port();
+    let config = tcp_config(port, "round_robin", &[("b", backend.addr, 1)], "", "");
+    let config = Daemon::with_socket(&config, &dir.path("admin.sock"));
+    let path = dir.write("tandem.toml", config);
+    let mut command = Command::new(tandemd_bin());
+    command
+        .args(["run", "--config"])
+        .arg(path)
+        .env("NOTIFY_SOCKET", notify)
+        .env("WATCHDOG_USEC", "200000")
+        .env_remove("WATCHDOG_PID")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    if let Some(pid) = watchdog_pid {
+        command.env("WATCHDOG_PID", pid);
+    }
+    let child = Child(command.spawn().unwrap());
+    (child, ([127, 0, 0, 1], port).into(), backend)
+}
+
+async fn admin(dir: &TempDir, method: Method, path: &str) -> http::StatusCode {
+    let stream = tokio::net::UnixStream::connect(dir.path("admin.sock"))
+        .await
+        .expect("the admin socket accepts");
+    let (status, _, _) = exchange(stream, method, path, &[], None).await.unwrap();
+    status
+}
+
+#[tokio::test]
+async fn tandemd_notifies_ready_watchdog_reload_and_stop() {
+    let dir = TempDir::new();
+    let mut notes = Notifications::bind(&dir);
+    // WATCHDOG_PID unset: sd_notify::watchdog_enabled then takes WATCHDOG_USEC as ours.
+    let (mut child, proxy, _backend) = spawn(&dir, &notes.path, None).await;
+
+    let (_, ready) = notes.expect("READY=1").await;
+    // At READY=1 the listener and the admin API already answer: no retry here.
+    assert_eq!(which_backend(proxy).await.as_deref(), Some("b"));
+    assert_eq!(admin(&dir, Method::GET, "/v1/status").await, 200);
+    assert!(status(&ready).starts_with("serving: 1 listener(s), 1 pool(s)"));
+
+    // WATCHDOG_USEC/2 = 100 ms: about 10 pings a second, not a busy loop.
+    let pings = notes.pings_during(Duration::from_secs(1)).await;
+    assert!((3..=20).contains(&pings), "{pings} pings in 1 s");
+
+    child.signal(Signal::SIGHUP);
+    let (began, reloading) = notes.expect("RELOADING=1").await;
+    let usec = reloading
+        .iter()
+        .find_map(|l| l.strip_prefix("MONOTONIC_USEC="))
+        .and_then(|v| v.parse::<u64>().ok());
+    assert!(usec.is_some_and(|u| u > 0), "{reloading:?}");
+    let (done, after) = notes.expect("READY=1").await;
+    assert!(done >= began);
+    assert!(status(&after).contains("reloaded by SIGHUP"), "{after:?}");
+
+    // The admin API's reload says the same; a refused one still ends in READY=1.
+    assert_eq!(admin(&dir, Method::POST, "/v1/reload").await, 200);
+    notes.expect("RELOADING=1").await;
+    notes.expect("READY=1").await;
+    dir.write("tandem.toml", "[node]\nid = \n");
+    child.signal(Signal::SIGHUP);
+    notes.expect("RELOADING=1").await;
+    let (_, refused) = notes.expect("READY=1").await;
+    assert!(status(&refused).contains("refused"), "{refused:?}");
+
+    child.signal(Signal::SIGTERM);
+    let (_, stopping) = notes.expect("STOPPING=1").await;
+    assert!(status(&stopping).starts_with("stopping"), "{stopping:?}");
+    let exit = child.wait_for_exit(Duration::from_secs(10)).await;
+    assert!(exit.is_some_and(|s| s.success()), "{exit:?}");
+}
+
+#[tokio::test]
+async fn no_watchdog_pings_when_watchdog_pid_is_another_process() {
+    let dir = TempDir::new();
+    let mut notes = Notifications::bind(&dir);
+    let (mut child, _, _backend) = spawn(&dir, &notes.path, Some("1")).await;
+    notes.expect("READY=1").await;
+    assert_eq!(notes.pings_during(Duration::from_millis(700)).await, 0);
+    child.signal(Signal::SIGTERM);
+    notes.expect("STOPPING=1").await;
+    assert!(child.wait_for_exit(Duration::from_secs(10)).await.is_some());
+}
