@@ -19,7 +19,23 @@ pub struct AccessRecord {
 }
 
 impl AccessRecord {
-    pub fn new<B>(req: &Request<B>, client: SocketAddr, request_id: &str) -> Self {
+    /// With `enabled` false the record carries no text (nothing is allocated per request
+    /// for a log line that will not be written).
+    pub fn new<B>(req: &Request<B>, client: SocketAddr, request_id: &str, enabled: bool) -> Self {
+        if !enabled {
+            return AccessRecord {
+                client,
+                method: String::new(),
+                host: String::new(),
+                path: String::new(),
+                version: req.version(),
+                request_id: String::new(),
+                status: 0,
+                upstream: None,
+                upstream_time: None,
+                total_time: Duration::ZERO,
+            };
+        }
         let host = req
             .headers()
             .get(http::header::HOST)

@@ -65,7 +65,7 @@ pub async fn handle(req: Request<Incoming>, ctx: Arc<ConnContext>) -> Response<C
         .filter(|v| !v.is_empty() && v.len() <= 128)
         .map(str::to_string)
         .unwrap_or_else(|| l.request_id());
-    let mut record = AccessRecord::new(&req, ctx.client, &request_id);
+    let mut record = AccessRecord::new(&req, ctx.client, &request_id, l.settings.access_log);
     let timeout = l.settings.request_timeout.get();
     let resp =
         match tokio::time::timeout(timeout, pipeline(req, &ctx, &request_id, &mut record)).await {
@@ -369,7 +369,9 @@ async fn forward(
         };
         tried.push(lease.index());
         record.upstream = Some(lease.address());
-        let upstream_req = build_request(&parts, pool, &lease, &mut body);
+        // The last possible attempt takes the headers; earlier ones need a copy to retry.
+        let last_try = attempt + 1 == attempts;
+        let upstream_req = build_request(&mut parts, pool, &lease, &mut body, last_try);
         let sent_at = Instant::now();
         let result = tokio::time::timeout(
             pool.settings.response_timeout.get(),
@@ -448,10 +450,11 @@ async fn forward(
 }
 
 fn build_request(
-    parts: &http::request::Parts,
+    parts: &mut http::request::Parts,
     pool: &PoolRuntime,
     lease: &BackendLease,
     body: &mut Option<crate::upstream::UpstreamBody>,
+    last_try: bool,
 ) -> Request<crate::upstream::UpstreamBody> {
     let path = parts
         .uri
@@ -470,7 +473,11 @@ fn build_request(
             http::Version::HTTP_11
         });
     if let Some(h) = builder.headers_mut() {
-        *h = parts.headers.clone();
+        *h = if last_try {
+            std::mem::take(&mut parts.headers)
+        } else {
+            parts.headers.clone()
+        };
         if pool.upstream.http2 {
             // HTTP/2 carries the host in :authority; a Host header would be a second source.
             h.remove(http::header::HOST);
