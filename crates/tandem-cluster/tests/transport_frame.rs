@@ -61,13 +61,16 @@ async fn frame_round_trips_and_is_length_prefixed_big_endian() {
         let back: Request = postcard::from_bytes(&payload).unwrap();
         assert!(matches!(back, Request::Vote(v) if v == vote()));
     }
-    assert!(read_frame(&mut b, MAX_FRAME).await.unwrap().is_none(), "clean end");
+    assert!(
+        read_frame(&mut b, MAX_FRAME).await.unwrap().is_none(),
+        "clean end"
+    );
 }
 
 #[tokio::test]
 async fn frame_over_the_limit_is_refused_before_its_payload_is_read() {
     // The writer announces 101 bytes and sends none: refused from the header alone.
-    let (mut a, mut b) = tokio::io::duplex(64);
+    let (mut a, mut b) = tokio::io::duplex(1024);
     a.write_all(&101u32.to_be_bytes()).await.unwrap();
     let e = read_frame(&mut b, 100).await.unwrap_err();
     assert!(
@@ -98,14 +101,23 @@ async fn frame_oversized_or_undecodable_closes_that_connection_and_the_server_ke
     let cluster = pki("frame-server", &["node-1", "node-2"]);
     let store = TempDir::new("frame-server-store");
     let node_1 = tls(cluster.path(), "node-1");
-    let (raft, _) = harness::raft(1, store.path(), harness::network(node_1.client.clone(), &[])).await;
+    let (raft, _) = harness::raft(
+        1,
+        store.path(),
+        harness::network(node_1.client.clone(), &[]),
+    )
+    .await;
     let server = Server::start(harness::bind(0).await, &node_1, raft.clone());
     let node_2 = tls(cluster.path(), "node-2");
 
     // An authenticated peer announces a frame one byte over the limit.
-    let mut conn = raw_tls(server.addr, node_2.client.clone(), "node-1").await.unwrap();
+    let mut conn = raw_tls(server.addr, node_2.client.clone(), "node-1")
+        .await
+        .unwrap();
     let me = conn.get_ref().0.local_addr().unwrap().to_string();
-    conn.write_all(&(MAX_FRAME as u32 + 1).to_be_bytes()).await.unwrap();
+    conn.write_all(&(MAX_FRAME as u32 + 1).to_be_bytes())
+        .await
+        .unwrap();
     conn.flush().await.unwrap();
     let mut rest = Vec::new();
     let read = tokio::time::timeout(Duration::from_secs(5), conn.read_to_end(&mut rest))
@@ -121,10 +133,15 @@ async fn frame_oversized_or_undecodable_closes_that_connection_and_the_server_ke
     assert!(line.contains("67108865 bytes"), "{line}");
 
     // A frame of garbage: the peer is told why, then the connection is closed.
-    let mut conn = raw_tls(server.addr, node_2.client.clone(), "node-1").await.unwrap();
+    let mut conn = raw_tls(server.addr, node_2.client.clone(), "node-1")
+        .await
+        .unwrap();
     let garbage = encode_frame(&"not a request".to_string(), MAX_FRAME).unwrap();
     write_frame(&mut conn, &garbage).await.unwrap();
-    let reply = read_frame(&mut conn, MAX_FRAME).await.unwrap().expect("a reply");
+    let reply = read_frame(&mut conn, MAX_FRAME)
+        .await
+        .unwrap()
+        .expect("a reply");
     let reply: Reply = postcard::from_bytes(&reply).unwrap();
     assert!(
         matches!(&reply, Reply::Refused(why) if why.contains("cannot decode")),
@@ -135,7 +152,10 @@ async fn frame_oversized_or_undecodable_closes_that_connection_and_the_server_ke
     // Everyone else is still served.
     let net = harness::network(node_2.client.clone(), &["node-1"]);
     let mut to_1 = client(&net, 1, &format!("node-1:{}", server.addr.port())).await;
-    let answer = to_1.vote(vote(), rpc_option()).await.expect("still serving");
+    let answer = to_1
+        .vote(vote(), rpc_option())
+        .await
+        .expect("still serving");
     assert!(answer.vote_granted);
 
     server.stop().await;
@@ -171,13 +191,19 @@ async fn frame_over_the_clients_limit_asks_openraft_for_smaller_batches() {
         leader_commit: None,
         entries: entries(n, bytes),
     };
-    let e = to_2.append_entries(append(8, 300), rpc_option()).await.unwrap_err();
+    let e = to_2
+        .append_entries(append(8, 300), rpc_option())
+        .await
+        .unwrap_err();
     let RPCError::PayloadTooLarge(too_large) = &e else {
         panic!("expected PayloadTooLarge, got {e}");
     };
     assert!(too_large.to_string().contains("entries:4"), "{too_large}");
     // One entry cannot be split: that is a plain network error.
-    let e = to_2.append_entries(append(1, 3000), rpc_option()).await.unwrap_err();
+    let e = to_2
+        .append_entries(append(1, 3000), rpc_option())
+        .await
+        .unwrap_err();
     assert!(matches!(e, RPCError::Network(_)), "{e}");
     assert!(e.to_string().contains("over the 1000-byte limit"), "{e}");
 }

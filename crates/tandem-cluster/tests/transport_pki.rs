@@ -131,8 +131,13 @@ fn pki_leaves_are_signed_by_the_ca_for_their_own_name_and_both_uses() {
     // What a node loads at start-up: its own files pass, a mix of two clusters' does not.
     ClusterTls::from_dir(temp.path(), "node-b").expect("node-b's files load");
     let mixed = ClusterTls::load(&pki.ca_cert, &other_pki.nodes[0].spec()).unwrap_err();
-    assert!(matches!(mixed, ClusterTlsError::NotFromCa { .. }), "{mixed}");
-    assert!(mixed.to_string().contains("is not a certificate of the cluster CA"));
+    assert!(
+        matches!(mixed, ClusterTlsError::NotFromCa { .. }),
+        "{mixed}"
+    );
+    assert!(mixed
+        .to_string()
+        .contains("is not a certificate of the cluster CA"));
 }
 
 #[test]
@@ -160,12 +165,9 @@ fn pki_refuses_to_replace_an_existing_ca_unless_forced() {
 
     // Forced: a new CA, and keys still 0600 even where the old file was wider.
     std::fs::set_permissions(&first.nodes[0].key, PermissionsExt::from_mode(0o644)).unwrap();
-    let forced = init_cluster_pki_with(
-        temp.path(),
-        &names(&["node-a"]),
-        PkiOptions { force: true },
-    )
-    .unwrap();
+    let forced =
+        init_cluster_pki_with(temp.path(), &names(&["node-a"]), PkiOptions { force: true })
+            .unwrap();
     assert_ne!(std::fs::read(&forced.ca_key).unwrap(), key_before);
     assert_eq!(mode(&forced.nodes[0].key), 0o600);
     verify(&forced.ca_cert, &forced.nodes[0].cert, "node-a").unwrap();

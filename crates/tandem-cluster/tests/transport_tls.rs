@@ -55,8 +55,15 @@ async fn tls_members_get_answers() {
     let peer = tls(cluster.path(), "node-2");
     let net = network(peer.client.clone(), &["node-1"]);
     let mut to_1 = client(&net, 1, &format!("node-1:{}", server.addr.port())).await;
-    let answer = to_1.vote(vote(), rpc_option()).await.expect("vote answered");
-    assert_eq!(answer.vote, Vote::new(1, 9), "an empty node grants the vote");
+    let answer = to_1
+        .vote(vote(), rpc_option())
+        .await
+        .expect("vote answered");
+    assert_eq!(
+        answer.vote,
+        Vote::new(1, 9),
+        "an empty node grants the vote"
+    );
     assert!(answer.vote_granted);
 
     server.stop().await;
@@ -77,9 +84,8 @@ async fn tls_a_client_with_a_certificate_from_another_ca_is_refused_and_logged()
         ca: Some(cluster.path().join("ca.pem")),
         verify: true,
         alpn: vec![b"tandem-raft/1".to_vec()],
-        client_cert: Some(other.path().join("intruder.pem")).map(|cert| {
-            tandem_tls::CertSpec::new(cert, other.path().join("intruder.key"))
-        }),
+        client_cert: Some(other.path().join("intruder.pem"))
+            .map(|cert| tandem_tls::CertSpec::new(cert, other.path().join("intruder.key"))),
     })
     .unwrap();
     let net = network(intruder.clone(), &["node-1"]);
@@ -89,7 +95,10 @@ async fn tls_a_client_with_a_certificate_from_another_ca_is_refused_and_logged()
         matches!(refused, RPCError::Unreachable(_)),
         "a refused certificate makes the peer unreachable: {refused}"
     );
-    assert!(refused.to_string().contains("refused our certificate"), "{refused}");
+    assert!(
+        refused.to_string().contains("refused our certificate"),
+        "{refused}"
+    );
 
     // By hand, to know the client's address: the server logs that address and the reason.
     let mut conn = raw_tls(server.addr, intruder, "node-1").await.unwrap();
@@ -104,7 +113,10 @@ async fn tls_a_client_with_a_certificate_from_another_ca_is_refused_and_logged()
     let line = logs
         .line_with(&["WARN", "refused a peer", &format!("peer={me}")])
         .await;
-    assert!(line.contains("UnknownIssuer"), "the reason is logged: {line}");
+    assert!(
+        line.contains("UnknownIssuer"),
+        "the reason is logged: {line}"
+    );
 
     server.stop().await;
     raft.shutdown().await.unwrap();

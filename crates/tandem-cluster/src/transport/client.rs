@@ -98,8 +98,11 @@ impl Default for NetworkOptions {
 #[derive(Clone)]
 pub struct TandemNetwork {
     dialer: Arc<Dialer>,
-    peers: Arc<Mutex<HashMap<(NodeId, String), Arc<Peer>>>>,
+    peers: Arc<Mutex<PeerMap>>,
 }
+
+/// Peers by node id and address.
+type PeerMap = HashMap<(NodeId, String), Arc<Peer>>;
 
 impl TandemNetwork {
     /// `client_tls` is [`ClusterTls::client`](super::ClusterTls).
@@ -164,7 +167,7 @@ impl Drop for PeerClient {
 /// Send one request frame and read its reply frame.
 async fn exchange(conn: &mut Conn, frame: &[u8], max: usize) -> Result<Vec<u8>, FrameError> {
     write_frame(conn, frame).await?;
-    read_frame(conn, max).await?.ok_or(FrameError::Truncated)
+    read_frame(conn, max).await?.ok_or(FrameError::Closed)
 }
 
 /// A TLS alert from the server right after the handshake: it refused our certificate.
@@ -223,16 +226,22 @@ impl PeerClient {
             self.peer
                 .failure(Kind::Network, format!("no answer within {ttl:?}"))
         })??;
-        match postcard::from_bytes::<Reply>(&bytes) {
-            Ok(Reply::Refused(why)) => Err(self.peer.failure(Kind::Network, why)),
-            Ok(reply) => Ok(reply),
-            Err(e) => Err(self
-                .peer
-                .failure(Kind::Network, format!("undecodable reply: {e}"))),
-        }
+        let failure = match postcard::from_bytes::<Reply>(&bytes) {
+            Ok(Reply::Refused(why)) => self.peer.failure(Kind::Network, why),
+            Ok(reply) => return Ok(reply),
+            Err(e) => {
+                let reason = format!("undecodable reply: {e}");
+                self.peer.failure(Kind::Network, reason)
+            }
+        };
+        // A peer that refuses our requests or answers gibberish is not one to keep talking
+        // to on this connection (it closes it after a refusal anyway).
+        self.conn = None;
+        Err(failure)
     }
 
-    fn unexpected(&self, reply: &Reply, asked: &str) -> Failure {
+    fn unexpected(&mut self, reply: &Reply, asked: &str) -> Failure {
+        self.conn = None;
         let reason = format!("answered a {asked} request with {reply:?}");
         self.peer.failure(Kind::Network, reason)
     }

@@ -10,14 +10,26 @@
 //!   openraft's error kinds.
 //! * [`serve`]: the listener that hands peers' RPCs to the local `Raft`.
 //!
-//! Wiring a node (sketch):
+//! Wiring a node (compiled, not run):
 //!
-//! ```ignore
-//! let tls = ClusterTls::from_dir(Path::new("/etc/tandem/cluster"), "node-a")?;
-//! let network = TandemNetwork::new(tls.client.clone(), NetworkOptions::default());
-//! let raft = Raft::new(id, config, network, log_store, state_machine).await?;
-//! let listener = TcpListener::bind("0.0.0.0:7300").await?;
-//! tokio::spawn(serve(listener, tls.server.clone(), raft.clone(), stop.clone()));
+//! ```no_run
+//! use std::path::Path;
+//! use std::sync::Arc;
+//!
+//! use tandem_cluster::raft::{open_store, Raft};
+//! use tandem_cluster::transport::{serve, ClusterTls, NetworkOptions, TandemNetwork};
+//! use tokio::net::TcpListener;
+//! use tokio_util::sync::CancellationToken;
+//!
+//! async fn start(config: Arc<openraft::Config>) -> Result<Raft, Box<dyn std::error::Error>> {
+//!     let tls = ClusterTls::from_dir(Path::new("/etc/tandem/cluster"), "node-a")?;
+//!     let network = TandemNetwork::new(tls.client.clone(), NetworkOptions::default());
+//!     let (log, state_machine) = open_store(Path::new("/var/lib/tandem"))?;
+//!     let raft = Raft::new(1, config, network, log, state_machine).await?;
+//!     let listener = TcpListener::bind("0.0.0.0:7300").await?;
+//!     tokio::spawn(serve(listener, tls.server.clone(), raft.clone(), CancellationToken::new()));
+//!     Ok(raft)
+//! }
 //! ```
 
 mod client;

@@ -186,3 +186,22 @@ impl Failure {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::split_host_port;
+
+    #[test]
+    fn addresses_split_into_host_and_port() {
+        assert_eq!(split_host_port("node-a:7300"), Ok(("node-a", 7300)));
+        assert_eq!(split_host_port("192.0.2.1:7300"), Ok(("192.0.2.1", 7300)));
+        assert_eq!(
+            split_host_port("[2001:db8::1]:7300"),
+            Ok(("2001:db8::1", 7300))
+        );
+        for bad in ["node-a", ":7300", "node-a:http", "node-a:70000"] {
+            let e = split_host_port(bad).unwrap_err();
+            assert!(e.contains("is not host:port"), "{bad}: {e}");
+        }
+    }
+}

@@ -236,7 +236,10 @@ fn check_names(names: &[String]) -> Result<(), PkiError> {
                 if label.is_empty() || label.len() > 63 {
                     return Err(bad("dot-separated labels of 1 to 63 characters"));
                 }
-                if !label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+                if !label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                {
                     return Err(bad("letters, digits, '-' and '.' only (it is a DNS name)"));
                 }
                 if label.starts_with('-') || label.ends_with('-') {

@@ -55,10 +55,10 @@ pub async fn serve(
 ) {
     let acceptor = TlsAcceptor::from(tls);
     let connections = TaskTracker::new();
-    match listener.local_addr() {
-        Ok(addr) => tracing::info!(%addr, "cluster transport: listening"),
-        Err(e) => tracing::info!(error = %e, "cluster transport: listening"),
-    }
+    let addr = listener
+        .local_addr()
+        .map_or_else(|e| format!("? ({e})"), |a| a.to_string());
+    tracing::info!(%addr, "cluster transport: listening");
     loop {
         let (tcp, peer) = tokio::select! {
             _ = stop.cancelled() => break,
@@ -87,7 +87,7 @@ pub async fn serve(
     drop(listener);
     connections.close();
     connections.wait().await;
-    tracing::info!("cluster transport: stopped");
+    tracing::info!(%addr, "cluster transport: stopped");
 }
 
 /// One peer connection, from handshake to close.
@@ -121,6 +121,7 @@ async fn connection(tcp: TcpStream, peer: SocketAddr, acceptor: TlsAcceptor, raf
             }
             Ok(Err(e @ FrameError::TooLarge { .. })) => {
                 tracing::warn!(%peer, reason = %e, "cluster transport: refused an oversized frame, connection closed");
+                close(stream).await;
                 return;
             }
             Ok(Err(e)) => {
@@ -133,7 +134,9 @@ async fn connection(tcp: TcpStream, peer: SocketAddr, acceptor: TlsAcceptor, raf
             Err(e) => {
                 tracing::warn!(%peer, reason = %e, "cluster transport: refused an undecodable request, connection closed");
                 let refusal = Reply::Refused(format!("cannot decode the request: {e}"));
-                let _ = send(&mut stream, &refusal).await;
+                if send(&mut stream, &refusal).await.is_ok() {
+                    close(stream).await;
+                }
                 return;
             }
         };
@@ -152,6 +155,14 @@ async fn dispatch(raft: &Raft, request: Request) -> Reply {
         Request::Vote(rpc) => Reply::Vote(raft.vote(rpc).await),
         Request::InstallSnapshot(rpc) => Reply::InstallSnapshot(raft.install_snapshot(rpc).await),
     }
+}
+
+/// End a connection the server gave up on with TLS close_notify, so the peer reads a clean
+/// end after the refusal rather than a truncation error. Bounded: a peer that does not read
+/// cannot hold the task.
+async fn close(mut stream: TlsStream<TcpStream>) {
+    use tokio::io::AsyncWriteExt;
+    let _ = tokio::time::timeout(Duration::from_secs(1), stream.shutdown()).await;
 }
 
 async fn send(stream: &mut TlsStream<TcpStream>, reply: &Reply) -> Result<(), FrameError> {

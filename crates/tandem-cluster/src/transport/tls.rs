@@ -76,7 +76,10 @@ impl ClusterTls {
     /// Load the node's files as `init_cluster_pki` wrote them to `dir`: `ca.pem`,
     /// `<name>.pem` and `<name>.key`.
     pub fn from_dir(dir: &Path, name: &str) -> Result<Self, ClusterTlsError> {
-        Self::load(&dir.join(CA_CERT_FILE), &NodeFiles::in_dir(dir, name).spec())
+        Self::load(
+            &dir.join(CA_CERT_FILE),
+            &NodeFiles::in_dir(dir, name).spec(),
+        )
     }
 
     /// Load the cluster CA from `ca` and the node's certificate and key from `node`.

@@ -77,6 +77,8 @@ pub enum FrameError {
     TooLarge { len: usize, max: usize },
     #[error("the peer closed the connection in the middle of a frame")]
     Truncated,
+    #[error("the peer closed the connection without answering")]
+    Closed,
     #[error("cannot encode the message: {0}")]
     Encode(postcard::Error),
     #[error(transparent)]

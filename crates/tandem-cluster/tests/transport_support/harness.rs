@@ -62,7 +62,10 @@ pub fn network(client: Arc<ClientConfig>, names: &[&str]) -> TandemNetwork {
 
 /// A client of `network` for node `target` at `addr`.
 pub async fn client(network: &TandemNetwork, target: NodeId, addr: &str) -> PeerClient {
-    network.clone().new_client(target, &BasicNode::new(addr)).await
+    network
+        .clone()
+        .new_client(target, &BasicNode::new(addr))
+        .await
 }
 
 pub fn rpc_option() -> RPCOption {
