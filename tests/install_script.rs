@@ -1,0 +1,407 @@
+//! appliance/install.sh into a scratch root (`--root`), as a person building an image would
+//! use it: install, check every file, its mode, the sysctls, the user and group lines and
+//! that the config skeleton passes `tandemd check-config`; install again (nothing changes
+//! and it says so); edit the config and install again (the operator's file is kept);
+//! `--uninstall` (everything gone but the config); `--uninstall --purge` (the config too).
+//!
+//! Needs no root: `--root` never touches the host (no useradd, systemctl or sysctl).
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ lives in the repository root")
+        .to_path_buf()
+}
+
+/// A scratch root with a minimal etc/passwd and etc/group; removed when dropped.
+struct Scratch {
+    root: PathBuf,
+    bin_dir: PathBuf,
+}
+
+impl Scratch {
+    fn new(name: &str) -> Self {
+        let root =
+            std::env::temp_dir().join(format!("tandem-install-{name}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&root);
+        fs::create_dir_all(root.join("etc")).unwrap();
+        fs::write(
+            root.join("etc/passwd"),
+            "root:x:0:0:root:/root:/bin/bash\n\
+             daemon:x:1:1:daemon:/usr/sbin:/usr/sbin/nologin\n\
+             systemd-network:x:998:998:systemd Network Management:/:/usr/sbin/nologin\n\
+             nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n",
+        )
+        .unwrap();
+        fs::write(
+            root.join("etc/group"),
+            "root:x:0:\ndaemon:x:1:\nsystemd-network:x:998:\nnogroup:x:65534:\n",
+        )
+        .unwrap();
+        let bin_dir = tandem_tests::tandemd_bin()
+            .parent()
+            .expect("target/debug")
+            .to_path_buf();
+        for bin in ["tandemctl", "tandem-probe"] {
+            assert!(
+                bin_dir.join(bin).exists(),
+                "{} is missing: build it first with `cargo build --workspace --bins`",
+                bin_dir.join(bin).display()
+            );
+        }
+        Scratch { root, bin_dir }
+    }
+
+    fn path(&self, rel: &str) -> PathBuf {
+        self.root.join(rel.trim_start_matches('/'))
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        let script = repo_root().join("appliance/install.sh");
+        let out = Command::new("bash")
+            .arg(&script)
+            .arg("--root")
+            .arg(&self.root)
+            .args(args)
+            .env_remove("PREFIX")
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run bash {}: {e}", script.display()));
+        eprintln!(
+            "$ install.sh --root {} {}\n{}{}",
+            self.root.display(),
+            args.join(" "),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    }
+
+    /// Runs a command that must succeed; returns its stdout.
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "install.sh {} failed ({}):\n{}{}",
+            args.join(" "),
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    fn install(&self) -> String {
+        let bin_dir = self.bin_dir.to_str().unwrap().to_string();
+        self.ok(&["--bin-dir", &bin_dir])
+    }
+
+    /// Every file and directory under the root: path → (mode, content).
+    fn snapshot(&self) -> BTreeMap<PathBuf, (u32, Vec<u8>)> {
+        fn walk(dir: &Path, out: &mut BTreeMap<PathBuf, (u32, Vec<u8>)>) {
+            for entry in fs::read_dir(dir).unwrap() {
+                let path = entry.unwrap().path();
+                let meta = fs::symlink_metadata(&path).unwrap();
+                let mode = meta.permissions().mode() & 0o7777;
+                if meta.is_dir() {
+                    out.insert(path.clone(), (mode, Vec::new()));
+                    walk(&path, out);
+                } else {
+                    out.insert(path.clone(), (mode, fs::read(&path).unwrap()));
+                }
+            }
+        }
+        let mut out = BTreeMap::new();
+        walk(&self.root, &mut out);
+        out
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.root);
+    }
+}
+
+fn mode(path: &Path) -> u32 {
+    fs::metadata(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .permissions()
+        .mode()
+        & 0o7777
+}
+
+const INSTALLED: [(&str, u32); 7] = [
+    ("usr/bin/tandemd", 0o755),
+    ("usr/bin/tandemctl", 0o755),
+    ("usr/bin/tandem-probe", 0o755),
+    ("lib/systemd/system/tandemd.service", 0o644),
+    ("lib/systemd/system/tandem-witness.service", 0o644),
+    ("etc/sysctl.d/60-tandem.conf", 0o644),
+    ("etc/tandem/tandem.toml", 0o640),
+];
+
+fn sysctl_settings(text: &str) -> Vec<(String, String)> {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(|l| {
+            let (k, v) = l
+                .split_once('=')
+                .unwrap_or_else(|| panic!("not key = value: {l}"));
+            (k.trim().to_string(), v.trim().to_string())
+        })
+        .collect()
+}
+
+#[test]
+fn install_idempotent_keeps_config_uninstall_purge() {
+    let s = Scratch::new("cycle");
+
+    // ---- first install -------------------------------------------------------------
+    let out = s.install();
+    assert!(
+        out.contains("change(s)"),
+        "first install reports changes:\n{out}"
+    );
+    for (rel, want) in INSTALLED {
+        let path = s.path(rel);
+        assert!(
+            path.is_file(),
+            "{} missing after install:\n{out}",
+            path.display()
+        );
+        assert_eq!(mode(&path), want, "mode of {rel}: {:o}", mode(&path));
+    }
+    assert_eq!(mode(&s.path("etc/tandem")), 0o750, "etc/tandem mode");
+    assert!(
+        !s.path("var/lib/tandem").exists(),
+        "/var/lib/tandem is systemd's (StateDirectory=), not the installer's"
+    );
+
+    // Binaries and units are the repository's, byte for byte.
+    for bin in ["tandemd", "tandemctl", "tandem-probe"] {
+        assert_eq!(
+            fs::read(s.path(&format!("usr/bin/{bin}"))).unwrap(),
+            fs::read(s.bin_dir.join(bin)).unwrap(),
+            "{bin} differs from the --bin-dir one"
+        );
+    }
+    for unit in ["tandemd.service", "tandem-witness.service"] {
+        assert_eq!(
+            fs::read(s.path(&format!("lib/systemd/system/{unit}"))).unwrap(),
+            fs::read(repo_root().join("systemd").join(unit)).unwrap(),
+            "{unit} differs from systemd/{unit}"
+        );
+    }
+
+    // The sysctls a VIP holder needs, each explained.
+    let sysctl = fs::read_to_string(s.path("etc/sysctl.d/60-tandem.conf")).unwrap();
+    assert_eq!(
+        sysctl_settings(&sysctl),
+        [
+            ("net.ipv4.ip_nonlocal_bind", "1"),
+            ("net.ipv4.conf.all.arp_ignore", "1"),
+            ("net.ipv4.conf.all.arp_announce", "2"),
+        ]
+        .map(|(k, v)| (k.to_string(), v.to_string())),
+        "sysctl file:\n{sysctl}"
+    );
+    let comments = sysctl.lines().filter(|l| l.starts_with('#')).count();
+    assert!(
+        comments >= 8,
+        "the sysctl file says why each setting is there:\n{sysctl}"
+    );
+
+    // The user and group: a system id, no home, no login shell; nothing else touched.
+    let passwd = fs::read_to_string(s.path("etc/passwd")).unwrap();
+    let group = fs::read_to_string(s.path("etc/group")).unwrap();
+    let user: Vec<&str> = passwd
+        .lines()
+        .find(|l| l.starts_with("tandem:"))
+        .unwrap_or_else(|| panic!("no tandem user in etc/passwd:\n{passwd}"))
+        .split(':')
+        .collect();
+    let grp: Vec<&str> = group
+        .lines()
+        .find(|l| l.starts_with("tandem:"))
+        .unwrap_or_else(|| panic!("no tandem group in etc/group:\n{group}"))
+        .split(':')
+        .collect();
+    assert_eq!(user.len(), 7, "passwd line {user:?}");
+    assert_eq!(grp.len(), 4, "group line {grp:?}");
+    let uid: u32 = user[2].parse().unwrap();
+    let gid: u32 = grp[2].parse().unwrap();
+    assert!((100..1000).contains(&uid), "system uid, got {uid}");
+    assert!((100..1000).contains(&gid), "system gid, got {gid}");
+    assert_ne!(gid, 998, "gid 998 is taken by systemd-network");
+    assert_eq!(user[3], grp[2], "the user's primary group is tandem");
+    assert_eq!(user[5], "/nonexistent", "no home");
+    assert_eq!(user[6], "/usr/sbin/nologin", "no login shell");
+    assert_eq!(
+        passwd.lines().count(),
+        5,
+        "one line added to passwd:\n{passwd}"
+    );
+    assert_eq!(
+        group.lines().count(),
+        5,
+        "one line added to group:\n{group}"
+    );
+    if nix::unistd::geteuid().is_root() {
+        // As root the installer sets root:tandem with the target's gid.
+        for rel in ["etc/tandem", "etc/tandem/tandem.toml"] {
+            let meta = fs::metadata(s.path(rel)).unwrap();
+            assert_eq!((meta.uid(), meta.gid()), (0, gid), "owner of {rel}");
+        }
+    }
+
+    // The skeleton is a valid config, loopback only.
+    let conf = s.path("etc/tandem/tandem.toml");
+    let check = Command::new(tandem_tests::tandemd_bin())
+        .arg("check-config")
+        .arg(&conf)
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "skeleton fails check-config:\n{}{}\n{}",
+        String::from_utf8_lossy(&check.stdout),
+        String::from_utf8_lossy(&check.stderr),
+        fs::read_to_string(&conf).unwrap()
+    );
+    let skeleton = fs::read_to_string(&conf).unwrap();
+    for line in skeleton
+        .lines()
+        .filter(|l| !l.trim_start().starts_with('#'))
+    {
+        if line.contains("bind") || line.contains("address") {
+            assert!(line.contains("127.0.0.1"), "not loopback-only: {line}");
+        }
+    }
+    assert!(
+        skeleton.contains("# [[vip_group]]") && skeleton.contains("# interface = \"eth0\""),
+        "the VRRP pair example is there, commented:\n{skeleton}"
+    );
+
+    // ---- second install: nothing changes, and it says so --------------------------
+    let before = s.snapshot();
+    let out = s.install();
+    assert!(
+        out.contains("no changes"),
+        "second install says nothing changed:\n{out}"
+    );
+    assert!(
+        !out.contains("installed  "),
+        "second install installed something:\n{out}"
+    );
+    assert_eq!(s.snapshot(), before, "second install changed files");
+
+    // ---- the operator edits the config: kept --------------------------------------
+    let edited = skeleton.replace("id = \"lb1\"", "id = \"edge-7\"") + "# the operator's\n";
+    fs::write(&conf, &edited).unwrap();
+    let out = s.install();
+    assert!(
+        out.contains("kept"),
+        "install reports the operator's config kept:\n{out}"
+    );
+    assert!(out.contains("no changes"), "nothing else changed:\n{out}");
+    assert_eq!(
+        fs::read_to_string(&conf).unwrap(),
+        edited,
+        "operator's config overwritten"
+    );
+
+    // ---- uninstall: everything but the config ------------------------------------
+    let out = s.ok(&["--uninstall"]);
+    assert!(
+        out.contains("removed"),
+        "uninstall reports removals:\n{out}"
+    );
+    for (rel, _) in INSTALLED
+        .iter()
+        .filter(|(r, _)| *r != "etc/tandem/tandem.toml")
+    {
+        assert!(!s.path(rel).exists(), "{rel} still there after --uninstall");
+    }
+    assert_eq!(
+        fs::read_to_string(&conf).unwrap(),
+        edited,
+        "--uninstall removed the config"
+    );
+    let out = s.ok(&["--uninstall"]);
+    assert!(
+        out.contains("no changes"),
+        "second --uninstall changes nothing:\n{out}"
+    );
+
+    // ---- purge: the config, the directory, the user and group too -----------------
+    s.ok(&["--uninstall", "--purge"]);
+    assert!(!conf.exists(), "--purge left the config");
+    assert!(!s.path("etc/tandem").exists(), "--purge left etc/tandem");
+    let passwd = fs::read_to_string(s.path("etc/passwd")).unwrap();
+    let group = fs::read_to_string(s.path("etc/group")).unwrap();
+    assert!(
+        !passwd.contains("tandem:"),
+        "--purge left the user:\n{passwd}"
+    );
+    assert!(
+        !group.contains("tandem:"),
+        "--purge left the group:\n{group}"
+    );
+    assert_eq!(
+        passwd.lines().count(),
+        4,
+        "only tandem's line removed:\n{passwd}"
+    );
+    for (rel, _) in INSTALLED {
+        assert!(!s.path(rel).exists(), "{rel} still there after --purge");
+    }
+}
+
+#[test]
+fn refuses_clearly() {
+    let s = Scratch::new("refuse");
+    let bin_dir = s.bin_dir.to_str().unwrap().to_string();
+
+    // A kernel without the VIP sysctls.
+    let out = Command::new("bash")
+        .arg(repo_root().join("appliance/install.sh"))
+        .args(["--root", s.root.to_str().unwrap(), "--bin-dir", &bin_dir])
+        .env("TANDEM_INSTALL_PROC", s.path("no-proc"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "installed on a kernel without ip_nonlocal_bind"
+    );
+    assert!(
+        err.contains("ip_nonlocal_bind"),
+        "says what is missing: {err}"
+    );
+
+    // Binaries that are not there.
+    let out = s.run(&["--bin-dir", s.path("nowhere").to_str().unwrap()]);
+    assert!(!out.status.success(), "installed without binaries");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("nowhere"));
+
+    // Unknown options; --purge without --uninstall.
+    assert!(!s.run(&["--frobnicate"]).status.success());
+    assert!(!s.run(&["--purge"]).status.success());
+    assert!(
+        !s.path("usr/bin/tandemd").exists(),
+        "a refused run installed something"
+    );
+
+    // --help works and describes the options.
+    let help = s.ok(&["--help"]);
+    for opt in ["--root", "--uninstall", "--purge", "--bin-dir"] {
+        assert!(help.contains(opt), "--help lacks {opt}:\n{help}");
+    }
+}
