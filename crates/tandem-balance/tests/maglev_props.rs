@@ -1,4 +1,5 @@
-//! Maglev minimal disruption, property-tested.
+//! Maglev minimal disruption, property-tested at the default table size (65537): with a
+//! small table the rebuild itself moves a few percent of keys and the 5% bound is too tight.
 
 mod common;
 
@@ -71,12 +72,12 @@ proptest! {
         victim in any::<Index>(),
     ) {
         let specs = named(n, salt);
-        let mut p = Pool::new(hash_settings(5003), specs.clone());
+        let mut p = Pool::new(hash_settings(65537), specs.clone());
         let before = owners(&mut p, salt);
         let removed = victim.index(n);
         let mut fewer = specs.clone();
         let gone = fewer.remove(removed);
-        p.reconfigure(hash_settings(5003), fewer);
+        p.reconfigure(hash_settings(65537), fewer);
         let after = owners(&mut p, salt);
         check_disruption(&before, &after, &gone.id, n);
     }
@@ -87,7 +88,7 @@ proptest! {
         salt in any::<u32>(),
         victim in any::<Index>(),
     ) {
-        let mut p = Pool::new(hash_settings(5003), named(n, salt));
+        let mut p = Pool::new(hash_settings(65537), named(n, salt));
         let before = owners(&mut p, salt);
         let removed = victim.index(n);
         p.set_admin(removed, AdminState::Disabled);
