@@ -135,8 +135,13 @@ fn run(initial: Vec<BackendSpec>, alg: usize, ops: Vec<Op>) -> Result<(), TestCa
             Op::Admin(i, a) => p.set_admin(i, admin(a)),
             Op::Weight(i, w) => p.set_weight(i, w),
             Op::Fail(i) => {
-                if p.record_failure(i, now) {
-                    // Right after an ejection the share limit holds.
+                let was_enabled = p
+                    .backends()
+                    .get(i)
+                    .is_some_and(|b| b.admin() == AdminState::Enabled);
+                if p.record_failure(i, now) && was_enabled {
+                    // Right after the ejection of an enabled backend the share limit holds
+                    // (ejecting a draining or disabled one is not limited, by design).
                     let enabled = p
                         .backends()
                         .iter()
