@@ -5,6 +5,8 @@
 //! storage on redb. `transport` carries Raft RPCs between nodes over mutual TLS, and
 //! creates the cluster PKI that authenticates them.
 
+pub mod lease_keeper;
+pub mod node;
 pub mod raft;
 pub mod state;
 pub mod transport;

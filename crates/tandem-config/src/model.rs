@@ -4,6 +4,7 @@
 //! socket). Everything else (listeners, pools, backends, checks) is cluster-wide: it is a
 //! plain serde value with a `version`, so that a later Raft layer can replicate it as is.
 
+use crate::cluster::NodeCluster;
 use crate::duration::HumanDuration;
 use crate::http::{AccessRuleConfig, HttpSettings, ListenerTls, PoolHttp, Route};
 use crate::vrrp::{NodeVrrp, VipGroup};
@@ -25,7 +26,7 @@ pub struct NodeConfig {
     /// Stable name of this node; shows in logs and, later, in the cluster.
     #[serde(default = "default_node_id")]
     pub id: String,
-    /// Where state lives (Raft log, later).
+    /// Where state lives: the Raft store (raft.redb) of a cluster member.
     #[serde(default = "default_data_dir")]
     pub data_dir: PathBuf,
     /// The admin API's Unix socket ("" = none). Access is by file permission (0660).
@@ -43,6 +44,9 @@ pub struct NodeConfig {
     /// This node's VRRP speaker (absent: no VIP on this node).
     #[serde(default)]
     pub vrrp: Option<NodeVrrp>,
+    /// Membership of a tandem cluster (absent: standalone).
+    #[serde(default)]
+    pub cluster: Option<NodeCluster>,
 }
 
 impl Default for NodeConfig {
@@ -55,6 +59,7 @@ impl Default for NodeConfig {
             admin_token_file: None,
             drain_timeout: default_drain_timeout(),
             vrrp: None,
+            cluster: None,
         }
     }
 }

@@ -36,6 +36,9 @@ pub(crate) fn validate_node(node: &NodeConfig) -> Vec<Problem> {
             "needs node.admin_token_file: the TCP admin API only serves clients with a bearer token",
         );
     }
+    if let Some(cluster) = &node.cluster {
+        crate::cluster::validate(cluster, &node.id, &mut p.0);
+    }
     p.0
 }
 

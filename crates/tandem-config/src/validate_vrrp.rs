@@ -75,6 +75,22 @@ pub(crate) fn validate_node_vrrp(node: &NodeConfig, cluster: &ClusterConfig) -> 
         return p.0;
     };
     check_interface(&mut p, "node.vrrp.interface", &v.interface);
+    if v.fencing == crate::vrrp::Fencing::Raft && node.cluster.is_none() {
+        p.add(
+            "node.vrrp.fencing",
+            "\"raft\" needs [node.cluster]: leases live in the cluster's Raft log",
+        );
+    }
+    if node
+        .cluster
+        .as_ref()
+        .is_some_and(|c| c.role == crate::cluster::Role::Witness)
+    {
+        p.add(
+            "node.vrrp",
+            "a witness holds no VIP: remove [node.vrrp] or set node.cluster.role = \"voter\"",
+        );
+    }
     if v.garp_count == 0 || v.garp_count > 100 {
         p.add("node.vrrp.garp_count", "must be between 1 and 100");
     }

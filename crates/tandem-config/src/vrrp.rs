@@ -29,8 +29,14 @@ pub struct VipGroup {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Fencing {
-    /// Plain VRRP, keepalived semantics: no split-brain protection.
+    /// `raft` when the node is a member of a cluster with three or more voters at start,
+    /// else `none` (with the same loud warning).
     #[default]
+    Auto,
+    /// A VIP is held only under a Raft lease: never two holders, but no VIP at all while
+    /// the cluster has no majority (see docs/cluster.md, and `tandemctl vip force-hold`).
+    Raft,
+    /// Plain VRRP, keepalived semantics: no split-brain protection.
     None,
 }
 

@@ -32,6 +32,11 @@ pub enum Command {
     PurgeSticky { now_ms: u64 },
     /// A VIP lease change.
     Lease(LeaseCommand),
+    /// Pin a vip_group to a node (`tandemctl vip move GROUP NODE`): every other node runs
+    /// that group at VRRP priority 1 and the holder steps down, so the VIP moves there and
+    /// stays; `None` unpins (VRRP priorities decide again). Added last: postcard encodes
+    /// variants by index.
+    Pin { group: String, node: Option<NodeId> },
 }
 
 /// One sticky mapping as replicated.
@@ -136,5 +141,10 @@ pub enum Outcome {
     LeaseRefused {
         group: String,
         current: Lease,
+    },
+    /// The group's pin after the change.
+    Pinned {
+        group: String,
+        node: Option<NodeId>,
     },
 }

@@ -42,6 +42,8 @@ pub struct ClusterState {
     sticky: BTreeMap<String, PoolTable>,
     /// Leases by vip_group; a group never granted anything has no entry.
     leases: BTreeMap<String, Lease>,
+    /// vip_groups pinned to a node by an operator.
+    pins: BTreeMap<String, NodeId>,
 }
 
 impl ClusterState {
@@ -53,7 +55,26 @@ impl ClusterState {
             Command::StickyBatch { pool, entries } => self.merge_sticky(pool, entries),
             Command::PurgeSticky { now_ms } => self.purge_sticky(*now_ms),
             Command::Lease(command) => lease::apply(&mut self.leases, command),
+            Command::Pin { group, node } => {
+                match node {
+                    Some(node) => self.pins.insert(group.clone(), *node),
+                    None => self.pins.remove(group),
+                };
+                Outcome::Pinned {
+                    group: group.clone(),
+                    node: *node,
+                }
+            }
         }
+    }
+
+    /// The node a vip_group is pinned to, if any.
+    pub fn pin(&self, group: &str) -> Option<NodeId> {
+        self.pins.get(group).copied()
+    }
+
+    pub fn pins(&self) -> &BTreeMap<String, NodeId> {
+        &self.pins
     }
 
     /// The applied config's version and TOML text.

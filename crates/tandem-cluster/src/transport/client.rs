@@ -50,9 +50,12 @@ use super::wire::encode_frame;
 use super::wire::read_frame;
 use super::wire::write_frame;
 use super::wire::FrameError;
+use super::wire::OpRequest;
 use super::wire::Reply;
 use super::wire::Request;
 use super::wire::MAX_FRAME;
+use super::Contacts;
+use crate::node::OpReply;
 use crate::raft::types::AppendEntriesRequest;
 use crate::raft::types::AppendEntriesResponse;
 use crate::raft::types::InstallSnapshotRequest;
@@ -99,6 +102,7 @@ impl Default for NetworkOptions {
 pub struct TandemNetwork {
     dialer: Arc<Dialer>,
     peers: Arc<Mutex<PeerMap>>,
+    contacts: Contacts,
 }
 
 /// Peers by node id and address.
@@ -119,6 +123,38 @@ impl TandemNetwork {
                 hosts,
             }),
             peers: Arc::default(),
+            contacts: Contacts::default(),
+        }
+    }
+
+    /// The contact book this network notes successful replies in (share it with the
+    /// server's [`Handler`](super::Handler)).
+    pub fn contacts(&self) -> Contacts {
+        self.contacts.clone()
+    }
+
+    /// Send one cluster operation to the node at `addr` (`target` 0 when its id is not
+    /// known, as for a join through a seed address) and wait up to `timeout` for its answer.
+    /// The outer error is a transport failure; the inner one the remote node's refusal.
+    pub async fn call_op(
+        &self,
+        target: NodeId,
+        addr: &str,
+        request: OpRequest,
+        timeout: Duration,
+    ) -> Result<Result<OpReply, String>, String> {
+        let mut client = PeerClient {
+            peer: self.peer(target, addr),
+            conn: None,
+            contacts: self.contacts.clone(),
+        };
+        match client
+            .call(&Request::Op(request), &RPCOption::new(timeout))
+            .await
+        {
+            Ok(Reply::Op(result)) => Ok(result),
+            Ok(other) => Err(client.unexpected(&other, "ClusterOp").to_string()),
+            Err(failure) => Err(failure.to_string()),
         }
     }
 
@@ -146,6 +182,7 @@ impl RaftNetworkFactory<TandemRaft> for TandemNetwork {
         PeerClient {
             peer: self.peer(target, &node.addr),
             conn: None,
+            contacts: self.contacts.clone(),
         }
     }
 }
@@ -154,6 +191,7 @@ impl RaftNetworkFactory<TandemRaft> for TandemNetwork {
 pub struct PeerClient {
     peer: Arc<Peer>,
     conn: Option<Conn>,
+    contacts: Contacts,
 }
 
 impl Drop for PeerClient {
@@ -228,7 +266,12 @@ impl PeerClient {
         })??;
         let failure = match postcard::from_bytes::<Reply>(&bytes) {
             Ok(Reply::Refused(why)) => self.peer.failure(Kind::Network, why),
-            Ok(reply) => return Ok(reply),
+            Ok(reply) => {
+                if self.peer.target != 0 {
+                    self.contacts.touch(self.peer.target);
+                }
+                return Ok(reply);
+            }
             Err(e) => {
                 let reason = format!("undecodable reply: {e}");
                 self.peer.failure(Kind::Network, reason)

@@ -49,6 +49,31 @@ pub use pki::NodeFiles;
 pub use pki::PkiError;
 pub use pki::PkiOptions;
 pub use server::serve;
+pub use server::serve_with;
+pub use server::Handler;
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use crate::raft::NodeId;
+
+/// When this node last heard from each peer: a reply to one of its calls, or an
+/// AppendEntries / Vote request from it. For `tandemctl cluster status`.
+#[derive(Clone, Debug, Default)]
+pub struct Contacts(Arc<Mutex<BTreeMap<NodeId, Instant>>>);
+
+impl Contacts {
+    pub fn touch(&self, node: NodeId) {
+        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        map.insert(node, Instant::now());
+    }
+
+    /// Every peer heard from, with when.
+    pub fn snapshot(&self) -> BTreeMap<NodeId, Instant> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
 pub use tls::ClusterTls;
 pub use tls::ClusterTlsError;
 pub use tls::ALPN;

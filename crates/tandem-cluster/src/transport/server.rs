@@ -24,6 +24,8 @@ use super::wire::FrameError;
 use super::wire::Reply;
 use super::wire::Request;
 use super::wire::MAX_FRAME;
+use super::Contacts;
+use crate::node::Ops;
 use crate::raft::Raft;
 use tandem_tls::rustls::ServerConfig;
 
@@ -53,6 +55,31 @@ pub async fn serve(
     raft: Raft,
     stop: CancellationToken,
 ) {
+    let handler = Handler {
+        raft,
+        ops: None,
+        contacts: Contacts::default(),
+    };
+    serve_with(listener, tls, handler, stop).await
+}
+
+/// What the listener hands requests to: the local Raft, the cluster operations executor
+/// (absent: `Op` requests are answered with an error), and the contact book it notes
+/// leaders and candidates in.
+#[derive(Clone)]
+pub struct Handler {
+    pub raft: Raft,
+    pub ops: Option<Arc<Ops>>,
+    pub contacts: Contacts,
+}
+
+/// [`serve`] with cluster operations: what a full node runs.
+pub async fn serve_with(
+    listener: TcpListener,
+    tls: Arc<ServerConfig>,
+    handler: Handler,
+    stop: CancellationToken,
+) {
     let acceptor = TlsAcceptor::from(tls);
     let connections = TaskTracker::new();
     let addr = listener
@@ -76,11 +103,11 @@ pub async fn serve(
             tracing::warn!(%peer, limit = MAX_CONNECTIONS, "cluster transport: too many connections, refused one");
             continue;
         }
-        let (acceptor, raft, stop) = (acceptor.clone(), raft.clone(), stop.clone());
+        let (acceptor, handler, stop) = (acceptor.clone(), handler.clone(), stop.clone());
         connections.spawn(async move {
             tokio::select! {
                 _ = stop.cancelled() => {}
-                _ = connection(tcp, peer, acceptor, raft) => {}
+                _ = connection(tcp, peer, acceptor, handler) => {}
             }
         });
     }
@@ -91,7 +118,7 @@ pub async fn serve(
 }
 
 /// One peer connection, from handshake to close.
-async fn connection(tcp: TcpStream, peer: SocketAddr, acceptor: TlsAcceptor, raft: Raft) {
+async fn connection(tcp: TcpStream, peer: SocketAddr, acceptor: TlsAcceptor, handler: Handler) {
     // Replies are small and latency-bound (heartbeat answers): no Nagle delay.
     let _ = tcp.set_nodelay(true);
     let mut stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
@@ -130,7 +157,7 @@ async fn connection(tcp: TcpStream, peer: SocketAddr, acceptor: TlsAcceptor, raf
             }
         };
         let reply = match postcard::from_bytes::<Request>(&frame) {
-            Ok(request) => dispatch(&raft, request).await,
+            Ok(request) => dispatch(&handler, request).await,
             Err(e) => {
                 tracing::warn!(%peer, reason = %e, "cluster transport: refused an undecodable request, connection closed");
                 let refusal = Reply::Refused(format!("cannot decode the request: {e}"));
@@ -149,11 +176,29 @@ async fn connection(tcp: TcpStream, peer: SocketAddr, acceptor: TlsAcceptor, raf
 
 /// Hand one RPC to the local Raft. Its error answers (not leader any more, shutting down...)
 /// are replies like any other: the client reports them to openraft as remote errors.
-async fn dispatch(raft: &Raft, request: Request) -> Reply {
+async fn dispatch(handler: &Handler, request: Request) -> Reply {
+    let raft = &handler.raft;
     match request {
-        Request::AppendEntries(rpc) => Reply::AppendEntries(raft.append_entries(rpc).await),
-        Request::Vote(rpc) => Reply::Vote(raft.vote(rpc).await),
+        Request::AppendEntries(rpc) => {
+            if let Some(leader) = rpc.vote.leader_id().voted_for() {
+                handler.contacts.touch(leader);
+            }
+            Reply::AppendEntries(raft.append_entries(rpc).await)
+        }
+        Request::Vote(rpc) => {
+            if let Some(candidate) = rpc.vote.leader_id().voted_for() {
+                handler.contacts.touch(candidate);
+            }
+            Reply::Vote(raft.vote(rpc).await)
+        }
         Request::InstallSnapshot(rpc) => Reply::InstallSnapshot(raft.install_snapshot(rpc).await),
+        Request::Op(request) => Reply::Op(match &handler.ops {
+            Some(ops) => ops
+                .run(request.op, request.forwarded)
+                .await
+                .map_err(|e| e.to_string()),
+            None => Err("this node does not take cluster operations".into()),
+        }),
     }
 }
 

@@ -22,6 +22,8 @@ use tokio::io::AsyncReadExt;
 use tokio::io::AsyncWrite;
 use tokio::io::AsyncWriteExt;
 
+use crate::node::ClusterOp;
+use crate::node::OpReply;
 use crate::raft::types::AppendEntriesRequest;
 use crate::raft::types::AppendEntriesResponse;
 use crate::raft::types::InstallSnapshotRequest;
@@ -46,6 +48,18 @@ pub enum Request {
     AppendEntries(AppendEntriesRequest),
     Vote(VoteRequest),
     InstallSnapshot(InstallSnapshotRequest),
+    /// A cluster operation (a write, a membership change) for the leader; a follower that
+    /// gets one forwards it once to the leader it knows. See [`crate::node::ClusterOp`].
+    Op(OpRequest),
+}
+
+/// A cluster operation as it travels: `forwarded` is set by the node that passed it on, so
+/// a request is forwarded at most once (two nodes that disagree about the leader cannot
+/// bounce it between them).
+#[derive(Debug, Serialize, Deserialize)]
+pub struct OpRequest {
+    pub op: ClusterOp,
+    pub forwarded: bool,
 }
 
 impl Request {
@@ -55,6 +69,7 @@ impl Request {
             Request::AppendEntries(_) => "AppendEntries",
             Request::Vote(_) => "Vote",
             Request::InstallSnapshot(_) => "InstallSnapshot",
+            Request::Op(_) => "ClusterOp",
         }
     }
 }
@@ -68,6 +83,8 @@ pub enum Reply {
     InstallSnapshot(Result<InstallSnapshotResponse, SnapshotError>),
     /// The server could not decode the request; it closes the connection after this.
     Refused(String),
+    /// What a [`Request::Op`] did, or why it failed (the message names the cause).
+    Op(Result<OpReply, String>),
 }
 
 /// A frame could not be read or written.
