@@ -152,6 +152,8 @@ pub fn vrrp_sample(
             master: None,
             holds_addresses: state == tandem_vrrp::machine::State::Master,
             last_transition: None,
+            waiting_for_fence: false,
+            demoted: false,
         },
         adverts_sent: 40,
         adverts_received: 7,

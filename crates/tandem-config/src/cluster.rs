@@ -30,7 +30,7 @@ pub struct NodeCluster {
     /// this node's certificate. Default: `node.id` and the port of `listen`.
     #[serde(default)]
     pub advertise: Option<String>,
-    /// The files from `tandemctl cluster init`: `ca.crt`, `<node.id>.crt`, `<node.id>.key`.
+    /// The files from `tandemctl cluster init`: `ca.pem`, `<node.id>.pem`, `<node.id>.key`.
     #[serde(default = "default_cert_dir")]
     pub cert_dir: PathBuf,
     /// Start a new cluster with this node as its only voter, on its first start (a node
@@ -154,23 +154,20 @@ pub(crate) fn validate(cluster: &NodeCluster, node_id: &str, out: &mut Vec<crate
     }
     let advertise = cluster.advertise_for(node_id);
     match advertise.rsplit_once(':') {
-        Some((name, port)) if !name.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0) => {
-            if name != node_id
-                && !cluster.hosts.contains_key(name)
-                && name.parse::<IpAddr>().is_ok()
-            {
+        Some((name, port)) if port.parse::<u16>().is_ok_and(|p| p > 0) => {
+            if name != node_id {
                 add(
                     "node.cluster.advertise",
                     format!(
-                        "{advertise:?} names an IP address; peers verify this node's certificate by \
-                         name, so write \"{node_id}:{port}\" and map {node_id} in node.cluster.hosts on the peers"
+                        "{advertise:?}: the name part must be node.id ({node_id:?}): peers verify \
+                         this node's certificate ({node_id}.pem) by that name"
                     ),
                 );
             }
         }
         _ => add(
             "node.cluster.advertise",
-            format!("{advertise:?} must be \"<name>:<port>\""),
+            format!("{advertise:?} must be \"<node.id>:<port>\""),
         ),
     }
     if cluster.heartbeat.get().is_zero() {

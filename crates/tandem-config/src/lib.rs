@@ -71,12 +71,7 @@ pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
             vip_groups: file.vip_group,
         },
     };
-    let mut problems = validate::validate_node(&config.node);
-    problems.extend(validate_cluster(&config.cluster));
-    problems.extend(validate_vrrp::validate_node_vrrp(
-        &config.node,
-        &config.cluster,
-    ));
+    let problems = all_problems(&config);
     if problems.is_empty() {
         Ok(config)
     } else {
@@ -84,16 +79,31 @@ pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
     }
 }
 
-/// Every problem of a whole config (node and cluster parts), one "key.path: message"
-/// line each, as check-config prints them. Used to validate runtime changes.
-pub fn validate_config(config: &Config) -> Vec<String> {
+fn all_problems(config: &Config) -> Vec<Problem> {
     let mut problems = validate::validate_node(&config.node);
-    problems.extend(validate_cluster(&config.cluster));
+    let witness = config
+        .node
+        .cluster
+        .as_ref()
+        .is_some_and(|c| c.role == cluster::Role::Witness);
+    let empty = config.cluster.listeners.is_empty() && config.cluster.vip_groups.is_empty();
+    problems.extend(
+        validate_cluster(&config.cluster)
+            .into_iter()
+            // A witness forwards nothing: a file with only [node] is its whole config.
+            .filter(|p| !(witness && empty && p.path == "listener")),
+    );
     problems.extend(validate_vrrp::validate_node_vrrp(
         &config.node,
         &config.cluster,
     ));
     problems
+}
+
+/// Every problem of a whole config (node and cluster parts), one "key.path: message"
+/// line each, as check-config prints them. Used to validate runtime changes.
+pub fn validate_config(config: &Config) -> Vec<String> {
+    all_problems(config)
         .into_iter()
         .map(|p| {
             if p.path.is_empty() {

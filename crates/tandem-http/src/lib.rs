@@ -15,6 +15,7 @@ mod idle;
 mod runtime;
 mod server;
 mod service;
+mod sticky;
 mod upgrade;
 mod upstream;
 
@@ -184,6 +185,70 @@ impl HttpPlane {
 
     pub fn listener(&self, name: &str) -> Option<HttpListenerHandle> {
         self.listeners().into_iter().find(|l| l.name == name)
+    }
+
+    /// The plane's clock: sticky expiries (`expires_at`) are durations on it.
+    pub fn clock(&self) -> Clock {
+        self.clock
+    }
+
+    /// New or re-pointed source-IP sticky entries since the last call, per pool (sorted
+    /// by pool name, entries by key; pools without changes are left out): (pool name,
+    /// entries), `expires_at` on the plane clock. A refresh is reported only when the
+    /// expiry last reported is over ttl/2 older than the new one; entries learnt through
+    /// [`merge_sticky`](Self::merge_sticky) are never reported.
+    pub fn take_sticky_changes(&self) -> Vec<(String, Vec<tandem_policy::StickyEntry>)> {
+        let mut out: Vec<_> = self
+            .sticky_pools()
+            .into_iter()
+            .filter_map(|(name, sticky)| {
+                let changes = sticky.take_changes();
+                (!changes.is_empty()).then_some((name, changes))
+            })
+            .collect();
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
+    }
+
+    /// Entries learnt from the cluster (`expires_at` on this plane's clock). Each is
+    /// inserted only when `pool` has a source-IP sticky table, the entry has not expired,
+    /// its backend is in the pool, and the key is absent locally or expires earlier
+    /// locally. Merged entries are never reported by `take_sticky_changes` (no echo).
+    /// Returns how many were inserted.
+    pub fn merge_sticky(&self, pool: &str, entries: &[tandem_policy::StickyEntry]) -> usize {
+        let Some(runtime) = lock(&self.pools).get(pool).cloned() else {
+            return 0;
+        };
+        let Some(sticky) = &runtime.source_ip_sticky else {
+            return 0;
+        };
+        // Checked before taking the sticky lock: never both pool locks at once.
+        let mut known: Vec<&str> = entries.iter().map(|e| e.backend.as_str()).collect();
+        known.sort_unstable();
+        known.dedup();
+        known.retain(|b| runtime.shared.find_backend(|id| id == *b).is_some());
+        sticky.merge(entries, self.clock.now(), |b| {
+            known.binary_search(&b).is_ok()
+        })
+    }
+
+    /// Entries stored per pool with a source-IP sticky table, sorted by pool name:
+    /// (pool, len). Expired entries count until evicted.
+    pub fn sticky_sizes(&self) -> Vec<(String, usize)> {
+        let mut out: Vec<_> = self
+            .sticky_pools()
+            .into_iter()
+            .map(|(name, sticky)| (name, sticky.len()))
+            .collect();
+        out.sort();
+        out
+    }
+
+    fn sticky_pools(&self) -> Vec<(String, Arc<sticky::SourceIpSticky>)> {
+        lock(&self.pools)
+            .iter()
+            .filter_map(|(name, p)| Some((name.clone(), p.source_ip_sticky.clone()?)))
+            .collect()
     }
 
     /// Stops accepting, lets in-flight requests finish (idle keep-alives close at once),

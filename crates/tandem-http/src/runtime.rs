@@ -10,10 +10,11 @@ use tandem_config::http::{HashKey, HttpSettings, PoolHttp, Route, Sticky};
 use tandem_config::{Algorithm, ClusterConfig, Listener};
 use tandem_policy::{
     AccessRule, AccessRules, ClientConnections, HostPattern, RateLimiter, RetryBudget, RouteMatch,
-    RouteTable, RuleAction, SameSite, StickyTable,
+    RouteTable, RuleAction, SameSite,
 };
 use tandem_proxy::{Clock, SharedPool};
 
+use crate::sticky::SourceIpSticky;
 use crate::upstream::{Upstream, UpstreamTls};
 
 /// Where a request's key for hashing comes from.
@@ -41,7 +42,8 @@ pub struct PoolRuntime {
     pub settings: PoolHttp,
     pub key: KeySource,
     pub budget: Mutex<RetryBudget>,
-    pub source_ip_sticky: Option<(Mutex<StickyTable>, Duration)>,
+    /// Shared with the pool's next runtime when a reload keeps its sticky settings.
+    pub source_ip_sticky: Option<Arc<SourceIpSticky>>,
     pub cookie: Option<CookiePersistence>,
 }
 
@@ -141,7 +143,8 @@ pub enum BuildError {
 
 /// Builds the HTTP side of every pool used by an HTTP listener.
 /// `previous` pools whose HTTP settings did not change are kept as they are, with their
-/// idle upstream connections, sticky table and retry budget.
+/// idle upstream connections, sticky table and retry budget; a rebuilt pool whose
+/// `sticky` settings did not change keeps its source-IP sticky table (and journal).
 pub fn build_pools(
     config: &ClusterConfig,
     shared: &HashMap<String, Arc<SharedPool>>,
@@ -209,12 +212,15 @@ pub fn build_pools(
             (Algorithm::Hash, Some(HashKey::Uri(true))) => KeySource::Uri,
             _ => KeySource::None,
         };
+        let kept_sticky = previous
+            .get(&pool.name)
+            .filter(|prev| prev.settings.sticky == settings.sticky)
+            .and_then(|prev| prev.source_ip_sticky.clone());
         let (source_ip_sticky, cookie) = match &settings.sticky {
             Some(Sticky::SourceIp { ttl, max_entries }) => (
-                Some((
-                    Mutex::new(StickyTable::new(*max_entries as usize)),
-                    ttl.get(),
-                )),
+                Some(kept_sticky.unwrap_or_else(|| {
+                    Arc::new(SourceIpSticky::new(ttl.get(), *max_entries as usize))
+                })),
                 None,
             ),
             Some(Sticky::Cookie {

@@ -290,9 +290,8 @@ fn preferred_backend<B>(
             .shared
             .find_backend(|id| tandem_policy::persistence_value(id) == value);
     }
-    if let Some((table, _)) = &pool.source_ip_sticky {
-        let key = tandem_proxy::ip_key(client);
-        return lock(table).get(&key, now).map(str::to_string);
+    if let Some(sticky) = &pool.source_ip_sticky {
+        return sticky.get(&tandem_proxy::ip_key(client), now);
     }
     None
 }
@@ -543,13 +542,9 @@ fn respond(
             }
         }
     }
-    if let Some((table, ttl)) = &pool.source_ip_sticky {
+    if let Some(sticky) = &pool.source_ip_sticky {
         // Refreshed on every use: the entry expires `ttl` after the client's last request.
-        lock(table).insert(
-            tandem_proxy::ip_key(&ctx.client),
-            backend_id.clone(),
-            now + *ttl,
-        );
+        sticky.record(tandem_proxy::ip_key(&ctx.client), &backend_id, now);
     }
     Response::from_parts(parts, Holding::new(body, hold).boxed())
 }

@@ -52,18 +52,57 @@ impl StickyTable {
     /// smallest expiries, go first. The new entry itself is never the one
     /// evicted, so the client just assigned keeps its affinity.
     pub fn insert(&mut self, key: Vec<u8>, backend: String, expires_at: Duration) {
+        self.insert_evicting(key, backend, expires_at);
+    }
+
+    /// [`insert`](Self::insert), returning the entry evicted to make room
+    /// (if any), so that state kept beside the table can follow it.
+    pub fn insert_evicting(
+        &mut self,
+        key: Vec<u8>,
+        backend: String,
+        expires_at: Duration,
+    ) -> Option<StickyEntry> {
         if self.capacity == 0 {
-            return;
+            return None;
         }
+        let mut evicted = None;
         if let Some((_, old_expiry)) = self.entries.get(&key) {
             self.by_expiry.remove(&(*old_expiry, key.clone()));
         } else if self.entries.len() >= self.capacity {
             if let Some((_, victim)) = self.by_expiry.pop_first() {
-                self.entries.remove(&victim);
+                evicted = self
+                    .entries
+                    .remove(&victim)
+                    .map(|(backend, expires_at)| StickyEntry {
+                        key: victim,
+                        backend,
+                        expires_at,
+                    });
             }
         }
         self.by_expiry.insert((expires_at, key.clone()));
         self.entries.insert(key, (backend, expires_at));
+        evicted
+    }
+
+    /// The stored backend and expiry of `key`, expired or not (unlike
+    /// [`get`](Self::get), for comparing expiries).
+    pub fn peek(&self, key: &[u8]) -> Option<(&str, Duration)> {
+        self.entries
+            .get(key)
+            .map(|(backend, expires_at)| (backend.as_str(), *expires_at))
+    }
+
+    /// Drop `key`; returns its entry if it was stored.
+    pub fn remove(&mut self, key: &[u8]) -> Option<StickyEntry> {
+        let (key, (backend, expires_at)) = self.entries.remove_entry(key)?;
+        self.by_expiry.remove(&(expires_at, key.clone()));
+        Some(StickyEntry {
+            key,
+            backend,
+            expires_at,
+        })
     }
 
     /// Drop every entry pointing at `backend` (it left the pool); returns

@@ -85,10 +85,63 @@ fn remove_backend_and_replicate() {
     assert_eq!(follower, leader);
 }
 
+#[test]
+fn insert_evicting_peek_and_remove() {
+    let mut t = StickyTable::new(2);
+    assert_eq!(
+        t.insert_evicting(b"a".to_vec(), "b1".into(), secs(20)),
+        None
+    );
+    assert_eq!(
+        t.insert_evicting(b"b".to_vec(), "b2".into(), secs(10)),
+        None
+    );
+    // A refresh of a stored key evicts nothing, even in a full table.
+    assert_eq!(
+        t.insert_evicting(b"a".to_vec(), "b3".into(), secs(30)),
+        None
+    );
+    // A new key evicts the smallest expiry and says which.
+    assert_eq!(
+        t.insert_evicting(b"c".to_vec(), "b1".into(), secs(40)),
+        Some(StickyEntry {
+            key: b"b".to_vec(),
+            backend: "b2".into(),
+            expires_at: secs(10)
+        })
+    );
+    assert_eq!(t.peek(b"b"), None);
+    // peek sees expired entries, get does not.
+    assert_eq!(t.peek(b"a"), Some(("b3", secs(30))));
+    assert_eq!(t.get(b"a", secs(31)), None);
+    assert_eq!(
+        t.remove(b"a"),
+        Some(StickyEntry {
+            key: b"a".to_vec(),
+            backend: "b3".into(),
+            expires_at: secs(30)
+        })
+    );
+    assert_eq!(t.remove(b"a"), None);
+    assert_eq!(t.len(), 1);
+    // The removed key no longer takes part in eviction or purging.
+    put(&mut t, "d", "b1", 5);
+    assert_eq!(t.len(), 2);
+    assert_eq!(t.purge_expired(secs(35)), 1);
+    assert_eq!(t.peek(b"c"), Some(("b1", secs(40))));
+    let mut zero = StickyTable::new(0);
+    assert_eq!(
+        zero.insert_evicting(b"a".to_vec(), "b".into(), secs(1)),
+        None
+    );
+    assert_eq!(zero.remove(b"a"), None);
+}
+
 #[derive(Clone, Debug)]
 enum Op {
     Insert(u8, u8, u8),
     RemoveBackend(u8),
+    Remove(u8),
     Purge(u8),
 }
 
@@ -96,6 +149,7 @@ fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         6 => (0u8..24, 0u8..4, 0u8..40).prop_map(|(k, b, e)| Op::Insert(k, b, e)),
         1 => (0u8..4).prop_map(Op::RemoveBackend),
+        1 => (0u8..24).prop_map(Op::Remove),
         1 => (0u8..40).prop_map(Op::Purge),
     ]
 }
@@ -107,6 +161,9 @@ fn run(capacity: usize, ops: &[Op]) -> StickyTable {
             Op::Insert(k, b, e) => t.insert(vec![k], format!("b{b}"), secs(e.into())),
             Op::RemoveBackend(b) => {
                 t.remove_backend(&format!("b{b}"));
+            }
+            Op::Remove(k) => {
+                t.remove(&[k]);
             }
             Op::Purge(now) => {
                 t.purge_expired(secs(now.into()));

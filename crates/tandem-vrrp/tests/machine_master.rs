@@ -253,6 +253,122 @@ fn shutdown_as_backup_only_transitions() {
 }
 
 #[test]
+fn step_down_as_master_sends_priority_zero_releases_and_waits_as_backup() {
+    let (mut inst, t0) = master(cfg(100));
+    let now = t0 + ms(250);
+    let out = inst.step_down(now);
+    assert_eq!(
+        out,
+        vec![
+            Action::SendAdvert { priority: 0 },
+            Action::ReleaseAddresses,
+            transition(State::Master, State::Backup, Reason::SteppedDown),
+        ]
+    );
+    assert_eq!(inst.state(), State::Backup);
+    assert_eq!(inst.current_master(), None);
+    assert_eq!(inst.poll_timeout(), Some(now + inst.master_down_interval()));
+    assert_eq!(Reason::SteppedDown.to_string(), "moved by the operator");
+    // A second call, now as Backup, does nothing.
+    assert!(inst.step_down(now + ms(1)).is_empty());
+    assert_eq!(inst.poll_timeout(), Some(now + inst.master_down_interval()));
+}
+
+#[test]
+fn step_down_outside_master_is_a_no_op() {
+    let mut inst = Instance::new(cfg(100));
+    assert!(inst.step_down(ms(1)).is_empty(), "Initialize");
+    inst.startup(ms(2));
+    let due = inst.poll_timeout();
+    assert!(inst.step_down(ms(3)).is_empty(), "Backup");
+    assert_eq!(inst.state(), State::Backup);
+    assert_eq!(
+        inst.poll_timeout(),
+        due,
+        "the Master_Down_Timer is untouched"
+    );
+    inst.set_interface_up(false, ms(4));
+    assert!(inst.step_down(ms(5)).is_empty(), "Fault");
+    assert_eq!(inst.state(), State::Fault);
+}
+
+/// The operator moves the group away from A (150, preempt on) to B (100): A is demoted
+/// (adjustment -255, priority 1) and steps down; B takes over after its Skew_Time; A, a
+/// Backup at priority 1, keeps following B and never preempts back until the demotion is
+/// lifted.
+#[test]
+fn a_demoted_master_hands_over_and_does_not_preempt_back() {
+    let (mut a, t0) = master(cfg(150));
+    assert!(a.config().preempt);
+    let mut b = Instance::new(InstanceConfig::new("vi_test", 51, 100, LOW_IP));
+    b.startup(Duration::ZERO);
+    let mut now = t0 + ms(100);
+    b.on_advert(advert(LOCAL, 150), now);
+
+    now += ms(100);
+    let mut out = a.step_down(now);
+    out.extend(a.set_priority_adjustment(-255, now));
+    assert_eq!(
+        out,
+        vec![
+            Action::SendAdvert { priority: 0 },
+            Action::ReleaseAddresses,
+            transition(State::Master, State::Backup, Reason::SteppedDown),
+        ],
+        "no advert at the lowered priority: A is a Backup by then"
+    );
+    assert_eq!(a.effective_priority(), 1);
+
+    // B hears the priority-0 advert and takes over after its Skew_Time only.
+    assert!(b.on_advert(advert(LOCAL, 0), now).is_empty());
+    let due = b.poll_timeout().unwrap();
+    assert_eq!(due, now + b.skew_time());
+    let out = b.on_timer(due);
+    assert!(out.contains(&Action::TakeAddresses));
+    assert_eq!(
+        out.last(),
+        Some(&transition(
+            State::Backup,
+            State::Master,
+            Reason::MasterLeft
+        ))
+    );
+
+    // From then on B advertises 100 every interval; A (priority 1) accepts every advert.
+    now = due;
+    for _ in 0..20 {
+        assert!(a.on_advert(advert(LOW_IP, 100), now).is_empty());
+        assert_eq!(a.state(), State::Backup);
+        assert_eq!(a.poll_timeout(), Some(now + a.master_down_interval()));
+        assert!(a.on_timer(now + ms(999)).is_empty());
+        now += secs(1);
+    }
+    assert_eq!(a.current_master(), Some(LOW_IP));
+
+    // Demotion lifted: A is 150 again and preempts B by letting its timer run out.
+    let due = a.poll_timeout().unwrap();
+    assert!(a.set_priority_adjustment(0, now).is_empty());
+    assert!(a.on_advert(advert(LOW_IP, 100), now).is_empty());
+    assert_eq!(
+        a.poll_timeout(),
+        Some(due),
+        "B's adverts no longer reset the timer"
+    );
+    let out = a.on_timer(due);
+    assert_eq!(
+        out.last(),
+        Some(&transition(
+            State::Backup,
+            State::Master,
+            Reason::PreemptingLowerPriority {
+                src: LOW_IP,
+                priority: 100
+            }
+        ))
+    );
+}
+
+#[test]
 fn interface_down_faults_and_up_restarts_as_backup() {
     let (mut inst, t0) = master(cfg(100));
     let down = t0 + ms(100);
@@ -364,6 +480,7 @@ fn reasons_read_well() {
         Reason::InterfaceDown,
         Reason::InterfaceUp,
         Reason::Shutdown,
+        Reason::SteppedDown,
         Reason::PriorityChanged,
     ];
     let texts: Vec<String> = all.iter().map(ToString::to_string).collect();

@@ -29,12 +29,22 @@ pub enum ClusterCommand {
         #[arg(required = true, value_name = "NODE")]
         nodes: Vec<String>,
     },
+    /// Members, leader, term, commit index, last contact, VIP leases (over the admin API).
+    Status,
+    /// Join this node to a cluster through any member's cluster address (NAME:PORT): it is
+    /// added as a learner, then as a voter once it has caught up.
+    Join { seed: String },
+    /// Remove a member (raft id or node name) from the cluster.
+    Leave { node: String },
 }
 
 /// Runs locally. Exit codes as for the rest of tandemctl: 2 for names that cannot be used
 /// (a command-line mistake), 1 for a refusal or a write error.
 pub fn run(action: ClusterCommand) -> ExitCode {
     match action {
+        ClusterCommand::Status | ClusterCommand::Join { .. } | ClusterCommand::Leave { .. } => {
+            unreachable!("run over the admin API")
+        }
         ClusterCommand::Init { dir, force, nodes } => {
             match pki::init_cluster_pki_with(&dir, &nodes, PkiOptions { force }) {
                 Ok(written) => {

@@ -9,6 +9,7 @@
 mod backend;
 mod client;
 mod cluster;
+mod members;
 mod show;
 mod table;
 mod top;
@@ -81,6 +82,11 @@ enum Command {
         #[command(subcommand)]
         action: cluster::ClusterCommand,
     },
+    /// VIP placement: planned moves and the disaster override.
+    Vip {
+        #[command(subcommand)]
+        action: members::VipCommand,
+    },
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions { shell: clap_complete::Shell },
 }
@@ -89,6 +95,9 @@ enum Command {
 enum ConfigCommand {
     /// Check a config file as tandemd would load it (certificates are read by tandemd).
     Check { file: PathBuf },
+    /// Validate FILE with this node's [node] (check-config's messages), then propose its
+    /// cluster part: every node hot-reloads it. Needs [node.cluster].
+    Apply { file: PathBuf },
 }
 
 pub(crate) fn duration(text: &str) -> Result<Duration, String> {
@@ -106,7 +115,10 @@ fn main() -> ExitCode {
         out(&String::from_utf8_lossy(&script));
         return ExitCode::SUCCESS;
     }
-    if let Command::Cluster { action } = cli.command {
+    if let Command::Cluster {
+        action: action @ cluster::ClusterCommand::Init { .. },
+    } = cli.command
+    {
         return cluster::run(action);
     }
     let target = match target(&cli) {
@@ -218,7 +230,23 @@ async fn run(client: &Client, command: Command, as_json: bool) -> Result<ExitCod
         } => return check(client, &file, as_json).await,
         Command::Top { interval, count } => top::run(client, interval, count, as_json).await?,
         Command::Backend { action } => return backend::run(client, action, as_json).await,
-        Command::Completions { .. } | Command::Cluster { .. } => {
+        Command::Config {
+            action: ConfigCommand::Apply { file },
+        } => return members::apply(client, &file, as_json).await,
+        Command::Vip { action } => return members::vip(client, action, as_json).await,
+        Command::Cluster {
+            action: cluster::ClusterCommand::Status,
+        } => return members::status(client, as_json).await,
+        Command::Cluster {
+            action: cluster::ClusterCommand::Join { seed },
+        } => return members::join(client, &seed, as_json).await,
+        Command::Cluster {
+            action: cluster::ClusterCommand::Leave { node },
+        } => return members::leave(client, &node, as_json).await,
+        Command::Completions { .. }
+        | Command::Cluster {
+            action: cluster::ClusterCommand::Init { .. },
+        } => {
             unreachable!("handled before connecting")
         }
     }

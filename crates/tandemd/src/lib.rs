@@ -2,10 +2,12 @@
 //! `main.rs` is the command line around it; tests drive [`Node`] directly too.
 
 pub mod admin;
+pub mod cluster;
 pub mod demo;
 mod logging;
 pub mod metrics;
 mod node;
+mod sticky_sync;
 pub mod systemd;
 pub mod vrrp;
 
@@ -16,11 +18,40 @@ use anyhow::Context;
 use std::sync::Arc;
 use tandem_config::Config;
 
+/// The config a witness runs: its `[node]` with the role set, and no forwarding or VIP
+/// (a cluster part in the file is ignored: the witness applies no config to planes).
+pub fn witness_config(mut config: Config) -> Result<Config, String> {
+    let Some(cluster) = config.node.cluster.as_mut() else {
+        return Err("a witness needs [node.cluster] (raft_id, listen, cert_dir)".into());
+    };
+    cluster.role = tandem_config::cluster::Role::Witness;
+    config.node.vrrp = None;
+    config.cluster = tandem_config::ClusterConfig {
+        version: config.cluster.version,
+        listeners: Vec::new(),
+        pools: Vec::new(),
+        vip_groups: Vec::new(),
+    };
+    Ok(config)
+}
+
 /// Checks what the config text cannot show: certificate and key files (readable,
 /// matching, currently valid) and CA bundles. One message per problem.
 pub fn check_files(config: &Config) -> Vec<String> {
     let now = std::time::SystemTime::now();
     let mut problems = Vec::new();
+    if let Some(cluster) = &config.node.cluster {
+        if let Err(e) = cluster::lease_timing(&cluster.lease) {
+            problems.push(e);
+        }
+        if let Err(e) =
+            tandem_cluster::transport::ClusterTls::from_dir(&cluster.cert_dir, &config.node.id)
+        {
+            problems.push(format!(
+                "node.cluster.cert_dir: {e} (create the files with `tandemctl cluster init`)"
+            ));
+        }
+    }
     for (i, l) in config.cluster.listeners.iter().enumerate() {
         let Some(tls) = &l.tls else { continue };
         let specs: Vec<tandem_tls::CertSpec> = tls

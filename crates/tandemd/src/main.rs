@@ -36,6 +36,13 @@ enum Command {
         #[arg(long)]
         print_config: bool,
     },
+    /// Run a witness: a Raft voter with no VIP and no forwarding plane, the third vote
+    /// that lets two forwarding nodes survive the loss of either. Its config needs only
+    /// [node] and [node.cluster].
+    Witness {
+        #[arg(long, short)]
+        config: PathBuf,
+    },
     /// Validate a config file; exit 1 with every problem (file, key path, what is wrong).
     CheckConfig { file: PathBuf },
 }
@@ -45,7 +52,8 @@ fn main() -> ExitCode {
     init_logging(cli.log_format);
     let result = match cli.command {
         Some(Command::CheckConfig { file }) => return check_config(&file),
-        Some(Command::Run { config: Some(file) }) => run_file(&file),
+        Some(Command::Run { config: Some(file) }) => run_file(&file, false),
+        Some(Command::Witness { config }) => run_file(&config, true),
         Some(Command::Run { config: None }) | None => run_demo(8080, 8053, false),
         Some(Command::Demo {
             port,
@@ -100,8 +108,12 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .build()?)
 }
 
-fn run_file(file: &std::path::Path) -> anyhow::Result<()> {
-    let config = tandem_config::load(file).map_err(|e| anyhow::anyhow!("{e}"))?;
+fn run_file(file: &std::path::Path, witness: bool) -> anyhow::Result<()> {
+    let mut config = tandem_config::load(file).map_err(|e| anyhow::anyhow!("{e}"))?;
+    if witness {
+        config = tandemd::witness_config(config)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+    }
     let problems = tandemd::check_files(&config);
     if !problems.is_empty() {
         anyhow::bail!("{}: {}", file.display(), problems.join("\n"));

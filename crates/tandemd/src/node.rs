@@ -13,6 +13,7 @@ use tandem_health::{HealthSink, Target};
 use tandem_proxy::Plane;
 use tokio_util::sync::CancellationToken;
 
+use crate::cluster::Cluster;
 use crate::vrrp::Vrrp;
 
 pub struct Node {
@@ -24,6 +25,8 @@ pub struct Node {
     /// Running health checks per pool, with what they were started for.
     checks: Mutex<HashMap<String, (CheckKey, CancellationToken)>>,
     vrrp: tokio::sync::Mutex<Option<Vrrp>>,
+    /// Cluster membership, with `[node.cluster]`.
+    cluster: std::sync::OnceLock<Arc<Cluster>>,
     started: Instant,
     /// One change at a time.
     applying: tokio::sync::Mutex<()>,
@@ -35,6 +38,10 @@ type CheckKey = (
     Vec<(String, std::net::SocketAddr)>,
     Option<tandem_config::http::UpstreamTls>,
 );
+
+fn report_cluster(config: &Config) -> ClusterConfig {
+    config.cluster.clone()
+}
 
 /// A refused change: the problems, as check-config would print them.
 #[derive(Debug, thiserror::Error)]
@@ -93,12 +100,24 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Node {
-    /// Starts the node, and its VRRP instances when `[node.vrrp]` is configured.
+    /// Starts the node: planes, then the cluster member when `[node.cluster]` is set
+    /// (waiting, bounded, until it hears a leader), then VRRP fenced by the lease.
     pub async fn start_with_vrrp(config: Config) -> anyhow::Result<Arc<Node>> {
-        let node = Node::start(config)?;
-        let vrrp = Vrrp::start(&node.config(), &node.plane).await?;
+        let node = Node::start(config.clone())?;
+        if let Some(settings) = &config.node.cluster {
+            let cluster = Arc::new(Cluster::start(&config.node, settings).await?);
+            let _ = node.cluster.set(cluster.clone());
+            cluster.seed_config(&config).await;
+            cluster.spawn_followers(&node, settings.sticky_batch.get());
+        }
+        let vrrp = Vrrp::start(&node.config(), &node.plane, node.cluster()).await?;
         *node.vrrp.lock().await = vrrp;
         Ok(node)
+    }
+
+    /// The cluster membership, when `[node.cluster]` is configured.
+    pub fn cluster(&self) -> Option<&Cluster> {
+        self.cluster.get().map(|c| &**c)
     }
 
     /// Starts the forwarding planes and health checks (no VRRP). Fails, naming the
@@ -114,6 +133,7 @@ impl Node {
             http,
             checks: Mutex::new(HashMap::new()),
             vrrp: tokio::sync::Mutex::new(None),
+            cluster: std::sync::OnceLock::new(),
             started: Instant::now(),
             applying: tokio::sync::Mutex::new(()),
         };
@@ -241,7 +261,22 @@ impl Node {
             ApplyError::Invalid("this node was not started from a config file".into())
         })?;
         let loaded = tandem_config::load(&path).map_err(|e| ApplyError::Invalid(e.to_string()))?;
-        let mut report = self.apply(loaded.cluster, who).await?;
+        // In a cluster the replicated config is in force; the file's cluster part only
+        // seeded it. `tandemctl config apply` changes it.
+        let replicated = self.cluster().is_some_and(Cluster::has_config);
+        let cluster_part = if replicated {
+            self.config().cluster
+        } else {
+            loaded.cluster.clone()
+        };
+        let mut report = self.apply(cluster_part, who).await?;
+        if replicated && loaded.cluster != report_cluster(&self.config()) {
+            report.warnings.push(
+                "the file's listeners, pools and vip_groups were not applied: this node runs the \
+                 cluster's replicated config; change it with `tandemctl config apply FILE`"
+                    .into(),
+            );
+        }
         let mut current = lock(&self.config);
         if current.node.vrrp != loaded.node.vrrp {
             report
@@ -303,6 +338,15 @@ impl Node {
             (BackendChange::Weight(w), Some(i)) => p.backends[i].weight = w,
         }
         cluster.version += 1;
+        if let Some(c) = self.cluster().filter(|c| c.has_config()) {
+            // Cluster-wide: the change goes through the log, so every node makes it.
+            let mut candidate = self.config();
+            candidate.cluster = cluster.clone();
+            let text = crate::cluster::cluster_toml(&cluster);
+            c.propose_config(&candidate, &text, "admin API change")
+                .await
+                .map_err(|e| ApplyError::Invalid(e.to_string()))?;
+        }
         self.apply(cluster, who).await
     }
 
@@ -380,14 +424,22 @@ impl Node {
     }
 
     /// VRRP leaves first (the peer takes the VIP at once), then connections drain.
+    /// With a cluster, the leases are released right after VRRP let the VIPs go (so the
+    /// peer takes them without a lease wait), and Raft stops after the drain.
     pub async fn shutdown_within(&self, drain: Duration) -> usize {
         if let Some(vrrp) = self.vrrp.lock().await.take() {
             vrrp.stop().await;
+        }
+        if let Some(cluster) = self.cluster.get() {
+            cluster.keeper.release_all(Duration::from_secs(3)).await;
         }
         for (_, (_, token)) in lock(&self.checks).drain() {
             token.cancel();
         }
         let (l4, l7) = tokio::join!(self.plane.shutdown(drain), self.http.shutdown(drain));
+        if let Some(cluster) = self.cluster.get() {
+            cluster.stop_member().await;
+        }
         l4 + l7
     }
 }

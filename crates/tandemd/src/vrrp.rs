@@ -4,13 +4,17 @@
 use anyhow::Context;
 use std::sync::Arc;
 use std::time::Duration;
+use tandem_cluster::lease_keeper::LeaseKeeper;
 use tandem_config::vrrp::{parse_vip, Fencing, Track};
 use tandem_config::Config;
 use tandem_proxy::Plane;
 use tandem_vrrp::io::{
-    spawn_instance, Fence, HookRunner, InstanceHandle, InstanceSpec, Netlink, NoFence, Probe,
-    TrackerSpec,
+    spawn_instance, Fence, FenceLink, HookRunner, InstanceHandle, InstanceSpec, Netlink, NoFence,
+    Permit, Probe, TrackerSpec,
 };
+use tokio::sync::watch;
+
+use crate::cluster::Cluster;
 use tokio_util::sync::CancellationToken;
 
 /// The running VRRP instances of a node.
@@ -19,20 +23,100 @@ pub struct Vrrp {
     stop: CancellationToken,
 }
 
+/// Which fence the node runs: `fencing` from the config, with `auto` resolved from the
+/// cluster this node is in (Raft leases with three or more voters, else none).
+pub fn choose_fence(fencing: Fencing, cluster: Option<&Cluster>) -> Arc<dyn Fence> {
+    let voters = cluster.map_or(0, Cluster::voters);
+    let raft = match (fencing, cluster) {
+        (Fencing::None, _) | (Fencing::Auto, None) => false,
+        (Fencing::Raft, Some(_)) => true,
+        (Fencing::Auto, Some(_)) => voters >= 3,
+        (Fencing::Raft, None) => unreachable!("validated: fencing = raft needs [node.cluster]"),
+    };
+    match cluster.filter(|_| raft) {
+        Some(cluster) => {
+            if voters < 3 {
+                tracing::warn!(
+                    voters,
+                    "fencing = \"raft\" with fewer than three voters: losing one node \
+                    leaves no majority and then NO node may hold the VIP. Add a witness \
+                    (tandemd witness) to make the pair safe."
+                );
+            }
+            tracing::info!(
+                voters,
+                "fencing = raft: a VIP is held only under a Raft lease"
+            );
+            Arc::new(RaftFence {
+                keeper: cluster.keeper.clone(),
+            })
+        }
+        None => {
+            let why = match (fencing, cluster) {
+                (Fencing::Auto, Some(_)) => format!(
+                    "fencing = \"auto\" chose \"none\": the cluster has {voters} voter(s) at start, \
+                     fewer than three"
+                ),
+                _ => "fencing = \"none\"".to_string(),
+            };
+            tracing::warn!(
+                "{why}: plain VRRP without split-brain protection. A partition between the nodes \
+                 can leave two of them holding the same VIP."
+            );
+            Arc::new(NoFence)
+        }
+    }
+}
+
+/// The Raft lease as the VRRP speaker's fence: the keeper's hold window becomes the
+/// speaker's permit; the operator override turns it into `Always`.
+struct RaftFence {
+    keeper: Arc<LeaseKeeper>,
+}
+
+impl Fence for RaftFence {
+    fn attach(&self, group: &str) -> FenceLink {
+        let link = self.keeper.attach(group);
+        let permit_of = |until: Option<tokio::time::Instant>, forced: bool| match (forced, until) {
+            (true, _) => Permit::Always,
+            (false, Some(t)) => Permit::Until(t),
+            (false, None) => Permit::Denied,
+        };
+        let (permit_tx, permit) =
+            watch::channel(permit_of(*link.until.borrow(), *link.forced.borrow()));
+        let (mut until, mut forced) = (link.until, link.forced);
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    changed = until.changed() => if changed.is_err() { break },
+                    changed = forced.changed() => if changed.is_err() { break },
+                }
+                let next = permit_of(*until.borrow_and_update(), *forced.borrow_and_update());
+                if permit_tx.send(next).is_err() {
+                    break;
+                }
+            }
+            // The keeper stopped: nothing can be renewed any more.
+            let _ = permit_tx.send(Permit::Denied);
+        });
+        FenceLink {
+            permit,
+            wants: link.wants,
+            demoted: link.demoted,
+        }
+    }
+}
+
 impl Vrrp {
-    pub async fn start(config: &Config, plane: &Plane) -> anyhow::Result<Option<Vrrp>> {
+    pub async fn start(
+        config: &Config,
+        plane: &Plane,
+        cluster: Option<&Cluster>,
+    ) -> anyhow::Result<Option<Vrrp>> {
         let Some(node_vrrp) = &config.node.vrrp else {
             return Ok(None);
         };
-        let fence: Arc<dyn Fence> = match node_vrrp.fencing {
-            Fencing::None => {
-                tracing::warn!(
-                    "fencing = \"none\": plain VRRP without split-brain protection. A partition \
-                     between the nodes can leave two of them holding the same VIP."
-                );
-                Arc::new(NoFence)
-            }
-        };
+        let fence = choose_fence(node_vrrp.fencing, cluster);
         let netlink = Netlink::open().context("starting VRRP")?;
         let hooks = HookRunner::start(node_vrrp.hooks.clone(), node_vrrp.hook_timeout.get());
         let stop = CancellationToken::new();

@@ -295,6 +295,15 @@ impl ClusterNode {
         )
     }
 
+    /// Stops Raft and the listener, for owners that share the node (the store stays on
+    /// disk). The listener task ends on its own once cancelled.
+    pub async fn stop(&self) {
+        if let Err(e) = self.raft.shutdown().await {
+            tracing::warn!(error = %e, "cluster: raft shutdown");
+        }
+        self.stop.cancel();
+    }
+
     /// Stops Raft and the listener (the store stays on disk for the next start).
     pub async fn shutdown(self) {
         if let Err(e) = self.raft.shutdown().await {

@@ -1,6 +1,7 @@
-//! The I/O shell around the state machine: raw sockets, netlink, gratuitous ARP, hooks and
-//! trackers. One task per instance ([`spawn_instance`]).
+//! The I/O shell around the state machine: raw sockets, netlink, gratuitous ARP, hooks,
+//! trackers and the fencing seam ([`Fence`]). One task per instance ([`spawn_instance`]).
 
+mod fence;
 mod garp;
 mod hooks;
 mod netlink;
@@ -9,6 +10,7 @@ mod speaker;
 mod stats;
 pub mod tracker;
 
+pub use fence::{Fence, FenceLink, NoFence, Permit};
 pub use hooks::{HookEvent, HookRunner};
 pub use netlink::{LinkInfo, Netlink, NetlinkError};
 pub use stats::VrrpStats;
@@ -21,21 +23,6 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::machine::State;
-
-/// The seam for fencing: VRRP decides who *wants* to be master; a fence decides who *may*
-/// hold the addresses. `fencing = "none"` is [`NoFence`]; the Raft lease comes later.
-pub trait Fence: Send + Sync + 'static {
-    fn may_hold(&self, group: &str) -> bool;
-}
-
-/// Plain VRRP: whoever VRRP elects holds the addresses (keepalived semantics).
-pub struct NoFence;
-
-impl Fence for NoFence {
-    fn may_hold(&self, _group: &str) -> bool {
-        true
-    }
-}
 
 /// One instance, fully resolved from config.
 #[derive(Clone)]
@@ -79,6 +66,10 @@ pub struct InstanceStatus {
     pub master: Option<Ipv4Addr>,
     pub holds_addresses: bool,
     pub last_transition: Option<(State, State, String, SystemTime)>,
+    /// VRRP is master but the fence does not permit holding the addresses (yet).
+    pub waiting_for_fence: bool,
+    /// An operator moved this group to another node (priority lowered by 255).
+    pub demoted: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -118,9 +109,12 @@ pub async fn spawn_instance(
         master: None,
         holds_addresses: false,
         last_transition: None,
+        waiting_for_fence: false,
+        demoted: false,
     });
+    let link = fence.attach(&spec.group);
     let speaker =
-        speaker::Speaker::prepare(spec, netlink, hooks, fence, stats.clone(), status_tx).await?;
+        speaker::Speaker::prepare(spec, netlink, hooks, link, stats.clone(), status_tx).await?;
     let task = tokio::spawn(speaker.run(stop));
     Ok(InstanceHandle {
         status,

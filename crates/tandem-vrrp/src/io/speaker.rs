@@ -1,6 +1,11 @@
-//! One VRRP instance at work: feeds received adverts, timers, tracker and link changes to
-//! the pure state machine and carries out what it asks (send, take and release addresses,
-//! announce, run hooks).
+//! One VRRP instance at work: feeds received adverts, timers, tracker, link and fence
+//! changes to the pure state machine and carries out what it asks (send, take and release
+//! addresses, announce, run hooks).
+//!
+//! Holding the addresses takes two things: VRRP wants to be master (`wants`, from
+//! Action::TakeAddresses until Action::ReleaseAddresses) and the fence permits it
+//! ([`Permit`]). Under `Permit::Until(t)` the kernel lifetime never reaches past `t` and the
+//! speaker removes the addresses at `t` unless a renewal moved it.
 
 use std::collections::HashSet;
 use std::net::Ipv4Addr;
@@ -10,13 +15,14 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use super::fence::{FenceEvent, FenceSide};
 use super::garp::GarpSender;
 use super::hooks::{HookEvent, HookRunner};
 use super::netlink::{LinkInfo, Netlink};
 use super::socket::VrrpSockets;
 use super::stats::VrrpStats;
-use super::{tracker, Fence, InstanceSpec, InstanceStatus, SpeakerError};
-use crate::machine::{Action, Advert as MachineAdvert, Instance, InstanceConfig};
+use super::{tracker, FenceLink, InstanceSpec, InstanceStatus, Permit, SpeakerError};
+use crate::machine::{Action, Advert as MachineAdvert, Instance, InstanceConfig, State};
 use crate::wire::{parse_advert, Advert, VrrpRepr, VRRP_MULTICAST_V4};
 
 /// Everything the loop needs, resolved at start.
@@ -29,11 +35,20 @@ pub(super) struct Speaker {
     sockets: VrrpSockets,
     garp: GarpSender,
     hooks: HookRunner,
-    fence: Arc<dyn Fence>,
+    fence: FenceSide,
     stats: Arc<VrrpStats>,
     status: watch::Sender<InstanceStatus>,
     origin: Instant,
+    /// VRRP wants to be master (published to the fence).
+    wants: bool,
+    /// The last permit acted on.
+    permit: Permit,
     holding: bool,
+    /// Under `Permit::Until`: the addresses go at this instant unless renewed.
+    hold_until: Option<Instant>,
+    /// Tracker adjustment and operator demotion, combined into the machine's adjustment.
+    tracker_delta: i32,
+    demoted: bool,
     /// Next gratuitous ARP burst while holding (the repeat burst, then periodic refresh).
     next_garp: Option<Instant>,
     warned: HashSet<(Ipv4Addr, &'static str)>,
@@ -44,7 +59,7 @@ impl Speaker {
         spec: InstanceSpec,
         netlink: Netlink,
         hooks: HookRunner,
-        fence: Arc<dyn Fence>,
+        fence: FenceLink,
         stats: Arc<VrrpStats>,
         status: watch::Sender<InstanceStatus>,
     ) -> Result<Speaker, SpeakerError> {
@@ -95,11 +110,16 @@ impl Speaker {
             sockets,
             garp,
             hooks,
-            fence,
+            fence: FenceSide::new(fence),
             stats,
             status,
             origin: Instant::now(),
+            wants: false,
+            permit: Permit::Always,
             holding: false,
+            hold_until: None,
+            tracker_delta: 0,
+            demoted: false,
             next_garp: None,
             warned: HashSet::new(),
         })
@@ -120,11 +140,17 @@ impl Speaker {
         link_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut buf = vec![0u8; 2048];
         let mut trackers_alive = true;
+        self.permit = self.fence.latest_permit();
         let mut actions = self.machine.startup(self.now());
-        let initial = *priority_delta.borrow_and_update();
-        if initial != 0 {
-            actions.extend(self.machine.set_priority_adjustment(initial, self.now()));
-        }
+        self.tracker_delta = *priority_delta.borrow_and_update();
+        let demoted = self.fence.latest_demoted();
+        // Demoted from the start: priority lowered (and a step-down, were we master already).
+        actions.extend(self.set_demoted(demoted));
+        // Tracker weights: no action unless the effective priority changes.
+        actions.extend(
+            self.machine
+                .set_priority_adjustment(self.adjustment(), self.now()),
+        );
         loop {
             self.execute(std::mem::take(&mut actions)).await;
             self.publish_status();
@@ -145,13 +171,20 @@ impl Speaker {
                 changed = priority_delta.changed(), if trackers_alive => {
                     match changed {
                         Ok(()) => {
-                            let delta = *priority_delta.borrow_and_update();
-                            actions = self.machine.set_priority_adjustment(delta, self.now());
+                            self.tracker_delta = *priority_delta.borrow_and_update();
+                            actions = self.machine.set_priority_adjustment(self.adjustment(), self.now());
                         }
                         // No trackers (or they stopped): the channel is closed for good;
                         // without this guard the select! would spin on it.
                         Err(_) => trackers_alive = false,
                     }
+                }
+                event = self.fence.next() => match event {
+                    FenceEvent::Permit(permit) => self.on_permit(permit).await,
+                    FenceEvent::Demoted(demoted) => actions = self.set_demoted(demoted),
+                },
+                _ = tokio::time::sleep_until(self.hold_until.unwrap_or(far)), if self.holding && self.hold_until.is_some() => {
+                    self.hold_window_ended().await;
                 }
                 _ = link_check.tick() => actions = self.check_link().await,
                 _ = tokio::time::sleep_until(self.next_garp.unwrap_or(far)), if self.next_garp.is_some() => {
@@ -163,6 +196,7 @@ impl Speaker {
         }
         let actions = self.machine.shutdown(self.now());
         self.execute(actions).await;
+        self.set_wants(false);
         self.publish_status();
         tracing::info!(instance = %self.spec.group, "VRRP instance stopped");
     }
@@ -294,28 +328,127 @@ impl Speaker {
                 }
             }
         }
-        // Every advert as master renews the addresses' kernel lifetime.
+        // Every advert as master renews the addresses' kernel lifetime (within the permit).
         if self.holding && priority != 0 {
-            self.install_addresses().await;
+            if let Some((lifetime, _)) = self
+                .permit
+                .hold(Instant::now(), self.spec.address_lifetime())
+            {
+                self.install_addresses(lifetime).await;
+            }
         }
     }
 
+    fn set_wants(&mut self, wants: bool) {
+        self.wants = wants;
+        self.fence.set_wants(wants);
+    }
+
+    /// Action::TakeAddresses: VRRP wants the addresses; hold them if the fence permits.
     async fn take_addresses(&mut self) {
-        if !self.fence.may_hold(&self.spec.group) {
-            tracing::warn!(instance = %self.spec.group, "VRRP wants master but the fence refuses: not taking the addresses");
-            return;
+        self.set_wants(true);
+        if !self.hold().await {
+            tracing::info!(instance = %self.spec.group, permit = %self.permit.describe(Instant::now()),
+                "VRRP is master of {} but the fence does not permit holding yet: waiting for the lease",
+                self.spec.group);
         }
+    }
+
+    /// Installs and announces the addresses if the current permit allows; false if not.
+    async fn hold(&mut self) -> bool {
+        let Some((lifetime, until)) = self
+            .permit
+            .hold(Instant::now(), self.spec.address_lifetime())
+        else {
+            return false;
+        };
         self.holding = true;
-        self.install_addresses().await;
+        self.hold_until = until;
+        self.install_addresses(lifetime).await;
         self.announce("became master");
         let repeat = self.spec.garp_repeat_after;
         let refresh = self.spec.garp_refresh;
         let next = if !repeat.is_zero() { repeat } else { refresh };
         self.next_garp = (!next.is_zero()).then(|| Instant::now() + next);
+        true
     }
 
-    async fn install_addresses(&mut self) {
-        let lifetime = self.spec.address_lifetime();
+    /// A new permit from the fence: take, extend or drop the addresses accordingly.
+    async fn on_permit(&mut self, permit: Permit) {
+        let previous = std::mem::replace(&mut self.permit, permit);
+        if !self.wants {
+            return;
+        }
+        let group = self.spec.group.clone();
+        let now = Instant::now();
+        if !self.holding {
+            if self.hold().await {
+                tracing::info!(instance = %group, permit = %permit.describe(now), "the fence permits holding: virtual addresses taken");
+            }
+            return;
+        }
+        match permit.hold(now, self.spec.address_lifetime()) {
+            Some((lifetime, until)) => {
+                // A renewal (or a change of kind): re-install with the new lifetime at once.
+                self.hold_until = until;
+                self.install_addresses(lifetime).await;
+                if std::mem::discriminant(&previous) != std::mem::discriminant(&permit) {
+                    tracing::info!(instance = %group, permit = %permit.describe(now), "fence permit changed: holding on");
+                } else {
+                    tracing::debug!(instance = %group, lifetime = ?lifetime, "lease renewed: address lifetime extended");
+                }
+            }
+            None => match permit {
+                // Less than a second left: nothing to extend. Keep holding until `t2` only
+                // if that does not shorten the window the installed lifetime was bound to.
+                Permit::Until(t2) if self.hold_until.is_some_and(|t1| t2 >= t1) => {
+                    self.hold_until = Some(t2);
+                }
+                _ => {
+                    self.drop_addresses().await;
+                    tracing::info!(instance = %group, permit = %permit.describe(now),
+                        "the fence withdrew its permit: virtual addresses removed (VRRP stays master, waiting for the lease)");
+                }
+            },
+        }
+    }
+
+    /// The hold window under `Permit::Until` ran out; a renewal that raced with the timer wins.
+    async fn hold_window_ended(&mut self) {
+        let latest = self.fence.latest_permit();
+        if latest != self.permit {
+            self.on_permit(latest).await;
+        }
+        if self.holding && self.hold_until.is_some_and(|t| t <= Instant::now()) {
+            self.drop_addresses().await;
+            tracing::warn!(instance = %self.spec.group, "lease hold window ended before it was renewed: VIP removed");
+        }
+    }
+
+    /// Operator demotion: priority lowered by 255 and, as Master, step down at once.
+    fn set_demoted(&mut self, demoted: bool) -> Vec<Action> {
+        let mut actions = Vec::new();
+        if demoted == self.demoted {
+            return actions;
+        }
+        self.demoted = demoted;
+        tracing::info!(instance = %self.spec.group, demoted,
+            "{}", if demoted { "group moved to another node by the operator: priority lowered" } else { "operator demotion lifted: normal priority" });
+        if demoted && self.machine.state() == State::Master {
+            actions = self.machine.step_down(self.now());
+        }
+        actions.extend(
+            self.machine
+                .set_priority_adjustment(self.adjustment(), self.now()),
+        );
+        actions
+    }
+
+    fn adjustment(&self) -> i32 {
+        self.tracker_delta + if self.demoted { -255 } else { 0 }
+    }
+
+    async fn install_addresses(&mut self, lifetime: Duration) {
         for (ip, prefix) in self.spec.addresses.clone() {
             if let Err(e) = self
                 .netlink
@@ -327,8 +460,16 @@ impl Speaker {
         }
     }
 
+    /// Action::ReleaseAddresses: VRRP no longer wants them.
     async fn release_addresses(&mut self) {
+        self.set_wants(false);
+        self.drop_addresses().await;
+    }
+
+    /// Removes the addresses (VRRP's wish is left as it is).
+    async fn drop_addresses(&mut self) {
         self.holding = false;
+        self.hold_until = None;
         self.next_garp = None;
         for (ip, _) in self.spec.addresses.clone() {
             if let Err(e) = self.netlink.remove(self.link.index, ip).await {
@@ -356,16 +497,22 @@ impl Speaker {
             self.machine.effective_priority(),
         );
         let holding = self.holding;
+        let waiting = self.wants && !self.holding;
+        let demoted = self.demoted;
         self.status.send_if_modified(|s| {
             let changed = s.state != state
                 || s.master != master
                 || s.effective_priority != effective
-                || s.holds_addresses != holding;
+                || s.holds_addresses != holding
+                || s.waiting_for_fence != waiting
+                || s.demoted != demoted;
             s.state = state;
             s.master = master;
             s.base_priority = base;
             s.effective_priority = effective;
             s.holds_addresses = holding;
+            s.waiting_for_fence = waiting;
+            s.demoted = demoted;
             changed
         });
     }

@@ -150,6 +150,23 @@ impl Instance {
         out
     }
 
+    /// Operator-requested step-down: as Master, advertise priority 0 (RFC 5798: backups take
+    /// over after Skew_Time), release the addresses and become Backup with a fresh
+    /// Master_Down_Timer. Does nothing in any other state. To keep the instance from taking
+    /// the group back, lower its priority too (the shell applies an adjustment of -255).
+    pub fn step_down(&mut self, now: Duration) -> Vec<Action> {
+        let mut out = Vec::new();
+        if self.state != State::Master {
+            return out;
+        }
+        out.push(Action::SendAdvert { priority: 0 });
+        out.push(Action::ReleaseAddresses);
+        self.current_master = None;
+        self.master_adver_interval = self.config.advert_interval;
+        self.enter_backup(now, Reason::SteppedDown, &mut out);
+        out
+    }
+
     /// A received, validated advert for our VRID (RFC 5798 6.4.2 / 6.4.3).
     pub fn on_advert(&mut self, advert: Advert, now: Duration) -> Vec<Action> {
         let mut out = Vec::new();

@@ -113,6 +113,9 @@ pub enum Reason {
     InterfaceDown,
     InterfaceUp,
     Shutdown,
+    /// Master → Backup: an operator moved the group to another node
+    /// ([`Instance::step_down`]).
+    SteppedDown,
     /// Not emitted by this machine: a tracker change alone never changes state. Kept so the
     /// shell has a name for it should it ever map a tracker to a state change.
     PriorityChanged,
@@ -140,6 +143,7 @@ impl fmt::Display for Reason {
             Reason::InterfaceDown => write!(f, "interface down"),
             Reason::InterfaceUp => write!(f, "interface up"),
             Reason::Shutdown => write!(f, "shutdown"),
+            Reason::SteppedDown => write!(f, "moved by the operator"),
             Reason::PriorityChanged => write!(f, "priority changed"),
         }
     }

@@ -24,6 +24,8 @@ pub enum Code {
     Invalid,
     Unauthorized,
     MethodNotAllowed,
+    /// The cluster cannot answer now (no leader reachable): retry later.
+    Unavailable,
     Failed,
 }
 
@@ -34,6 +36,7 @@ impl Code {
             Code::Invalid => "invalid",
             Code::Unauthorized => "unauthorized",
             Code::MethodNotAllowed => "method_not_allowed",
+            Code::Unavailable => "unavailable",
             Code::Failed => "failed",
         }
     }
@@ -44,6 +47,7 @@ impl Code {
             Code::Invalid => StatusCode::BAD_REQUEST,
             Code::Unauthorized => StatusCode::UNAUTHORIZED,
             Code::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Code::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             Code::Failed => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

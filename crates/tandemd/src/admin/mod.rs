@@ -7,6 +7,7 @@
 //! paths, `views` and `writes` answer, `error` is the one JSON error shape.
 //! The endpoints are listed in docs/operations.md.
 
+mod cluster;
 mod conn;
 mod error;
 mod listen;

@@ -7,7 +7,7 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 
 use super::error::{json_response, ApiError, Body, Code};
-use super::{views, writes};
+use super::{cluster, views, writes};
 use crate::Node;
 
 /// Answers one request; every refusal is a JSON error.
@@ -113,6 +113,39 @@ async fn dispatch(
                 .unwrap_or_else(|| "<request body>".to_string());
             let body = writes::read_body(req.into_body()).await?;
             writes::check_config(&body, &origin)
+        }
+        ["v1", "cluster"] => {
+            only(&method, &[M::GET])?;
+            cluster::status(node).await
+        }
+        ["v1", "cluster", "join"] => {
+            only(&method, &[M::POST])?;
+            let body = writes::read_body(req.into_body()).await?;
+            cluster::join(node, body, who).await
+        }
+        ["v1", "cluster", "leave"] => {
+            only(&method, &[M::POST])?;
+            let body = writes::read_body(req.into_body()).await?;
+            cluster::leave(node, body, who).await
+        }
+        ["v1", "config", "apply"] => {
+            only(&method, &[M::POST])?;
+            let origin = query
+                .as_deref()
+                .and_then(|q| query_value(q, "origin"))
+                .unwrap_or_else(|| "<request body>".to_string());
+            let body = writes::read_body(req.into_body()).await?;
+            cluster::apply_config(node, body, &origin, who).await
+        }
+        ["v1", "vip", "move"] => {
+            only(&method, &[M::POST])?;
+            let body = writes::read_body(req.into_body()).await?;
+            cluster::move_vip(node, body, who).await
+        }
+        ["v1", "vip", "force-hold"] => {
+            only(&method, &[M::POST])?;
+            let body = writes::read_body(req.into_body()).await?;
+            cluster::force_hold(node, body, who).await
         }
         _ => Err(unknown(&method, &path)),
     }

@@ -1,0 +1,217 @@
+//! The fencing seam: VRRP decides who *wants* to be master; a fence decides who *may* hold
+//! the addresses, and for how long. `fencing = "none"` is [`NoFence`]; the Raft lease keeper
+//! drives a [`FenceLink`] per VIP group.
+//!
+//! The speaker side ([`FenceSide`]) keeps the last value of every channel and stops
+//! listening to a channel whose sender is gone, so a closed channel never makes it spin.
+
+use std::time::Duration;
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+/// What the fence allows one VIP group right now.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Permit {
+    /// Plain VRRP: hold whenever VRRP is master, with the VRRP address lifetime
+    /// ([`InstanceSpec::address_lifetime`](super::InstanceSpec::address_lifetime)).
+    Always,
+    /// May hold until this instant (tokio::time::Instant, monotonic). Addresses are installed
+    /// with a kernel lifetime (valid_lft = preferred_lft) of the time left rounded DOWN to
+    /// whole seconds (never more), not installed/extended when that is 0 s, and removed by the
+    /// speaker at this instant at the latest even if nothing else happens.
+    Until(Instant),
+    /// May not hold now: addresses removed at once.
+    Denied,
+}
+
+impl Permit {
+    /// The kernel lifetime to install the addresses with at `now`, and the instant the
+    /// speaker must remove them by (None: no such instant). None: do not install now.
+    pub fn hold(
+        &self,
+        now: Instant,
+        vrrp_lifetime: Duration,
+    ) -> Option<(Duration, Option<Instant>)> {
+        match *self {
+            Permit::Always => Some((vrrp_lifetime, None)),
+            Permit::Until(t) => {
+                let secs = t.saturating_duration_since(now).as_secs();
+                (secs >= 1).then(|| (Duration::from_secs(secs), Some(t)))
+            }
+            Permit::Denied => None,
+        }
+    }
+
+    /// For logs: "always", "denied" or "for 4.2 s".
+    pub(super) fn describe(&self, now: Instant) -> String {
+        match *self {
+            Permit::Always => "always".into(),
+            Permit::Until(t) => format!(
+                "for {:.1} s",
+                t.saturating_duration_since(now).as_secs_f64()
+            ),
+            Permit::Denied => "denied".into(),
+        }
+    }
+}
+
+/// The speaker's connection to the fence for one group.
+pub struct FenceLink {
+    pub permit: watch::Receiver<Permit>,
+    /// The speaker publishes whether VRRP wants to be master: true from
+    /// Action::TakeAddresses, false on Action::ReleaseAddresses / step-down / shutdown /
+    /// fault. (The fence acquires or releases the lease from it.)
+    pub wants: watch::Sender<bool>,
+    /// true: an operator moved this group to another node. The instance then runs with its
+    /// priority adjustment lowered by 255 (so effective priority clamps to 1; tracker deltas
+    /// still add) and, if it is Master, steps down at once (see
+    /// [`Instance::step_down`](crate::machine::Instance::step_down)). false again: back to
+    /// normal priority.
+    pub demoted: watch::Receiver<bool>,
+}
+
+pub trait Fence: Send + Sync + 'static {
+    fn attach(&self, group: &str) -> FenceLink;
+}
+
+/// Plain VRRP (keepalived semantics): permit Always, never demoted.
+pub struct NoFence;
+
+impl Fence for NoFence {
+    fn attach(&self, _group: &str) -> FenceLink {
+        // The senders (and the wants receiver) are dropped here: the speaker keeps the
+        // initial values and stops listening.
+        let (_, permit) = watch::channel(Permit::Always);
+        let (wants, _) = watch::channel(false);
+        let (_, demoted) = watch::channel(false);
+        FenceLink {
+            permit,
+            wants,
+            demoted,
+        }
+    }
+}
+
+/// A change the speaker must act on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum FenceEvent {
+    Permit(Permit),
+    Demoted(bool),
+}
+
+/// The speaker's end of a [`FenceLink`].
+pub(super) struct FenceSide {
+    link: FenceLink,
+    permit_open: bool,
+    demoted_open: bool,
+}
+
+impl FenceSide {
+    pub(super) fn new(link: FenceLink) -> FenceSide {
+        FenceSide {
+            link,
+            permit_open: true,
+            demoted_open: true,
+        }
+    }
+
+    /// The latest permit, marked as seen (so [`next`](Self::next) does not report it again).
+    pub(super) fn latest_permit(&mut self) -> Permit {
+        *self.link.permit.borrow_and_update()
+    }
+
+    /// The latest demotion flag, marked as seen.
+    pub(super) fn latest_demoted(&mut self) -> bool {
+        *self.link.demoted.borrow_and_update()
+    }
+
+    /// Publishes whether VRRP wants to be master (receivers notified on change only; kept
+    /// even when nobody listens).
+    pub(super) fn set_wants(&self, wants: bool) {
+        self.link.wants.send_if_modified(|w| {
+            let changed = *w != wants;
+            *w = wants;
+            changed
+        });
+    }
+
+    /// The next change; never completes once both channels are closed. Cancel-safe.
+    pub(super) async fn next(&mut self) -> FenceEvent {
+        loop {
+            tokio::select! {
+                changed = self.link.permit.changed(), if self.permit_open => match changed {
+                    Ok(()) => return FenceEvent::Permit(*self.link.permit.borrow_and_update()),
+                    // Sender gone: keep the last value, stop listening (no spinning).
+                    Err(_) => self.permit_open = false,
+                },
+                changed = self.link.demoted.changed(), if self.demoted_open => match changed {
+                    Ok(()) => return FenceEvent::Demoted(*self.link.demoted.borrow_and_update()),
+                    Err(_) => self.demoted_open = false,
+                },
+                else => std::future::pending::<()>().await,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn until_rounds_down_and_refuses_less_than_a_second() {
+        let now = Instant::now();
+        let vrrp = Duration::from_secs(2);
+        assert_eq!(Permit::Always.hold(now, vrrp), Some((vrrp, None)));
+        assert_eq!(Permit::Denied.hold(now, vrrp), None);
+        let t = now + Duration::from_millis(3999);
+        assert_eq!(
+            Permit::Until(t).hold(now, vrrp),
+            Some((Duration::from_secs(3), Some(t)))
+        );
+        let t = now + Duration::from_millis(999);
+        assert_eq!(Permit::Until(t).hold(now, vrrp), None);
+        assert_eq!(
+            Permit::Until(now).hold(now + Duration::from_secs(1), vrrp),
+            None
+        );
+    }
+
+    #[tokio::test]
+    async fn closed_channels_keep_their_last_value_and_never_wake() {
+        let mut side = FenceSide::new(NoFence.attach("g"));
+        assert_eq!(side.latest_permit(), Permit::Always);
+        assert!(!side.latest_demoted());
+        side.set_wants(true);
+        let woke = tokio::time::timeout(Duration::from_millis(50), side.next()).await;
+        assert!(woke.is_err(), "no event from closed channels: {woke:?}");
+        assert!(!side.permit_open && !side.demoted_open);
+    }
+
+    #[tokio::test]
+    async fn changes_are_reported_once() {
+        let (permit_tx, permit) = watch::channel(Permit::Denied);
+        let (wants, mut wants_rx) = watch::channel(false);
+        let (demoted_tx, demoted) = watch::channel(false);
+        let mut side = FenceSide::new(FenceLink {
+            permit,
+            wants,
+            demoted,
+        });
+        permit_tx.send(Permit::Always).unwrap();
+        assert_eq!(side.next().await, FenceEvent::Permit(Permit::Always));
+        demoted_tx.send(true).unwrap();
+        assert_eq!(side.next().await, FenceEvent::Demoted(true));
+        side.set_wants(true);
+        assert!(wants_rx.has_changed().unwrap());
+        assert!(*wants_rx.borrow_and_update());
+        side.set_wants(true);
+        assert!(
+            !wants_rx.has_changed().unwrap(),
+            "no notification without a change"
+        );
+        drop((permit_tx, demoted_tx));
+        let woke = tokio::time::timeout(Duration::from_millis(50), side.next()).await;
+        assert!(woke.is_err());
+    }
+}
