@@ -291,6 +291,7 @@ pub async fn wait_listening(addr: SocketAddr, limit: Duration) -> bool {
     false
 }
 pub mod admin;
+pub mod cluster_lab;
 pub mod http_backends;
 pub mod l7_backends;
 pub mod netns;

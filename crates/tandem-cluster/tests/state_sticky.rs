@@ -212,6 +212,7 @@ struct Mirror {
     pools: BTreeMap<String, (u32, BTreeSet<String>)>,
     sticky: BTreeMap<String, (u32, Vec<StickyRecord>)>,
     leases: BTreeMap<String, Lease>,
+    pins: BTreeMap<String, u64>,
 }
 
 fn mirror(capacity: u32, entries: Vec<StickyRecord>) -> Vec<u8> {
@@ -220,6 +221,7 @@ fn mirror(capacity: u32, entries: Vec<StickyRecord>) -> Vec<u8> {
         pools: BTreeMap::new(),
         sticky: BTreeMap::from([("app".to_string(), (capacity, entries))]),
         leases: BTreeMap::new(),
+        pins: BTreeMap::new(),
     })
     .unwrap()
 }

@@ -110,7 +110,26 @@ impl Ops {
         let deadline = started + timeout;
         let mut last_refusal = None;
         loop {
-            match self.local(&op).await? {
+            // A leader that lost its majority stays leader (openraft 0.9 has no check-quorum)
+            // and holds a write until a majority answers again: bound it by the deadline.
+            // Membership changes are left unbounded (adding a learner waits for it to catch
+            // up, which the joiner's own, longer, timeout allows for).
+            let local = match op {
+                ClusterOp::Write(_) => {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    match tokio::time::timeout(left, self.local(&op)).await {
+                        Ok(local) => local,
+                        Err(_) => {
+                            return Err(OpError::NoLeader {
+                                what: op.what(),
+                                waited: started.elapsed(),
+                            })
+                        }
+                    }
+                }
+                _ => self.local(&op).await,
+            };
+            match local? {
                 Local::Done(reply) => return Ok(reply),
                 Local::Forward(Some((leader, addr))) if !forwarded => {
                     let left = deadline.saturating_duration_since(Instant::now());
@@ -127,7 +146,12 @@ impl Ops {
                                 reason,
                             })
                         }
-                        Ok(Err(reason)) | Err(reason) => last_refusal = Some(reason),
+                        Ok(Err(reason)) => last_refusal = Some(reason),
+                        // The leader did not answer (down, unreachable): no refusal of its
+                        // own; if no leader answers until the deadline, that is NoLeader.
+                        Err(reason) => {
+                            tracing::debug!(leader, %addr, %reason, "cluster: leader unreachable; retrying")
+                        }
                     }
                 }
                 Local::Forward(leader) if forwarded => {
