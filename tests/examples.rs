@@ -51,9 +51,30 @@ fn every_example_config_is_valid() {
     assert!(files.len() >= 10, "config/ holds the examples: {files:?}");
     let dir = TempDir::new();
     let ca = TestCa::new(&dir, "examples");
+    // Cluster examples read their cluster certificates (tandemctl cluster init) from
+    // /etc/tandem/cluster: made for real in the scratch dir.
+    let pki = dir.path("cluster");
+    let init = Command::new(tandemd_bin().with_file_name("tandemctl"))
+        .args([
+            "cluster",
+            "init",
+            "--dir",
+            pki.to_str().unwrap(),
+            "lb1",
+            "lb2",
+            "witness",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        init.status.success(),
+        "{}",
+        String::from_utf8_lossy(&init.stderr)
+    );
     for path in files {
         let original = std::fs::read_to_string(&path).unwrap();
-        let text = with_test_certificates(&original, &dir, &ca);
+        let text = with_test_certificates(&original, &dir, &ca)
+            .replace("/etc/tandem/cluster", pki.to_str().unwrap());
         let copy = dir.write(path.file_name().unwrap().to_str().unwrap(), &text);
         if let Err(e) = tandem_config::load(&copy) {
             panic!("{}: {e}", path.display());

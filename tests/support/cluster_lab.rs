@@ -67,7 +67,7 @@ bootstrap = {bootstrap}
 cert_dir = "{dir}/pki"
 hosts = {{ {hosts} }}
 heartbeat = "100ms"
-election_timeout = "500ms"
+election_timeout = "300ms"
 "#,
         dir = dir.display(),
         bootstrap = i == 0,

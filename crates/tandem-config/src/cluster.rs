@@ -111,8 +111,10 @@ fn default_cert_dir() -> PathBuf {
 fn default_heartbeat() -> HumanDuration {
     HumanDuration::from_millis(100)
 }
+/// Short enough that a new leader is elected (at most twice this after the old one went)
+/// well inside the lease hold window, so the VIP holder's renewals survive a leader loss.
 fn default_election_timeout() -> HumanDuration {
-    HumanDuration::from_millis(600)
+    HumanDuration::from_millis(300)
 }
 fn default_sticky_batch() -> HumanDuration {
     HumanDuration::from_millis(50)

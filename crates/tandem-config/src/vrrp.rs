@@ -29,8 +29,8 @@ pub struct VipGroup {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Fencing {
-    /// `raft` when the node is a member of a cluster with three or more voters at start,
-    /// else `none` (with the same loud warning).
+    /// `raft` when `[node.cluster]` is configured (a cluster is meant to have two forwarding
+    /// nodes and a witness), else `none` (with its loud warning).
     #[default]
     Auto,
     /// A VIP is held only under a Raft lease: never two holders, but no VIP at all while

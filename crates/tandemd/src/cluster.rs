@@ -64,7 +64,12 @@ impl Cluster {
             bootstrap: settings.bootstrap,
             hosts: settings.hosts.clone(),
             heartbeat: settings.heartbeat.get(),
-            election_timeout: settings.election_timeout.get(),
+            // A witness waits longer before calling an election, so the leader is usually a
+            // forwarding node (the witness still votes at once).
+            election_timeout: match settings.role {
+                Role::Witness => settings.election_timeout.get() * 2,
+                Role::Voter => settings.election_timeout.get(),
+            },
             op_timeout: Duration::from_secs(5),
         };
         let cluster_node = ClusterNode::start(options)
@@ -83,22 +88,26 @@ impl Cluster {
             applied: Mutex::new(ConfigFollow::default()),
             stop: CancellationToken::new(),
         };
-        cluster.wait_joined(Duration::from_secs(15)).await;
+        let expect_member =
+            settings.bootstrap || cluster.node.raft().is_initialized().await.unwrap_or(false);
+        if expect_member {
+            cluster.wait_joined(Duration::from_secs(15)).await;
+        } else {
+            tracing::info!(
+                "cluster: not a member yet; serving, waiting for `tandemctl cluster join`"
+            );
+        }
         Ok(cluster)
     }
 
-    /// Until this node is a member that knows its leader, at most `limit`. A pristine node
-    /// that is not bootstrapping returns at once: it waits for `tandemctl cluster join`.
+    /// Until this member knows its leader (and the membership), at most `limit`.
     async fn wait_joined(&self, limit: Duration) {
         let mut metrics = self.node.raft().metrics();
         let deadline = tokio::time::Instant::now() + limit;
         loop {
             let m = metrics.borrow_and_update().clone();
             let member = m.membership_config.membership().nodes().next().is_some();
-            if !member {
-                return;
-            }
-            if m.current_leader.is_some() {
+            if member && m.current_leader.is_some() {
                 tracing::info!(leader = ?m.current_leader, term = m.current_term, "cluster joined");
                 return;
             }

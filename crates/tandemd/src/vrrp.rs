@@ -30,7 +30,9 @@ pub fn choose_fence(fencing: Fencing, cluster: Option<&Cluster>) -> Arc<dyn Fenc
     let raft = match (fencing, cluster) {
         (Fencing::None, _) | (Fencing::Auto, None) => false,
         (Fencing::Raft, Some(_)) => true,
-        (Fencing::Auto, Some(_)) => voters >= 3,
+        // Decided at start, when a new cluster has one voter and a joining node none yet:
+        // a member of a cluster is fenced; a bare pair says `fencing = "none"` explicitly.
+        (Fencing::Auto, Some(_)) => true,
         (Fencing::Raft, None) => unreachable!("validated: fencing = raft needs [node.cluster]"),
     };
     match cluster.filter(|_| raft) {
@@ -52,12 +54,9 @@ pub fn choose_fence(fencing: Fencing, cluster: Option<&Cluster>) -> Arc<dyn Fenc
             })
         }
         None => {
-            let why = match (fencing, cluster) {
-                (Fencing::Auto, Some(_)) => format!(
-                    "fencing = \"auto\" chose \"none\": the cluster has {voters} voter(s) at start, \
-                     fewer than three"
-                ),
-                _ => "fencing = \"none\"".to_string(),
+            let why = match fencing {
+                Fencing::Auto => "fencing = \"auto\" without [node.cluster] is \"none\"",
+                _ => "fencing = \"none\"",
             };
             tracing::warn!(
                 "{why}: plain VRRP without split-brain protection. A partition between the nodes \

@@ -254,6 +254,7 @@ impl ClusterNode {
         let request = OpRequest {
             op: op.clone(),
             forwarded: false,
+            relayed: false,
         };
         // The seed forwards to its leader; catching up may take a snapshot transfer.
         match self

@@ -99,11 +99,33 @@ impl Ops {
         self.run_within(op, forwarded, self.timeout).await
     }
 
+    /// What the listener runs for a peer's request: a relayed request may still go to the
+    /// leader but is never relayed again.
+    pub async fn run_request(&self, request: OpRequest) -> Result<OpReply, OpError> {
+        self.run_hops(
+            request.op,
+            request.forwarded,
+            !request.relayed,
+            self.timeout,
+        )
+        .await
+    }
+
     /// [`Ops::run`] with its own bound (the lease keeper wants short ones).
     pub async fn run_within(
         &self,
         op: ClusterOp,
         forwarded: bool,
+        timeout: Duration,
+    ) -> Result<OpReply, OpError> {
+        self.run_hops(op, forwarded, true, timeout).await
+    }
+
+    async fn run_hops(
+        &self,
+        op: ClusterOp,
+        forwarded: bool,
+        may_relay: bool,
         timeout: Duration,
     ) -> Result<OpReply, OpError> {
         let started = Instant::now();
@@ -132,10 +154,16 @@ impl Ops {
             match local? {
                 Local::Done(reply) => return Ok(reply),
                 Local::Forward(Some((leader, addr))) if !forwarded => {
-                    let left = deadline.saturating_duration_since(Instant::now());
+                    let mut left = deadline.saturating_duration_since(Instant::now());
+                    if may_relay {
+                        // Leave time for a relay: a leader behind a partition does not
+                        // refuse the connection, it never answers.
+                        left /= 3;
+                    }
                     let request = OpRequest {
                         op: op.clone(),
                         forwarded: true,
+                        relayed: false,
                     };
                     match self.network.call_op(leader, &addr, request, left).await {
                         Ok(Ok(reply)) => return Ok(reply),
@@ -150,7 +178,16 @@ impl Ops {
                         // The leader did not answer (down, unreachable): no refusal of its
                         // own; if no leader answers until the deadline, that is NoLeader.
                         Err(reason) => {
-                            tracing::debug!(leader, %addr, %reason, "cluster: leader unreachable; retrying")
+                            tracing::debug!(leader, %addr, %reason, "cluster: leader unreachable; relaying through a peer");
+                            // This node cannot reach the leader but a majority can (it is
+                            // still the leader): another member passes the request on. Every
+                            // command is safe to apply twice (compare-and-set, versions,
+                            // idempotent merges), so a relay after a lost answer is harmless.
+                            if may_relay {
+                                if let Some(reply) = self.relay(&op, leader, deadline).await {
+                                    return reply;
+                                }
+                            }
                         }
                     }
                 }
@@ -163,7 +200,15 @@ impl Ops {
                         ),
                     })
                 }
-                Local::Forward(_) => {}
+                Local::Forward(_) => {
+                    // No leader known here (this node is campaigning, cut off from the
+                    // leader): a member that hears the leader may pass it on.
+                    if may_relay {
+                        if let Some(reply) = self.relay(&op, 0, deadline).await {
+                            return reply;
+                        }
+                    }
+                }
             }
             if Instant::now() + Duration::from_millis(50) >= deadline {
                 return Err(match last_refusal {
@@ -179,6 +224,43 @@ impl Ops {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// Sends `op` to each other member (not the leader, not this node) until one answers.
+    async fn relay(
+        &self,
+        op: &ClusterOp,
+        leader: NodeId,
+        deadline: Instant,
+    ) -> Option<Result<OpReply, OpError>> {
+        let metrics = self.raft.metrics().borrow().clone();
+        let me = metrics.id;
+        let peers: Vec<(NodeId, String)> = metrics
+            .membership_config
+            .membership()
+            .nodes()
+            .filter(|(id, _)| **id != me && **id != leader)
+            .map(|(id, node)| (*id, node.addr.clone()))
+            .collect();
+        for (id, addr) in peers {
+            let left = deadline.saturating_duration_since(Instant::now()) / 2;
+            if left.is_zero() {
+                break;
+            }
+            let request = OpRequest {
+                op: op.clone(),
+                forwarded: false,
+                relayed: true,
+            };
+            match self.network.call_op(id, &addr, request, left).await {
+                Ok(Ok(reply)) => return Some(Ok(reply)),
+                Ok(Err(reason)) => {
+                    tracing::debug!(relay = id, %reason, "cluster: relay could not pass the request on")
+                }
+                Err(reason) => tracing::debug!(relay = id, %reason, "cluster: relay unreachable"),
+            }
+        }
+        None
     }
 
     async fn local(&self, op: &ClusterOp) -> Result<Local, OpError> {

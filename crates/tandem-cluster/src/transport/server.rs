@@ -193,10 +193,7 @@ async fn dispatch(handler: &Handler, request: Request) -> Reply {
         }
         Request::InstallSnapshot(rpc) => Reply::InstallSnapshot(raft.install_snapshot(rpc).await),
         Request::Op(request) => Reply::Op(match &handler.ops {
-            Some(ops) => ops
-                .run(request.op, request.forwarded)
-                .await
-                .map_err(|e| e.to_string()),
+            Some(ops) => ops.run_request(request).await.map_err(|e| e.to_string()),
             None => Err("this node does not take cluster operations".into()),
         }),
     }

@@ -60,6 +60,9 @@ pub enum Request {
 pub struct OpRequest {
     pub op: ClusterOp,
     pub forwarded: bool,
+    /// Sent by a member that cannot reach the leader itself, through this node: it may go
+    /// on to the leader, never to another relay.
+    pub relayed: bool,
 }
 
 impl Request {
