@@ -23,8 +23,8 @@ pub struct Vrrp {
     stop: CancellationToken,
 }
 
-/// Which fence the node runs: `fencing` from the config, with `auto` resolved from the
-/// cluster this node is in (Raft leases with three or more voters, else none).
+/// Which fence the node runs: `fencing` from the config, `auto` meaning Raft leases when
+/// the node is a cluster member (`[node.cluster]`), else none.
 pub fn choose_fence(fencing: Fencing, cluster: Option<&Cluster>) -> Arc<dyn Fence> {
     let voters = cluster.map_or(0, Cluster::voters);
     let raft = match (fencing, cluster) {
