@@ -39,10 +39,6 @@ type CheckKey = (
     Option<tandem_config::http::UpstreamTls>,
 );
 
-fn report_cluster(config: &Config) -> ClusterConfig {
-    config.cluster.clone()
-}
-
 /// A refused change: the problems, as check-config would print them.
 #[derive(Debug, thiserror::Error)]
 pub enum ApplyError {
@@ -270,7 +266,7 @@ impl Node {
             loaded.cluster.clone()
         };
         let mut report = self.apply(cluster_part, who).await?;
-        if replicated && loaded.cluster != report_cluster(&self.config()) {
+        if replicated && loaded.cluster != self.config().cluster {
             report.warnings.push(
                 "the file's listeners, pools and vip_groups were not applied: this node runs the \
                  cluster's replicated config; change it with `tandemctl config apply FILE`"
