@@ -164,6 +164,60 @@ pub fn vrrp_sample(
     }
 }
 
+/// A follower (n1) of a three-voter cluster whose leader is n2: n1 holds the lease of
+/// "front" (epoch 2, 1.5 s left in its hold window), "back" was released, n3 never heard.
+pub fn cluster_sample() -> tandemd::metrics::ClusterSample {
+    use tandemd::metrics::{ClusterStatus, GroupView, LeaseStatus, MemberStatus};
+    let member = |id: u64, contact: Option<u64>| MemberStatus {
+        id,
+        addr: format!("n{id}:7300"),
+        voter: true,
+        last_contact_ms: contact,
+        matched_index: None,
+    };
+    tandemd::metrics::ClusterSample {
+        status: ClusterStatus {
+            id: 1,
+            name: "n1".into(),
+            state: "Follower".into(),
+            term: 3,
+            leader: Some(2),
+            last_log_index: Some(9),
+            commit_index: Some(9),
+            applied_index: Some(8),
+            millis_since_quorum_ack: None,
+            members: vec![member(1, Some(0)), member(2, Some(250)), member(3, None)],
+            config_version: Some(4),
+            leases: vec![
+                LeaseStatus {
+                    group: "back".into(),
+                    holder: None,
+                    epoch: 1,
+                    seq: 7,
+                    pinned_to: None,
+                },
+                LeaseStatus {
+                    group: "front".into(),
+                    holder: Some(1),
+                    epoch: 2,
+                    seq: 5,
+                    pinned_to: None,
+                },
+            ],
+            sticky_entries: 12,
+        },
+        role: tandem_config::cluster::Role::Voter,
+        config_refused: false,
+        groups: vec![GroupView {
+            group: "front".into(),
+            wants: true,
+            holding: true,
+            hold_left_ms: 1500,
+            ..Default::default()
+        }],
+    }
+}
+
 /// Every `tandem_...` name in `text` (a bare `tandem_` prefix is not a name).
 pub fn metric_names_in(text: &str) -> BTreeSet<String> {
     let mut names = BTreeSet::new();

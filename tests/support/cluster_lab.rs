@@ -349,10 +349,31 @@ impl ClusterLab {
         false
     }
 
+    /// GET /metrics on node `i`'s admin socket: the OpenMetrics text.
+    pub async fn metrics(&self, i: usize) -> String {
+        let stream = tokio::net::UnixStream::connect(self.socket(i))
+            .await
+            .unwrap_or_else(|e| panic!("n{} admin socket: {e}\n{}", i + 1, self.logs()));
+        let (status, _, body) =
+            crate::admin::exchange(stream, http::Method::GET, "/metrics", &[], None)
+                .await
+                .unwrap_or_else(|e| panic!("n{} GET /metrics: {e}", i + 1));
+        assert!(status.is_success(), "n{} GET /metrics: {status}", i + 1);
+        String::from_utf8_lossy(&body).into_owned()
+    }
+
     /// Applied replicated config version on node `i`.
     pub fn config_version(&self, i: usize) -> Option<u64> {
         self.status_json(i)?["config"]["applied_version"].as_u64()
     }
+}
+
+/// The value of one series of an exposition, written as it appears there
+/// (`name{label="value",...}`, labels in the order tandemd writes them).
+pub fn metric(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
 }
 
 /// Answers every HTTP/1.1 request with its name as the body, then closes.

@@ -119,6 +119,7 @@ impl LeaseKeeper {
             holder: HolderClock::new(self.timing),
             contender: ContenderClock::new(self.timing),
             epoch: None,
+            answered_at: 0,
             origin: Instant::now(),
             inflight: JoinSet::new(),
             closing: false,
@@ -199,6 +200,10 @@ struct GroupTask {
     contender: ContenderClock,
     /// The epoch of the lease this node holds in the replicated state (confirmed or not).
     epoch: Option<u64>,
+    /// The log index of the last lease answer this node acted on. A local applied state
+    /// older than it (this node applies the log a moment after the leader answered) is
+    /// not evidence that the lease was lost.
+    answered_at: u64,
     origin: Instant,
     /// At most one proposal in flight.
     inflight: JoinSet<Proposal>,
@@ -265,7 +270,9 @@ impl GroupTask {
         self.demoted
             .send_if_modified(|d| std::mem::replace(d, pinned_elsewhere) != pinned_elsewhere);
 
-        if let Some(epoch) = self.epoch {
+        let applied_index = applied.last_applied.map_or(0, |l| l.index);
+        let stale = applied_index < self.answered_at;
+        if let Some(epoch) = self.epoch.filter(|_| !stale) {
             if lease.holder != Some(self.me) || lease.epoch != epoch {
                 let who = lease
                     .holder
@@ -276,7 +283,11 @@ impl GroupTask {
                 ));
             }
         }
-        if self.epoch.is_none() && lease.holder == Some(self.me) && self.inflight.is_empty() {
+        if self.epoch.is_none()
+            && !stale
+            && lease.holder == Some(self.me)
+            && self.inflight.is_empty()
+        {
             // Ours in the state, not confirmed here: renewed or released below.
             self.epoch = Some(lease.epoch);
         }
@@ -361,8 +372,11 @@ impl GroupTask {
         let outcome = match result {
             Ok(OpReply::Written {
                 response: Response::Applied(outcome),
-                ..
-            }) => outcome,
+                index,
+            }) => {
+                self.answered_at = self.answered_at.max(index);
+                outcome
+            }
             Ok(other) => {
                 tracing::warn!(group = %self.group, ?other, "unexpected answer to a lease proposal");
                 return;

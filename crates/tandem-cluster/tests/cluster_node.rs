@@ -114,6 +114,7 @@ impl Cluster {
             hosts: NAMES.iter().map(|n| (n.to_string(), LOCALHOST)).collect(),
             heartbeat: Duration::from_millis(50),
             election_timeout: Duration::from_millis(300),
+            campaign_delay: Duration::ZERO,
             op_timeout: OP_TIMEOUT,
         }
     }
@@ -567,5 +568,60 @@ async fn lease_keeper_handover_pin_and_crash() {
         })
         .await;
     drop(exclusion);
+    cluster.shutdown().await;
+}
+
+/// Elections go through a pre-vote: a settled cluster never campaigns, a member that hears
+/// its leader refuses a pre-vote (the leader too), and a dead leader is replaced by one
+/// election, not a string of them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn pre_vote_keeps_terms_still_until_the_leader_is_gone() {
+    let mut cluster = Cluster::three("node-pre-vote").await;
+    let leader = cluster.agreed(&[1, 2, 3]).await;
+    let term = cluster.node(leader).status().await.term;
+
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    for id in [1, 2, 3] {
+        let now = cluster.node(id).status().await.term;
+        assert_eq!(now, term, "{} changed term in a settled cluster", name(id));
+    }
+
+    let followers: Vec<NodeId> = [1, 2, 3].into_iter().filter(|&i| i != leader).collect();
+    let (a, b) = (followers[0], followers[1]);
+    assert_eq!(
+        cluster.node(a).ask_pre_vote(b).await,
+        Ok(false),
+        "{} hears its leader and must refuse a pre-vote",
+        name(b)
+    );
+    assert_eq!(
+        cluster.node(a).ask_pre_vote(leader).await,
+        Ok(false),
+        "a leader with a majority must refuse a pre-vote"
+    );
+
+    let stopped = Instant::now();
+    cluster.stop(leader).await;
+    let deadline = stopped + Duration::from_secs(5);
+    let (new_leader, new_term) = loop {
+        let status = cluster.node(a).status().await;
+        if let Some(l) = status.leader.filter(|l| *l != leader) {
+            break (l, status.term);
+        }
+        tick(deadline, || {
+            format!("a new leader after {} stopped", name(leader))
+        })
+        .await;
+    };
+    eprintln!(
+        "pre-vote: {} leads term {new_term} {:?} after {} stopped (term {term})",
+        name(new_leader),
+        stopped.elapsed(),
+        name(leader)
+    );
+    assert!(
+        new_term > term && new_term <= term + 2,
+        "term went from {term} to {new_term}: more elections than a lost leader needs"
+    );
     cluster.shutdown().await;
 }

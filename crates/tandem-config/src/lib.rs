@@ -44,18 +44,52 @@ fn one() -> u64 {
 /// Reads, parses and validates a config file.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
     let origin = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| {
+    parse(&read(path, &origin)?, &origin)
+}
+
+/// [`load`] for `tandemd witness`: the file is validated as a witness's
+/// (`node.cluster.role = "witness"` whatever the file says), so it needs no listener.
+pub fn load_witness(path: &Path) -> Result<Config, ConfigError> {
+    let origin = path.display().to_string();
+    let mut config = deserialize(&read(path, &origin)?, &origin)?;
+    match config.node.cluster.as_mut() {
+        Some(cluster) => cluster.role = cluster::Role::Witness,
+        None => {
+            return Err(ConfigError::single(
+                &origin,
+                "node.cluster",
+                "a witness needs [node.cluster] (raft_id, listen, advertise, cert_dir)",
+            ))
+        }
+    }
+    checked(config, &origin)
+}
+
+fn read(path: &Path, origin: &str) -> Result<String, ConfigError> {
+    std::fs::read_to_string(path).map_err(|e| {
         ConfigError::single(
-            &origin,
+            origin,
             "",
             format!("cannot read the file: {e}; check the path and its permissions"),
         )
-    })?;
-    parse(&text, &origin)
+    })
 }
 
 /// Parses and validates config text; `origin` names it in errors (usually the path).
 pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
+    checked(deserialize(text, origin)?, origin)
+}
+
+fn checked(config: Config, origin: &str) -> Result<Config, ConfigError> {
+    let problems = all_problems(&config);
+    if problems.is_empty() {
+        Ok(config)
+    } else {
+        Err(ConfigError::new(origin, problems))
+    }
+}
+
+fn deserialize(text: &str, origin: &str) -> Result<Config, ConfigError> {
     let de = toml::Deserializer::parse(text)
         .map_err(|e| ConfigError::from_toml(origin, "", &e, text))?;
     let file: FileConfig = serde_path_to_error::deserialize(de).map_err(|e| {
@@ -71,12 +105,7 @@ pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
             vip_groups: file.vip_group,
         },
     };
-    let problems = all_problems(&config);
-    if problems.is_empty() {
-        Ok(config)
-    } else {
-        Err(ConfigError::new(origin, problems))
-    }
+    Ok(config)
 }
 
 fn all_problems(config: &Config) -> Vec<Problem> {

@@ -64,11 +64,13 @@ impl Cluster {
             bootstrap: settings.bootstrap,
             hosts: settings.hosts.clone(),
             heartbeat: settings.heartbeat.get(),
-            // A witness waits longer before calling an election, so the leader is usually a
-            // forwarding node (the witness still votes at once).
-            election_timeout: match settings.role {
+            election_timeout: settings.election_timeout.get(),
+            // A witness waits longer before campaigning, so the leader is usually a
+            // forwarding node. Only the campaign waits: the witness judges a leader lost
+            // (and grants pre-votes) on the same clock as everyone else.
+            campaign_delay: match settings.role {
                 Role::Witness => settings.election_timeout.get() * 2,
-                Role::Voter => settings.election_timeout.get(),
+                Role::Voter => Duration::ZERO,
             },
             op_timeout: Duration::from_secs(5),
         };

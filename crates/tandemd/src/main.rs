@@ -109,7 +109,12 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 }
 
 fn run_file(file: &std::path::Path, witness: bool) -> anyhow::Result<()> {
-    let mut config = tandem_config::load(file).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut config = if witness {
+        tandem_config::load_witness(file)
+    } else {
+        tandem_config::load(file)
+    }
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
     if witness {
         config = tandemd::witness_config(config)
             .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;

@@ -46,8 +46,22 @@ pub enum ApplyError {
     Invalid(String),
     #[error("{0}")]
     NotFound(String),
+    /// The cluster cannot take the change now (no leader reachable); try again later.
+    #[error("{0}")]
+    Unavailable(String),
     #[error("{0:#}")]
     Failed(anyhow::Error),
+}
+
+impl From<crate::cluster::ApiRefusal> for ApplyError {
+    fn from(refusal: crate::cluster::ApiRefusal) -> Self {
+        use crate::cluster::ApiRefusal;
+        match refusal {
+            ApiRefusal::Invalid(m) => ApplyError::Invalid(m),
+            ApiRefusal::Unavailable(m) => ApplyError::Unavailable(m),
+            ApiRefusal::Failed(m) => ApplyError::Failed(anyhow::anyhow!(m)),
+        }
+    }
 }
 
 /// What a change did, for logs and the admin API.
@@ -340,8 +354,7 @@ impl Node {
             candidate.cluster = cluster.clone();
             let text = crate::cluster::cluster_toml(&cluster);
             c.propose_config(&candidate, &text, "admin API change")
-                .await
-                .map_err(|e| ApplyError::Invalid(e.to_string()))?;
+                .await?;
         }
         self.apply(cluster, who).await
     }

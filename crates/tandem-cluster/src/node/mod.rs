@@ -11,9 +11,11 @@
 // `StoreError` is large (it carries openraft's StorageError); it is returned once, at start.
 #![allow(clippy::result_large_err)]
 
+mod elector;
 mod ops;
 mod status;
 
+pub use elector::Elector;
 pub use ops::{ClusterOp, OpError, OpReply, Ops};
 pub use status::{ClusterStatus, LeaseStatus, MemberStatus};
 
@@ -57,6 +59,9 @@ pub struct ClusterOptions {
     pub hosts: BTreeMap<String, IpAddr>,
     pub heartbeat: Duration,
     pub election_timeout: Duration,
+    /// Extra wait before this node campaigns for leadership (a witness waits longer, so a
+    /// forwarding node usually leads). It does not change when it grants a pre-vote.
+    pub campaign_delay: Duration,
     /// Bound on one admin-level operation (waiting for a leader included).
     pub op_timeout: Duration,
 }
@@ -90,6 +95,7 @@ pub struct ClusterNode {
     contacts: Contacts,
     applied: watch::Receiver<AppliedState>,
     local_addr: SocketAddr,
+    elector: Arc<Elector>,
     stop: CancellationToken,
     server: tokio::task::JoinHandle<()>,
 }
@@ -114,15 +120,22 @@ impl ClusterNode {
             .await
             .map_err(|e| ClusterError::Raft(e.to_string()))??;
         let applied = state_machine.subscribe();
+        let log_reader = log.clone();
         let heartbeat = options.heartbeat.as_millis() as u64;
         let election = options.election_timeout.as_millis() as u64;
         let config = openraft::Config {
             cluster_name: "tandem".into(),
             heartbeat_interval: heartbeat,
+            // openraft draws its election timer from [min, max) (off here: the Elector
+            // campaigns) and makes a voter refuse real votes for `max` after it last heard
+            // a leader (its leader lease). The Elector grants pre-votes on the same clock,
+            // so `max` is just above `min`: a leader is judged lost after one timeout.
             election_timeout_min: election,
-            election_timeout_max: election * 2,
+            election_timeout_max: election + 1,
             install_snapshot_timeout: 5000,
             snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(2000),
+            // Elections are called by the Elector, after a pre-vote.
+            enable_elect: false,
             ..Default::default()
         }
         .validate()
@@ -144,13 +157,28 @@ impl ClusterNode {
                     source,
                 })?;
         let local_addr = listener.local_addr().unwrap_or(options.listen);
-        let ops = Arc::new(Ops::new(raft.clone(), network.clone(), options.op_timeout));
+        let ops = Arc::new(Ops::new(
+            raft.clone(),
+            network.clone(),
+            options.op_timeout,
+            options.election_timeout,
+        ));
         let contacts = network.contacts();
         let stop = CancellationToken::new();
+        let elector = Arc::new(Elector::new(
+            raft.clone(),
+            log_reader,
+            network.clone(),
+            contacts.clone(),
+            options.election_timeout,
+            options.campaign_delay,
+        ));
+        tokio::spawn(elector.clone().run(stop.clone()));
         let handler = Handler {
             raft: raft.clone(),
             ops: Some(ops.clone()),
             contacts: contacts.clone(),
+            elector: Some(elector.clone()),
         };
         let server = tokio::spawn(serve_with(listener, tls.server, handler, stop.clone()));
         let node = ClusterNode {
@@ -161,6 +189,7 @@ impl ClusterNode {
             contacts,
             applied,
             local_addr,
+            elector,
             stop,
             server,
         };
@@ -243,6 +272,12 @@ impl ClusterNode {
             OpReply::Written { response, .. } => Ok(response),
             OpReply::Membership { .. } => unreachable!("a write answers Written"),
         }
+    }
+
+    /// Ask voter `peer` whether it would vote for this node now (a pre-vote; it changes
+    /// nothing there). `Err` when it did not answer.
+    pub async fn ask_pre_vote(&self, peer: NodeId) -> Result<bool, String> {
+        self.elector.ask(peer).await
     }
 
     /// Ask the member at `seed` (`<name>:<port>`) to add this node: learner, then voter.

@@ -81,14 +81,18 @@ pub struct Ops {
     network: TandemNetwork,
     /// How long an operation may wait for a leader (elections included).
     timeout: Duration,
+    /// A leader not heard from for this long is probably cut off from this node: try a
+    /// relay first (the election timeout: heartbeats come several times within it).
+    quiet: Duration,
 }
 
 impl Ops {
-    pub fn new(raft: Raft, network: TandemNetwork, timeout: Duration) -> Self {
+    pub fn new(raft: Raft, network: TandemNetwork, timeout: Duration, quiet: Duration) -> Self {
         Ops {
             raft,
             network,
             timeout,
+            quiet,
         }
     }
 
@@ -154,6 +158,19 @@ impl Ops {
             match local? {
                 Local::Done(reply) => return Ok(reply),
                 Local::Forward(Some((leader, addr))) if !forwarded => {
+                    // A leader this node has not heard from lately is likely behind a cut
+                    // (the pair cut: it still leads through the witness). Waiting for its
+                    // silence first would eat a lease renewal's whole budget.
+                    let quiet = self
+                        .network
+                        .contacts()
+                        .last(leader)
+                        .is_none_or(|at| at.elapsed() > self.quiet);
+                    if may_relay && quiet {
+                        if let Some(reply) = self.relay(&op, leader, deadline).await {
+                            return reply;
+                        }
+                    }
                     let mut left = deadline.saturating_duration_since(Instant::now());
                     if may_relay {
                         // Leave time for a relay: a leader behind a partition does not
@@ -226,7 +243,8 @@ impl Ops {
         }
     }
 
-    /// Sends `op` to each other member (not the leader, not this node) until one answers.
+    /// Sends `op` to each other member (not the leader, not this node) until one answers,
+    /// the most recently heard first.
     async fn relay(
         &self,
         op: &ClusterOp,
@@ -235,13 +253,15 @@ impl Ops {
     ) -> Option<Result<OpReply, OpError>> {
         let metrics = self.raft.metrics().borrow().clone();
         let me = metrics.id;
-        let peers: Vec<(NodeId, String)> = metrics
+        let mut peers: Vec<(NodeId, String)> = metrics
             .membership_config
             .membership()
             .nodes()
             .filter(|(id, _)| **id != me && **id != leader)
             .map(|(id, node)| (*id, node.addr.clone()))
             .collect();
+        let contacts = self.network.contacts();
+        peers.sort_by_key(|(id, _)| std::cmp::Reverse(contacts.last(*id)));
         for (id, addr) in peers {
             let left = deadline.saturating_duration_since(Instant::now()) / 2;
             if left.is_zero() {

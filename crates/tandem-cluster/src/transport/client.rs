@@ -51,6 +51,7 @@ use super::wire::read_frame;
 use super::wire::write_frame;
 use super::wire::FrameError;
 use super::wire::OpRequest;
+use super::wire::PreVoteRequest;
 use super::wire::Reply;
 use super::wire::Request;
 use super::wire::MAX_FRAME;
@@ -154,6 +155,30 @@ impl TandemNetwork {
         {
             Ok(Reply::Op(result)) => Ok(result),
             Ok(other) => Err(client.unexpected(&other, "ClusterOp").to_string()),
+            Err(failure) => Err(failure.to_string()),
+        }
+    }
+
+    /// Ask the member `target` at `addr` for a pre-vote; any failure to answer counts as a
+    /// refusal, so the caller only needs the answer.
+    pub async fn call_pre_vote(
+        &self,
+        target: NodeId,
+        addr: &str,
+        request: PreVoteRequest,
+        timeout: Duration,
+    ) -> Result<bool, String> {
+        let mut client = PeerClient {
+            peer: self.peer(target, addr),
+            conn: None,
+            contacts: self.contacts.clone(),
+        };
+        match client
+            .call(&Request::PreVote(request), &RPCOption::new(timeout))
+            .await
+        {
+            Ok(Reply::PreVote(granted)) => Ok(granted),
+            Ok(other) => Err(client.unexpected(&other, "PreVote").to_string()),
             Err(failure) => Err(failure.to_string()),
         }
     }

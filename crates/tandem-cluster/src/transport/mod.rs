@@ -58,20 +58,43 @@ use std::time::Instant;
 
 use crate::raft::NodeId;
 
-/// When this node last heard from each peer: a reply to one of its calls, or an
-/// AppendEntries / Vote request from it. For `tandemctl cluster status`.
+/// When this node last heard from each peer (a reply to one of its calls, or an
+/// AppendEntries / Vote request from it; for `tandemctl cluster status` and for choosing a
+/// relay), and when it last accepted AppendEntries from a leader (for pre-vote).
 #[derive(Clone, Debug, Default)]
-pub struct Contacts(Arc<Mutex<BTreeMap<NodeId, Instant>>>);
+pub struct Contacts {
+    peers: Arc<Mutex<BTreeMap<NodeId, Instant>>>,
+    leader: Arc<Mutex<Option<Instant>>>,
+}
 
 impl Contacts {
     pub fn touch(&self, node: NodeId) {
-        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let mut map = self.peers.lock().unwrap_or_else(|e| e.into_inner());
         map.insert(node, Instant::now());
     }
 
     /// Every peer heard from, with when.
     pub fn snapshot(&self) -> BTreeMap<NodeId, Instant> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.peers.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// When `node` was last heard from.
+    pub fn last(&self, node: NodeId) -> Option<Instant> {
+        self.peers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&node)
+            .copied()
+    }
+
+    /// A leader's AppendEntries was accepted: this node follows a live leader.
+    pub fn leader_heard(&self) {
+        *self.leader.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
+    }
+
+    /// When this node last accepted AppendEntries from a leader, if ever.
+    pub fn leader_last_heard(&self) -> Option<Instant> {
+        *self.leader.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 pub use tls::ClusterTls;

@@ -25,7 +25,9 @@ use super::wire::Reply;
 use super::wire::Request;
 use super::wire::MAX_FRAME;
 use super::Contacts;
+use crate::node::Elector;
 use crate::node::Ops;
+use crate::raft::types::AppendEntriesResponse;
 use crate::raft::Raft;
 use tandem_tls::rustls::ServerConfig;
 
@@ -59,18 +61,20 @@ pub async fn serve(
         raft,
         ops: None,
         contacts: Contacts::default(),
+        elector: None,
     };
     serve_with(listener, tls, handler, stop).await
 }
 
 /// What the listener hands requests to: the local Raft, the cluster operations executor
-/// (absent: `Op` requests are answered with an error), and the contact book it notes
-/// leaders and candidates in.
+/// (absent: `Op` requests are answered with an error), the contact book it notes leaders
+/// and candidates in, and the elector that answers pre-votes (absent: refused).
 #[derive(Clone)]
 pub struct Handler {
     pub raft: Raft,
     pub ops: Option<Arc<Ops>>,
     pub contacts: Contacts,
+    pub elector: Option<Arc<Elector>>,
 }
 
 /// [`serve`] with cluster operations: what a full node runs.
@@ -183,7 +187,12 @@ async fn dispatch(handler: &Handler, request: Request) -> Reply {
             if let Some(leader) = rpc.vote.leader_id().voted_for() {
                 handler.contacts.touch(leader);
             }
-            Reply::AppendEntries(raft.append_entries(rpc).await)
+            let reply = raft.append_entries(rpc).await;
+            // Accepted (not turned down for a higher vote): a live leader leads this node.
+            if matches!(&reply, Ok(r) if !matches!(r, AppendEntriesResponse::HigherVote(_))) {
+                handler.contacts.leader_heard();
+            }
+            Reply::AppendEntries(reply)
         }
         Request::Vote(rpc) => {
             if let Some(candidate) = rpc.vote.leader_id().voted_for() {
@@ -195,6 +204,10 @@ async fn dispatch(handler: &Handler, request: Request) -> Reply {
         Request::Op(request) => Reply::Op(match &handler.ops {
             Some(ops) => ops.run_request(request).await.map_err(|e| e.to_string()),
             None => Err("this node does not take cluster operations".into()),
+        }),
+        Request::PreVote(request) => Reply::PreVote(match &handler.elector {
+            Some(elector) => elector.grant(&request).await,
+            None => false,
         }),
     }
 }

@@ -28,6 +28,7 @@ use crate::raft::types::AppendEntriesRequest;
 use crate::raft::types::AppendEntriesResponse;
 use crate::raft::types::InstallSnapshotRequest;
 use crate::raft::types::InstallSnapshotResponse;
+use crate::raft::types::LogId;
 use crate::raft::types::VoteRequest;
 use crate::raft::types::VoteResponse;
 use crate::raft::NodeId;
@@ -51,6 +52,16 @@ pub enum Request {
     /// A cluster operation (a write, a membership change) for the leader; a follower that
     /// gets one forwards it once to the leader it knows. See [`crate::node::ClusterOp`].
     Op(OpRequest),
+    /// Would you vote for this candidate? Asked before a real election (see
+    /// [`crate::node::elector`]); answering changes nothing on the receiver.
+    PreVote(PreVoteRequest),
+}
+
+/// A pre-vote: the candidate's id and the last entry of its log.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct PreVoteRequest {
+    pub candidate: NodeId,
+    pub last_log_id: Option<LogId>,
 }
 
 /// A cluster operation as it travels: `forwarded` is set by the node that passed it on, so
@@ -73,6 +84,7 @@ impl Request {
             Request::Vote(_) => "Vote",
             Request::InstallSnapshot(_) => "InstallSnapshot",
             Request::Op(_) => "ClusterOp",
+            Request::PreVote(_) => "PreVote",
         }
     }
 }
@@ -88,6 +100,8 @@ pub enum Reply {
     Refused(String),
     /// What a [`Request::Op`] did, or why it failed (the message names the cause).
     Op(Result<OpReply, String>),
+    /// Whether the receiver would grant the candidate its vote now.
+    PreVote(bool),
 }
 
 /// A frame could not be read or written.

@@ -94,6 +94,7 @@ impl From<ApplyError> for ApiError {
         match e {
             ApplyError::Invalid(m) => ApiError::new(Code::Invalid, m),
             ApplyError::NotFound(m) => ApiError::new(Code::NotFound, m),
+            ApplyError::Unavailable(m) => ApiError::new(Code::Unavailable, m),
             ApplyError::Failed(e) => ApiError::new(Code::Failed, format!("{e:#}")),
         }
     }

@@ -11,12 +11,19 @@
 //! status is async (a Collector's `encode` is not), and a scrape is rare (seconds apart)
 //! and small (one registry of a few hundred series). The live response-time histograms
 //! cannot be copied into a `Family`, so a small [`Collector`] encodes them as they are.
+//! The cluster metrics come from the member's status (openraft's metrics, the applied
+//! state, the lease keeper), read in the same way: no task runs for them between scrapes.
 
+mod cluster;
 mod process;
 mod traffic;
 mod vrrp;
 
+pub use cluster::ClusterSample;
 pub use process::ProcessSample;
+/// What a [`ClusterSample`] is made of (tests build samples from them).
+pub use tandem_cluster::lease_keeper::GroupView;
+pub use tandem_cluster::node::{ClusterStatus, LeaseStatus, MemberStatus};
 pub use traffic::{BackendSample, PoolSample};
 pub use vrrp::{VrrpSample, KNOWN_DROP_REASONS};
 
@@ -53,8 +60,12 @@ pub struct Snapshot {
     pub http_listeners: Vec<tandem_http::HttpListenerHandle>,
     /// Sorted by name.
     pub pools: Vec<PoolSample>,
+    /// Local sticky-table sizes of the pools with source-IP stickiness, by pool name.
+    pub sticky: Vec<(String, usize)>,
     /// Empty when VRRP is not configured.
     pub vrrp: Vec<VrrpSample>,
+    /// Only with `[node.cluster]`.
+    pub cluster: Option<ClusterSample>,
 }
 
 impl Snapshot {
@@ -79,7 +90,9 @@ impl Snapshot {
             l4_listeners: node.plane().listeners(),
             http_listeners: node.http().listeners(),
             pools,
+            sticky: node.http().sticky_sizes(),
             vrrp: VrrpSample::gather(node).await,
+            cluster: ClusterSample::gather(node).await,
         }
     }
 
@@ -102,7 +115,9 @@ impl Snapshot {
         process::encode(&mut out, self);
         traffic::encode_listeners(&mut out, &self.l4_listeners, &self.http_listeners);
         traffic::encode_pools(&mut out, &self.pools);
+        traffic::encode_sticky(&mut out, &self.sticky);
         vrrp::encode(&mut out, &self.vrrp);
+        cluster::encode(&mut out, self.cluster.as_ref());
         let mut text = String::new();
         prometheus_client::encoding::text::encode(&mut text, &out.registry)
             .expect("writing to a String cannot fail");

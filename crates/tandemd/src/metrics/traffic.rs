@@ -264,3 +264,16 @@ pub(super) fn encode_pools(out: &mut Out, pools: &[PoolSample]) {
         histograms,
     );
 }
+
+/// Local sticky-table sizes (pools with `sticky = { kind = "source_ip" }` only).
+pub(super) fn encode_sticky(out: &mut Out, sticky: &[(String, usize)]) {
+    let entries = out.gauge(
+        "pool_sticky_entries",
+        "Entries of the pool's source-IP sticky table on this node (with a cluster: replicated ones merged in)",
+    );
+    for (pool, n) in sticky {
+        entries
+            .get_or_create(&labels([("pool", pool.as_str())]))
+            .set(gauge_value(*n as u64));
+    }
+}
