@@ -138,8 +138,9 @@ if ((UNINSTALL == 0)); then
     for bin in tandemd tandemctl tandem-probe; do
         [[ -x $BIN_DIR/$bin ]] || die "$BIN_DIR/$bin is missing or not executable (build with: cargo build --release)"
     done
-    for unit in tandemd.service tandem-witness.service; do
-        [[ -f $REPO/systemd/$unit ]] || die "$REPO/systemd/$unit is missing"
+    for src in systemd/tandemd.service systemd/tandem-witness.service \
+        appliance/etc/sysctl.d/60-tandem.conf appliance/etc/tandem/tandem.toml; do
+        [[ -f $REPO/$src ]] || die "$REPO/$src is missing"
     done
 fi
 
@@ -206,95 +207,14 @@ remove_dir_if_empty() {
 
 # ---- the contents --------------------------------------------------------------------
 
+# The sysctl file and the config skeleton are files in appliance/etc/, shared with the
+# Debian package (crates/tandemd/Cargo.toml, [package.metadata.deb]).
 write_sysctl() {
-    cat <<'EOF'
-# Installed by tandem's appliance/install.sh; removed by `install.sh --uninstall`.
-# Kernel settings a node holding (or ready to take over) a VRRP virtual IP needs.
-# Applied at boot by systemd-sysctl; now with `sysctl --system`.
-
-# Let listeners bind the VIP on a backup that does not hold it yet: tandemd binds every
-# listener at start, so `bind = "VIP:80"` would otherwise fail with EADDRNOTAVAIL on the
-# backup, and the listener would be missing right when the VIP moves over.
-net.ipv4.ip_nonlocal_bind = 1
-
-# Answer an ARP request only on the interface that holds the asked-for address. By default
-# Linux answers for any local address on any interface ("ARP flux"): a node with two NICs
-# on one segment, or a backup with the VIP configured elsewhere, could answer for the VIP
-# with the wrong MAC and pull traffic away from the VIP holder.
-net.ipv4.conf.all.arp_ignore = 1
-
-# In ARP requests this node sends, use the best local address of the outgoing interface as
-# the sender IP, never the VIP. Otherwise neighbours learn "VIP is at <this MAC>" from an
-# ordinary request, which after a failover points them back at the node that just lost the
-# VIP until their cache expires; only the holder's gratuitous ARP should say where it is.
-net.ipv4.conf.all.arp_announce = 2
-EOF
+    cat "$REPO/appliance/etc/sysctl.d/60-tandem.conf"
 }
 
 write_config() {
-    cat <<'EOF'
-# /etc/tandem/tandem.toml: installed by appliance/install.sh because no config was here;
-# the installer never overwrites this file. Check changes with
-#   tandemd check-config /etc/tandem/tandem.toml
-# and apply them with `systemctl reload tandemd` (or `tandemctl reload`).
-#
-# As installed it is safe: loopback only, no VIP, no VRRP. It balances 127.0.0.1:8080 to
-# a backend on 127.0.0.1:8081. Every key and its default: docs/config.md; more
-# examples: config/ in the source tree.
-
-[node]
-id = "lb1"                      # lb2 on the peer
-# drain_timeout = "30s"         # keep TimeoutStopSec in tandemd.service above this
-# admin_socket = "/run/tandem/admin.sock"
-
-[[listener]]
-name = "web"
-bind = "127.0.0.1:8080"         # the VIP's port for real, e.g. "203.0.113.10:80"
-pool = "web"
-
-[[pool]]
-name = "web"
-[pool.health_check]
-kind = "tcp"                    # or "http" with path = "/healthz"
-[[pool.backend]]
-id = "web1"
-address = "127.0.0.1:8081"
-# [[pool.backend]]
-# id = "web2"
-# address = "192.0.2.22:8080"
-
-# ---- An active-passive pair (from config/vrrp-pair.toml) -------------------------------
-# This node (lb1, priority 150) normally holds the VIP 203.0.113.10; lb2 runs the same
-# file with id = "lb2" and priority = 100. Plain VRRP (fencing = "none"): no split-brain
-# protection, keepalived semantics. Uncomment, set the interface, the VIP and the VRID
-# (unique on the segment), and bind the listener to the VIP.
-#
-# [node.vrrp]
-# interface = "eth0"
-# fencing = "none"
-# garp_count = 5
-# garp_refresh = "60s"
-# hooks = ["logger -t tandem \"$TANDEM_INSTANCE: $TANDEM_OLD_STATE -> $TANDEM_NEW_STATE ($TANDEM_REASON)\""]
-#
-# [[node.vrrp.instance]]
-# group = "front"
-# priority = 150
-#
-# # Lower this node's priority by 60 (below lb2's 100) while fewer than half the web
-# # backends are healthy, so the VIP moves to the node that can serve.
-# [[node.vrrp.instance.track]]
-# kind = "pool"
-# pool = "web"
-# min_healthy_share = 0.5
-# weight = -60
-#
-# [[vip_group]]
-# name = "front"
-# vrid = 51
-# addresses = ["203.0.113.10/24"]
-# advert_interval = "1s"
-# preempt = true
-EOF
+    cat "$REPO/appliance/etc/tandem/tandem.toml"
 }
 
 # The unit as shipped, with ExecStart pointing at $PREFIX/bin when PREFIX is not /usr.

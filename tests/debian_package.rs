@@ -1,0 +1,699 @@
+//! The Debian package `tandem` (cargo-deb, `[package.metadata.deb]` in
+//! crates/tandemd/Cargo.toml), made from the debug binaries `cargo build --workspace --bins`
+//! left in target/debug (`cargo deb --no-build`, see `build_deb`): no release build.
+//!
+//! - `package_matches_install_sh`: the control fields, the file list with modes and owners,
+//!   the conffiles, the maintainer scripts (`sh -n`, and shellcheck when installed), and
+//!   every file appliance/install.sh installs is in the package with the same content and
+//!   mode. Needs no root.
+//! - `dpkg_install_remove_purge_in_a_scratch_root`: a real `dpkg --root DIR
+//!   --force-script-chrootless` install into a scratch root with its own dpkg database
+//!   (the maintainer scripts run on this host with DPKG_ROOT=DIR and touch only DIR), an
+//!   edited config kept across a reinstall, remove (conffiles, user and group stay), purge
+//!   (nothing of tandem left), and this host's passwd, group and dpkg log unchanged.
+//!   Needs root (useradd --prefix, chown); it does not skip.
+//!
+//! Needs cargo-deb (`.ci/run --deps-only` installs it) and dpkg-deb.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ lives in the repository root")
+        .to_path_buf()
+}
+
+/// The debug binaries the package is made from (target/debug).
+fn bin_dir() -> PathBuf {
+    let dir = tandem_tests::tandemd_bin()
+        .parent()
+        .expect("target/debug")
+        .to_path_buf();
+    for bin in ["tandemctl", "tandem-probe"] {
+        assert!(
+            dir.join(bin).exists(),
+            "{} is missing: build it first with `cargo build --workspace --bins`",
+            dir.join(bin).display()
+        );
+    }
+    dir
+}
+
+/// A temporary directory, removed when dropped.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(name: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("tandem-deb-{name}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+
+    fn path(&self, rel: &str) -> PathBuf {
+        self.0.join(rel.trim_start_matches('/'))
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+fn show(cmd: &str, out: &Output) -> String {
+    format!(
+        "$ {cmd} ({})\n{}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// Runs a command that must succeed; returns its stdout.
+fn run_ok(cmd: &mut Command) -> String {
+    let line = format!("{cmd:?}");
+    let out = cmd
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {line}: {e}"));
+    eprintln!("{}", show(&line, &out));
+    assert!(out.status.success(), "failed:\n{}", show(&line, &out));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// `cargo deb` into `out`; returns the path of the .deb.
+///
+/// cargo-deb packages `target/release/…` of the target directory `cargo metadata` names.
+/// Its `--profile dev` reads target/debug instead, but it warns that this will become an
+/// error, strips the binaries (it sees no debug setting for dev), and stages the stripped
+/// copies in target/tandemd/ and deletes target/debian/tandem_*.deb, so two runs at once
+/// race. Instead it gets a private CARGO_TARGET_DIR whose release/ holds symlinks to the
+/// debug binaries: a plain `cargo deb --no-build`, the release settings (not stripped, as
+/// with `debug = "line-tables-only"`), and nothing written outside `out`.
+fn build_deb(out: &TempDir) -> PathBuf {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let version = Command::new(&cargo).args(["deb", "--version"]).output();
+    assert!(
+        matches!(&version, Ok(v) if v.status.success()),
+        "cargo-deb is missing (`cargo deb --version` failed: {}): run .ci/run --deps-only, \
+         which installs it with `cargo install cargo-deb --locked`",
+        match &version {
+            Ok(v) => String::from_utf8_lossy(&v.stderr).into_owned(),
+            Err(e) => e.to_string(),
+        }
+    );
+    let target = out.path("target");
+    fs::create_dir_all(target.join("release")).unwrap();
+    for bin in ["tandemd", "tandemctl", "tandem-probe"] {
+        std::os::unix::fs::symlink(bin_dir().join(bin), target.join("release").join(bin)).unwrap();
+    }
+    let debs = out.path("debs");
+    fs::create_dir_all(&debs).unwrap();
+    run_ok(
+        Command::new(&cargo)
+            .current_dir(repo_root())
+            .env("CARGO_TARGET_DIR", &target)
+            .args(["deb", "-p", "tandemd", "--no-build", "--locked", "--fast"])
+            .arg("--output")
+            .arg(&debs),
+    );
+    let found: Vec<PathBuf> = fs::read_dir(&debs)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "deb"))
+        .collect();
+    assert_eq!(found.len(), 1, "one .deb in {}: {found:?}", debs.display());
+    found.into_iter().next().unwrap()
+}
+
+/// Every file under `root` (not directories), relative: mode and content.
+fn files_under(root: &Path) -> BTreeMap<PathBuf, (u32, Vec<u8>)> {
+    fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<PathBuf, (u32, Vec<u8>)>) {
+        for entry in fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            let meta = fs::symlink_metadata(&path).unwrap();
+            if meta.is_dir() {
+                walk(root, &path, out);
+            } else {
+                let rel = path.strip_prefix(root).unwrap().to_path_buf();
+                let content = if meta.is_symlink() {
+                    fs::read_link(&path)
+                        .unwrap()
+                        .into_os_string()
+                        .into_encoded_bytes()
+                } else {
+                    fs::read(&path).unwrap()
+                };
+                out.insert(rel, (meta.permissions().mode() & 0o7777, content));
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    walk(root, root, &mut out);
+    out
+}
+
+/// Every path (files and directories) under `root`, relative.
+fn paths_under(root: &Path) -> BTreeSet<PathBuf> {
+    fn walk(root: &Path, dir: &Path, out: &mut BTreeSet<PathBuf>) {
+        for entry in fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            out.insert(path.strip_prefix(root).unwrap().to_path_buf());
+            if fs::symlink_metadata(&path).unwrap().is_dir() {
+                walk(root, &path, out);
+            }
+        }
+    }
+    let mut out = BTreeSet::new();
+    walk(root, root, &mut out);
+    out
+}
+
+/// What install.sh installs (as tests/install_script.rs lists it), with its mode.
+const INSTALLED: [(&str, u32); 7] = [
+    ("usr/bin/tandemd", 0o755),
+    ("usr/bin/tandemctl", 0o755),
+    ("usr/bin/tandem-probe", 0o755),
+    ("lib/systemd/system/tandemd.service", 0o644),
+    ("lib/systemd/system/tandem-witness.service", 0o644),
+    ("etc/sysctl.d/60-tandem.conf", 0o644),
+    ("etc/tandem/tandem.toml", 0o640),
+];
+
+const CONFFILES: [&str; 2] = ["/etc/sysctl.d/60-tandem.conf", "/etc/tandem/tandem.toml"];
+
+/// One line of `dpkg-deb -c`: mode string, owner/group, path (without the leading ".").
+fn parse_contents(listing: &str) -> BTreeMap<String, (String, String)> {
+    listing
+        .lines()
+        .map(|line| {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            assert!(f.len() >= 6, "dpkg-deb -c line: {line}");
+            let path = f[5].trim_start_matches('.').to_string();
+            (path, (f[0].to_string(), f[1].to_string()))
+        })
+        .collect()
+}
+
+#[test]
+fn package_matches_install_sh() {
+    let out = TempDir::new("static");
+    let deb = build_deb(&out);
+
+    // ---- control fields ------------------------------------------------------------
+    let field = |name: &str| {
+        run_ok(Command::new("dpkg-deb").arg("-f").arg(&deb).arg(name))
+            .trim()
+            .to_string()
+    };
+    assert_eq!(field("Package"), "tandem");
+    assert_eq!(
+        field("Version"),
+        format!("{}-1", env!("CARGO_PKG_VERSION")),
+        "the workspace version, Debian revision 1"
+    );
+    let arch = run_ok(Command::new("dpkg").arg("--print-architecture"));
+    assert_eq!(field("Architecture"), arch.trim());
+    assert_eq!(field("Section"), "net");
+    assert!(field("Maintainer").contains('@'), "a maintainer address");
+    let depends = field("Depends");
+    let names: Vec<&str> = depends
+        .split(',')
+        .map(|d| d.split_whitespace().next().unwrap_or(""))
+        .collect();
+    assert!(
+        names.contains(&"libc6"),
+        "Depends names libc6 (cargo-deb's $auto needs dpkg-shlibdeps from dpkg-dev): {depends}"
+    );
+    assert!(
+        names.contains(&"passwd"),
+        "Depends names passwd (useradd): {depends}"
+    );
+    assert_eq!(field("Recommends"), "systemd");
+    let description = field("Description");
+    assert!(
+        description.contains("VRRP") && description.contains("neither enabled nor started"),
+        "description:\n{description}"
+    );
+
+    // ---- the file list: where, which modes, owned by root ----------------------------
+    let listing = parse_contents(&run_ok(Command::new("dpkg-deb").arg("-c").arg(&deb)));
+    for (path, (mode, owner)) in &listing {
+        assert!(
+            owner == "0/0" || owner == "root/root",
+            "owner of {path}: {owner}"
+        );
+        let allowed = [
+            "/usr/bin/",
+            "/lib/systemd/system/",
+            "/etc/sysctl.d/",
+            "/etc/tandem/",
+            "/usr/share/doc/tandem/",
+        ];
+        assert!(
+            mode.starts_with('d') || allowed.iter().any(|a| path.starts_with(a)),
+            "{path} is outside what the package should install"
+        );
+    }
+    for (rel, want) in INSTALLED {
+        let (mode, _) = listing
+            .get(&format!("/{rel}"))
+            .unwrap_or_else(|| panic!("/{rel} is not in the package: {listing:#?}"));
+        let want = format!(
+            "-{}",
+            (0..9)
+                .map(|i| if want & (0o400 >> i) != 0 {
+                    ['r', 'w', 'x'][i % 3]
+                } else {
+                    '-'
+                })
+                .collect::<String>()
+        );
+        assert_eq!(mode, &want, "mode of /{rel}");
+    }
+    for doc in [
+        "/usr/share/doc/tandem/copyright",
+        "/usr/share/doc/tandem/README.md",
+        "/usr/share/doc/tandem/operations.md",
+        "/usr/share/doc/tandem/config.md",
+        "/usr/share/doc/tandem/examples/vrrp-pair.toml",
+        "/usr/share/doc/tandem/examples/witness.toml",
+    ] {
+        assert!(listing.contains_key(doc), "{doc} is not in the package");
+    }
+    let examples: BTreeSet<String> = listing
+        .keys()
+        .filter_map(|p| p.strip_prefix("/usr/share/doc/tandem/examples/"))
+        .filter(|name| !name.is_empty())
+        .map(str::to_string)
+        .collect();
+    let config: BTreeSet<String> = fs::read_dir(repo_root().join("config"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.ends_with(".toml"))
+        .collect();
+    assert_eq!(
+        examples, config,
+        "every config/ example is in /usr/share/doc/tandem/examples"
+    );
+    assert!(
+        !listing.keys().any(|p| p.starts_with("/var/")),
+        "/var/lib/tandem is systemd's (StateDirectory=), not the package's"
+    );
+
+    // ---- control area: conffiles and maintainer scripts -------------------------------
+    let control = out.path("control");
+    run_ok(Command::new("dpkg-deb").arg("-e").arg(&deb).arg(&control));
+    let conffiles = fs::read_to_string(control.join("conffiles")).unwrap();
+    assert_eq!(
+        conffiles.lines().collect::<BTreeSet<_>>(),
+        CONFFILES.into_iter().collect(),
+        "conffiles"
+    );
+    for script in ["postinst", "prerm", "postrm"] {
+        let path = control.join(script);
+        assert_eq!(
+            fs::read(&path).unwrap(),
+            fs::read(repo_root().join("appliance/debian").join(script)).unwrap(),
+            "{script} is appliance/debian/{script}"
+        );
+        assert_eq!(mode(&path) & 0o777, 0o755, "mode of {script}");
+        let text = fs::read_to_string(&path).unwrap();
+        assert!(text.starts_with("#!/bin/sh\n"), "{script}: #!/bin/sh");
+        run_ok(Command::new("sh").arg("-n").arg(&path));
+        if Command::new("shellcheck").arg("--version").output().is_ok() {
+            run_ok(Command::new("shellcheck").arg(&path));
+        }
+    }
+
+    // ---- the same files as install.sh ------------------------------------------------
+    let extracted = out.path("extracted");
+    run_ok(Command::new("dpkg-deb").arg("-x").arg(&deb).arg(&extracted));
+    let from_deb = files_under(&extracted);
+    let scratch = out.path("install-sh");
+    fs::create_dir_all(&scratch).unwrap();
+    run_ok(
+        Command::new("bash")
+            .arg(repo_root().join("appliance/install.sh"))
+            .arg("--root")
+            .arg(&scratch)
+            .arg("--bin-dir")
+            .arg(bin_dir())
+            .env_remove("PREFIX"),
+    );
+    let from_script = files_under(&scratch);
+    assert_eq!(
+        from_script.keys().cloned().collect::<BTreeSet<_>>(),
+        INSTALLED
+            .iter()
+            .map(|(rel, _)| PathBuf::from(rel))
+            .collect(),
+        "install.sh installs what INSTALLED lists (keep the two tests in step)"
+    );
+    for (rel, (script_mode, script_content)) in &from_script {
+        let (deb_mode, deb_content) = from_deb.get(rel).unwrap_or_else(|| {
+            panic!(
+                "install.sh installs {} but the package lacks it",
+                rel.display()
+            )
+        });
+        assert_eq!(deb_mode, script_mode, "mode of {}", rel.display());
+        assert!(
+            deb_content == script_content,
+            "{} differs between the package and install.sh",
+            rel.display()
+        );
+    }
+    for unit in ["tandemd.service", "tandem-witness.service"] {
+        assert_eq!(
+            from_deb[&Path::new("lib/systemd/system").join(unit)].1,
+            fs::read(repo_root().join("systemd").join(unit)).unwrap(),
+            "{unit} is systemd/{unit}"
+        );
+    }
+    for bin in ["tandemd", "tandemctl", "tandem-probe"] {
+        assert!(
+            from_deb[&Path::new("usr/bin").join(bin)].1 == fs::read(bin_dir().join(bin)).unwrap(),
+            "{bin} is target/debug/{bin}, unstripped"
+        );
+    }
+}
+
+fn mode(path: &Path) -> u32 {
+    fs::symlink_metadata(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .permissions()
+        .mode()
+        & 0o7777
+}
+
+/// A scratch root with etc/{passwd,group,shadow,gshadow} and an empty dpkg database that
+/// knows the package's dependencies (their stanzas copied from this host's database).
+struct Root {
+    dir: TempDir,
+}
+
+const ROOT_FILES: [(&str, &str, u32); 4] = [
+    (
+        "etc/passwd",
+        "root:x:0:0:root:/root:/bin/bash\n\
+         daemon:x:1:1:daemon:/usr/sbin:/usr/sbin/nologin\n\
+         systemd-network:x:998:998:systemd Network Management:/:/usr/sbin/nologin\n\
+         nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n",
+        0o644,
+    ),
+    (
+        "etc/group",
+        "root:x:0:\ndaemon:x:1:\nsystemd-network:x:998:\nnogroup:x:65534:\n",
+        0o644,
+    ),
+    (
+        "etc/shadow",
+        "root:*:19000:0:99999:7:::\ndaemon:*:19000:0:99999:7:::\n\
+         systemd-network:!*:19000::::::\nnobody:*:19000:0:99999:7:::\n",
+        0o640,
+    ),
+    (
+        "etc/gshadow",
+        "root:*::\ndaemon:*::\nsystemd-network:!*::\nnogroup:*::\n",
+        0o640,
+    ),
+];
+
+impl Root {
+    fn new(deb: &Path) -> Self {
+        let dir = TempDir::new("root");
+        fs::create_dir_all(dir.path("etc")).unwrap();
+        for (rel, text, mode) in ROOT_FILES {
+            fs::write(dir.path(rel), text).unwrap();
+            fs::set_permissions(dir.path(rel), fs::Permissions::from_mode(mode)).unwrap();
+        }
+        let db = dir.path("var/lib/dpkg");
+        for sub in ["info", "updates", "triggers"] {
+            fs::create_dir_all(db.join(sub)).unwrap();
+        }
+        fs::write(db.join("available"), "").unwrap();
+        let depends = run_ok(Command::new("dpkg-deb").arg("-f").arg(deb).arg("Depends"));
+        let mut status = String::new();
+        for dep in depends.split(',') {
+            let name = dep.split_whitespace().next().unwrap();
+            let stanza = run_ok(Command::new("dpkg-query").args(["-s", name]));
+            status.push_str(stanza.trim_end());
+            status.push_str("\n\n");
+            fs::write(db.join("info").join(format!("{name}.list")), "").unwrap();
+        }
+        fs::write(db.join("status"), status).unwrap();
+        Root { dir }
+    }
+
+    fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path(rel)
+    }
+
+    /// dpkg on the scratch root: maintainer scripts run here with DPKG_ROOT set, the log
+    /// goes into the scratch directory (by default dpkg appends to this host's log).
+    fn dpkg(&self, args: &[&std::ffi::OsStr]) -> String {
+        run_ok(
+            Command::new("dpkg")
+                .arg(format!("--root={}", self.dir.0.display()))
+                .arg(format!("--log={}", self.path("dpkg.log").display()))
+                .arg("--force-script-chrootless")
+                .args(args)
+                .env(
+                    "PATH",
+                    "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+                ),
+        )
+    }
+
+    fn status(&self) -> String {
+        let out = Command::new("dpkg-query")
+            .arg(format!("--root={}", self.dir.0.display()))
+            .args(["-W", "-f=${Status}", "tandem"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    /// The tandem line of etc/passwd or etc/group, split at ':'.
+    fn entry(&self, file: &str) -> Option<Vec<String>> {
+        fs::read_to_string(self.path(file))
+            .unwrap()
+            .lines()
+            .find(|l| l.starts_with("tandem:"))
+            .map(|l| l.split(':').map(str::to_string).collect())
+    }
+}
+
+#[test]
+fn dpkg_install_remove_purge_in_a_scratch_root() {
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "this test installs the package with dpkg --root into a scratch root; the \
+         maintainer scripts chown files and run useradd --prefix, which need root; run it \
+         as root (CI does). It does not skip, and it changes nothing outside its scratch root."
+    );
+    let out = TempDir::new("dpkg");
+    let deb = build_deb(&out);
+    let root = Root::new(&deb);
+    let host = [
+        "/etc/passwd",
+        "/etc/group",
+        "/etc/shadow",
+        "/var/log/dpkg.log",
+    ]
+    .map(|p| (p, fs::read(p).ok()));
+    let before = paths_under(&root.dir.0);
+    let before_files: Vec<Vec<u8>> = ROOT_FILES
+        .iter()
+        .map(|(rel, ..)| fs::read(root.path(rel)).unwrap())
+        .collect();
+
+    // ---- install ---------------------------------------------------------------------
+    root.dpkg(&["-i".as_ref(), deb.as_os_str()]);
+    assert_eq!(root.status(), "install ok installed");
+    for (rel, want) in INSTALLED {
+        let path = root.path(rel);
+        assert!(path.is_file(), "{rel} missing after dpkg -i");
+        assert_eq!(mode(&path), want, "mode of {rel}: {:o}", mode(&path));
+    }
+    let user = root
+        .entry("etc/passwd")
+        .expect("no tandem user in etc/passwd");
+    let group = root
+        .entry("etc/group")
+        .expect("no tandem group in etc/group");
+    assert_eq!(user.len(), 7, "passwd line {user:?}");
+    let uid: u32 = user[2].parse().unwrap();
+    let gid: u32 = group[2].parse().unwrap();
+    assert!((100..1000).contains(&uid), "system uid, got {uid}");
+    assert!((100..1000).contains(&gid), "system gid, got {gid}");
+    assert_ne!(gid, 998, "gid 998 is taken by systemd-network");
+    assert_eq!(user[3], group[2], "the user's primary group is tandem");
+    assert_eq!(user[5], "/nonexistent", "no home");
+    assert_eq!(user[6], "/usr/sbin/nologin", "no login shell");
+    assert!(
+        root.entry("etc/shadow").is_some() && root.entry("etc/gshadow").is_some(),
+        "useradd --prefix wrote the shadow files too"
+    );
+    for (rel, want) in [("etc/tandem", 0o750), ("etc/tandem/tandem.toml", 0o640)] {
+        let meta = fs::metadata(root.path(rel)).unwrap();
+        assert_eq!((meta.uid(), meta.gid()), (0, gid), "owner of {rel}");
+        assert_eq!(mode(&root.path(rel)), want, "mode of {rel}");
+    }
+    for unit in ["tandemd.service", "tandem-witness.service"] {
+        assert!(
+            !root
+                .path("etc/systemd/system/multi-user.target.wants")
+                .join(unit)
+                .exists(),
+            "{unit} enabled by the install"
+        );
+    }
+    let check = Command::new(tandem_tests::tandemd_bin())
+        .arg("check-config")
+        .arg(root.path("etc/tandem/tandem.toml"))
+        .output()
+        .unwrap();
+    assert!(check.status.success(), "{}", show("check-config", &check));
+    let listed: BTreeSet<String> = run_ok(
+        Command::new("dpkg-query")
+            .arg(format!("--root={}", root.dir.0.display()))
+            .args(["-L", "tandem"]),
+    )
+    .lines()
+    .map(str::to_string)
+    .collect();
+    for (rel, _) in INSTALLED {
+        assert!(listed.contains(&format!("/{rel}")), "dpkg -L lacks /{rel}");
+    }
+
+    // ---- the operator edits the config and enables the node; a reinstall keeps both ----
+    let conf = root.path("etc/tandem/tandem.toml");
+    let edited = fs::read_to_string(&conf)
+        .unwrap()
+        .replace("id = \"lb1\"", "id = \"edge-7\"")
+        + "# the operator's\n";
+    fs::write(&conf, &edited).unwrap();
+    let systemctl = Command::new("systemctl").arg("--version").output();
+    assert!(
+        systemctl.is_ok(),
+        "systemctl is missing: run .ci/run --deps-only (it installs systemd)"
+    );
+    run_ok(
+        Command::new("systemctl")
+            .arg(format!("--root={}", root.dir.0.display()))
+            .args(["enable", "tandemd.service"]),
+    );
+    let wants = root.path("etc/systemd/system/multi-user.target.wants/tandemd.service");
+    assert!(
+        fs::symlink_metadata(&wants).is_ok(),
+        "systemctl --root enable"
+    );
+    root.dpkg(&["-i".as_ref(), deb.as_os_str()]);
+    assert_eq!(
+        fs::read_to_string(&conf).unwrap(),
+        edited,
+        "config overwritten"
+    );
+    assert_eq!(
+        fs::metadata(&conf).unwrap().gid(),
+        gid,
+        "config group after reinstall"
+    );
+    assert!(
+        fs::symlink_metadata(&wants).is_ok(),
+        "reinstall disabled tandemd"
+    );
+    assert_eq!(
+        root.entry("etc/passwd").unwrap(),
+        user,
+        "reinstall changed the user"
+    );
+
+    // State systemd would have made (StateDirectory=).
+    for dir in ["var/lib/tandem", "var/lib/tandem-witness"] {
+        fs::create_dir_all(root.path(dir)).unwrap();
+        fs::write(root.path(dir).join("raft.redb"), "state").unwrap();
+    }
+
+    // ---- remove: conffiles, state, user and group stay; units disabled ------------------
+    root.dpkg(&["-r".as_ref(), "tandem".as_ref()]);
+    assert_eq!(root.status(), "deinstall ok config-files");
+    for (rel, _) in INSTALLED {
+        let kept = CONFFILES.contains(&format!("/{rel}").as_str());
+        assert_eq!(
+            root.path(rel).exists(),
+            kept,
+            "{rel} after dpkg -r (conffiles stay until purge)"
+        );
+    }
+    assert_eq!(
+        fs::read_to_string(&conf).unwrap(),
+        edited,
+        "dpkg -r changed the config"
+    );
+    assert!(
+        fs::symlink_metadata(&wants).is_err(),
+        "dpkg -r left tandemd enabled"
+    );
+    assert!(
+        root.path("var/lib/tandem/raft.redb").exists(),
+        "dpkg -r removed state"
+    );
+    assert!(
+        root.entry("etc/passwd").is_some(),
+        "dpkg -r removed the user"
+    );
+    assert!(
+        root.entry("etc/group").is_some(),
+        "dpkg -r removed the group"
+    );
+
+    // ---- purge: nothing of tandem left ------------------------------------------------
+    root.dpkg(&["-P".as_ref(), "tandem".as_ref()]);
+    assert_eq!(
+        root.status(),
+        "",
+        "dpkg -P left the package in the database"
+    );
+    for (i, (rel, ..)) in ROOT_FILES.iter().enumerate() {
+        assert_eq!(
+            fs::read_to_string(root.path(rel)).unwrap(),
+            String::from_utf8_lossy(&before_files[i]),
+            "{rel} after purge is as before the install"
+        );
+    }
+    // What is new since before the install: dpkg's own database and log, the shadow tools'
+    // backups (etc/passwd- ...), and the directories `systemctl enable` made above.
+    let left: Vec<PathBuf> = paths_under(&root.dir.0)
+        .difference(&before)
+        .filter(|p| {
+            !(p.starts_with("var/lib/dpkg")
+                || p.starts_with("etc/systemd")
+                || *p == Path::new("dpkg.log")
+                || p.to_str()
+                    .is_some_and(|s| s.starts_with("etc/") && s.ends_with('-')))
+        })
+        .cloned()
+        .collect();
+    assert!(left.is_empty(), "left after purge: {left:?}");
+    assert!(
+        fs::symlink_metadata(&wants).is_err(),
+        "the enablement symlink is left after purge"
+    );
+
+    // ---- this host: untouched --------------------------------------------------------------
+    for (path, content) in host {
+        assert!(
+            fs::read(path).ok() == content,
+            "{path} on this host changed"
+        );
+    }
+}
