@@ -269,3 +269,149 @@ async fn no_watchdog_pings_when_watchdog_pid_is_another_process() {
     notes.expect("STOPPING=1").await;
     assert!(child.wait_for_exit(Duration::from_secs(10)).await.is_some());
 }
+
+/// Starts `tandemd ARGS` with its log in `log`, told to notify `notify` if given.
+fn start_logged(args: &[&str], log: &Path, notify: Option<&Path>) -> Child {
+    let mut command = Command::new(tandemd_bin());
+    command
+        .args(args)
+        .env_remove("NOTIFY_SOCKET")
+        .env_remove("WATCHDOG_USEC")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(log).unwrap());
+    if let Some(notify) = notify {
+        command.env("NOTIFY_SOCKET", notify);
+    }
+    Child(command.spawn().unwrap())
+}
+
+/// Voters in `tandemctl cluster status` of the member whose admin socket is `socket`,
+/// once it names a leader.
+async fn voters_with_leader(socket: &Path) -> usize {
+    let (code, out, _) = tandem_tests::admin::ctl(&[
+        "--socket",
+        socket.to_str().unwrap(),
+        "--json",
+        "cluster",
+        "status",
+    ])
+    .await;
+    let Some(s) = (code == 0)
+        .then(|| serde_json::from_str::<serde_json::Value>(&out).ok())
+        .flatten()
+    else {
+        return 0;
+    };
+    if s["raft"]["leader"].is_null() {
+        return 0;
+    }
+    s["raft"]["members"]
+        .as_array()
+        .map_or(0, |m| m.iter().filter(|m| m["voter"] == true).count())
+}
+
+/// READY=1 means "serving and joined": a member restarted while its cluster has no
+/// majority waits for a leader before READY=1, and says so in STATUS=.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_member_is_ready_only_once_it_has_a_leader() {
+    let dir = TempDir::new();
+    let pki = dir.path("pki");
+    let (code, out, err) =
+        tandem_tests::admin::ctl(&["cluster", "init", "--dir", pki.to_str().unwrap(), "n1", "w"])
+            .await;
+    assert_eq!(code, 0, "tandemctl cluster init: {out}{err}");
+    let (raft1, raft2, port) = (free_port(), free_port(), free_port());
+    let root = dir.path("");
+    let hosts = "hosts = { n1 = \"127.0.0.1\", w = \"127.0.0.1\" }";
+    let n1 = dir.write(
+        "n1.toml",
+        format!(
+            "version = 1\n[[listener]]\nname = \"l\"\nbind = \"127.0.0.1:{port}\"\npool = \"p\"\n\
+             [[pool]]\nname = \"p\"\n[[pool.backend]]\nid = \"b\"\naddress = \"127.0.0.1:9\"\n\n\
+             [node]\nid = \"n1\"\nadmin_socket = \"{r}/n1.sock\"\ndata_dir = \"{r}/n1\"\ndrain_timeout = \"1s\"\n\
+             [node.cluster]\nraft_id = 1\nlisten = \"127.0.0.1:{raft1}\"\nbootstrap = true\n\
+             cert_dir = \"{r}/pki\"\n{hosts}\n",
+            r = root.display()
+        ),
+    );
+    // A witness: no listener, so the two members share loopback without port clashes.
+    let w = dir.write(
+        "w.toml",
+        format!(
+            "[node]\nid = \"w\"\nadmin_socket = \"{r}/w.sock\"\ndata_dir = \"{r}/w\"\n\
+             [node.cluster]\nraft_id = 2\nlisten = \"127.0.0.1:{raft2}\"\ncert_dir = \"{r}/pki\"\n{hosts}\n",
+            r = root.display()
+        ),
+    );
+    let (n1_args, w_args) = (
+        ["run", "--config", n1.to_str().unwrap()],
+        ["witness", "--config", w.to_str().unwrap()],
+    );
+    let (n1_sock, w_sock) = (dir.path("n1.sock"), dir.path("w.sock"));
+    let logs = |dir: &TempDir| {
+        format!(
+            "n1:\n{}\nw:\n{}",
+            std::fs::read_to_string(dir.path("n1.log")).unwrap_or_default(),
+            std::fs::read_to_string(dir.path("w.log")).unwrap_or_default()
+        )
+    };
+
+    // A two-voter cluster: n1 bootstraps, the witness joins.
+    let mut first = start_logged(&n1_args, &dir.path("n1.log"), None);
+    let mut witness = start_logged(&w_args, &dir.path("w.log"), None);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (code, _, _) = tandem_tests::admin::ctl(&[
+            "--socket",
+            w_sock.to_str().unwrap(),
+            "cluster",
+            "join",
+            &format!("n1:{raft1}"),
+        ])
+        .await;
+        if code == 0 && voters_with_leader(&n1_sock).await == 2 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the witness did not join\n{}",
+            logs(&dir)
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    for child in [&mut witness, &mut first] {
+        child.signal(Signal::SIGTERM);
+        assert!(child.wait_for_exit(Duration::from_secs(10)).await.is_some());
+    }
+
+    // The witness alone: a member (Raft state on disk) with no majority. No READY=1.
+    let mut notes = Notifications::bind(&dir);
+    let mut witness = start_logged(&w_args, &dir.path("w.log"), Some(&notes.path));
+    let early = tokio::time::timeout(Duration::from_secs(3), notes.rx.recv()).await;
+    assert!(
+        early.is_err(),
+        "a member without a leader notified {early:?}\n{}",
+        logs(&dir)
+    );
+
+    // n1 back: a leader is elected, and only then the witness is ready.
+    let back = Instant::now();
+    let mut first = start_logged(&n1_args, &dir.path("n1.log"), None);
+    let (ready_at, ready) = notes.expect("READY=1").await;
+    assert!(ready_at >= back);
+    assert!(
+        ready_at - back < Duration::from_secs(10),
+        "READY=1 {:?} after the leader came back (the start-up wait is 15 s)\n{}",
+        ready_at - back,
+        logs(&dir)
+    );
+    assert!(
+        status(&ready).contains("cluster: leader node"),
+        "{ready:?}\n{}",
+        logs(&dir)
+    );
+    for child in [&mut witness, &mut first] {
+        child.signal(Signal::SIGTERM);
+        assert!(child.wait_for_exit(Duration::from_secs(10)).await.is_some());
+    }
+}

@@ -102,27 +102,39 @@ impl Cluster {
         Ok(cluster)
     }
 
-    /// Until this member knows its leader (and the membership), at most `limit`.
+    /// Until this member hears a live leader (not one restored from its own stored vote),
+    /// at most `limit`.
     async fn wait_joined(&self, limit: Duration) {
-        let mut metrics = self.node.raft().metrics();
         let deadline = tokio::time::Instant::now() + limit;
         loop {
-            let m = metrics.borrow_and_update().clone();
-            let member = m.membership_config.membership().nodes().next().is_some();
-            if member && m.current_leader.is_some() {
+            if self.node.has_live_leader() {
+                let m = self.node.metrics();
                 tracing::info!(leader = ?m.current_leader, term = m.current_term, "cluster joined");
                 return;
             }
-            if tokio::time::timeout_at(deadline, metrics.changed())
-                .await
-                .is_err()
-            {
+            if tokio::time::Instant::now() >= deadline {
                 tracing::warn!(
                     ?limit,
                     "cluster: no leader heard yet; serving, and still trying"
                 );
                 return;
             }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// One line for systemd's STATUS= and logs: whether this member has a leader.
+    pub fn summary(&self) -> String {
+        let m = self.node.metrics();
+        let member = m.membership_config.membership().nodes().next().is_some();
+        match m.current_leader.filter(|_| self.node.has_live_leader()) {
+            Some(leader) => format!(
+                "cluster: leader node {leader}, term {}, {} voter(s)",
+                m.current_term,
+                self.voters()
+            ),
+            None if member => "cluster: no leader heard yet (still trying)".into(),
+            None => "cluster: not a member yet (waiting for `tandemctl cluster join`)".into(),
         }
     }
 

@@ -114,9 +114,13 @@ pub async fn run_until_signal(node: Arc<Node>) -> anyhow::Result<()> {
     let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
     let mut hup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
     let mut watchdog = systemd::Watchdog::from_env();
-    // Seam for the Raft cluster: join it (or time out into a degraded STATUS=) here,
-    // before READY=1, so that `systemctl start` returning means "serving and joined".
-    systemd::ready(&systemd::serving_status(&node.config()));
+    // A cluster member got here after `Cluster::start` waited (bounded) for its leader, so
+    // `systemctl start` returning means "serving and joined"; STATUS= says which.
+    let mut status = systemd::serving_status(&node.config());
+    if let Some(cluster) = node.cluster() {
+        status = format!("{status}; {}", cluster.summary());
+    }
+    systemd::ready(&status);
     loop {
         tokio::select! {
             _ = term.recv() => { tracing::info!("SIGTERM: stopping gracefully"); break }
