@@ -153,6 +153,20 @@ pub(crate) fn validate_node_vrrp(node: &NodeConfig, cluster: &ClusterConfig) -> 
                 "must be 1..=254 (255 = this node owns the addresses); 0 is reserved for 'leaving'",
             );
         }
+        let fenced = match v.fencing {
+            crate::vrrp::Fencing::Raft => true,
+            crate::vrrp::Fencing::Auto => node.cluster.is_some(),
+            crate::vrrp::Fencing::None => false,
+        };
+        if inst.priority == 255 && fenced {
+            // An owner takes the group at once and never lowers its priority (RFC 5798),
+            // so `tandemctl vip move` could not move it and, pinned elsewhere, it would
+            // keep the other node a backup while holding no lease: nobody would hold it.
+            p.add(
+                format!("{at}.priority"),
+                "255 (address owner) cannot be fenced by Raft leases: use 254 or lower, or fencing = \"none\"",
+            );
+        }
         if let Some(ifname) = &inst.interface {
             check_interface(&mut p, &format!("{at}.interface"), ifname);
         }

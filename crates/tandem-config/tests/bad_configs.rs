@@ -324,8 +324,19 @@ fn bad_vrrp_configs_are_refused_with_their_key_path() {
             "node.vrrp.instance[0].track[0].kind",
             "unknown variant `magic`",
         ),
+        (
+            base.replace("priority = 150", "priority = 255").replace(
+                "interface = \"eth1\"",
+                "interface = \"eth1\"\nfencing = \"raft\"",
+            ),
+            "node.vrrp.instance[0].priority",
+            "cannot be fenced",
+        ),
     ];
     assert_all_refused(cases);
+    // Unfenced, an owner is fine (keepalived semantics).
+    let owner = base.replace("priority = 150", "priority = 255");
+    parse(&owner, "owner.toml").unwrap_or_else(|e| panic!("{e}"));
 }
 
 #[test]
