@@ -139,6 +139,12 @@ pub async fn move_vip(node: &Node, body: Bytes, who: &str) -> Result<Response<Bo
         })?),
         None => None,
     };
+    if unfenced(node) {
+        return Err(ApiError::invalid(
+            "this node runs VRRP with fencing = \"none\": a pin moves VIPs only between nodes \
+             that hold them under Raft leases (fencing = \"raft\")",
+        ));
+    }
     tracing::info!(who, %group, node = ?pin, "VIP move requested");
     match c
         .write(Command::Pin {
@@ -157,6 +163,16 @@ pub async fn move_vip(node: &Node, body: Bytes, who: &str) -> Result<Response<Bo
     }
 }
 
+/// Whether this node speaks VRRP without Raft fencing (leases and pins mean nothing to it).
+fn unfenced(node: &Node) -> bool {
+    use tandem_config::vrrp::Fencing;
+    node.config()
+        .node
+        .vrrp
+        .as_ref()
+        .is_some_and(|v| v.fencing == Fencing::None)
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ForceBody {
@@ -168,6 +184,12 @@ struct ForceBody {
 pub async fn force_hold(node: &Node, body: Bytes, who: &str) -> Result<Response<Body>, ApiError> {
     let c = cluster(node)?;
     let ForceBody { group, on } = parse(&body)?;
+    if unfenced(node) || node.config().node.vrrp.is_none() {
+        return Err(ApiError::invalid(
+            "nothing to override here: this node holds no VIP under a Raft lease \
+             (no [node.vrrp], or fencing = \"none\")",
+        ));
+    }
     tracing::warn!(who, %group, on, "OPERATOR OVERRIDE requested: force-hold");
     let message = c
         .keeper

@@ -1,0 +1,80 @@
+//! The cluster side of the admin API on a one-node cluster over loopback (no root): status,
+//! admin changes going through the Raft log, and the VIP commands refusing clearly where
+//! they cannot act.
+
+use std::time::Duration;
+
+use tandem_tests::admin::{ctl, Daemon};
+use tandem_tests::http_backends::TempDir;
+use tandem_tests::*;
+
+/// A bootstrapped one-node cluster (`n1`) with one TCP listener and a VIP group but no
+/// `[node.vrrp]`: it forwards, it holds no VIP.
+fn config(dir: &std::path::Path, raft: u16, port: u16) -> String {
+    format!(
+        "version = 1\n\
+         [[vip_group]]\nname = \"front\"\nvrid = 51\naddresses = [\"198.51.100.100/24\"]\n\
+         [[listener]]\nname = \"l\"\nbind = \"127.0.0.1:{port}\"\npool = \"p\"\n\
+         [[pool]]\nname = \"p\"\n[[pool.backend]]\nid = \"b\"\naddress = \"127.0.0.1:9\"\n\n\
+         [node]\nid = \"n1\"\nadmin_socket = \"\"\ndata_dir = \"{d}/data\"\ndrain_timeout = \"1s\"\n\
+         [node.cluster]\nraft_id = 1\nlisten = \"127.0.0.1:{raft}\"\nbootstrap = true\n\
+         cert_dir = \"{d}/pki\"\nhosts = {{ n1 = \"127.0.0.1\" }}\n",
+        d = dir.display()
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_one_node_cluster_answers_status_changes_and_refuses_vip_overrides() {
+    let work = TempDir::new();
+    let pki = work.path("pki");
+    let (code, out, err) = ctl(&["cluster", "init", "--dir", pki.to_str().unwrap(), "n1"]).await;
+    assert_eq!(code, 0, "tandemctl cluster init: {out}{err}");
+    let daemon = Daemon::start(&config(&work.path(""), free_port(), free_port())).await;
+
+    // Status: this node leads a cluster of one.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        let (code, out, _) = daemon.ctl(&["--json", "cluster", "status"]).await;
+        let s: serde_json::Value = serde_json::from_str(&out).unwrap_or_default();
+        if code == 0 && s["raft"]["leader"] == 1 {
+            break s;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no leader in cluster status: {out}\n{}",
+            daemon.log()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(status["raft"]["term"].as_u64() >= Some(1), "{status}");
+
+    // A backend change goes through the log: the replicated version moves on.
+    let (code, out, err) = daemon.ctl(&["backend", "weight", "p", "b", "7"]).await;
+    assert_eq!(code, 0, "backend weight: {out}{err}\n{}", daemon.log());
+    let backend = daemon.backend("p", "b").await;
+    assert_eq!(backend["weight"], 7, "{backend}");
+    // Version 1 was seeded from the file; the change is version 2, applied from the log.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while !daemon.log().contains("replicated config applied version=2") {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the change did not come back through the log:\n{}",
+            daemon.log()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    // No [node.vrrp]: there is no lease here to override.
+    let (code, out, err) = daemon
+        .ctl(&["vip", "force-hold", "front", "--yes-i-know"])
+        .await;
+    assert_ne!(code, 0, "force-hold without VRRP: {out}");
+    assert!(err.contains("nothing to override"), "{err}");
+    // A move names a group that exists.
+    let (code, _, err) = daemon.ctl(&["vip", "move", "nosuch", "n1"]).await;
+    assert_ne!(code, 0);
+    assert!(err.contains("no vip_group \"nosuch\""), "{err}");
+    let (code, out, err) = daemon.ctl(&["--json", "vip", "move", "front", "n1"]).await;
+    assert_eq!(code, 0, "vip move: {out}{err}");
+    assert!(out.contains("\"pinned_to\""), "{out}");
+}
