@@ -410,6 +410,15 @@ async fn a_cluster_member_is_ready_only_once_it_has_a_leader() {
         "{ready:?}\n{}",
         logs(&dir)
     );
+    // The witness reloads its file on SIGHUP like a node (ExecReload in its unit).
+    witness.signal(Signal::SIGHUP);
+    notes.expect("RELOADING=1").await;
+    let (_, reloaded) = notes.expect("READY=1").await;
+    assert!(
+        status(&reloaded).contains("reloaded by SIGHUP"),
+        "{reloaded:?}\n{}",
+        logs(&dir)
+    );
     for child in [&mut witness, &mut first] {
         child.signal(Signal::SIGTERM);
         assert!(child.wait_for_exit(Duration::from_secs(10)).await.is_some());

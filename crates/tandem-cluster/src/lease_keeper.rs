@@ -123,6 +123,7 @@ impl LeaseKeeper {
             origin: Instant::now(),
             inflight: JoinSet::new(),
             closing: false,
+            force_pending: false,
         };
         tokio::spawn(task.run());
         GroupLink {
@@ -209,6 +210,8 @@ struct GroupTask {
     inflight: JoinSet<Proposal>,
     /// Shutting down: never acquire again.
     closing: bool,
+    /// force-hold was turned on while a proposal was in flight: propose ForceHold next.
+    force_pending: bool,
 }
 
 impl GroupTask {
@@ -292,6 +295,11 @@ impl GroupTask {
             self.epoch = Some(lease.epoch);
         }
         let wants = *self.wants.borrow() && !self.closing;
+        if self.inflight.is_empty() && std::mem::take(&mut self.force_pending) {
+            if *self.forced.borrow() {
+                self.propose_force();
+            }
+        }
         if self.inflight.is_empty() {
             match self.epoch {
                 Some(epoch) if !wants => {
@@ -428,19 +436,25 @@ impl GroupTask {
                  WITHOUT a lease: split-brain protection is off for this group until \
                  `tandemctl vip force-hold --off`");
             if self.inflight.is_empty() {
-                self.propose(
-                    Kind::Force,
-                    LeaseCommand::ForceHold {
-                        group: self.group.clone(),
-                        node: self.me,
-                    },
-                );
+                self.propose_force();
+            } else {
+                self.force_pending = true;
             }
             Ok(format!("force-hold on for {}: the VIP is held without a lease; a ForceHold was proposed to the cluster too (it commits only if a majority is reachable)", self.group))
         } else {
             tracing::warn!(group = %self.group, "operator override off: the VIP is held only under a lease again");
             Ok(format!("force-hold off for {}", self.group))
         }
+    }
+
+    fn propose_force(&mut self) {
+        self.propose(
+            Kind::Force,
+            LeaseCommand::ForceHold {
+                group: self.group.clone(),
+                node: self.me,
+            },
+        );
     }
 
     fn publish(&self) {

@@ -270,7 +270,17 @@ impl Node {
         let path = lock(&self.config_path).clone().ok_or_else(|| {
             ApplyError::Invalid("this node was not started from a config file".into())
         })?;
-        let loaded = tandem_config::load(&path).map_err(|e| ApplyError::Invalid(e.to_string()))?;
+        // A witness reads its file as at start: as a witness's, forwarding nothing.
+        let witness = self
+            .cluster()
+            .is_some_and(|c| c.role == tandem_config::cluster::Role::Witness);
+        let loaded = if witness {
+            tandem_config::load_witness(&path)
+                .map_err(|e| ApplyError::Invalid(e.to_string()))
+                .and_then(|c| crate::witness_config(c).map_err(ApplyError::Invalid))?
+        } else {
+            tandem_config::load(&path).map_err(|e| ApplyError::Invalid(e.to_string()))?
+        };
         // In a cluster the replicated config is in force; the file's cluster part only
         // seeded it. `tandemctl config apply` changes it.
         let replicated = self.cluster().is_some_and(Cluster::has_config);
