@@ -295,10 +295,11 @@ impl GroupTask {
             self.epoch = Some(lease.epoch);
         }
         let wants = *self.wants.borrow() && !self.closing;
-        if self.inflight.is_empty() && std::mem::take(&mut self.force_pending) {
-            if *self.forced.borrow() {
-                self.propose_force();
-            }
+        if self.inflight.is_empty()
+            && std::mem::take(&mut self.force_pending)
+            && *self.forced.borrow()
+        {
+            self.propose_force();
         }
         if self.inflight.is_empty() {
             match self.epoch {
