@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 use tandem_tests::cluster_lab::{
-    cluster_part, http_get_from, metric, ClusterLab, Observer, Probe, WITNESS,
+    cluster_part, http_get_from, metric, ClusterLab, Observer, Probe, VIP2, WITNESS,
 };
 use tandem_tests::netns::{nft_in, run};
 
@@ -513,4 +513,65 @@ async fn randomized_drills_never_make_two_holders() {
         seen.samples, seen.changes
     );
     assert_no_overlap(&cl, &seen);
+}
+
+/// Active-active: "front" prefers n1 and "back" n2; each group is fenced by its own lease.
+/// Killing n2 moves only "back" (to n1); n2's return takes "back" again and leaves "front"
+/// alone. Neither VIP is ever held twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn active_active_groups_are_fenced_each_on_its_own() {
+    let mut cl = ClusterLab::start().await;
+    let front = Observer::start(&cl.lab);
+    let back = Observer::start_for(&cl.lab, VIP2);
+    expect_holder(&cl, &front, 0, Duration::from_secs(10), "front at start").await;
+    expect_holder(&cl, &back, 1, Duration::from_secs(10), "back at start").await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let front_changes = front.now().changes.len();
+
+    cl.kill(1).await;
+    let took = expect_holder(
+        &cl,
+        &back,
+        0,
+        Duration::from_secs(8),
+        "back after SIGKILL of n2",
+    )
+    .await;
+    println!("active-active: SIGKILL of n2, n1 holds \"back\" too after {took:?}");
+    assert!(
+        took <= CRASH_BOUND,
+        "failover of back took {took:?}\n{}",
+        cl.logs()
+    );
+
+    cl.start_node(1);
+    cl.wait_admin(1).await;
+    assert!(
+        cl.wait_voters(3, Duration::from_secs(10)).await,
+        "n2 did not rejoin\n{}",
+        cl.logs()
+    );
+    expect_holder(
+        &cl,
+        &back,
+        1,
+        Duration::from_secs(15),
+        "back after n2 came back",
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        front.now().changes.len(),
+        front_changes,
+        "\"front\" moved while only \"back\"'s preferred node failed: {:?}\n{}",
+        front.now().changes,
+        cl.logs()
+    );
+    for (name, seen) in [("front", front.finish()), ("back", back.finish())] {
+        println!(
+            "observer {name}: {} samples, changes {:?}",
+            seen.samples, seen.changes
+        );
+        assert_no_overlap(&cl, &seen);
+    }
 }

@@ -26,6 +26,9 @@ pub const RAFT_PORT: u16 = 7300;
 /// Forwarding nodes (lab indices) and the witness.
 pub const FORWARDERS: [usize; 2] = [0, 1];
 pub const WITNESS: usize = 2;
+/// The second VIP group, "back": preferred by n2 (active-active with "front" on n1).
+pub const VIP2: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 101);
+pub const VRID2: u8 = 52;
 
 pub struct ClusterLab {
     pub lab: Lab,
@@ -38,6 +41,11 @@ pub struct ClusterLab {
 
 fn priority(i: usize) -> u8 {
     [150, 100][i]
+}
+
+/// Priorities for "back": the other way round.
+fn priority_back(i: usize) -> u8 {
+    [100, 150][i]
 }
 
 pub fn config(lab: &Lab, dir: &std::path::Path, i: usize) -> String {
@@ -87,8 +95,13 @@ garp_refresh = "2s"
 [[node.vrrp.instance]]
 group = "front"
 priority = {prio}
+
+[[node.vrrp.instance]]
+group = "back"
+priority = {back}
 "#,
-        prio = priority(i)
+        prio = priority(i),
+        back = priority_back(i)
     ));
     text
 }
@@ -103,6 +116,13 @@ version = {version}
 name = "front"
 vrid = {VRID}
 addresses = ["{VIP}/24"]
+advert_interval = "200ms"
+preempt = true
+
+[[vip_group]]
+name = "back"
+vrid = {VRID2}
+addresses = ["{VIP2}/24"]
 advert_interval = "200ms"
 preempt = true
 
@@ -446,10 +466,10 @@ pub struct Observer {
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
-fn holds_vip() -> bool {
+fn holds_vip(vip: Ipv4Addr) -> bool {
     // Local addresses appear in the FIB trie as "|-- ADDR" followed by "/32 host LOCAL".
     let trie = std::fs::read_to_string("/proc/thread-self/net/fib_trie").unwrap_or_default();
-    let needle = format!("-- {VIP}");
+    let needle = format!("-- {vip}");
     let mut lines = trie.lines();
     while let Some(line) = lines.next() {
         if line.trim_end().ends_with(&needle) {
@@ -464,7 +484,13 @@ fn holds_vip() -> bool {
 }
 
 impl Observer {
+    /// Watches the "front" VIP.
     pub fn start(lab: &Lab) -> Observer {
+        Self::start_for(lab, VIP)
+    }
+
+    /// Watches `vip`.
+    pub fn start_for(lab: &Lab, vip: Ipv4Addr) -> Observer {
         let namespaces: Vec<File> = FORWARDERS
             .iter()
             .map(|i| File::open(format!("/var/run/netns/{}", lab.nodes[*i].ns)).unwrap())
@@ -480,7 +506,7 @@ impl Observer {
                 let mut holders = Vec::new();
                 for (i, ns) in namespaces.iter().enumerate() {
                     if nix::sched::setns(ns.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET).is_ok()
-                        && holds_vip()
+                        && holds_vip(vip)
                     {
                         holders.push(FORWARDERS[i]);
                     }
