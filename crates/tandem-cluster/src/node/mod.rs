@@ -265,8 +265,7 @@ impl ClusterNode {
         if m.state == openraft::ServerState::Leader {
             let voters = m.membership_config.membership().voter_ids().count();
             voters == 1
-                || m
-                    .millis_since_quorum_ack
+                || m.millis_since_quorum_ack
                     .is_some_and(|ms| u128::from(ms) <= recent.as_millis())
         } else {
             self.contacts
