@@ -282,3 +282,58 @@ async fn after_a_vrrp_partition_heals_the_client_reaches_the_master_within_a_sec
         );
     }
 }
+
+/// A node that cannot install the VIP (here: started without CAP_NET_ADMIN) must not sit
+/// on mastership while nobody serves the address: it steps down at the lowest priority,
+/// the peer holds the VIP, and the failure is logged with what to fix.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_that_cannot_install_the_vip_leaves_it_to_its_peer() {
+    let mut lab = Lab::new(2);
+    let _who = (start_who_backend(&lab, 0), start_who_backend(&lab, 1));
+    let dir = scratch(&lab);
+    let config = dir.join("n1.toml");
+    std::fs::write(
+        &config,
+        tandem_config(&lab, 0, &NodeSpec::new(150, "100ms")),
+    )
+    .unwrap();
+    let ns = lab.nodes[0].ns.clone();
+    let bin = tandem_tests::tandemd_bin();
+    std::env::set_var("RUST_LOG", "info,tandem_vrrp=debug");
+    // setpriv execs tandemd (same PID) with CAP_NET_ADMIN out of its bounding set: VRRP
+    // adverts still go out (CAP_NET_RAW), adding an address fails with EPERM.
+    lab.spawn(
+        &ns,
+        "setpriv",
+        &[
+            "--bounding-set",
+            "-net_admin",
+            "--",
+            bin.to_str().unwrap(),
+            "run",
+            "--config",
+            config.to_str().unwrap(),
+        ],
+        Some(&dir.join("n1.log")),
+    );
+    start_tandem(&mut lab, 1, &NodeSpec::new(100, "100ms"));
+
+    assert!(
+        wait_stable_holder(&lab, 1, Duration::from_secs(2), Duration::from_secs(10)).await,
+        "n2 should hold the VIP when n1 cannot install it\n{}",
+        logs(&lab)
+    );
+    assert!(
+        wait_client_reaches(&lab, "n2", Duration::from_secs(3))
+            .await
+            .is_some(),
+        "client reaches n2\n{}",
+        logs(&lab)
+    );
+    let n1 = node_log(&lab, 0);
+    assert!(
+        n1.contains("could not be installed: stepping down"),
+        "n1 should say why it steps down\n{n1}"
+    );
+    assert!(n1.contains("CAP_NET_ADMIN"), "{n1}");
+}

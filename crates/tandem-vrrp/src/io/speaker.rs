@@ -25,6 +25,10 @@ use super::{tracker, FenceLink, InstanceSpec, InstanceStatus, Permit, SpeakerErr
 use crate::machine::{Action, Advert as MachineAdvert, Instance, InstanceConfig, State};
 use crate::wire::{parse_advert, Advert, VrrpRepr, VRRP_MULTICAST_V4};
 
+/// After a failed address install, how long the priority stays lowered before VRRP may
+/// try again (long enough not to flap the VIP every few adverts).
+const INSTALL_RETRY: Duration = Duration::from_secs(30);
+
 /// Everything the loop needs, resolved at start.
 pub(super) struct Speaker {
     spec: InstanceSpec,
@@ -49,6 +53,12 @@ pub(super) struct Speaker {
     /// Tracker adjustment and operator demotion, combined into the machine's adjustment.
     tracker_delta: i32,
     demoted: bool,
+    /// The addresses could not be installed (no CAP_NET_ADMIN, interface gone...): the
+    /// priority stays lowered until this instant so that a peer serves the VIP, then
+    /// VRRP may try again.
+    install_fault: Option<Instant>,
+    /// Set by a failed install: step down at the next turn of the loop.
+    fault_pending: bool,
     /// Next gratuitous ARP burst while holding (the repeat burst, then periodic refresh).
     next_garp: Option<Instant>,
     warned: HashSet<(Ipv4Addr, &'static str)>,
@@ -120,6 +130,8 @@ impl Speaker {
             hold_until: None,
             tracker_delta: 0,
             demoted: false,
+            install_fault: None,
+            fault_pending: false,
             next_garp: None,
             warned: HashSet::new(),
         })
@@ -153,6 +165,10 @@ impl Speaker {
         );
         loop {
             self.execute(std::mem::take(&mut actions)).await;
+            while std::mem::take(&mut self.fault_pending) {
+                let step_down = self.enter_install_fault();
+                self.execute(step_down).await;
+            }
             self.publish_status();
             let timer = self.machine.poll_timeout().map(|t| self.origin + t);
             let far = Instant::now() + Duration::from_secs(3600);
@@ -185,6 +201,11 @@ impl Speaker {
                 },
                 _ = tokio::time::sleep_until(self.hold_until.unwrap_or(far)), if self.holding && self.hold_until.is_some() => {
                     self.hold_window_ended().await;
+                }
+                _ = tokio::time::sleep_until(self.install_fault.unwrap_or(far)), if self.install_fault.is_some() => {
+                    self.install_fault = None;
+                    tracing::info!(instance = %self.spec.group, "normal priority again after a failed address install; VRRP may try again");
+                    actions = self.machine.set_priority_adjustment(self.adjustment(), self.now());
                 }
                 _ = link_check.tick() => actions = self.check_link().await,
                 _ = tokio::time::sleep_until(self.next_garp.unwrap_or(far)), if self.next_garp.is_some() => {
@@ -354,7 +375,8 @@ impl Speaker {
         }
     }
 
-    /// Installs and announces the addresses if the current permit allows; false if not.
+    /// Installs and announces the addresses if the current permit allows; false if not. A
+    /// failed install counts as handled (true): the speaker steps down instead of waiting.
     async fn hold(&mut self) -> bool {
         let Some((lifetime, until)) = self
             .permit
@@ -362,9 +384,15 @@ impl Speaker {
         else {
             return false;
         };
-        self.holding = true;
         self.hold_until = until;
-        self.install_addresses(lifetime).await;
+        if !self.install_addresses(lifetime).await {
+            tracing::error!(instance = %self.spec.group, retry_in = ?INSTALL_RETRY,
+                "the virtual addresses could not be installed: stepping down at the lowest priority so that a peer serves them");
+            self.drop_addresses().await;
+            self.fault_pending = true;
+            return true;
+        }
+        self.holding = true;
         self.announce("became master");
         let repeat = self.spec.garp_repeat_after;
         let refresh = self.spec.garp_refresh;
@@ -382,7 +410,7 @@ impl Speaker {
         let group = self.spec.group.clone();
         let now = Instant::now();
         if !self.holding {
-            if self.hold().await {
+            if self.hold().await && self.holding {
                 tracing::info!(instance = %group, permit = %permit.describe(now), "the fence permits holding: virtual addresses taken");
             }
             return;
@@ -445,19 +473,40 @@ impl Speaker {
     }
 
     fn adjustment(&self) -> i32 {
-        self.tracker_delta + if self.demoted { -255 } else { 0 }
+        let lowered = self.demoted || self.install_fault.is_some();
+        self.tracker_delta + if lowered { -255 } else { 0 }
     }
 
-    async fn install_addresses(&mut self, lifetime: Duration) {
+    /// After a failed install: lowest priority for a while, and step down if master, so
+    /// that a peer that can install the VIP serves it instead of nobody.
+    fn enter_install_fault(&mut self) -> Vec<Action> {
+        self.install_fault = Some(Instant::now() + INSTALL_RETRY);
+        let mut actions = Vec::new();
+        if self.machine.state() == State::Master {
+            actions = self.machine.step_down(self.now());
+        }
+        actions.extend(
+            self.machine
+                .set_priority_adjustment(self.adjustment(), self.now()),
+        );
+        actions
+    }
+
+    /// Installs (or refreshes) every address; false if any failed (each failure is logged).
+    async fn install_addresses(&mut self, lifetime: Duration) -> bool {
+        let mut all = true;
         for (ip, prefix) in self.spec.addresses.clone() {
             if let Err(e) = self
                 .netlink
                 .add_with_lifetime(self.link.index, ip, prefix, lifetime)
                 .await
             {
-                tracing::error!(instance = %self.spec.group, address = %ip, error = %e, "cannot install virtual address");
+                all = false;
+                tracing::error!(instance = %self.spec.group, address = %ip, error = %e,
+                    "cannot install virtual address (tandemd needs CAP_NET_ADMIN, and the interface must exist)");
             }
         }
+        all
     }
 
     /// Action::ReleaseAddresses: VRRP no longer wants them.
