@@ -334,6 +334,14 @@ async fn alone(cluster: &mut Cluster, id: NodeId) {
         "NoLeader after {took:?}"
     );
     eprintln!("{} alone: NoLeader after {took:?}", name(id));
+    // Status shows no leader now, though openraft still names the last one it knew.
+    let status = cluster.node(id).status().await;
+    assert_eq!(
+        status.leader,
+        None,
+        "{} alone still reports a leader: {status:?}",
+        name(id)
+    );
 
     let asked = Instant::now();
     let answer = tokio::time::timeout(Duration::from_millis(500), keeper.force_hold(GROUP, true))

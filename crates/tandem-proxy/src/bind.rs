@@ -6,11 +6,13 @@ use std::net::SocketAddr;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    #[error("listener {listener:?}: cannot bind {address}: {source}{hint}")]
+    /// `error` is in the message and deliberately not the error's `source()`: callers
+    /// print chains (`{:#}`), which would repeat the OS error.
+    #[error("listener {listener:?}: cannot bind {address}: {error}{hint}")]
     Bind {
         listener: String,
         address: SocketAddr,
-        source: std::io::Error,
+        error: std::io::Error,
         hint: &'static str,
     },
     #[error("listener {listener:?}: no pool named {pool:?}")]
@@ -37,7 +39,7 @@ fn bind_error(listener: &str, address: SocketAddr, source: std::io::Error) -> St
     StartError::Bind {
         listener: listener.to_string(),
         address,
-        source,
+        error: source,
         hint,
     }
 }

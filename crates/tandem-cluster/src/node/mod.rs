@@ -340,14 +340,20 @@ impl ClusterNode {
             .with_raft_state(|st| st.committed.map(|c| c.index))
             .await
             .unwrap_or(None);
-        status::build(
+        let mut status = status::build(
             self.id(),
             &self.options.name,
             &self.metrics(),
             committed,
             &self.applied.borrow(),
             &self.contacts.snapshot(),
-        )
+        );
+        // openraft keeps naming the last leader it knew (restored from the stored vote
+        // after a restart, kept while cut off): show one only while it is alive.
+        if !self.has_live_leader() {
+            status.leader = None;
+        }
+        status
     }
 
     /// Stops Raft and the listener, for owners that share the node (the store stays on

@@ -43,7 +43,16 @@ impl ClusterOp {
                 format!("sticky batch of {pool}")
             }
             ClusterOp::Write(Command::Lease(l)) => format!("lease change for {}", l.group()),
-            ClusterOp::Write(command) => format!("{command:?}"),
+            ClusterOp::Write(Command::PurgeSticky { .. }) => {
+                "purging expired sticky entries".into()
+            }
+            ClusterOp::Write(Command::Pin {
+                group,
+                node: Some(n),
+            }) => {
+                format!("pinning {group} to node {n}")
+            }
+            ClusterOp::Write(Command::Pin { group, node: None }) => format!("unpinning {group}"),
             ClusterOp::AddMember { id, addr } => format!("adding node {id} at {addr}"),
             ClusterOp::RemoveMember { id } => format!("removing node {id}"),
         }
