@@ -422,8 +422,11 @@ impl GroupTask {
     }
 
     fn lose(&mut self, why: &str) {
-        if self.holder.valid_until().is_some() {
+        if self.holder.may_hold(self.now()) {
             tracing::warn!(group = %self.group, reason = why, "VIP lease lost: the VIP is removed");
+        } else if self.holder.valid_until().is_some() {
+            // The hold window ended earlier and the VIP went with it (logged then).
+            tracing::info!(group = %self.group, reason = why, "VIP lease is gone (its hold window had already ended)");
         }
         self.holder.reset();
         self.epoch = None;

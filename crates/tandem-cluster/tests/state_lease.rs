@@ -370,3 +370,49 @@ proptest! {
         prop_assert!(left.saturating_sub(lifetime) < Duration::from_secs(1));
     }
 }
+
+/// A node that is no longer a member (removed while still running) cannot take, renew or
+/// force a lease; it may still release. Pins to it are dropped at the membership change.
+#[test]
+fn non_members_cannot_hold_leases_and_lose_their_pins() {
+    let members = |node: u64| node == 1 || node == 2;
+    let mut state = ClusterState::default();
+    assert!(matches!(
+        state.apply_as_members(&acquire(1, (0, 0)), members),
+        Outcome::LeaseGranted { .. }
+    ));
+    // Node 1 is removed: its renewal is refused and the lease stays as it was, so the
+    // others wait it out as after a crash.
+    let removed = |node: u64| node == 2;
+    assert!(matches!(
+        state.apply_as_members(&renew(1, 1), removed),
+        Outcome::LeaseRefused { .. }
+    ));
+    assert_eq!(state.lease(G), lease(Some(1), 1, 0));
+    assert!(matches!(
+        state.apply_as_members(&force(1), removed),
+        Outcome::LeaseRefused { .. }
+    ));
+    assert!(matches!(
+        state.apply_as_members(&acquire(3, (1, 0)), removed),
+        Outcome::LeaseRefused { .. }
+    ));
+    // Releasing is always safe, so it is allowed.
+    assert!(matches!(
+        state.apply_as_members(&release(1, 1), removed),
+        Outcome::LeaseGranted { .. }
+    ));
+    assert_eq!(state.lease(G), lease(None, 1, 1));
+
+    state.apply(&Command::Pin {
+        group: G.into(),
+        node: Some(1),
+    });
+    state.apply(&Command::Pin {
+        group: "back".into(),
+        node: Some(2),
+    });
+    state.drop_pins_to_non_members(removed);
+    assert_eq!(state.pin(G), None);
+    assert_eq!(state.pin("back"), Some(2));
+}

@@ -272,10 +272,17 @@ impl RaftStateMachine<TandemRaft> for StateMachineStore {
                 // Copy-on-write: the first command of a batch clones the state that
                 // subscribers hold, the rest of the batch mutates that private copy.
                 EntryPayload::Normal(command) => {
-                    Response::Applied(Arc::make_mut(&mut self.state).apply(&command))
+                    let members = self.membership.membership();
+                    let is_member = |node| members.get_node(&node).is_some();
+                    Response::Applied(
+                        Arc::make_mut(&mut self.state).apply_as_members(&command, is_member),
+                    )
                 }
                 EntryPayload::Membership(membership) => {
                     self.membership = StoredMembership::new(Some(entry.log_id), membership);
+                    let members = self.membership.membership();
+                    let is_member = |node| members.get_node(&node).is_some();
+                    Arc::make_mut(&mut self.state).drop_pins_to_non_members(is_member);
                     Response::Internal
                 }
                 EntryPayload::Blank => Response::Internal,

@@ -93,6 +93,16 @@ impl LeaseCommand {
             | LeaseCommand::ForceHold { group, .. } => group,
         }
     }
+
+    /// The node the command is from (and for).
+    pub fn node(&self) -> NodeId {
+        match self {
+            LeaseCommand::Acquire { node, .. }
+            | LeaseCommand::Renew { node, .. }
+            | LeaseCommand::Release { node, .. }
+            | LeaseCommand::ForceHold { node, .. } => *node,
+        }
+    }
 }
 
 /// A VIP group's lease. `(epoch, seq)` changes on every granted lease command, so a

@@ -68,6 +68,34 @@ impl ClusterState {
         }
     }
 
+    /// [`ClusterState::apply`] in a cluster whose members are those for which `is_member`
+    /// holds: a node that is not a member (removed, but still running) may not take,
+    /// renew or force a lease, so it loses its VIP when its hold window ends and the
+    /// others wait the lease out as after a crash. Releasing stays allowed: it is always
+    /// safe, and lets a removed node hand over at once as it stops.
+    pub fn apply_as_members(
+        &mut self,
+        command: &Command,
+        is_member: impl Fn(NodeId) -> bool,
+    ) -> Outcome {
+        if let Command::Lease(lease) = command {
+            let releasing = matches!(lease, LeaseCommand::Release { .. });
+            if !releasing && !is_member(lease.node()) {
+                return Outcome::LeaseRefused {
+                    group: lease.group().to_string(),
+                    current: self.lease(lease.group()),
+                };
+            }
+        }
+        self.apply(command)
+    }
+
+    /// After a membership change: pins to nodes that are no longer members are dropped
+    /// (VRRP priorities decide again), so a pin cannot leave a group with nobody to hold it.
+    pub fn drop_pins_to_non_members(&mut self, is_member: impl Fn(NodeId) -> bool) {
+        self.pins.retain(|_, node| is_member(*node));
+    }
+
     /// The node a vip_group is pinned to, if any.
     pub fn pin(&self, group: &str) -> Option<NodeId> {
         self.pins.get(group).copied()

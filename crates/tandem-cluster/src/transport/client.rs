@@ -30,7 +30,7 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use openraft::error::InstallSnapshotError;
 use openraft::error::RPCError;
@@ -194,6 +194,7 @@ impl TandemNetwork {
                 dialer: Arc::clone(&self.dialer),
                 idle: Mutex::default(),
                 last_failure: Mutex::default(),
+                last_success: Mutex::default(),
             })
         });
         Arc::clone(peer)
@@ -278,7 +279,7 @@ impl PeerClient {
                 }
                 Err(e) if refused_by_tls(&e) => {
                     let reason = format!("refused our certificate: {e}");
-                    self.peer.note(Some(&reason));
+                    self.peer.note(Instant::now(), Some(&reason));
                     Err(self.peer.failure(Kind::Unreachable, reason))
                 }
                 Err(e) => Err(self.peer.failure(Kind::Network, e.to_string())),

@@ -9,6 +9,7 @@ use std::net::IpAddr;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::Mutex;
+use std::time::Instant;
 
 use openraft::error::NetworkError;
 use openraft::error::PayloadTooLarge;
@@ -92,6 +93,9 @@ pub(super) struct Peer {
     pub(super) dialer: Arc<Dialer>,
     pub(super) idle: Mutex<Vec<Conn>>,
     pub(super) last_failure: Mutex<Option<String>>,
+    /// When the last successful dial started: a failure of a dial that started before it
+    /// is old news (begun during a cut, timed out after the heal) and changes nothing.
+    pub(super) last_success: Mutex<Option<Instant>>,
 }
 
 impl Peer {
@@ -106,8 +110,21 @@ impl Peer {
         }
     }
 
-    /// Record whether the peer could be reached, logging only changes.
-    pub(super) fn note(&self, failure: Option<&str>) {
+    /// Record whether the peer could be reached by an attempt begun at `started`, logging
+    /// only changes.
+    pub(super) fn note(&self, started: Instant, failure: Option<&str>) {
+        {
+            let mut success = self.last_success.lock().unwrap_or_else(|e| e.into_inner());
+            match failure {
+                None => *success = Some(success.map_or(started, |s| s.max(started))),
+                Some(reason) if success.is_some_and(|s| s > started) => {
+                    tracing::debug!(node = self.target, peer = %self.addr, reason,
+                        "cluster transport: an older attempt failed; the peer answered since");
+                    return;
+                }
+                Some(_) => {}
+            }
+        }
         let mut last = self.last_failure.lock().unwrap_or_else(|e| e.into_inner());
         match (failure, last.as_deref()) {
             (None, None) => {}
@@ -130,8 +147,9 @@ impl Peer {
         let (tx, rx) = oneshot::channel();
         let peer = Arc::clone(self);
         tokio::spawn(async move {
+            let started = Instant::now();
             let result = peer.dialer.connect(&peer.addr).await;
-            peer.note(result.as_ref().err().map(String::as_str));
+            peer.note(started, result.as_ref().err().map(String::as_str));
             if let Err(Ok(conn)) = tx.send(result) {
                 peer.put_idle(conn);
             }
