@@ -139,6 +139,7 @@ EOF
     || { cat "$TMP/nginx/error.log" >&2 || true; die "nginx rejected its config"; }
 start nginx "$LOAD_CPU" "$TMP/nginx/stderr.log" \
     "$NGINX" -p "$TMP/nginx" -e "$TMP/nginx/error.log" -c "$TMP/nginx/nginx.conf" -g 'daemon off;'
+# shellcheck disable=SC2154 # set by lib.sh start() through eval
 wait_port "$P_BACKEND" "$PID_nginx" nginx "$TMP/nginx/error.log"
 
 # ---------------------------------------------------------------- proxy: HAProxy (mode tcp)
@@ -164,10 +165,12 @@ haproxy_config "$P_HAPROXY" "" >"$TMP/haproxy.cfg"
 "$HAPROXY" -c -q -f "$TMP/haproxy.cfg" >"$TMP/haproxy-check.log" 2>&1 \
     || { cat "$TMP/haproxy-check.log" >&2; die "haproxy rejected its config"; }
 start haproxy "$PROXY_CPU" "$TMP/haproxy.log" "$HAPROXY" -f "$TMP/haproxy.cfg" -db
+# shellcheck disable=SC2154 # set by lib.sh start() through eval
 wait_port "$P_HAPROXY" "$PID_haproxy" haproxy "$TMP/haproxy.log"
 if [ "$SPLICE" = 1 ]; then
     haproxy_config "$P_SPLICE" "option splice-auto" >"$TMP/haproxy-splice.cfg"
     start haproxy_splice "$PROXY_CPU" "$TMP/haproxy-splice.log" "$HAPROXY" -f "$TMP/haproxy-splice.cfg" -db
+    # shellcheck disable=SC2154 # set by lib.sh start() through eval
     wait_port "$P_SPLICE" "$PID_haproxy_splice" haproxy-splice "$TMP/haproxy-splice.log"
 fi
 
@@ -197,6 +200,7 @@ EOF
 "$TANDEMD" check-config "$TMP/tandem/tandem.toml" >/dev/null || die "tandemd rejected its config"
 start tandemd "$PROXY_CPU" "$TMP/tandem/tandemd.log" \
     env TOKIO_WORKER_THREADS=1 RUST_LOG=info NO_COLOR=1 "$TANDEMD" run --config "$TMP/tandem/tandem.toml"
+# shellcheck disable=SC2154 # set by lib.sh start() through eval
 wait_port "$P_TANDEM" "$PID_tandemd" tandemd "$TMP/tandem/tandemd.log"
 
 # ---------------------------------------------------------------- sanity: every target serves both URLs
@@ -335,6 +339,7 @@ errs_detail() { # "0" or "12 (read 10, timeout 2)"
     [ -n "$d" ] && echo "${R[$s,$t,errors]} ($d)" || echo "0"
 }
 
+# shellcheck disable=SC2034 # passed by name to print_*_table
 HEADER=(scenario target "req/s" "p99" "MiB/s" "peak RSS" "proxy CPU" "errors")
 ROWS=()
 add_row() { local IFS=$'\t'; ROWS+=("$*"); }
@@ -355,6 +360,7 @@ done
 
 # Whole-CPU load during each measured run (every process on the machine, not only ours):
 # tells whether the proxy or the load side (nginx + wrk) was the bottleneck.
+# shellcheck disable=SC2034 # passed by name to print_*_table
 CPU_HEADER=(scenario target "CPU $LOAD_CPU busy (nginx+wrk)" "CPU $LOAD_CPU steal" "CPU $PROXY_CPU busy (proxy)" "CPU $PROXY_CPU steal" "proxy CPU" "proxy waited for CPU")
 CPU_ROWS=()
 for s in "${SCENARIOS[@]}"; do
@@ -409,6 +415,7 @@ nginx_problems="$(grep -cE '\[(warn|error|crit|alert|emerg)\]' "$TMP/nginx/error
         echo
         echo "The table shows the median of $ROUNDS rounds (errors: the sum). Every round:"
         echo
+        # shellcheck disable=SC2034 # passed by name to print_*_table
         ROUND_HEADER=(scenario target round "req/s" p99 "MiB/s" errors)
         print_md_table ROUND_HEADER ROUND_ROWS
     fi

@@ -251,6 +251,7 @@ EOF
 "$HAPROXY" -c -q -f "$TMP/haproxy.cfg" >"$TMP/haproxy-check.log" 2>&1 \
     || { cat "$TMP/haproxy-check.log" >&2; die "haproxy rejected its config"; }
 start haproxy "$PROXY_CPU" "$TMP/haproxy.log" "$HAPROXY" -f "$TMP/haproxy.cfg" -db
+# shellcheck disable=SC2154 # set by lib.sh start() through eval
 wait_port "$P_HAPROXY" "$PID_haproxy" haproxy "$TMP/haproxy.log"
 
 # ---------------------------------------------------------------- proxy: nginx
@@ -282,6 +283,7 @@ EOF
 } >"$TMP/nginx/nginx.conf"
 start_nginx nginx "$TMP/nginx" "$PROXY_CPU" "$P_NGINX"
 # The master only supervises: measure the worker (one, with worker_processes 1).
+# shellcheck disable=SC2154 # set by lib.sh start() through eval
 NGINX_WORKER="$(cat "/proc/$PID_nginx/task/$PID_nginx/children" 2>/dev/null | tr -s ' ' '\n' | awk 'NF')"
 [ "$(echo "$NGINX_WORKER" | wc -l)" = 1 ] && [ -n "$NGINX_WORKER" ] \
     || die "expected one nginx proxy worker under pid $PID_nginx, found '${NGINX_WORKER//$'\n'/ }'"
@@ -335,6 +337,7 @@ EOF
     || { cat "$TMP/tandem/check.log" >&2; die "tandemd rejected its config"; }
 start tandemd "$PROXY_CPU" "$TMP/tandem/tandemd.log" \
     env TOKIO_WORKER_THREADS=1 RUST_LOG=info NO_COLOR=1 "$TANDEMD" run --config "$TMP/tandem/tandem.toml"
+# shellcheck disable=SC2154 # set by lib.sh start() through eval
 wait_port "$P_TANDEM" "$PID_tandemd" tandemd "$TMP/tandem/tandemd.log"
 wait_port "$P_TANDEM_TLS" "$PID_tandemd" tandemd "$TMP/tandem/tandemd.log"
 
@@ -556,6 +559,7 @@ errs_detail() { # "0" or "12 (read 10, status≥400 2)"
     [ -n "$d" ] && echo "${R[$s,$t,errors]} ($d)" || echo "0"
 }
 
+# shellcheck disable=SC2034 # passed by name to print_*_table
 HEADER=(scenario target "req/s" p50 p99 "proxy CPU" "µs CPU/req" "peak RSS" errors)
 ROWS=()
 add_row() { local IFS=$'\t'; ROWS+=("$*"); }
@@ -578,6 +582,7 @@ done
 
 # Whole-CPU load during each measured run (every process on the machine, not only ours):
 # tells whether the proxy or the load side (backend nginx + wrk) was the bottleneck.
+# shellcheck disable=SC2034 # passed by name to print_*_table
 CPU_HEADER=(scenario target "CPU $LOAD_CPU busy (load)" "CPU $LOAD_CPU steal" "CPU $PROXY_CPU busy (proxy)" "CPU $PROXY_CPU steal" "proxy CPU" "proxy waited for CPU" "load avg")
 CPU_ROWS=()
 for s in "${SCENARIOS[@]}"; do
@@ -611,6 +616,7 @@ tandem_problems="$(grep -cE ' (WARN|ERROR) ' "$TMP/tandem/tandemd.log" || true)"
 haproxy_lines="$(grep -cv '^$' "$TMP/haproxy.log" || true)"
 nginx_problems="$(grep -cE '\[(warn|error|crit|alert|emerg)\]' "$TMP/nginx/error.log" 2>/dev/null || true)"
 backend_problems="$(grep -cE '\[(warn|error|crit|alert|emerg)\]' "$TMP/backend/error.log" 2>/dev/null || true)"
+# shellcheck disable=SC2034 # passed by name to print_*_table
 TLS_HEADER=(target protocol cipher "key exchange" signature "resumes a session")
 TLS_ROWS=()
 for t in "${TARGETS[@]}"; do TLS_ROWS+=("$t"$'\t'"${TLS_INFO[$t]}"); done
@@ -637,6 +643,7 @@ for t in "${TARGETS[@]}"; do TLS_ROWS+=("$t"$'\t'"${TLS_INFO[$t]}"); done
         echo
         echo "The table shows the median of $ROUNDS rounds (errors: the sum). Every round:"
         echo
+        # shellcheck disable=SC2034 # passed by name to print_*_table
         ROUND_HEADER=(scenario target round "req/s" p50 p99 "proxy CPU" "µs CPU/req" "proxy waited" errors "load avg")
         print_md_table ROUND_HEADER ROUND_ROWS
     fi
@@ -648,6 +655,7 @@ for t in "${TARGETS[@]}"; do TLS_ROWS+=("$t"$'\t'"${TLS_INFO[$t]}"); done
         echo
         echo "HAProxy's own count half-way through its handshake runs (\`show info\`, per second): SSL connections, of which needed a new key (a full handshake), and its session reuse percentage:"
         echo
+        # shellcheck disable=SC2034 # passed by name to print_*_table
         SSL_HEADER=(scenario round "SslRate" "SslFrontendKeyRate" "SslFrontendSessionReuse_pct")
         print_md_table SSL_HEADER SSL_ROWS
     fi

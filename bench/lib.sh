@@ -1,4 +1,5 @@
 # Shell functions shared by the benchmarks (bench/l4.sh, bench/l7.sh). Sourced, not run:
+# shellcheck shell=bash disable=SC2034 # STOPPED_STATUS, CLK_TCK: globals for the scripts that source this
 #
 #   ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 #   source "$ROOT/bench/lib.sh"
