@@ -14,127 +14,30 @@
 //!
 //! Both run as root in CI; the first fails loudly without root (it never skips).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 use std::time::Instant;
 
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("tests/ lives in the repository root")
-        .to_path_buf()
-}
+use tandem_tests::lab_script::{output_text as text, LabScript};
+use tandem_tests::repo_root;
 
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-/// One cluster lab made by lab.sh, with its own --name and state dir; `down` when dropped.
-struct ClusterLab {
-    root: PathBuf,
-    name: String,
-    state_dir: PathBuf,
-    tandemd: PathBuf,
-}
-
-impl ClusterLab {
-    fn command(&self, program: &str, script: &str) -> Command {
-        let mut c = Command::new(program);
-        c.arg(self.root.join(script))
-            .env("TANDEMD", &self.tandemd)
-            .env("TANDEM_PROBE", self.tandemd.with_file_name("tandem-probe"))
-            .env("TANDEMCTL", self.tandemd.with_file_name("tandemctl"));
-        c
-    }
-
-    fn lab(&self, args: &[&str]) -> Output {
-        let out = self
-            .command("bash", "appliance/lab.sh")
-            .arg("--name")
-            .arg(&self.name)
-            .arg("--state-dir")
-            .arg(&self.state_dir)
-            .args(args)
-            .output()
-            .expect("cannot run bash appliance/lab.sh");
-        eprintln!("$ lab.sh {}\n{}", args.join(" "), text(&out));
-        out
-    }
-
-    fn lab_ok(&self, args: &[&str]) -> String {
-        let out = self.lab(args);
-        assert!(
-            out.status.success(),
-            "lab.sh {} failed ({}):\n{}\n{}",
-            args.join(" "),
-            out.status,
-            text(&out),
-            self.logs()
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    fn drill(&self, drill: &str) -> Output {
-        let out = self
-            .command("bash", "vagrant/drills/run.sh")
-            .args([
-                "--target",
-                "lab",
-                "--lab-name",
-                &self.name,
-                "--lab-state-dir",
-            ])
-            .arg(&self.state_dir)
-            .arg(drill)
-            .output()
-            .expect("cannot run bash vagrant/drills/run.sh");
-        eprintln!("$ run.sh --target lab {drill}\n{}", text(&out));
-        out
-    }
-
-    /// The tail of each daemon's log without the access log lines, for failure messages.
-    fn logs(&self) -> String {
-        let mut all = String::new();
-        for node in ["n1", "n2", "witness"] {
-            let path = self.state_dir.join(format!("{node}.log"));
-            let log = std::fs::read_to_string(&path).unwrap_or_default();
-            let lines: Vec<&str> = log.lines().filter(|l| !l.contains(" access: ")).collect();
-            let tail = &lines[lines.len().saturating_sub(40)..];
-            all.push_str(&format!(
-                "--- {} ---\n{}\n",
-                path.display(),
-                tail.join("\n")
-            ));
-        }
-        all
-    }
-
-    fn namespaces(&self) -> Vec<String> {
-        let out = Command::new("ip")
-            .args(["netns", "list"])
-            .output()
-            .expect("ip netns list (install iproute2)");
-        let prefix = format!("tlab-{}-", self.name);
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .filter_map(|l| l.split_whitespace().next())
-            .filter(|ns| ns.starts_with(&prefix))
-            .map(str::to_string)
-            .collect()
-    }
-}
-
-impl Drop for ClusterLab {
-    fn drop(&mut self) {
-        let out = self.lab(&["down"]);
-        if !out.status.success() {
-            eprintln!("lab.sh down failed while cleaning up ({})", out.status);
-        }
-    }
+/// `vagrant/drills/run.sh --target lab` against `lab`, running one drill.
+fn run_drill(lab: &LabScript, drill: &str) -> Output {
+    let out = lab
+        .command("vagrant/drills/run.sh")
+        .args([
+            "--target",
+            "lab",
+            "--lab-name",
+            &lab.name,
+            "--lab-state-dir",
+        ])
+        .arg(&lab.state_dir)
+        .arg(drill)
+        .output()
+        .expect("cannot run bash vagrant/drills/run.sh");
+    eprintln!("$ run.sh --target lab {drill}\n{}", text(&out));
+    out
 }
 
 /// The drill's result line, as key → value.
@@ -175,7 +78,6 @@ fn drills_against_the_cluster_lab() {
          namespaces and need root (CAP_NET_ADMIN, CAP_SYS_ADMIN); run it as root (CI does). \
          It does not skip."
     );
-    let root = repo_root();
     let tandemd = tandem_tests::tandemd_bin();
     for bin in ["tandemctl", "tandem-probe"] {
         let path = tandemd.with_file_name(bin);
@@ -195,27 +97,16 @@ fn drills_against_the_cluster_lab() {
 
     let name = format!("d{}", std::process::id());
     let state_dir = std::env::temp_dir().join(format!("tandem-drills-{name}"));
-    let lab = ClusterLab {
-        root,
-        name,
-        state_dir: state_dir.clone(),
-        tandemd,
-    };
-    assert!(
-        lab.namespaces().is_empty(),
-        "namespaces of a lab named {} exist already: {:?}",
-        lab.name,
-        lab.namespaces()
-    );
+    let lab = LabScript::new(name, state_dir.clone());
 
     let start = Instant::now();
-    let up = lab.lab_ok(&["up", "--cluster"]);
+    let up = lab.ok(&["up", "--cluster"]);
     assert!(
         up.contains("n1 holds the VIP"),
         "after up --cluster n1 should hold the VIP and answer the client:\n{up}\n{}",
         lab.logs()
     );
-    let status = lab.lab_ok(&["status"]);
+    let status = lab.ok(&["status"]);
     for want in ["witness", "web1", "web2", "Leader"] {
         assert!(status.contains(want), "status lacks {want}:\n{status}");
     }
@@ -229,7 +120,7 @@ fn drills_against_the_cluster_lab() {
         "rolling-upgrade",
     ] {
         let t = Instant::now();
-        let out = lab.drill(drill);
+        let out = run_drill(&lab, drill);
         let all = text(&out);
         let context = format!("{all}\n{}", lab.logs());
         assert!(
@@ -300,12 +191,10 @@ fn drills_against_the_cluster_lab() {
     );
 
     // A drill name that does not exist is refused (exit 2), not run.
-    let bad = lab.drill("crash-everything");
+    let bad = run_drill(&lab, "crash-everything");
     assert_eq!(bad.status.code(), Some(2), "{}", text(&bad));
 
-    lab.lab_ok(&["down"]);
-    let left = lab.namespaces();
-    assert!(left.is_empty(), "namespaces left after down: {left:?}");
+    lab.down_leaving_nothing();
     drop(lab);
     let _ = std::fs::remove_dir_all(&state_dir);
 }

@@ -21,28 +21,11 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("tests/ lives in the repository root")
-        .to_path_buf()
-}
-
-/// The debug binaries the package is made from (target/debug).
-fn bin_dir() -> PathBuf {
-    let dir = tandem_tests::tandemd_bin()
-        .parent()
-        .expect("target/debug")
-        .to_path_buf();
-    for bin in ["tandemctl", "tandem-probe"] {
-        assert!(
-            dir.join(bin).exists(),
-            "{} is missing: build it first with `cargo build --workspace --bins`",
-            dir.join(bin).display()
-        );
-    }
-    dir
-}
+use tandem_tests::appliance_install::{
+    bin_dir, check_tandem_account, files_under, mode, tandem_entry, tree_under, BASE_GROUP,
+    BASE_PASSWD, INSTALLED,
+};
+use tandem_tests::repo_root;
 
 /// A temporary directory, removed when dropped.
 struct TempDir(PathBuf);
@@ -132,59 +115,10 @@ fn build_deb(out: &TempDir) -> PathBuf {
     found.into_iter().next().unwrap()
 }
 
-/// Every file under `root` (not directories), relative: mode and content.
-fn files_under(root: &Path) -> BTreeMap<PathBuf, (u32, Vec<u8>)> {
-    fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<PathBuf, (u32, Vec<u8>)>) {
-        for entry in fs::read_dir(dir).unwrap() {
-            let path = entry.unwrap().path();
-            let meta = fs::symlink_metadata(&path).unwrap();
-            if meta.is_dir() {
-                walk(root, &path, out);
-            } else {
-                let rel = path.strip_prefix(root).unwrap().to_path_buf();
-                let content = if meta.is_symlink() {
-                    fs::read_link(&path)
-                        .unwrap()
-                        .into_os_string()
-                        .into_encoded_bytes()
-                } else {
-                    fs::read(&path).unwrap()
-                };
-                out.insert(rel, (meta.permissions().mode() & 0o7777, content));
-            }
-        }
-    }
-    let mut out = BTreeMap::new();
-    walk(root, root, &mut out);
-    out
-}
-
 /// Every path (files and directories) under `root`, relative.
 fn paths_under(root: &Path) -> BTreeSet<PathBuf> {
-    fn walk(root: &Path, dir: &Path, out: &mut BTreeSet<PathBuf>) {
-        for entry in fs::read_dir(dir).unwrap() {
-            let path = entry.unwrap().path();
-            out.insert(path.strip_prefix(root).unwrap().to_path_buf());
-            if fs::symlink_metadata(&path).unwrap().is_dir() {
-                walk(root, &path, out);
-            }
-        }
-    }
-    let mut out = BTreeSet::new();
-    walk(root, root, &mut out);
-    out
+    tree_under(root).into_keys().collect()
 }
-
-/// What install.sh installs (as tests/install_script.rs lists it), with its mode.
-const INSTALLED: [(&str, u32); 7] = [
-    ("usr/bin/tandemd", 0o755),
-    ("usr/bin/tandemctl", 0o755),
-    ("usr/bin/tandem-probe", 0o755),
-    ("lib/systemd/system/tandemd.service", 0o644),
-    ("lib/systemd/system/tandem-witness.service", 0o644),
-    ("etc/sysctl.d/60-tandem.conf", 0o644),
-    ("etc/tandem/tandem.toml", 0o640),
-];
 
 const CONFFILES: [&str; 2] = ["/etc/sysctl.d/60-tandem.conf", "/etc/tandem/tandem.toml"];
 
@@ -354,7 +288,7 @@ fn package_matches_install_sh() {
             .iter()
             .map(|(rel, _)| PathBuf::from(rel))
             .collect(),
-        "install.sh installs what INSTALLED lists (keep the two tests in step)"
+        "install.sh installs what INSTALLED (tests/support/appliance_install.rs) lists"
     );
     for (rel, (script_mode, script_content)) in &from_script {
         let (deb_mode, deb_content) = from_deb.get(rel).unwrap_or_else(|| {
@@ -385,14 +319,6 @@ fn package_matches_install_sh() {
     }
 }
 
-fn mode(path: &Path) -> u32 {
-    fs::symlink_metadata(path)
-        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-        .permissions()
-        .mode()
-        & 0o7777
-}
-
 /// A scratch root with etc/{passwd,group,shadow,gshadow} and an empty dpkg database that
 /// knows the package's dependencies (their stanzas copied from this host's database).
 struct Root {
@@ -400,19 +326,8 @@ struct Root {
 }
 
 const ROOT_FILES: [(&str, &str, u32); 4] = [
-    (
-        "etc/passwd",
-        "root:x:0:0:root:/root:/bin/bash\n\
-         daemon:x:1:1:daemon:/usr/sbin:/usr/sbin/nologin\n\
-         systemd-network:x:998:998:systemd Network Management:/:/usr/sbin/nologin\n\
-         nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n",
-        0o644,
-    ),
-    (
-        "etc/group",
-        "root:x:0:\ndaemon:x:1:\nsystemd-network:x:998:\nnogroup:x:65534:\n",
-        0o644,
-    ),
+    ("etc/passwd", BASE_PASSWD, 0o644),
+    ("etc/group", BASE_GROUP, 0o644),
     (
         "etc/shadow",
         "root:*:19000:0:99999:7:::\ndaemon:*:19000:0:99999:7:::\n\
@@ -483,11 +398,7 @@ impl Root {
 
     /// The tandem line of etc/passwd or etc/group, split at ':'.
     fn entry(&self, file: &str) -> Option<Vec<String>> {
-        fs::read_to_string(self.path(file))
-            .unwrap()
-            .lines()
-            .find(|l| l.starts_with("tandem:"))
-            .map(|l| l.split(':').map(str::to_string).collect())
+        tandem_entry(&fs::read_to_string(self.path(file)).unwrap())
     }
 }
 
@@ -529,15 +440,7 @@ fn dpkg_install_remove_purge_in_a_scratch_root() {
     let group = root
         .entry("etc/group")
         .expect("no tandem group in etc/group");
-    assert_eq!(user.len(), 7, "passwd line {user:?}");
-    let uid: u32 = user[2].parse().unwrap();
-    let gid: u32 = group[2].parse().unwrap();
-    assert!((100..1000).contains(&uid), "system uid, got {uid}");
-    assert!((100..1000).contains(&gid), "system gid, got {gid}");
-    assert_ne!(gid, 998, "gid 998 is taken by systemd-network");
-    assert_eq!(user[3], group[2], "the user's primary group is tandem");
-    assert_eq!(user[5], "/nonexistent", "no home");
-    assert_eq!(user[6], "/usr/sbin/nologin", "no login shell");
+    let gid = check_tandem_account(&user, &group);
     assert!(
         root.entry("etc/shadow").is_some() && root.entry("etc/gshadow").is_some(),
         "useradd --prefix wrote the shadow files too"

@@ -6,18 +6,16 @@
 //!
 //! Needs no root: `--root` never touches the host (no useradd, systemctl or sysctl).
 
-use std::collections::BTreeMap;
 use std::fs;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::path::{Path, PathBuf};
+use std::os::unix::fs::MetadataExt;
+use std::path::PathBuf;
 use std::process::{Command, Output};
 
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("tests/ lives in the repository root")
-        .to_path_buf()
-}
+use tandem_tests::appliance_install::{
+    bin_dir, check_tandem_account, mode, tandem_entry, tree_under, BASE_GROUP, BASE_PASSWD,
+    INSTALLED,
+};
+use tandem_tests::repo_root;
 
 /// A scratch root with a minimal etc/passwd and etc/group; removed when dropped.
 struct Scratch {
@@ -31,31 +29,12 @@ impl Scratch {
             std::env::temp_dir().join(format!("tandem-install-{name}-{}", std::process::id()));
         let _ = fs::remove_dir_all(&root);
         fs::create_dir_all(root.join("etc")).unwrap();
-        fs::write(
-            root.join("etc/passwd"),
-            "root:x:0:0:root:/root:/bin/bash\n\
-             daemon:x:1:1:daemon:/usr/sbin:/usr/sbin/nologin\n\
-             systemd-network:x:998:998:systemd Network Management:/:/usr/sbin/nologin\n\
-             nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n",
-        )
-        .unwrap();
-        fs::write(
-            root.join("etc/group"),
-            "root:x:0:\ndaemon:x:1:\nsystemd-network:x:998:\nnogroup:x:65534:\n",
-        )
-        .unwrap();
-        let bin_dir = tandem_tests::tandemd_bin()
-            .parent()
-            .expect("target/debug")
-            .to_path_buf();
-        for bin in ["tandemctl", "tandem-probe"] {
-            assert!(
-                bin_dir.join(bin).exists(),
-                "{} is missing: build it first with `cargo build --workspace --bins`",
-                bin_dir.join(bin).display()
-            );
+        fs::write(root.join("etc/passwd"), BASE_PASSWD).unwrap();
+        fs::write(root.join("etc/group"), BASE_GROUP).unwrap();
+        Scratch {
+            root,
+            bin_dir: bin_dir(),
         }
-        Scratch { root, bin_dir }
     }
 
     fn path(&self, rel: &str) -> PathBuf {
@@ -100,26 +79,6 @@ impl Scratch {
         let bin_dir = self.bin_dir.to_str().unwrap().to_string();
         self.ok(&["--bin-dir", &bin_dir])
     }
-
-    /// Every file and directory under the root: path → (mode, content).
-    fn snapshot(&self) -> BTreeMap<PathBuf, (u32, Vec<u8>)> {
-        fn walk(dir: &Path, out: &mut BTreeMap<PathBuf, (u32, Vec<u8>)>) {
-            for entry in fs::read_dir(dir).unwrap() {
-                let path = entry.unwrap().path();
-                let meta = fs::symlink_metadata(&path).unwrap();
-                let mode = meta.permissions().mode() & 0o7777;
-                if meta.is_dir() {
-                    out.insert(path.clone(), (mode, Vec::new()));
-                    walk(&path, out);
-                } else {
-                    out.insert(path.clone(), (mode, fs::read(&path).unwrap()));
-                }
-            }
-        }
-        let mut out = BTreeMap::new();
-        walk(&self.root, &mut out);
-        out
-    }
 }
 
 impl Drop for Scratch {
@@ -127,24 +86,6 @@ impl Drop for Scratch {
         let _ = fs::remove_dir_all(&self.root);
     }
 }
-
-fn mode(path: &Path) -> u32 {
-    fs::metadata(path)
-        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-        .permissions()
-        .mode()
-        & 0o7777
-}
-
-const INSTALLED: [(&str, u32); 7] = [
-    ("usr/bin/tandemd", 0o755),
-    ("usr/bin/tandemctl", 0o755),
-    ("usr/bin/tandem-probe", 0o755),
-    ("lib/systemd/system/tandemd.service", 0o644),
-    ("lib/systemd/system/tandem-witness.service", 0o644),
-    ("etc/sysctl.d/60-tandem.conf", 0o644),
-    ("etc/tandem/tandem.toml", 0o640),
-];
 
 fn sysctl_settings(text: &str) -> Vec<(String, String)> {
     text.lines()
@@ -221,28 +162,12 @@ fn install_idempotent_keeps_config_uninstall_purge() {
     // The user and group: a system id, no home, no login shell; nothing else touched.
     let passwd = fs::read_to_string(s.path("etc/passwd")).unwrap();
     let group = fs::read_to_string(s.path("etc/group")).unwrap();
-    let user: Vec<&str> = passwd
-        .lines()
-        .find(|l| l.starts_with("tandem:"))
-        .unwrap_or_else(|| panic!("no tandem user in etc/passwd:\n{passwd}"))
-        .split(':')
-        .collect();
-    let grp: Vec<&str> = group
-        .lines()
-        .find(|l| l.starts_with("tandem:"))
-        .unwrap_or_else(|| panic!("no tandem group in etc/group:\n{group}"))
-        .split(':')
-        .collect();
-    assert_eq!(user.len(), 7, "passwd line {user:?}");
+    let user =
+        tandem_entry(&passwd).unwrap_or_else(|| panic!("no tandem user in etc/passwd:\n{passwd}"));
+    let grp =
+        tandem_entry(&group).unwrap_or_else(|| panic!("no tandem group in etc/group:\n{group}"));
     assert_eq!(grp.len(), 4, "group line {grp:?}");
-    let uid: u32 = user[2].parse().unwrap();
-    let gid: u32 = grp[2].parse().unwrap();
-    assert!((100..1000).contains(&uid), "system uid, got {uid}");
-    assert!((100..1000).contains(&gid), "system gid, got {gid}");
-    assert_ne!(gid, 998, "gid 998 is taken by systemd-network");
-    assert_eq!(user[3], grp[2], "the user's primary group is tandem");
-    assert_eq!(user[5], "/nonexistent", "no home");
-    assert_eq!(user[6], "/usr/sbin/nologin", "no login shell");
+    let gid = check_tandem_account(&user, &grp);
     assert_eq!(
         passwd.lines().count(),
         5,
@@ -290,7 +215,7 @@ fn install_idempotent_keeps_config_uninstall_purge() {
     );
 
     // ---- second install: nothing changes, and it says so --------------------------
-    let before = s.snapshot();
+    let before = tree_under(&s.root);
     let out = s.install();
     assert!(
         out.contains("no changes"),
@@ -300,7 +225,7 @@ fn install_idempotent_keeps_config_uninstall_purge() {
         !out.contains("installed  "),
         "second install installed something:\n{out}"
     );
-    assert_eq!(s.snapshot(), before, "second install changed files");
+    assert_eq!(tree_under(&s.root), before, "second install changed files");
 
     // ---- the operator edits the config: kept --------------------------------------
     let edited = skeleton.replace("id = \"lb1\"", "id = \"edge-7\"") + "# the operator's\n";

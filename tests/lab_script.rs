@@ -5,100 +5,10 @@
 //!
 //! Runs as root; fails loudly without it (it never skips).
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("tests/ lives in the repository root")
-        .to_path_buf()
-}
-
-/// One lab made by lab.sh, with its own --name and state dir; `down` when dropped.
-struct LabScript {
-    script: PathBuf,
-    name: String,
-    state_dir: PathBuf,
-    tandemd: PathBuf,
-    probe: PathBuf,
-}
-
-impl LabScript {
-    fn run(&self, args: &[&str]) -> Output {
-        let out = Command::new("bash")
-            .arg(&self.script)
-            .arg("--name")
-            .arg(&self.name)
-            .arg("--state-dir")
-            .arg(&self.state_dir)
-            .args(args)
-            .env("TANDEMD", &self.tandemd)
-            .env("TANDEM_PROBE", &self.probe)
-            .output()
-            .unwrap_or_else(|e| panic!("cannot run bash {}: {e}", self.script.display()));
-        eprintln!(
-            "$ lab.sh {}\n{}{}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        out
-    }
-
-    /// Runs a command that must succeed; returns its stdout.
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        assert!(
-            out.status.success(),
-            "lab.sh {} failed ({}):\n{}{}\n{}",
-            args.join(" "),
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr),
-            self.logs()
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    /// Every node's log, for failure messages.
-    fn logs(&self) -> String {
-        let mut all = String::new();
-        for node in ["n1", "n2"] {
-            let path = self.state_dir.join(format!("{node}.log"));
-            all.push_str(&format!(
-                "--- {} ---\n{}\n",
-                path.display(),
-                std::fs::read_to_string(&path).unwrap_or_default()
-            ));
-        }
-        all
-    }
-
-    fn namespaces(&self) -> Vec<String> {
-        let out = Command::new("ip")
-            .args(["netns", "list"])
-            .output()
-            .expect("ip netns list (install iproute2)");
-        let prefix = format!("tlab-{}-", self.name);
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .filter_map(|l| l.split_whitespace().next())
-            .filter(|ns| ns.starts_with(&prefix))
-            .map(str::to_string)
-            .collect()
-    }
-}
-
-impl Drop for LabScript {
-    fn drop(&mut self) {
-        let out = self.run(&["down"]);
-        if !out.status.success() {
-            eprintln!("lab.sh down failed while cleaning up ({})", out.status);
-        }
-    }
-}
+use tandem_tests::lab_script::LabScript;
+use tandem_tests::repo_root;
 
 /// The `status` line of a node, split into words (None if the node has no line).
 fn status_line(status: &str, node: &str) -> Option<Vec<String>> {
@@ -127,11 +37,9 @@ fn lab_script_up_crash_drill_down() {
         "this test runs appliance/lab.sh, which builds network namespaces and needs root \
          (CAP_NET_ADMIN, CAP_SYS_ADMIN); run it as root (CI does). It does not skip."
     );
-    let root = repo_root();
-    let script = root.join("appliance/lab.sh");
+    let script = repo_root().join("appliance/lab.sh");
     assert!(script.exists(), "{} is missing", script.display());
-    let tandemd = tandem_tests::tandemd_bin();
-    let probe = tandemd.with_file_name("tandem-probe");
+    let probe = tandem_tests::tandemd_bin().with_file_name("tandem-probe");
     assert!(
         probe.exists(),
         "{} is missing: build it with `cargo build -p tandemd` (scripts/test does this)",
@@ -140,19 +48,7 @@ fn lab_script_up_crash_drill_down() {
 
     let name = format!("t{}", std::process::id());
     let state_dir = std::env::temp_dir().join(format!("tandem-lab-{name}"));
-    let lab = LabScript {
-        script,
-        name,
-        state_dir: state_dir.clone(),
-        tandemd,
-        probe,
-    };
-    assert!(
-        lab.namespaces().is_empty(),
-        "namespaces of a lab named {} exist already: {:?}",
-        lab.name,
-        lab.namespaces()
-    );
+    let lab = LabScript::new(name, state_dir.clone());
 
     lab.ok(&["up", "--nodes", "2", "--interval", "100ms"]);
 
@@ -195,9 +91,7 @@ fn lab_script_up_crash_drill_down() {
     eprintln!("crash drill with 100 ms adverts: client-seen longest gap {gap} ms");
 
     // Tear down explicitly (the guard would too) and check nothing is left.
-    lab.ok(&["down"]);
-    let left = lab.namespaces();
-    assert!(left.is_empty(), "namespaces left after down: {left:?}");
+    lab.down_leaving_nothing();
     // `down` twice is fine.
     lab.ok(&["down"]);
     drop(lab);

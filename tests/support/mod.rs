@@ -227,6 +227,15 @@ pub fn tcp_config(
     t
 }
 
+/// The repository root (tests/ lives in it), for the scripts, units and examples a test
+/// runs or compares against.
+pub fn repo_root() -> PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ lives in the repository root")
+        .to_path_buf()
+}
+
 /// The `tandemd` binary next to the test executable (scripts/test builds it first).
 pub fn tandemd_bin() -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
@@ -291,8 +300,10 @@ pub async fn wait_listening(addr: SocketAddr, limit: Duration) -> bool {
     false
 }
 pub mod admin;
+pub mod appliance_install;
 pub mod cluster_lab;
 pub mod http_backends;
 pub mod l7_backends;
+pub mod lab_script;
 pub mod netns;
 pub mod vrrp_lab;
