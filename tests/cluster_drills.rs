@@ -75,6 +75,19 @@ async fn expect_holder(
     }
 }
 
+/// Starts node `i` again and waits until it rejoined: three voters and a leader. A node
+/// restarts from its own Raft state (no `cluster join`).
+async fn restart_and_rejoin(cl: &mut ClusterLab, i: usize) {
+    cl.start_node(i);
+    cl.wait_admin(i).await;
+    assert!(
+        cl.wait_voters(3, Duration::from_secs(10)).await,
+        "node {} did not rejoin\n{}",
+        i + 1,
+        cl.logs()
+    );
+}
+
 /// Drops traffic between the given pairs of lab nodes at the bridge (both ways).
 fn cut(cl: &ClusterLab, name: &str, pairs: &[(usize, usize)]) {
     let mut rules = String::new();
@@ -115,13 +128,7 @@ async fn crash_and_freeze_of_the_holder_fail_over_without_overlap() {
     );
 
     // Restart: n1 rejoins from its own Raft state and, with preemption, takes the VIP back.
-    cl.start_node(0);
-    cl.wait_admin(0).await;
-    assert!(
-        cl.wait_voters(3, Duration::from_secs(10)).await,
-        "n1 did not rejoin\n{}",
-        cl.logs()
-    );
+    restart_and_rejoin(&mut cl, 0).await;
     expect_holder(
         &cl,
         &observer,
@@ -246,13 +253,7 @@ async fn partitions_and_a_lost_witness_never_make_two_holders() {
         "losing the witness moved the VIP\n{}",
         cl.logs()
     );
-    cl.start_node(WITNESS);
-    cl.wait_admin(WITNESS).await;
-    assert!(
-        cl.wait_voters(3, Duration::from_secs(10)).await,
-        "the witness did not rejoin\n{}",
-        cl.logs()
-    );
+    restart_and_rejoin(&mut cl, WITNESS).await;
 
     let seen = observer.finish();
     println!(
@@ -544,13 +545,7 @@ async fn active_active_groups_are_fenced_each_on_its_own() {
         cl.logs()
     );
 
-    cl.start_node(1);
-    cl.wait_admin(1).await;
-    assert!(
-        cl.wait_voters(3, Duration::from_secs(10)).await,
-        "n2 did not rejoin\n{}",
-        cl.logs()
-    );
+    restart_and_rejoin(&mut cl, 1).await;
     expect_holder(
         &cl,
         &back,
