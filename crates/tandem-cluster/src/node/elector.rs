@@ -75,19 +75,26 @@ impl Elector {
         }
     }
 
-    /// The answer to a peer's pre-vote. Answering changes nothing here.
-    pub async fn grant(&self, request: &PreVoteRequest) -> bool {
+    /// Whether a leader was alive within `within`, as far as this node can tell: it leads
+    /// and a majority acknowledged it (or it is the only voter), or it accepted
+    /// AppendEntries from a leader.
+    pub fn leader_alive(&self, within: Duration) -> bool {
         let metrics = self.raft.metrics().borrow().clone();
-        let leader_alive = if metrics.state == ServerState::Leader {
-            metrics
-                .millis_since_quorum_ack
-                .is_some_and(|ms| u128::from(ms) <= self.quiet.as_millis())
+        if metrics.state == ServerState::Leader {
+            voters(&metrics).len() == 1
+                || metrics
+                    .millis_since_quorum_ack
+                    .is_some_and(|ms| u128::from(ms) <= within.as_millis())
         } else {
             self.contacts
                 .leader_last_heard()
-                .is_some_and(|at| at.elapsed() < self.quiet)
-        };
-        if leader_alive {
+                .is_some_and(|at| at.elapsed() <= within)
+        }
+    }
+
+    /// The answer to a peer's pre-vote. Answering changes nothing here.
+    pub async fn grant(&self, request: &PreVoteRequest) -> bool {
+        if self.leader_alive(self.quiet) {
             tracing::debug!(
                 candidate = request.candidate,
                 "cluster: pre-vote refused: the leader is alive"

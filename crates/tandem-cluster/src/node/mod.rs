@@ -260,18 +260,7 @@ impl ClusterNode {
     /// AppendEntries from a leader lately. Not the same as `metrics().current_leader`,
     /// which a restarted node restores from its stored vote before hearing anyone.
     pub fn has_live_leader(&self) -> bool {
-        let m = self.metrics();
-        let recent = self.options.election_timeout * 2;
-        if m.state == openraft::ServerState::Leader {
-            let voters = m.membership_config.membership().voter_ids().count();
-            voters == 1
-                || m.millis_since_quorum_ack
-                    .is_some_and(|ms| u128::from(ms) <= recent.as_millis())
-        } else {
-            self.contacts
-                .leader_last_heard()
-                .is_some_and(|at| at.elapsed() <= recent)
-        }
+        self.elector.leader_alive(self.options.election_timeout * 2)
     }
 
     /// Whether this node is a voter in the membership it knows.

@@ -72,7 +72,7 @@ pub(super) fn encode(out: &mut Out, sample: Option<&ClusterSample>) {
     }
     out.single_gauge(
         "cluster_is_leader",
-        "1 while this member is the Raft leader",
+        "1 while this member is the Raft leader and a majority acknowledged it lately",
         i64::from(s.leader == Some(s.id)),
     );
     out.single_gauge(
