@@ -154,6 +154,7 @@ pub fn vrrp_sample(
             last_transition: None,
             waiting_for_fence: false,
             demoted: false,
+            fenced_out: false,
         },
         adverts_sent: 40,
         adverts_received: 7,

@@ -27,7 +27,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-use crate::node::{ClusterOp, OpError, OpReply, Ops};
+use crate::node::{ClusterOp, LiveProbe, OpError, OpReply, Ops};
 use crate::raft::{AppliedState, NodeId, Response};
 use crate::state::{
     Command, ContenderClock, HolderClock, Lease, LeaseCommand, LeaseTiming, Outcome,
@@ -43,6 +43,10 @@ pub struct GroupLink {
     pub demoted: watch::Receiver<bool>,
     /// Operator override (`tandemctl vip force-hold`): hold without a lease.
     pub forced: watch::Receiver<bool>,
+    /// `false` while this node can neither keep nor get a lease: it holds none and hears
+    /// no live leader with a majority. VRRP then stops contending (Fault), so that a node
+    /// that can hold the VIP takes it; a one-way cut no longer leaves it held by nobody.
+    pub able: watch::Receiver<bool>,
 }
 
 /// What the keeper knows of one group, for status and metrics.
@@ -57,6 +61,8 @@ pub struct GroupView {
     pub epoch: Option<u64>,
     pub demoted: bool,
     pub forced: bool,
+    /// See [`GroupLink::able`].
+    pub able: bool,
     pub lease: Lease,
 }
 
@@ -70,6 +76,7 @@ pub struct LeaseKeeper {
     me: NodeId,
     timing: LeaseTiming,
     ops: Arc<Ops>,
+    live: LiveProbe,
     applied: watch::Receiver<AppliedState>,
     groups: Mutex<BTreeMap<String, mpsc::Sender<Control>>>,
     views: Arc<Mutex<BTreeMap<String, GroupView>>>,
@@ -80,12 +87,14 @@ impl LeaseKeeper {
         me: NodeId,
         timing: LeaseTiming,
         ops: Arc<Ops>,
+        live: LiveProbe,
         applied: watch::Receiver<AppliedState>,
     ) -> Arc<LeaseKeeper> {
         Arc::new(LeaseKeeper {
             me,
             timing,
             ops,
+            live,
             applied,
             groups: Mutex::default(),
             views: Arc::default(),
@@ -102,6 +111,7 @@ impl LeaseKeeper {
         let (wants, wants_rx) = watch::channel(false);
         let (demoted_tx, demoted) = watch::channel(false);
         let (forced_tx, forced) = watch::channel(false);
+        let (able_tx, able) = watch::channel(true);
         let (control_tx, control) = mpsc::channel(8);
         lock(&self.groups).insert(group.to_string(), control_tx);
         let task = GroupTask {
@@ -109,6 +119,8 @@ impl LeaseKeeper {
             me: self.me,
             timing: self.timing,
             ops: self.ops.clone(),
+            live: self.live.clone(),
+            able: able_tx,
             applied: self.applied.clone(),
             wants: wants_rx,
             until: until_tx,
@@ -131,6 +143,7 @@ impl LeaseKeeper {
             wants,
             demoted,
             forced,
+            able,
         }
     }
 
@@ -190,6 +203,8 @@ struct GroupTask {
     me: NodeId,
     timing: LeaseTiming,
     ops: Arc<Ops>,
+    live: LiveProbe,
+    able: watch::Sender<bool>,
     applied: watch::Receiver<AppliedState>,
     wants: watch::Receiver<bool>,
     until: watch::Sender<Option<Instant>>,
@@ -345,6 +360,7 @@ impl GroupTask {
             }
         }
         self.publish();
+        let able = self.update_able(now);
         let view = GroupView {
             group: self.group.clone(),
             wants,
@@ -356,9 +372,28 @@ impl GroupTask {
             epoch: self.epoch,
             demoted: pinned_elsewhere,
             forced: *self.forced.borrow(),
+            able,
             lease,
         };
         lock(&self.views).insert(self.group.clone(), view);
+    }
+
+    /// Able to hold: holding now, or a live leader with a majority is heard (so an
+    /// Acquire or Renew can commit). Logged on change only.
+    fn update_able(&mut self, now: Duration) -> bool {
+        let able = self.holder.may_hold(now) || *self.forced.borrow() || (self.live)();
+        let changed = self
+            .able
+            .send_if_modified(|a| std::mem::replace(a, able) != able);
+        if changed && !able {
+            tracing::warn!(group = %self.group,
+                "no VIP lease can be had here: this node hears no live Raft leader with a majority \
+                 (cut off, or the cluster lost its majority); VRRP stops contending so that a node \
+                 that can hold the VIP takes it");
+        } else if changed {
+            tracing::info!(group = %self.group, "a live Raft leader is heard again: VRRP contends for the VIP again");
+        }
+        able
     }
 
     fn propose(&mut self, kind: Kind, command: LeaseCommand) {

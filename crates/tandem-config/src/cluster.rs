@@ -67,8 +67,9 @@ impl NodeCluster {
     }
 }
 
-/// VIP lease timing. The defaults are safe with a kernel that removes an expired address
-/// up to 1 s late; `tandemd check-config` refuses unsafe combinations with the reason.
+/// VIP lease timing. The defaults are for the nftables kernel fence (millisecond element
+/// timeouts); `kernel_fence = "address-lifetime"` needs a longer lease (docs/cluster.md).
+/// `tandemd check-config` refuses unsafe combinations with the reason.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LeaseSettings {
@@ -84,9 +85,13 @@ pub struct LeaseSettings {
     /// How often the holder renews.
     #[serde(default = "default_renew")]
     pub renew_every: HumanDuration,
-    /// How late the kernel may remove an address after its lifetime ran out.
-    #[serde(default = "default_kernel_late")]
-    pub kernel_late: HumanDuration,
+    /// How late the kernel backstop may silence a dead holder's VIP after its hold window
+    /// ended. Default: 100 ms with nftables (one `nft` run), 1 s with the address lifetime.
+    #[serde(default)]
+    pub kernel_late: Option<HumanDuration>,
+    /// What silences a dead or frozen holder's VIP in the kernel.
+    #[serde(default)]
+    pub kernel_fence: KernelFenceKind,
     /// Bound on clock rate error between nodes (0.01 = 1%).
     #[serde(default = "default_drift")]
     pub drift: f64,
@@ -99,7 +104,8 @@ impl Default for LeaseSettings {
             safety_margin: default_margin(),
             slack: default_slack(),
             renew_every: default_renew(),
-            kernel_late: default_kernel_late(),
+            kernel_late: None,
+            kernel_fence: KernelFenceKind::default(),
             drift: default_drift(),
         }
     }
@@ -119,20 +125,28 @@ fn default_election_timeout() -> HumanDuration {
 fn default_sticky_batch() -> HumanDuration {
     HumanDuration::from_millis(50)
 }
+// Defaults for the nftables fence; the reasons are in tandem-cluster's `LeaseTiming`.
 fn default_lease() -> HumanDuration {
-    HumanDuration::from_millis(2000)
+    HumanDuration::from_millis(600)
 }
 fn default_margin() -> HumanDuration {
-    HumanDuration::from_millis(800)
+    HumanDuration::from_millis(150)
 }
 fn default_slack() -> HumanDuration {
-    HumanDuration::from_millis(300)
+    HumanDuration::from_millis(50)
 }
 fn default_renew() -> HumanDuration {
-    HumanDuration::from_millis(300)
+    HumanDuration::from_millis(100)
 }
-fn default_kernel_late() -> HumanDuration {
-    HumanDuration::from_millis(1000)
+/// The kernel backstop of a Raft-fenced VIP.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum KernelFenceKind {
+    /// nftables rules and set elements with millisecond timeouts (needs `nft`).
+    #[default]
+    Nftables,
+    /// Only the address lifetime (whole seconds, up to 1 s late): leases of about 2 s.
+    AddressLifetime,
 }
 fn default_drift() -> f64 {
     0.01

@@ -62,7 +62,13 @@ impl Netns {
              (CAP_NET_ADMIN, CAP_NET_RAW, CAP_SYS_ADMIN); run scripts/test as root (CI does). \
              It does not skip."
         );
-        let prefix = format!("tvf{}", std::process::id());
+        // One pair per test: tests of this binary run in parallel.
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let prefix = format!(
+            "tvf{}x{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        );
         let ns = Netns {
             node: format!("{prefix}-node"),
             peer: format!("{prefix}-peer"),
@@ -117,6 +123,7 @@ struct TestFence {
     permit: watch::Sender<Permit>,
     demoted: watch::Sender<bool>,
     wants: watch::Sender<bool>,
+    able: watch::Sender<bool>,
 }
 
 impl Fence for TestFence {
@@ -126,6 +133,8 @@ impl Fence for TestFence {
             permit: self.permit.subscribe(),
             wants: self.wants.clone(),
             demoted: self.demoted.subscribe(),
+            kernel: None,
+            able: self.able.subscribe(),
         }
     }
 }
@@ -284,6 +293,7 @@ async fn scenario(ns: &str, listener: &Listener) {
         permit: watch::channel(Permit::Denied).0,
         demoted: watch::channel(false).0,
         wants: watch::channel(false).0,
+        able: watch::channel(true).0,
     });
     let stop = CancellationToken::new();
     let handle = spawn_instance(
@@ -439,6 +449,41 @@ async fn scenario(ns: &str, listener: &Listener) {
     })
     .await;
 
+    // (7) No lease can be had (cut off from the majority): the master advertises priority 0,
+    // releases the VIP and falls silent in Fault, so that any peer takes over, even one with
+    // preempt off. Able again: Backup, then (alone) Master after Master_Down_Interval.
+    let adverts0 = listener.seen().len();
+    fence.able.send_replace(false);
+    eventually("Fault without the VIP", ms(500), || async move {
+        let s = st();
+        s.state == State::Fault && s.fenced_out && !s.holds_addresses
+    })
+    .await;
+    assert_eq!(vip_lifetime(ns).await, None, "VIP released in Fault");
+    assert!(!wants(), "Fault does not want the VIP");
+    let quiet_from = listener.seen().len();
+    tokio::time::sleep(ms(600)).await;
+    let adverts = listener.seen()[adverts0..].to_vec();
+    assert!(
+        adverts.contains(&0),
+        "a priority-0 advert on leaving: {adverts:?}"
+    );
+    assert!(
+        listener.seen().len() <= quiet_from + 1,
+        "silent in Fault (an advert in flight at most): {:?}",
+        &listener.seen()[quiet_from..]
+    );
+    fence.able.send_replace(true);
+    eventually(
+        "Master again once a lease can be had",
+        Duration::from_secs(3),
+        || async move {
+            let s = st();
+            s.state == State::Master && !s.fenced_out && s.holds_addresses
+        },
+    )
+    .await;
+
     // Shutdown: the VIP goes and the speaker no longer wants it.
     stop.cancel();
     tokio::time::timeout(Duration::from_secs(3), handle.task)
@@ -471,4 +516,179 @@ fn record(fence: &TestFence, status: &watch::Receiver<InstanceStatus>, history: 
                 .push((s.state, s.effective_priority, reason));
         }
     });
+}
+
+/// Times at which echoes from the VIP came back to the peer: a UDP datagram every 2 ms.
+struct Prober {
+    echoes: Arc<Mutex<Vec<Instant>>>,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Prober {
+    fn start(ns: &str) -> Prober {
+        let echoes = Arc::new(Mutex::new(Vec::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let ns = ns.to_string();
+        let thread = std::thread::spawn({
+            let (echoes, stop) = (echoes.clone(), stop.clone());
+            move || {
+                enter(&ns);
+                let s = std::net::UdpSocket::bind((PEER_IP, 0)).expect("prober socket");
+                s.connect((VIP, 7007)).expect("prober connect");
+                s.set_read_timeout(Some(ms(2))).unwrap();
+                let mut buf = [0u8; 16];
+                while !stop.load(Ordering::Relaxed) {
+                    let _ = s.send(b"probe");
+                    while let Ok(_n) = s.recv(&mut buf) {
+                        echoes.lock().unwrap().push(Instant::now());
+                    }
+                }
+            }
+        });
+        Prober {
+            echoes,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    fn last_echo(&self) -> Option<Instant> {
+        self.echoes.lock().unwrap().last().copied()
+    }
+
+    fn echoes_since(&self, t: Instant) -> usize {
+        self.echoes
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|e| **e >= t)
+            .count()
+    }
+}
+
+impl Drop for Prober {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// The nftables fence alone, with no daemon acting at the end of the permit (as after a
+/// SIGKILL): a VIP configured on the node answers only while its element lives, and stops
+/// within milliseconds of the permit's end, for IP and for ARP.
+#[test]
+fn the_kernel_fence_silences_the_vip_when_its_permit_ends_with_no_daemon_acting() {
+    let ns = Netns::new();
+    run(
+        "ip",
+        &[
+            "-n",
+            &ns.node,
+            "addr",
+            "add",
+            &format!("{VIP}/24"),
+            "dev",
+            "eth0",
+        ],
+    );
+    let node = ns.node.clone();
+    let peer = ns.peer.clone();
+    let body = std::thread::spawn(move || {
+        enter(&node);
+        let echo = std::net::UdpSocket::bind((VIP, 7007)).expect("echo socket on the VIP");
+        echo.set_read_timeout(Some(ms(20))).unwrap();
+        let echo_stop = Arc::new(AtomicBool::new(false));
+        let echo_thread = std::thread::spawn({
+            let stop = echo_stop.clone();
+            move || {
+                let mut buf = [0u8; 64];
+                while !stop.load(Ordering::Relaxed) {
+                    if let Ok((n, from)) = echo.recv_from(&mut buf) {
+                        let _ = echo.send_to(&buf[..n], from);
+                    }
+                }
+            }
+        });
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(kernel_fence_scenario(&node, &peer));
+        echo_stop.store(true, Ordering::Relaxed);
+        let _ = echo_thread.join();
+    });
+    if let Err(panic) = body.join() {
+        std::panic::resume_unwind(panic);
+    }
+    drop(ns);
+}
+
+async fn kernel_fence_scenario(node: &str, peer: &str) {
+    use tandem_vrrp::io::KernelFence;
+    let fence = KernelFence::install(&[VIP], ms(100))
+        .await
+        .expect("kernel fence installs (nft from Debian's nftables)");
+    let prober = Prober::start(peer);
+
+    // Installed, nothing permitted: the VIP does not answer, not even ARP.
+    tokio::time::sleep(ms(300)).await;
+    assert_eq!(prober.last_echo(), None, "silent before any permit");
+
+    // A long permit: echoes flow.
+    fence
+        .permit(&[VIP], Instant::now() + Duration::from_secs(5))
+        .await
+        .expect("permit");
+    eventually(
+        "echoes under the permit",
+        Duration::from_secs(3),
+        || async { prober.last_echo().is_some() },
+    )
+    .await;
+
+    // Shortened to end 300 ms from now, then nobody acts: echoes stop at its end.
+    let until = Instant::now() + ms(300);
+    let took = fence.permit(&[VIP], until).await.expect("refresh");
+    tokio::time::sleep(ms(700)).await;
+    let last = prober.last_echo().expect("echoes");
+    let (early, late) = (
+        until.saturating_duration_since(last),
+        last.saturating_duration_since(until),
+    );
+    eprintln!(
+        "kernel fence: last echo {:.1} ms {} the permit's end (nft refresh took {:.1} ms)",
+        if late > early { late } else { early }.as_secs_f64() * 1000.0,
+        if late > early { "after" } else { "before" },
+        took.as_secs_f64() * 1000.0
+    );
+    assert!(
+        late <= took + ms(15),
+        "the fence closed {late:?} after the permit's end (nft took {took:?})"
+    );
+    assert!(
+        early <= ms(30),
+        "echoes stopped {early:?} before the permit's end"
+    );
+    assert_eq!(
+        prober.echoes_since(until + took + ms(15)),
+        0,
+        "nothing answers once the permit ended"
+    );
+
+    // ARP: with the peer's neighbour entry gone, the VIP is not resolved any more.
+    run("ip", &["-n", peer, "neigh", "flush", "dev", "eth0"]);
+    tokio::time::sleep(ms(400)).await;
+    let neigh = run("ip", &["-n", peer, "neigh", "show", &VIP.to_string()]);
+    assert!(
+        !neigh.contains("lladdr"),
+        "the fenced VIP must not be resolved by ARP: {neigh}"
+    );
+
+    // Revoke closes at once; remove takes the tables away.
+    fence.remove().await;
+    let tables = run("ip", &["netns", "exec", node, "nft", "list", "tables"]);
+    assert!(!tables.contains("tandem_fence"), "tables removed: {tables}");
 }

@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tandem_cluster::lease_keeper::LeaseKeeper;
 use tandem_cluster::node::{ClusterNode, ClusterOptions, ClusterStatus, OpError};
 use tandem_cluster::raft::Response;
-use tandem_cluster::state::{Command, LeaseTiming, NodeId, Outcome, StickyRecord};
+use tandem_cluster::state::{Command, KernelBackstop, LeaseTiming, NodeId, Outcome, StickyRecord};
 use tandem_config::cluster::{NodeCluster, Role};
 use tandem_config::{ClusterConfig, Config, NodeConfig};
 use tokio_util::sync::CancellationToken;
@@ -35,13 +35,21 @@ pub struct ConfigFollow {
 pub fn lease_timing(
     settings: &tandem_config::cluster::LeaseSettings,
 ) -> Result<LeaseTiming, String> {
+    use tandem_config::cluster::KernelFenceKind;
+    let (backstop, late) = match settings.kernel_fence {
+        KernelFenceKind::Nftables => (KernelBackstop::Nftables, Duration::from_millis(100)),
+        KernelFenceKind::AddressLifetime => {
+            (KernelBackstop::AddressLifetime, Duration::from_secs(1))
+        }
+    };
     let timing = LeaseTiming {
         lease: settings.lease.get(),
         safety_margin: settings.safety_margin.get(),
         drift: settings.drift,
         slack: settings.slack.get(),
         renew_every: settings.renew_every.get(),
-        kernel_late: settings.kernel_late.get(),
+        kernel_late: settings.kernel_late.map_or(late, |l| l.get()),
+        backstop,
     };
     timing
         .validate()
@@ -81,6 +89,8 @@ impl Cluster {
             settings.raft_id,
             timing,
             cluster_node.ops(),
+            // Heard within one election timeout: a few lost heartbeats do not count, a cut does.
+            cluster_node.liveness(settings.election_timeout.get()),
             cluster_node.applied(),
         );
         let cluster = Cluster {

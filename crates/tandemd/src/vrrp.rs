@@ -5,12 +5,13 @@ use anyhow::Context;
 use std::sync::Arc;
 use std::time::Duration;
 use tandem_cluster::lease_keeper::LeaseKeeper;
+use tandem_cluster::state::KernelBackstop;
 use tandem_config::vrrp::{parse_vip, Fencing, Track};
 use tandem_config::Config;
 use tandem_proxy::Plane;
 use tandem_vrrp::io::{
-    spawn_instance, Fence, FenceLink, HookRunner, InstanceHandle, InstanceSpec, Netlink, NoFence,
-    Permit, Probe, TrackerSpec,
+    spawn_instance, Fence, FenceLink, HookRunner, InstanceHandle, InstanceSpec, KernelFence,
+    Netlink, NoFence, Permit, Probe, TrackerSpec,
 };
 use tokio::sync::watch;
 
@@ -20,12 +21,18 @@ use tokio_util::sync::CancellationToken;
 /// The running VRRP instances of a node.
 pub struct Vrrp {
     pub instances: Vec<InstanceHandle>,
+    /// The nftables fence of the leased VIPs (Raft fencing with `kernel_fence = "nftables"`).
+    pub kernel_fence: Option<Arc<KernelFence>>,
     stop: CancellationToken,
 }
 
 /// Which fence the node runs: `fencing` from the config, `auto` meaning Raft leases when
 /// the node is a cluster member (`[node.cluster]`), else none.
-pub fn choose_fence(fencing: Fencing, cluster: Option<&Cluster>) -> Arc<dyn Fence> {
+pub async fn choose_fence(
+    fencing: Fencing,
+    cluster: Option<&Cluster>,
+    vips: &[std::net::Ipv4Addr],
+) -> anyhow::Result<(Arc<dyn Fence>, Option<Arc<KernelFence>>)> {
     let voters = cluster.map_or(0, Cluster::voters);
     let raft = match (fencing, cluster) {
         (Fencing::None, _) | (Fencing::Auto, None) => false,
@@ -49,9 +56,32 @@ pub fn choose_fence(fencing: Fencing, cluster: Option<&Cluster>) -> Arc<dyn Fenc
                 voters,
                 "fencing = raft: a VIP is held only under a Raft lease"
             );
-            Arc::new(RaftFence {
-                keeper: cluster.keeper.clone(),
-            })
+            let timing = cluster.keeper.timing();
+            let kernel = match timing.backstop {
+                KernelBackstop::Nftables => Some(Arc::new(
+                    KernelFence::install(vips, timing.kernel_late)
+                        .await
+                        .context(
+                        "installing the kernel fence of the VIPs (node.cluster.lease.kernel_fence)",
+                    )?,
+                )),
+                KernelBackstop::AddressLifetime => {
+                    tracing::warn!(
+                        "node.cluster.lease.kernel_fence = \"address-lifetime\": a dead or frozen \
+                         holder's VIP is silenced only by the address lifetime (whole seconds, up \
+                         to 1 s late), so failover waits for a lease of about 2 s. Install nftables \
+                         and remove the setting for sub-second fenced failover."
+                    );
+                    None
+                }
+            };
+            Ok((
+                Arc::new(RaftFence {
+                    keeper: cluster.keeper.clone(),
+                    kernel: kernel.clone(),
+                }),
+                kernel,
+            ))
         }
         None => {
             let why = match fencing {
@@ -62,7 +92,7 @@ pub fn choose_fence(fencing: Fencing, cluster: Option<&Cluster>) -> Arc<dyn Fenc
                 "{why}: plain VRRP without split-brain protection. A partition between the nodes \
                  can leave two of them holding the same VIP."
             );
-            Arc::new(NoFence)
+            Ok((Arc::new(NoFence), None))
         }
     }
 }
@@ -71,6 +101,7 @@ pub fn choose_fence(fencing: Fencing, cluster: Option<&Cluster>) -> Arc<dyn Fenc
 /// speaker's permit; the operator override turns it into `Always`.
 struct RaftFence {
     keeper: Arc<LeaseKeeper>,
+    kernel: Option<Arc<KernelFence>>,
 }
 
 impl Fence for RaftFence {
@@ -102,6 +133,8 @@ impl Fence for RaftFence {
             permit,
             wants: link.wants,
             demoted: link.demoted,
+            kernel: self.kernel.clone(),
+            able: link.able,
         }
     }
 }
@@ -115,7 +148,24 @@ impl Vrrp {
         let Some(node_vrrp) = &config.node.vrrp else {
             return Ok(None);
         };
-        let fence = choose_fence(node_vrrp.fencing, cluster);
+        let vips: Vec<std::net::Ipv4Addr> = node_vrrp
+            .instances
+            .iter()
+            .filter_map(|inst| {
+                config
+                    .cluster
+                    .vip_groups
+                    .iter()
+                    .find(|g| g.name == inst.group)
+            })
+            .flat_map(|g| {
+                g.addresses
+                    .iter()
+                    .filter_map(|a| parse_vip(a))
+                    .map(|(ip, _)| ip)
+            })
+            .collect();
+        let (fence, kernel_fence) = choose_fence(node_vrrp.fencing, cluster, &vips).await?;
         let netlink = Netlink::open().context("starting VRRP")?;
         let hooks = HookRunner::start(node_vrrp.hooks.clone(), node_vrrp.hook_timeout.get());
         let stop = CancellationToken::new();
@@ -161,7 +211,11 @@ impl Vrrp {
             .with_context(|| format!("starting VRRP instance for vip_group {:?}", group.name))?;
             instances.push(handle);
         }
-        Ok(Some(Vrrp { instances, stop }))
+        Ok(Some(Vrrp {
+            instances,
+            kernel_fence,
+            stop,
+        }))
     }
 
     /// Leaves gracefully: priority-0 adverts (the backup takes over after skew time only),
@@ -170,6 +224,9 @@ impl Vrrp {
         self.stop.cancel();
         for instance in self.instances {
             let _ = tokio::time::timeout(Duration::from_secs(5), instance.task).await;
+        }
+        if let Some(kernel) = self.kernel_fence {
+            kernel.remove().await;
         }
     }
 }

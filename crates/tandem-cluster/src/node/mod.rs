@@ -12,6 +12,9 @@
 #![allow(clippy::result_large_err)]
 
 mod elector;
+
+/// Answers "is a live leader with a majority heard now?" (see [`ClusterNode::liveness`]).
+pub type LiveProbe = Arc<dyn Fn() -> bool + Send + Sync>;
 mod ops;
 mod status;
 
@@ -261,6 +264,13 @@ impl ClusterNode {
     /// which a restarted node restores from its stored vote before hearing anyone.
     pub fn has_live_leader(&self) -> bool {
         self.elector.leader_alive(self.options.election_timeout * 2)
+    }
+
+    /// A probe of [`Self::has_live_leader`] over `within`, for the lease keeper (which
+    /// must not hold the node itself).
+    pub fn liveness(&self, within: Duration) -> LiveProbe {
+        let elector = self.elector.clone();
+        Arc::new(move || elector.leader_alive(within))
     }
 
     /// Whether this node is a voter in the membership it knows.

@@ -16,16 +16,20 @@
 //!   refused (the epoch changed). [`LeaseTiming::validate`] checks that the first bound,
 //!   plus the kernel's lateness (below), ends before the second.
 //!
-//! The kernel backstop: H installs each VIP with `valid_lft` from
-//! [`HolderClock::kernel_lifetime`], so a SIGKILLed or frozen daemon loses the address
-//! without doing anything. The kernel counts lifetimes in whole seconds and checks them
-//! on a coarse timer: docs/vrrp.md measured expiry up to about a second late (and a few
-//! tens of milliseconds early at most: 1.97 s for a 2 s lifetime). The rule: the lifetime is the
-//! hold time left, rounded *down* to whole seconds, so its nominal end is never after
-//! `valid_until`; its real end is at most `valid_until + kernel_late`, and `validate`
-//! requires that to come before any contender may hold. So the margin between "H stops"
-//! and "C may start" (`safety_margin` + `slack` + the `(1 + drift)` factor) must cover
-//! the kernel's lateness; that is what sizes the defaults.
+//! The kernel backstop ([`KernelBackstop`]) silences a SIGKILLed or frozen holder's VIP
+//! without any action of its daemon, at most `kernel_late` after `valid_until`;
+//! `validate` requires that to come before any contender may hold. So the margin between
+//! "H stops" and "C may start" (`safety_margin` + `slack` + the `(1 + drift)` factor) must
+//! cover the kernel's lateness; that is what sizes the defaults.
+//!
+//! - [`KernelBackstop::Nftables`] (default): nftables set elements with millisecond
+//!   timeouts, refreshed after each confirmed renewal to end at `valid_until`. Late only by
+//!   the time one `nft` run takes (under 25 ms measured, docs/cluster.md), so leases can be
+//!   a few hundred milliseconds.
+//! - [`KernelBackstop::AddressLifetime`]: the address's `valid_lft` from
+//!   [`HolderClock::kernel_lifetime`]. The kernel counts it in whole seconds and checks it
+//!   on a coarse timer (docs/vrrp.md: up to about a second late), which forces a hold
+//!   window of at least 1 s and a lease of about 2 s.
 //!
 //! How a node drives them, per vip_group (each reading of "now" from its monotonic clock):
 //!
@@ -44,6 +48,14 @@
 use super::command::Lease;
 use std::time::Duration;
 
+/// What silences a dead holder's VIP in the kernel (see the module docs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum KernelBackstop {
+    #[default]
+    Nftables,
+    AddressLifetime,
+}
+
 /// Lease timing, shared by all nodes of a cluster.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct LeaseTiming {
@@ -60,10 +72,37 @@ pub struct LeaseTiming {
     /// How late the kernel may remove an address after its `valid_lft` ran out (measured
     /// in docs/vrrp.md). Not in the brief's API: it makes the kernel rule checkable.
     pub kernel_late: Duration,
+    /// Which kernel backstop bounds a dead holder.
+    pub backstop: KernelBackstop,
 }
 
 impl Default for LeaseTiming {
-    /// lease 2 s, margin 800 ms, drift 1%, slack 300 ms, renew every 300 ms, kernel
+    /// The nftables fence: lease 600 ms, margin 150 ms, drift 1%, slack 50 ms, renew every
+    /// 100 ms, kernel lateness 100 ms. Why these:
+    ///
+    /// - Hold window `lease - margin` = 450 ms after each confirmed renewal; renewing every
+    ///   100 ms gives four tries per window, so one lost renewal never drops the VIP.
+    /// - Safety: `(450 ms + 100 ms) / 0.99 = 556 ms` (latest a dead holder's kernel fence
+    ///   closes) ≤ `(600 ms × 1.01 + 50 ms) / 1.01 = 649 ms` (earliest a contender may hold),
+    ///   93 ms to spare.
+    /// - Crash failover: a contender may acquire `606 ms + 50 ms` after the last renewal it
+    ///   applied, i.e. about 560-660 ms after the crash: no later than VRRP's own detection
+    ///   at 200 ms adverts (3 × 200 ms + skew), so the lease adds no wait there.
+    fn default() -> Self {
+        LeaseTiming {
+            lease: Duration::from_millis(600),
+            safety_margin: Duration::from_millis(150),
+            drift: 0.01,
+            slack: Duration::from_millis(50),
+            renew_every: Duration::from_millis(100),
+            kernel_late: Duration::from_millis(100),
+            backstop: KernelBackstop::Nftables,
+        }
+    }
+}
+
+impl LeaseTiming {
+    /// The whole-second address-lifetime backstop (no nftables): lease 2 s, margin 800 ms, drift 1%, slack 300 ms, renew every 300 ms, kernel
     /// lateness 1 s. Why these:
     ///
     /// - The hold window after each confirmed renewal is `lease - margin` = 1.2 s: at least
@@ -83,7 +122,7 @@ impl Default for LeaseTiming {
     /// is lower can shorten everything: with `kernel_late` 350 ms, lease 1.5 s, margin
     /// 200 ms, slack 200 ms validate (failover ~1.8 s). Planned handovers (`Release`) wait
     /// for nothing.
-    fn default() -> Self {
+    pub fn address_lifetime() -> Self {
         LeaseTiming {
             lease: Duration::from_millis(2000),
             safety_margin: Duration::from_millis(800),
@@ -91,11 +130,10 @@ impl Default for LeaseTiming {
             slack: Duration::from_millis(300),
             renew_every: Duration::from_millis(300),
             kernel_late: Duration::from_millis(1000),
+            backstop: KernelBackstop::AddressLifetime,
         }
     }
-}
 
-impl LeaseTiming {
     /// How long the holder may keep the VIP after sending a renewal that committed:
     /// `lease - safety_margin` (zero if the margin is not smaller than the lease).
     pub fn hold_window(&self) -> Duration {
@@ -124,10 +162,19 @@ impl LeaseTiming {
             ));
         }
         let hold = self.hold_window();
-        if hold < Duration::from_secs(1) {
+        if self.backstop == KernelBackstop::Nftables {
+            if self.renew_every.is_zero() || self.renew_every * 2 > hold {
+                problems.push(format!(
+                    "renew_every {:?} must be more than 0 and at most half of the hold window \
+                     lease - safety_margin = {hold:?}, so that one lost renewal does not drop the VIP",
+                    self.renew_every
+                ));
+            }
+        } else if hold < Duration::from_secs(1) {
             problems.push(format!(
                 "lease - safety_margin = {hold:?} must be at least 1s: the kernel counts \
-                 address lifetimes in whole seconds, so a shorter window can never be installed"
+                 address lifetimes in whole seconds, so a shorter window can never be installed \
+                 (kernel_fence = \"nftables\" allows sub-second leases)"
             ));
         } else if self.renew_every.is_zero()
             || self.renew_every * 2 > Duration::from_secs(hold.as_secs())

@@ -13,7 +13,7 @@ mod config;
 mod lease;
 mod sticky;
 
-pub use clock::{ContenderClock, HolderClock, LeaseTiming};
+pub use clock::{ContenderClock, HolderClock, KernelBackstop, LeaseTiming};
 pub use command::{Command, Lease, LeaseCommand, NodeId, Outcome, StickyRecord};
 pub use sticky::DEFAULT_STICKY_CAPACITY;
 

@@ -5,9 +5,15 @@
 //! The speaker side ([`FenceSide`]) keeps the last value of every channel and stops
 //! listening to a channel whose sender is gone, so a closed channel never makes it spin.
 
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
+
+use super::kernel_fence::KernelFence;
 use tokio::time::Instant;
+
+/// Under a kernel fence, a permit with less than this left is not worth taking the VIP for.
+const MIN_KERNEL_FENCED_HOLD: Duration = Duration::from_millis(20);
 
 /// What the fence allows one VIP group right now.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -27,13 +33,26 @@ pub enum Permit {
 impl Permit {
     /// The kernel lifetime to install the addresses with at `now`, and the instant the
     /// speaker must remove them by (None: no such instant). None: do not install now.
+    ///
+    /// With a kernel fence (`kernel_fenced`), the nftables elements end the hold window
+    /// to the millisecond, so the address lifetime is only the cleanup backstop: the time
+    /// left rounded UP to whole seconds, plus one. Without it the lifetime is the fence
+    /// itself and never reaches past `t`.
     pub fn hold(
         &self,
         now: Instant,
         vrrp_lifetime: Duration,
+        kernel_fenced: bool,
     ) -> Option<(Duration, Option<Instant>)> {
         match *self {
             Permit::Always => Some((vrrp_lifetime, None)),
+            Permit::Until(t) if kernel_fenced => {
+                let left = t.saturating_duration_since(now);
+                (left >= MIN_KERNEL_FENCED_HOLD).then(|| {
+                    let cleanup = left.as_secs_f64().ceil() as u64 + 1;
+                    (Duration::from_secs(cleanup), Some(t))
+                })
+            }
             Permit::Until(t) => {
                 let secs = t.saturating_duration_since(now).as_secs();
                 (secs >= 1).then(|| (Duration::from_secs(secs), Some(t)))
@@ -68,6 +87,13 @@ pub struct FenceLink {
     /// [`Instance::step_down`](crate::machine::Instance::step_down)). false again: back to
     /// normal priority.
     pub demoted: watch::Receiver<bool>,
+    /// The nftables fence that silences the group's VIPs when the permit ends, even if
+    /// this daemon is dead (`None`: the address lifetime is the only kernel backstop).
+    pub kernel: Option<Arc<KernelFence>>,
+    /// `false` while this node cannot keep or get a lease (no live Raft leader with a
+    /// majority heard): the speaker then stops contending for master, so that a node
+    /// that can hold the VIP takes it (a one-way cut must not leave it held by nobody).
+    pub able: watch::Receiver<bool>,
 }
 
 pub trait Fence: Send + Sync + 'static {
@@ -84,10 +110,13 @@ impl Fence for NoFence {
         let (_, permit) = watch::channel(Permit::Always);
         let (wants, _) = watch::channel(false);
         let (_, demoted) = watch::channel(false);
+        let (_, able) = watch::channel(true);
         FenceLink {
             permit,
             wants,
             demoted,
+            kernel: None,
+            able,
         }
     }
 }
@@ -97,6 +126,7 @@ impl Fence for NoFence {
 pub(super) enum FenceEvent {
     Permit(Permit),
     Demoted(bool),
+    Able(bool),
 }
 
 /// The speaker's end of a [`FenceLink`].
@@ -104,6 +134,7 @@ pub(super) struct FenceSide {
     link: FenceLink,
     permit_open: bool,
     demoted_open: bool,
+    able_open: bool,
 }
 
 impl FenceSide {
@@ -112,6 +143,7 @@ impl FenceSide {
             link,
             permit_open: true,
             demoted_open: true,
+            able_open: true,
         }
     }
 
@@ -123,6 +155,11 @@ impl FenceSide {
     /// The latest demotion flag, marked as seen.
     pub(super) fn latest_demoted(&mut self) -> bool {
         *self.link.demoted.borrow_and_update()
+    }
+
+    /// Whether this node can get a lease at all, marked as seen.
+    pub(super) fn latest_able(&mut self) -> bool {
+        *self.link.able.borrow_and_update()
     }
 
     /// Publishes whether VRRP wants to be master (receivers notified on change only; kept
@@ -148,6 +185,10 @@ impl FenceSide {
                     Ok(()) => return FenceEvent::Demoted(*self.link.demoted.borrow_and_update()),
                     Err(_) => self.demoted_open = false,
                 },
+                changed = self.link.able.changed(), if self.able_open => match changed {
+                    Ok(()) => return FenceEvent::Able(*self.link.able.borrow_and_update()),
+                    Err(_) => self.able_open = false,
+                },
                 else => std::future::pending::<()>().await,
             }
         }
@@ -162,19 +203,38 @@ mod tests {
     fn until_rounds_down_and_refuses_less_than_a_second() {
         let now = Instant::now();
         let vrrp = Duration::from_secs(2);
-        assert_eq!(Permit::Always.hold(now, vrrp), Some((vrrp, None)));
-        assert_eq!(Permit::Denied.hold(now, vrrp), None);
+        assert_eq!(Permit::Always.hold(now, vrrp, false), Some((vrrp, None)));
+        assert_eq!(Permit::Denied.hold(now, vrrp, false), None);
         let t = now + Duration::from_millis(3999);
         assert_eq!(
-            Permit::Until(t).hold(now, vrrp),
+            Permit::Until(t).hold(now, vrrp, false),
             Some((Duration::from_secs(3), Some(t)))
         );
         let t = now + Duration::from_millis(999);
-        assert_eq!(Permit::Until(t).hold(now, vrrp), None);
+        assert_eq!(Permit::Until(t).hold(now, vrrp, false), None);
         assert_eq!(
-            Permit::Until(now).hold(now + Duration::from_secs(1), vrrp),
+            Permit::Until(now).hold(now + Duration::from_secs(1), vrrp, false),
             None
         );
+    }
+
+    #[test]
+    fn under_a_kernel_fence_short_windows_hold_and_the_lifetime_only_cleans_up() {
+        let now = Instant::now();
+        let vrrp = Duration::from_secs(2);
+        let t = now + Duration::from_millis(350);
+        assert_eq!(
+            Permit::Until(t).hold(now, vrrp, true),
+            Some((Duration::from_secs(2), Some(t))),
+            "350 ms left: cleanup lifetime ceil(0.35 s) + 1 s"
+        );
+        let t = now + Duration::from_millis(10);
+        assert_eq!(
+            Permit::Until(t).hold(now, vrrp, true),
+            None,
+            "too little left"
+        );
+        assert_eq!(Permit::Denied.hold(now, vrrp, true), None);
     }
 
     #[tokio::test]
@@ -185,7 +245,7 @@ mod tests {
         side.set_wants(true);
         let woke = tokio::time::timeout(Duration::from_millis(50), side.next()).await;
         assert!(woke.is_err(), "no event from closed channels: {woke:?}");
-        assert!(!side.permit_open && !side.demoted_open);
+        assert!(!side.permit_open && !side.demoted_open && !side.able_open);
     }
 
     #[tokio::test]
@@ -193,15 +253,20 @@ mod tests {
         let (permit_tx, permit) = watch::channel(Permit::Denied);
         let (wants, mut wants_rx) = watch::channel(false);
         let (demoted_tx, demoted) = watch::channel(false);
+        let (able_tx, able) = watch::channel(true);
         let mut side = FenceSide::new(FenceLink {
             permit,
             wants,
             demoted,
+            kernel: None,
+            able,
         });
         permit_tx.send(Permit::Always).unwrap();
         assert_eq!(side.next().await, FenceEvent::Permit(Permit::Always));
         demoted_tx.send(true).unwrap();
         assert_eq!(side.next().await, FenceEvent::Demoted(true));
+        able_tx.send(false).unwrap();
+        assert_eq!(side.next().await, FenceEvent::Able(false));
         side.set_wants(true);
         assert!(wants_rx.has_changed().unwrap());
         assert!(*wants_rx.borrow_and_update());
@@ -210,7 +275,7 @@ mod tests {
             !wants_rx.has_changed().unwrap(),
             "no notification without a change"
         );
-        drop((permit_tx, demoted_tx));
+        drop((permit_tx, demoted_tx, able_tx));
         let woke = tokio::time::timeout(Duration::from_millis(50), side.next()).await;
         assert!(woke.is_err());
     }

@@ -4,6 +4,7 @@
 mod fence;
 mod garp;
 mod hooks;
+pub mod kernel_fence;
 mod netlink;
 mod socket;
 mod speaker;
@@ -12,6 +13,7 @@ pub mod tracker;
 
 pub use fence::{Fence, FenceLink, NoFence, Permit};
 pub use hooks::{HookEvent, HookRunner};
+pub use kernel_fence::{KernelFence, KernelFenceError, KernelFenceView};
 pub use netlink::{LinkInfo, Netlink, NetlinkError};
 pub use stats::VrrpStats;
 pub use tracker::{Probe, TrackerSpec};
@@ -70,6 +72,8 @@ pub struct InstanceStatus {
     pub waiting_for_fence: bool,
     /// An operator moved this group to another node (priority lowered by 255).
     pub demoted: bool,
+    /// The fence says no lease can be had here: the instance sits in Fault, silent.
+    pub fenced_out: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -111,6 +115,7 @@ pub async fn spawn_instance(
         last_transition: None,
         waiting_for_fence: false,
         demoted: false,
+        fenced_out: false,
     });
     let link = fence.attach(&spec.group);
     let speaker =

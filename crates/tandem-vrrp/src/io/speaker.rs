@@ -18,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 use super::fence::{FenceEvent, FenceSide};
 use super::garp::GarpSender;
 use super::hooks::{HookEvent, HookRunner};
+use super::kernel_fence::KernelFence;
 use super::netlink::{LinkInfo, Netlink};
 use super::socket::VrrpSockets;
 use super::stats::VrrpStats;
@@ -40,6 +41,8 @@ pub(super) struct Speaker {
     garp: GarpSender,
     hooks: HookRunner,
     fence: FenceSide,
+    /// The nftables fence of the VIPs (Raft fencing), refreshed with every permit.
+    kernel: Option<Arc<KernelFence>>,
     stats: Arc<VrrpStats>,
     status: watch::Sender<InstanceStatus>,
     origin: Instant,
@@ -120,6 +123,7 @@ impl Speaker {
             sockets,
             garp,
             hooks,
+            kernel: fence.kernel.clone(),
             fence: FenceSide::new(fence),
             stats,
             status,
@@ -153,6 +157,9 @@ impl Speaker {
         let mut buf = vec![0u8; 2048];
         let mut trackers_alive = true;
         self.permit = self.fence.latest_permit();
+        // Unable to get a lease from the start: startup goes to Fault, silent.
+        let able = self.fence.latest_able();
+        let _ = self.machine.set_fenced_out(!able, self.now());
         let mut actions = self.machine.startup(self.now());
         self.tracker_delta = *priority_delta.borrow_and_update();
         let demoted = self.fence.latest_demoted();
@@ -198,6 +205,7 @@ impl Speaker {
                 event = self.fence.next() => match event {
                     FenceEvent::Permit(permit) => self.on_permit(permit).await,
                     FenceEvent::Demoted(demoted) => actions = self.set_demoted(demoted),
+                    FenceEvent::Able(able) => actions = self.machine.set_fenced_out(!able, self.now()),
                 },
                 _ = tokio::time::sleep_until(self.hold_until.unwrap_or(far)), if self.holding && self.hold_until.is_some() => {
                     self.hold_window_ended().await;
@@ -351,10 +359,11 @@ impl Speaker {
         }
         // Every advert as master renews the addresses' kernel lifetime (within the permit).
         if self.holding && priority != 0 {
-            if let Some((lifetime, _)) = self
-                .permit
-                .hold(Instant::now(), self.spec.address_lifetime())
-            {
+            if let Some((lifetime, _)) = self.permit.hold(
+                Instant::now(),
+                self.spec.address_lifetime(),
+                self.kernel.is_some(),
+            ) {
                 self.install_addresses(lifetime).await;
             }
         }
@@ -378,12 +387,16 @@ impl Speaker {
     /// Installs and announces the addresses if the current permit allows; false if not. A
     /// failed install counts as handled (true): the speaker steps down instead of waiting.
     async fn hold(&mut self) -> bool {
-        let Some((lifetime, until)) = self
-            .permit
-            .hold(Instant::now(), self.spec.address_lifetime())
-        else {
+        let Some((lifetime, until)) = self.permit.hold(
+            Instant::now(),
+            self.spec.address_lifetime(),
+            self.kernel.is_some(),
+        ) else {
             return false;
         };
+        if !self.open_kernel_fence(until).await {
+            return false;
+        }
         self.hold_until = until;
         if !self.install_addresses(lifetime).await {
             tracing::error!(instance = %self.spec.group, retry_in = ?INSTALL_RETRY,
@@ -415,9 +428,13 @@ impl Speaker {
             }
             return;
         }
-        match permit.hold(now, self.spec.address_lifetime()) {
+        match permit.hold(now, self.spec.address_lifetime(), self.kernel.is_some()) {
             Some((lifetime, until)) => {
                 // A renewal (or a change of kind): re-install with the new lifetime at once.
+                if !self.open_kernel_fence(until).await {
+                    self.drop_addresses().await;
+                    return;
+                }
                 self.hold_until = until;
                 self.install_addresses(lifetime).await;
                 if std::mem::discriminant(&previous) != std::mem::discriminant(&permit) {
@@ -492,6 +509,35 @@ impl Speaker {
         actions
     }
 
+    /// Lets the VIPs through the kernel fence until `until` (a lease permit); true when
+    /// there is no kernel fence or no end (`Permit::Always`). On failure (the table was
+    /// removed by a firewall reload, nft missing) the VIPs must not be held: the table is
+    /// put back and false returned, so the next permit tries again.
+    async fn open_kernel_fence(&mut self, until: Option<Instant>) -> bool {
+        let (Some(kernel), Some(until)) = (self.kernel.clone(), until) else {
+            return true;
+        };
+        let ips: Vec<Ipv4Addr> = self.spec.addresses.iter().map(|(ip, _)| *ip).collect();
+        match kernel.permit(&ips, until).await {
+            Ok(took) => {
+                if took > kernel.allowed_lateness() {
+                    kernel.count_late();
+                    tracing::warn!(instance = %self.spec.group, took = ?took, allowed = ?kernel.allowed_lateness(),
+                        "kernel fence refresh was slow: the fence may end this late after the hold window (raise node.cluster.lease.kernel_late if this repeats)");
+                }
+                true
+            }
+            Err(e) => {
+                tracing::error!(instance = %self.spec.group, error = %e,
+                    "kernel fence refresh failed: the VIP is not held; putting the fence table back");
+                if let Err(e) = kernel.reinstall().await {
+                    tracing::error!(instance = %self.spec.group, error = %e, "kernel fence could not be put back");
+                }
+                false
+            }
+        }
+    }
+
     /// Installs (or refreshes) every address; false if any failed (each failure is logged).
     async fn install_addresses(&mut self, lifetime: Duration) -> bool {
         let mut all = true;
@@ -525,6 +571,13 @@ impl Speaker {
                 tracing::error!(instance = %self.spec.group, address = %ip, error = %e, "cannot remove virtual address");
             }
         }
+        if let Some(kernel) = self.kernel.clone() {
+            let ips: Vec<Ipv4Addr> = self.spec.addresses.iter().map(|(ip, _)| *ip).collect();
+            if let Err(e) = kernel.revoke(&ips).await {
+                // Harmless: the elements time out with the permit they were given.
+                tracing::debug!(instance = %self.spec.group, error = %e, "kernel fence not closed early");
+            }
+        }
     }
 
     fn announce(&mut self, why: &str) {
@@ -548,13 +601,15 @@ impl Speaker {
         let holding = self.holding;
         let waiting = self.wants && !self.holding;
         let demoted = self.demoted;
+        let fenced_out = self.machine.fenced_out();
         self.status.send_if_modified(|s| {
             let changed = s.state != state
                 || s.master != master
                 || s.effective_priority != effective
                 || s.holds_addresses != holding
                 || s.waiting_for_fence != waiting
-                || s.demoted != demoted;
+                || s.demoted != demoted
+                || s.fenced_out != fenced_out;
             s.state = state;
             s.master = master;
             s.base_priority = base;
@@ -562,6 +617,7 @@ impl Speaker {
             s.holds_addresses = holding;
             s.waiting_for_fence = waiting;
             s.demoted = demoted;
+            s.fenced_out = fenced_out;
             changed
         });
     }

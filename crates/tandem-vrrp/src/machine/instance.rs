@@ -26,6 +26,9 @@ pub struct Instance {
     adjustment: i32,
     effective_priority: u8,
     interface_up: bool,
+    /// The fence says this node cannot hold the addresses (no lease reachable): the
+    /// instance sits in Fault, silent, so that a node that can hold them becomes Master.
+    fenced_out: bool,
     /// Ours when Master or just started; the master's (learned from its adverts) as Backup.
     master_adver_interval: Duration,
     /// Adver_Timer as Master, Master_Down_Timer as Backup; None otherwise.
@@ -52,6 +55,7 @@ impl Instance {
             state: State::Initialize,
             adjustment: 0,
             interface_up: true,
+            fenced_out: false,
             deadline: None,
             down_cause: DownCause::Silence,
             current_master: None,
@@ -126,6 +130,8 @@ impl Instance {
         self.last_peer_advert = None;
         if !self.interface_up {
             self.enter_fault(Reason::InterfaceDown, &mut out);
+        } else if self.fenced_out {
+            self.enter_fault(Reason::NoLease, &mut out);
         } else if self.config.is_owner() {
             self.come_up(now, Reason::OwnerStartup, &mut out);
         } else {
@@ -246,11 +252,47 @@ impl Instance {
                 self.enter_fault(Reason::InterfaceDown, &mut out);
             }
             (false, State::Backup) => self.enter_fault(Reason::InterfaceDown, &mut out),
-            (true, State::Fault) => self.come_up(now, Reason::InterfaceUp, &mut out),
+            (true, State::Fault) if !self.fenced_out => {
+                self.come_up(now, Reason::InterfaceUp, &mut out)
+            }
+            (true, State::Fault) => {}
             // Unreachable while `interface_up` tracks the state, but harmless.
             (false, State::Fault) | (true, State::Master | State::Backup) => {}
         }
         out
+    }
+
+    /// Whether the fence can let this node hold the addresses at all (under Raft fencing:
+    /// a live leader with a majority is heard). Out: as Master, advertise priority 0 (the
+    /// peers take over after Skew_Time) and release; as Backup, stop contending. The
+    /// instance then sits in Fault and sends nothing, so that even a peer with
+    /// `preempt = false` takes over (a lower-priority advert would hold it back). In
+    /// again: Backup with a fresh Master_Down_Timer (if the interface is up). Repeats do
+    /// nothing.
+    pub fn set_fenced_out(&mut self, out_of_fence: bool, now: Duration) -> Vec<Action> {
+        let mut out = Vec::new();
+        if out_of_fence == self.fenced_out {
+            return out;
+        }
+        self.fenced_out = out_of_fence;
+        match (out_of_fence, self.state) {
+            (_, State::Initialize) => {}
+            (true, State::Master) => {
+                out.push(Action::SendAdvert { priority: 0 });
+                out.push(Action::ReleaseAddresses);
+                self.enter_fault(Reason::NoLease, &mut out);
+            }
+            (true, State::Backup) => self.enter_fault(Reason::NoLease, &mut out),
+            (false, State::Fault) if self.interface_up => {
+                self.come_up(now, Reason::LeaseReachable, &mut out)
+            }
+            (false, State::Fault) | (true, State::Fault) | (false, _) => {}
+        }
+        out
+    }
+
+    pub fn fenced_out(&self) -> bool {
+        self.fenced_out
     }
 
     /// Sets the sum of tracker weights. Changes the effective priority only: as Master an

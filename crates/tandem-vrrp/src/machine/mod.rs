@@ -112,6 +112,10 @@ pub enum Reason {
     MasterLeft,
     InterfaceDown,
     InterfaceUp,
+    /// → Fault: the fence cannot let this node hold the addresses (no lease reachable).
+    NoLease,
+    /// Fault → Backup: the fence can grant a lease again.
+    LeaseReachable,
     Shutdown,
     /// Master → Backup: an operator moved the group to another node
     /// ([`Instance::step_down`]).
@@ -142,6 +146,11 @@ impl fmt::Display for Reason {
             Reason::MasterLeft => write!(f, "master left (advertised priority 0)"),
             Reason::InterfaceDown => write!(f, "interface down"),
             Reason::InterfaceUp => write!(f, "interface up"),
+            Reason::NoLease => write!(
+                f,
+                "no lease can be had (no live Raft leader with a majority is heard)"
+            ),
+            Reason::LeaseReachable => write!(f, "a lease can be had again"),
             Reason::Shutdown => write!(f, "shutdown"),
             Reason::SteppedDown => write!(f, "moved by the operator"),
             Reason::PriorityChanged => write!(f, "priority changed"),
