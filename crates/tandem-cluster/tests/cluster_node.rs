@@ -24,7 +24,7 @@ use harness::LOCALHOST;
 use tandem_cluster::lease_keeper::{GroupLink, LeaseKeeper};
 use tandem_cluster::node::{ClusterError, ClusterNode, ClusterOptions, ClusterStatus, OpError};
 use tandem_cluster::raft::{NodeId, Response, StoreError};
-use tandem_cluster::state::{Command, LeaseTiming, Outcome};
+use tandem_cluster::state::{Command, KernelBackstop, LeaseTiming, Outcome};
 use temp::TempDir;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -35,6 +35,8 @@ const NAMES: [&str; 3] = ["n1", "n2", "n3"];
 const SETTLE: Duration = Duration::from_secs(10);
 const OP_TIMEOUT: Duration = Duration::from_secs(1);
 const GROUP: &str = "g";
+/// A leader heard within this long counts as alive for the lease keeper.
+const LIVE_WITHIN: Duration = Duration::from_millis(600);
 
 /// Short but valid: hold window 1.3 s, contender wait 1.5 s × 1.01 + 0.1 s = 1.615 s, and a
 /// kernel lateness small enough for `validate` (a test has no kernel addresses).
@@ -46,6 +48,7 @@ fn timing() -> LeaseTiming {
         slack: Duration::from_millis(100),
         renew_every: Duration::from_millis(300),
         kernel_late: Duration::from_millis(100),
+        backstop: KernelBackstop::Nftables,
     };
     timing.validate().expect("test lease timing validates");
     timing
@@ -305,6 +308,7 @@ async fn alone(cluster: &mut Cluster, id: NodeId) {
         id,
         timing(),
         cluster.node(id).ops(),
+        cluster.node(id).liveness(LIVE_WITHIN),
         cluster.node(id).applied(),
     );
     let link = keeper.attach(GROUP);
@@ -468,7 +472,13 @@ async fn lease_keeper_handover_pin_and_crash() {
     let mut cluster = Cluster::three("node-lease").await;
     let keeper = |id: NodeId| {
         let node = cluster.node(id);
-        LeaseKeeper::new(id, timing, node.ops(), node.applied())
+        LeaseKeeper::new(
+            id,
+            timing,
+            node.ops(),
+            node.liveness(LIVE_WITHIN),
+            node.applied(),
+        )
     };
     let (k1, k2) = (keeper(1), keeper(2));
     let (l1, l2) = (k1.attach(GROUP), k2.attach(GROUP));

@@ -4,7 +4,8 @@
 use proptest::prelude::*;
 use std::time::Duration;
 use tandem_cluster::state::{
-    ClusterState, Command, ContenderClock, HolderClock, Lease, LeaseCommand, LeaseTiming, Outcome,
+    ClusterState, Command, ContenderClock, HolderClock, KernelBackstop, Lease, LeaseCommand,
+    LeaseTiming, Outcome,
 };
 
 const G: &str = "front";
@@ -204,8 +205,41 @@ fn groups_are_independent_and_refusals_leave_no_trace() {
 }
 
 #[test]
-fn timing_rules() {
+fn timing_rules_for_the_nftables_fence() {
     let default = LeaseTiming::default();
+    assert_eq!(default.backstop, KernelBackstop::Nftables);
+    assert_eq!(default.validate(), Ok(()));
+    assert_eq!(default.hold_window(), ms(450));
+    assert_eq!(default.contender_wait(), ms(656));
+    // Sub-second windows are fine here; renewals must still come twice per window.
+    let err = LeaseTiming {
+        renew_every: ms(250),
+        ..default
+    }
+    .validate()
+    .unwrap_err();
+    assert!(err.contains("renew_every"), "{err}");
+    // A kernel fence slower than the margins allow is refused.
+    let err = LeaseTiming {
+        kernel_late: ms(300),
+        ..default
+    }
+    .validate()
+    .unwrap_err();
+    assert!(err.contains("unsafe"), "{err}");
+    // The same short lease is refused with the whole-second backstop.
+    let err = LeaseTiming {
+        backstop: KernelBackstop::AddressLifetime,
+        ..default
+    }
+    .validate()
+    .unwrap_err();
+    assert!(err.contains("at least 1s"), "{err}");
+}
+
+#[test]
+fn timing_rules() {
+    let default = LeaseTiming::address_lifetime();
     assert_eq!(default.validate(), Ok(()));
     assert_eq!(default.hold_window(), ms(1200));
     assert_eq!(default.contender_wait(), ms(2320));
@@ -273,7 +307,7 @@ fn timing_rules() {
 
 #[test]
 fn holder_clock() {
-    let mut h = HolderClock::new(LeaseTiming::default());
+    let mut h = HolderClock::new(LeaseTiming::address_lifetime());
     assert_eq!(h.valid_until(), None);
     assert!(!h.may_hold(ms(0)) && !h.should_renew(ms(5000)));
     assert_eq!(h.kernel_lifetime(ms(0)), Duration::ZERO);
@@ -310,7 +344,7 @@ fn holder_clock() {
 /// contenders take the lease at once after a Release.
 #[test]
 fn release_ignores_confirmations_of_earlier_sends() {
-    let mut h = HolderClock::new(LeaseTiming::default());
+    let mut h = HolderClock::new(LeaseTiming::address_lifetime());
     h.confirmed(ms(1_000));
     h.release(ms(1_400));
     assert!(!h.may_hold(ms(1_400)));
@@ -324,7 +358,7 @@ fn release_ignores_confirmations_of_earlier_sends() {
 
 #[test]
 fn contender_clock() {
-    let timing = LeaseTiming::default();
+    let timing = LeaseTiming::address_lifetime();
     let wait = timing.contender_wait();
     let mut c = ContenderClock::new(timing);
     assert_eq!(c.may_acquire(ms(100_000)), None, "nothing observed yet");
@@ -358,7 +392,7 @@ proptest! {
     /// 1 s exactly when at least 1 s of the hold is left.
     #[test]
     fn kernel_lifetime_never_outlives_the_hold(sent in 0u64..1_000_000_000, after in 0u64..5_000_000) {
-        let mut h = HolderClock::new(LeaseTiming::default());
+        let mut h = HolderClock::new(LeaseTiming::address_lifetime());
         h.confirmed(Duration::from_micros(sent));
         let now = Duration::from_micros(sent + after);
         let lifetime = h.kernel_lifetime(now);

@@ -9,14 +9,15 @@ use state_sim::{run, Params};
 use std::time::Duration;
 use tandem_cluster::state::LeaseTiming;
 
-/// The shorter profile the Default's doc names, for kernels measured at most 350 ms late.
+/// The address-lifetime profile shortened for kernels measured at most 350 ms late
+/// (`LeaseTiming::address_lifetime`'s doc); the default is the nftables profile.
 fn fast() -> LeaseTiming {
     LeaseTiming {
         lease: Duration::from_millis(1500),
         safety_margin: Duration::from_millis(200),
         slack: Duration::from_millis(200),
         kernel_late: Duration::from_millis(350),
-        ..LeaseTiming::default()
+        ..LeaseTiming::address_lifetime()
     }
 }
 
@@ -88,7 +89,11 @@ proptest! {
         prop_assert!(report.violations.is_empty(), "{:?}", report.violations);
         prop_assert!(report.installs > 0, "the VIP was never installed");
         let (crashed_at, holder) = report.crashed.expect("someone held the lease at the crash");
-        let bound = (timing.contender_wait() + timing.renew_every).as_micros() as u64;
+        // The last renewal commits (≤ 50 ms) and is applied (30 ms) after the crash at the
+        // latest; the contender then waits out its clock (drift included), notices at its
+        // next tick (10 ms) and its Acquire commits (≤ 50 ms).
+        let bound = (timing.contender_wait().mul_f64(1.011) + Duration::from_millis(150))
+            .as_micros() as u64;
         let next = report
             .acquisitions
             .iter()
@@ -115,7 +120,7 @@ fn ignoring_drift_is_caught() {
         drift: 0.0,
         slack: Duration::ZERO,
         kernel_late: Duration::ZERO,
-        ..LeaseTiming::default()
+        ..LeaseTiming::address_lifetime()
     };
     assert!(
         timing.validate().is_ok(),
@@ -148,6 +153,32 @@ fn uncovered_kernel_lateness_is_caught() {
         lease: Duration::from_millis(1500),
         safety_margin: Duration::ZERO,
         slack: Duration::ZERO,
+        ..LeaseTiming::address_lifetime()
+    };
+    assert!(timing.validate().is_err());
+    let report = run(Params {
+        crash_holder_at: Some(Duration::from_secs(3)),
+        stagger_start: true,
+        ..Params::calm(timing, vec![0.0, 0.0], 11)
+    });
+    assert!(
+        report
+            .violations
+            .iter()
+            .any(|v| v.contains("present [0, 1]")),
+        "{:?}",
+        report.violations
+    );
+}
+
+/// The same for the nftables fence: a fence that may end 400 ms after the hold window,
+/// with no margin or slack to cover it, overlaps the next holder.
+#[test]
+fn uncovered_nftables_lateness_is_caught() {
+    let timing = LeaseTiming {
+        safety_margin: Duration::ZERO,
+        slack: Duration::ZERO,
+        kernel_late: Duration::from_millis(400),
         ..LeaseTiming::default()
     };
     assert!(timing.validate().is_err());

@@ -23,7 +23,8 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::time::Duration;
 use tandem_cluster::state::{
-    ClusterState, Command, ContenderClock, HolderClock, LeaseCommand, NodeId, Outcome,
+    ClusterState, Command, ContenderClock, HolderClock, KernelBackstop, LeaseCommand, NodeId,
+    Outcome,
 };
 
 pub const GROUP: &str = "vip";
@@ -305,6 +306,20 @@ impl Sim {
                 Some(Outcome::LeaseGranted { .. }),
             ) => {
                 n.holder.confirmed(*sent);
+                if self.p.timing.backstop == KernelBackstop::Nftables {
+                    // The fence element is refreshed to end at valid_until, and may end
+                    // up to kernel_late after it (the time one `nft` run takes).
+                    let left = n
+                        .holder
+                        .valid_until()
+                        .map_or(Duration::ZERO, |u| u.saturating_sub(now));
+                    if !left.is_zero() {
+                        n.has_addr = true;
+                        n.kernel_end = t + n.true_span(left + kernel_late);
+                        self.report.installs += 1;
+                    }
+                    return;
+                }
                 let lifetime = n.holder.kernel_lifetime(now);
                 if n.holder
                     .valid_until()
