@@ -3,9 +3,9 @@
 //! "who am I" TCP listener (:7000, answers the node's name) and an HTTP listener (:8080,
 //! round robin over web1/web2 with source-IP stickiness).
 //!
-//! [`Observer`] samples every node's addresses and the client's ARP entry every 10 ms from
-//! one thread (setns into each namespace, read /proc/thread-self/net) and counts every
-//! sample with two holders.
+//! [`Observer`] samples every node's addresses and kernel fence every 10 ms from one thread
+//! (setns into each namespace, read /proc/thread-self/net and dump the fence's `held` set
+//! over nfnetlink) and counts every sample with two holders.
 
 use std::fs::File;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -466,7 +466,12 @@ pub struct Observer {
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
+/// The VIP is held: the address is local and the kernel fence (if any) lets it through.
 fn holds_vip(vip: Ipv4Addr) -> bool {
+    has_address(vip) && crate::nft_fence::fence_state(vip) != crate::nft_fence::FenceState::Closed
+}
+
+fn has_address(vip: Ipv4Addr) -> bool {
     // Local addresses appear in the FIB trie as "|-- ADDR" followed by "/32 host LOCAL".
     let trie = std::fs::read_to_string("/proc/thread-self/net/fib_trie").unwrap_or_default();
     let needle = format!("-- {vip}");

@@ -89,8 +89,10 @@ impl Cluster {
             settings.raft_id,
             timing,
             cluster_node.ops(),
-            // Heard within one election timeout: a few lost heartbeats do not count, a cut does.
-            cluster_node.liveness(settings.election_timeout.get()),
+            // Within two election timeouts: a leader crash is followed by pre-votes (the
+            // candidates are heard) well inside it, a few lost heartbeats do not count, and a
+            // node cut off hears nobody for that long.
+            cluster_node.liveness(settings.election_timeout.get() * 2),
             cluster_node.applied(),
         );
         let cluster = Cluster {

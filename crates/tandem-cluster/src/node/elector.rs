@@ -92,6 +92,24 @@ impl Elector {
         }
     }
 
+    /// Whether this node heard, within `within`, from enough voters to make a majority with
+    /// itself (any RPC in or reply out counts: heartbeats, votes, pre-votes). During an
+    /// election after a leader crash the candidates are heard; after a one-way cut that
+    /// stops everything coming in, nobody is.
+    pub fn majority_contact(&self, within: Duration) -> bool {
+        let metrics = self.raft.metrics().borrow().clone();
+        let voters = voters(&metrics);
+        let me = metrics.id;
+        let heard = self.contacts.snapshot();
+        let mut count = usize::from(voters.iter().any(|(id, _)| *id == me));
+        for (id, _) in &voters {
+            if *id != me && heard.get(id).is_some_and(|at| at.elapsed() <= within) {
+                count += 1;
+            }
+        }
+        !voters.is_empty() && count * 2 > voters.len()
+    }
+
     /// The answer to a peer's pre-vote. Answering changes nothing here.
     pub async fn grant(&self, request: &PreVoteRequest) -> bool {
         if self.leader_alive(self.quiet) {

@@ -266,11 +266,13 @@ impl ClusterNode {
         self.elector.leader_alive(self.options.election_timeout * 2)
     }
 
-    /// A probe of [`Self::has_live_leader`] over `within`, for the lease keeper (which
-    /// must not hold the node itself).
+    /// "Could a lease be had here now?", for the lease keeper (which must not hold the
+    /// node itself): a live leader heard within `within`, or contact with a majority of
+    /// voters within `within` (an election after a leader crash still counts as
+    /// reachable; a one-way cut or an isolated node does not).
     pub fn liveness(&self, within: Duration) -> LiveProbe {
         let elector = self.elector.clone();
-        Arc::new(move || elector.leader_alive(within))
+        Arc::new(move || elector.leader_alive(within) || elector.majority_contact(within))
     }
 
     /// Whether this node is a voter in the membership it knows.
