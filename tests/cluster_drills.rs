@@ -104,6 +104,220 @@ fn cut(cl: &ClusterLab, name: &str, pairs: &[(usize, usize)]) {
     nft_in(&cl.lab.hub, &script);
 }
 
+/// Bridge rules between lab nodes, one per (from, to) direction, each with `extra` in front
+/// of `drop` (e.g. "numgen random mod 100 < 10" for 10 % loss).
+fn impair(cl: &ClusterLab, name: &str, directions: &[(usize, usize)], extra: &str) {
+    let mut rules = String::new();
+    for (a, b) in directions {
+        let (pa, pb) = (&cl.lab.nodes[*a].hub_port, &cl.lab.nodes[*b].hub_port);
+        rules.push_str(&format!(
+            "  iifname \"{pa}\" oifname \"{pb}\" {extra} drop\n"
+        ));
+    }
+    let script = format!(
+        "table bridge {name} {{\n chain forward_filter {{\n  type filter hook forward priority 0; policy accept;\n{rules} }}\n}}\n"
+    );
+    nft_in(&cl.lab.hub, &script);
+}
+
+fn heal(cl: &ClusterLab) {
+    run(
+        "ip",
+        &["netns", "exec", &cl.lab.hub, "nft", "flush", "ruleset"],
+    );
+}
+
+/// Share of the time in `[from, to]` (observer time) with exactly one holder.
+fn held_share(seen: &tandem_tests::cluster_lab::Observation, from: Duration, to: Duration) -> f64 {
+    let mut held = Duration::ZERO;
+    let mut current: Option<(Duration, bool)> = None;
+    for (t, holders) in &seen.changes {
+        if let Some((since, one)) = current {
+            let (a, b) = (since.max(from), (*t).min(to));
+            if one && b > a {
+                held += b - a;
+            }
+        }
+        current = Some((*t, holders.len() == 1));
+    }
+    if let Some((since, true)) = current {
+        let a = since.max(from);
+        if to > a {
+            held += to - a;
+        }
+    }
+    held.as_secs_f64() / (to - from).as_secs_f64()
+}
+
+/// Impaired links between the nodes, the clients' traffic untouched: a one-way cut in each
+/// direction for the holder, a one-way cut for the backup, random loss both ways, and a
+/// frozen witness under loss. Each case asserts who holds, how soon, and the share of
+/// time with exactly one holder; the whole drill asserts no overlap.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn lossy_and_one_way_links_keep_the_vip_held() {
+    let mut cl = ClusterLab::start().await;
+    let observer = Observer::start(&cl.lab);
+    let origin = Instant::now()
+        - observer
+            .now()
+            .changes
+            .first()
+            .map_or(Duration::ZERO, |c| c.0);
+    let at = |o: Instant| o.saturating_duration_since(origin);
+    expect_holder(&cl, &observer, 0, Duration::from_secs(10), "start").await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+
+    // (1) The holder hears nothing from its peers but still sends: its lease lapses and it
+    // falls silent (Fault), so n2 takes over instead of staying BACKUP behind its adverts.
+    let start = Instant::now();
+    impair(&cl, "deaf", &[(1, 0), (WITNESS, 0)], "");
+    let took = expect_holder(&cl, &observer, 1, Duration::from_secs(5), "holder deaf").await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let share = held_share(&observer.now(), at(start), at(Instant::now()));
+    println!(
+        "one-way cut, holder deaf: n2 holds after {took:?}; held {:.1} % of 3 s+",
+        share * 100.0
+    );
+    // The holder here also leads Raft: its heartbeats still reach the followers, which
+    // therefore refuse to elect until its connections time out (openraft 0.9 has no
+    // leader step-down on a lost quorum). Measured 1.3-1.5 s; bound 2.5 s.
+    assert!(
+        took <= Duration::from_millis(2500),
+        "deaf holder: n2 took {took:?}\n{}",
+        cl.logs()
+    );
+    heal(&cl);
+    expect_holder(
+        &cl,
+        &observer,
+        0,
+        Duration::from_secs(15),
+        "after heal (deaf)",
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+
+    // (2) The holder's messages to its peers are lost, it still hears them: n2 stops
+    // hearing its adverts and takes over under a new lease.
+    let start = Instant::now();
+    impair(&cl, "mute", &[(0, 1), (0, WITNESS)], "");
+    let took = expect_holder(&cl, &observer, 1, Duration::from_secs(5), "holder mute").await;
+    println!("one-way cut, holder mute: n2 holds after {took:?}");
+    assert!(
+        took <= CRASH_BOUND,
+        "mute holder: n2 took {took:?}\n{}",
+        cl.logs()
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let share = held_share(&observer.now(), at(start), at(Instant::now()));
+    println!("  held {:.1} %", share * 100.0);
+    heal(&cl);
+    expect_holder(
+        &cl,
+        &observer,
+        0,
+        Duration::from_secs(15),
+        "after heal (mute)",
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+
+    // (3) The backup deaf. After (1) and (2) it usually leads Raft, and a deaf leader keeps
+    // its followers from electing until its connections time out, so the holder's renewals
+    // stall for a while (the gap this drill measures; see docs/cluster.md).
+    let start = Instant::now();
+    impair(&cl, "backup_deaf", &[(0, 1), (WITNESS, 1)], "");
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let seen = observer.now();
+    let share = held_share(&seen, at(start), at(Instant::now()));
+    let holders = seen.changes.last().map(|(_, h)| h.len());
+    println!(
+        "one-way cut, backup deaf: held {:.1} % of 4 s",
+        share * 100.0
+    );
+    assert!(
+        share >= 0.5 && holders == Some(1),
+        "deaf backup: held {:.1} %, holders now {holders:?}\n{}",
+        share * 100.0,
+        cl.logs()
+    );
+    heal(&cl);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    // (4) Random loss on every node-to-node link, both ways: 10 %, then 30 %.
+    let links = [
+        (0, 1),
+        (1, 0),
+        (0, WITNESS),
+        (WITNESS, 0),
+        (1, WITNESS),
+        (WITNESS, 1),
+    ];
+    // Floors sit under this machine's measurements (10 %: 100 %, 30 %: 66 %): the goal in
+    // issue 11 (99 % at 30 %) is not met yet, see docs/cluster.md.
+    for (pct, floor) in [(10, 0.95), (30, 0.4)] {
+        let start = Instant::now();
+        impair(
+            &cl,
+            "loss",
+            &links,
+            &format!("numgen random mod 100 < {pct}"),
+        );
+        tokio::time::sleep(Duration::from_secs(8)).await;
+        let seen = observer.now();
+        let share = held_share(&seen, at(start), at(Instant::now()));
+        let moves = seen.changes.iter().filter(|(t, _)| *t >= at(start)).count();
+        println!(
+            "{pct} % loss each way for 8 s: held {:.2} % of the time, {moves} changes",
+            share * 100.0
+        );
+        heal(&cl);
+        assert!(
+            share >= floor,
+            "{pct} % loss: the VIP was held {:.1} % of the time (floor {:.0} %)\n{}",
+            share * 100.0,
+            floor * 100.0,
+            cl.logs()
+        );
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+
+    // (5) The witness frozen while 20 % of the pair's messages are lost: the two forwarding
+    // nodes still make a majority, and the VIP stays held.
+    expect_holder(
+        &cl,
+        &observer,
+        0,
+        Duration::from_secs(15),
+        "before the frozen witness",
+    )
+    .await;
+    let start = Instant::now();
+    cl.signal(WITNESS, Signal::SIGSTOP);
+    impair(&cl, "loss", &[(0, 1), (1, 0)], "numgen random mod 100 < 20");
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let share = held_share(&observer.now(), at(start), at(Instant::now()));
+    heal(&cl);
+    cl.signal(WITNESS, Signal::SIGCONT);
+    println!(
+        "witness frozen, 20 % loss between the pair: held {:.2} %",
+        share * 100.0
+    );
+    assert!(
+        share >= 0.9,
+        "frozen witness + loss: held {:.1} %\n{}",
+        share * 100.0,
+        cl.logs()
+    );
+
+    let seen = observer.finish();
+    println!(
+        "observer: {} samples, changes {:?}",
+        seen.samples, seen.changes
+    );
+    assert_no_overlap(&cl, &seen);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn crash_and_freeze_of_the_holder_fail_over_without_overlap() {
     let mut cl = ClusterLab::start().await;
