@@ -34,6 +34,10 @@
 #                         drop traffic between NODE and each PEER only (both ways); e.g.
 #                         `partition --between n1 n2 witness` cuts n1 from its cluster
 #                         peers while the client and the backends still reach it
+#   partition --one-way FROM PEER...
+#                         drop only what FROM sends to each PEER (FROM still hears them)
+#   partition --loss PCT NODE NODE...
+#                         drop PCT % of the packets between the named nodes, at random
 #   heal                  remove every partition
 #   probe [--duration 10s]
 #                         tandem-probe from the client to 198.51.100.100:7000 every 10 ms:

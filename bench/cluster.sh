@@ -15,6 +15,7 @@
 #   --interval I     VRRP advert interval of both implementations (default 200ms, the
 #                    cluster lab's)
 #   --partition S    seconds each partition lasts (default 10)
+#   --impair S       seconds each impairment (loss, one-way cut) lasts (default 15)
 #   --probe-timeout  the client probe's timeout per connection (default 30ms)
 #
 # Labs (appliance/lab.sh): tandem = `up --cluster`: n1 (priority 150) and n2 (100) forward
@@ -39,6 +40,11 @@
 #   isolate  the holder cut from both peers while the client still reaches it (tandem:
 #            `--between n1 n2 witness`; keepalived has no third peer, so the same cut as
 #            pair): dual-holding time, when n1 dropped and n2 took the VIP, the client
+#   loss10, loss30  10 % / 30 % of the packets between the nodes dropped at random, both
+#            ways (tandem: n1, n2, witness) for --impair seconds: the share of time with
+#            exactly one holder, dual-holding seconds, what the client saw
+#   deaf     n1 (the holder) hears nothing from its peers but still sends, for --impair
+#            seconds: the same figures and when n2 took over
 #   config   (tandem only) `tandemctl config apply` of a changed config (version + 1) on
 #            n1; three pollers read GET /v1/cluster of n1, n2 and the witness every 10 ms
 #            and note when each shows the new version (running_config_version on the
@@ -47,8 +53,8 @@
 # Holders are sampled every 10 ms from both nodes' /proc/PID/net/fib_trie (a process
 # inside each node namespace; no fork per sample), as the Rust drills do.
 #
-# Runtime: about R x (28 s + 2 x --partition) x 2: ~5 minutes for R = 3 with the
-# defaults, ~8 for R = 5.
+# Runtime: about R x (28 s + 2 x --partition + 3 x (--impair + 25 s)) x 2: ~17 minutes for R = 3 with the
+# defaults, ~28 for R = 5.
 #
 # Results: a table on stdout and as Markdown in bench/results/cluster-<timestamp>.md with
 # every run's figures; logs, probe and sampler outputs in bench/results/cluster-<timestamp>/.
@@ -66,6 +72,7 @@ ROUNDS=5
 NAME=cbench
 INTERVAL=200ms
 PARTITION_S=10
+IMPAIR_S=15
 PROBE_TIMEOUT=30ms
 AFTER_HEAL_S=5
 VIP=198.51.100.100
@@ -77,6 +84,7 @@ while [ $# -gt 0 ]; do
     --name) NAME="${2:?}"; shift 2 ;;
     --interval) INTERVAL="${2:?}"; shift 2 ;;
     --partition) PARTITION_S="${2:?}"; shift 2 ;;
+    --impair) IMPAIR_S="${2:?}"; shift 2 ;;
     --probe-timeout) PROBE_TIMEOUT="${2:?}"; shift 2 ;;
     -h | --help) usage; exit 0 ;;
     *) die "unknown argument '$1' (see --help)" ;;
@@ -226,6 +234,8 @@ lab_up() { # lab_up TAG: build the current lab; dies when it cannot be built
     fi
     PROBE_BIN="$(lab_env PROBE)"
     [ -x "$PROBE_BIN" ] || die "no tandem-probe binary (cargo build --release --bins, or TANDEM_PROBE=...)"
+    HOLDERS_BIN="${TANDEM_HOLDERS:-$(dirname "$PROBE_BIN")/tandem-holders}"
+    [ -x "$HOLDERS_BIN" ] || die "no tandem-holders binary beside $PROBE_BIN (cargo build --release --bins, or TANDEM_HOLDERS=...)"
     CTL_BIN="$(lab_env TANDEMCTL)"
     # Processes that live as long as the lab, one in each node's namespace (the who-am-I
     # backends): their /proc/PID/net/fib_trie is the node's routing view.
@@ -317,25 +327,14 @@ SAMPLER_PID=""
 SAMPLER_OUT=""
 SAMPLER_STOP=""
 
-# Every 10 ms: does n1 / n2 hold the VIP? One line "T_US N1 N2" per change (and the first
-# sample), then "end T_US SAMPLES DUAL_SAMPLES". Bounded by MAX_S seconds and a stop file.
+# Every 10 ms: does n1 / n2 hold the VIP? tandem-holders (crates/tandemd/src/bin) prints
+# one line "T_US N1 N2" per change (and the first sample), then "end T_US SAMPLES
+# DUAL_SAMPLES". A node holds when the address is local AND tandem's kernel fence (if the
+# node has one) lets the VIP through: a SIGKILLed holder's address outlives its lease, but
+# its fence silences it within milliseconds. Bounded by MAX_S seconds and a stop file.
 sampler() { # sampler STOP_FILE MAX_S
-    local stop="$1" max_s="$2" t a b last="" n=0 dual=0 end
-    end=$(($(now_us) + max_s * 1000000))
-    while [ ! -e "$stop" ] && [ "$n" -lt $((max_s * 150)) ]; do
-        t="${EPOCHREALTIME/./}"
-        [ "$t" -lt "$end" ] || break
-        if holds n1; then a=1; else a=0; fi
-        if holds n2; then b=1; else b=0; fi
-        [ "$a$b" = 11 ] && dual=$((dual + 1))
-        if [ "$a$b" != "$last" ]; then
-            echo "$t $a $b"
-            last="$a$b"
-        fi
-        n=$((n + 1))
-        tick
-    done
-    echo "end $(now_us) $n $dual"
+    "$HOLDERS_BIN" "$VIP" --netns "/proc/$ANCHOR_n1/ns/net" --netns "/proc/$ANCHOR_n2/ns/net" \
+        --interval 10ms --max "${2}s" --stop "$1"
 }
 
 start_sampler() { # start_sampler TAG MAX_S
@@ -381,6 +380,23 @@ dual_s() { # dual_s FILE FROM_US TO_US
                 if (hi > lo) total += hi - lo
             }
             printf "%.2f\n", total / 1e6
+        }' "$1"
+}
+
+# Seconds in [FROM_US, TO_US] with exactly one holder, as a share (%) of that window.
+one_pct() { # one_pct FILE FROM_US TO_US
+    awk -v from="$2" -v to="$3" '
+        $1 == "end" { endt = $2; next }
+        { n++; t[n] = $1; d[n] = ($2 + $3 == 1) }
+        END {
+            total = 0
+            for (i = 1; i <= n; i++) {
+                s = t[i]; e = (i < n) ? t[i + 1] : endt
+                if (!d[i]) continue
+                lo = (s > from) ? s : from; hi = (e < to) ? e : to
+                if (hi > lo) total += hi - lo
+            }
+            if (to > from) printf "%.1f\n", total * 100 / (to - from); else print "-"
         }' "$1"
 }
 
@@ -554,6 +570,48 @@ m_cut() { # m_cut pair|isolate
     ensure_ready "$tag"
 }
 
+# Impaired links between the nodes (the client's and the backends' traffic untouched) for
+# --impair seconds, then healed: loss10 / loss30 drop 10 % / 30 % of the packets between
+# every two nodes at random (tandem: n1, n2 and the witness); deaf: n1 (the holder) hears
+# nothing from its peers but still sends (a one-way cut). The share of time with exactly
+# one holder during the impairment, dual-holding seconds, when n2 took over, the client.
+m_impair() { # m_impair loss10|loss30|deaf
+    local kind="$1" tag="r$ROUND-$IMPL-$1" nodes=(n1 n2) t_cut t_heal t_end
+    [ "$IMPL" = tandem ] && nodes=(n1 n2 witness)
+    start_sampler "$tag" $((IMPAIR_S + AFTER_HEAL_S + 20))
+    start_probe "$tag" $(((2 + IMPAIR_S + AFTER_HEAL_S) * 1000))
+    tick 2
+    case "$kind" in
+    loss10) lab partition --loss 10 "${nodes[@]}" ;;
+    loss30) lab partition --loss 30 "${nodes[@]}" ;;
+    deaf) for n in "${nodes[@]:1}"; do lab partition --one-way "$n" n1 || break; done ;;
+    esac >>"$BENCH_LOG" 2>&1 || warn "$tag: impairment failed (see $BENCH_LOG)"
+    t_cut="$(now_us)"
+    tick "$IMPAIR_S"
+    lab heal >>"$BENCH_LOG" 2>&1 || warn "$tag: heal failed (see $BENCH_LOG)"
+    t_heal="$(now_us)"
+    wait_probe $((AFTER_HEAL_S + 10))
+    t_end="$(now_us)"
+    stop_sampler
+    local held dual took answered probes pct gap
+    held="$(one_pct "$SAMPLER_OUT" "$t_cut" "$t_heal")"
+    dual="$(dual_s "$SAMPLER_OUT" "$t_cut" "$t_end")"
+    took="$(first_state "$SAMPLER_OUT" "$t_cut" n2 1)"
+    answered="$(probe_json answered)"
+    probes="$(probe_json probes)"
+    pct="$(awk -v a="$answered" -v p="$probes" 'BEGIN { if (p > 0) printf "%.1f\n", a * 100 / p; else print "-" }')"
+    gap="$(probe_json longest_gap_ms)"
+    rec "$kind" held_pct "$held"
+    rec "$kind" dual_s "$dual"
+    rec "$kind" answered_pct "$pct"
+    rec "$kind" gap_ms "$gap"
+    rec "$kind" changes "$(probe_json changes)"
+    [ "$kind" = deaf ] && rec "$kind" takeover_ms "$took"
+    rec_info "$kind" "${nodes[*]} impaired ($kind) for ${IMPAIR_S}s; client $(probe_path)"
+    say "$kind: exactly one holder ${held} % of ${IMPAIR_S} s, both held ${dual} s; n2 held after ${took} ms; client answered ${pct} %, longest gap ${gap} ms"
+    ensure_ready "$tag"
+}
+
 # The version a member shows: running_config_version (forwarding nodes) or the replicated
 # config_version (the witness), from GET /v1/cluster on its admin socket (what tandemctl
 # cluster status reads). Sets VERSION_SEEN (empty if none); one fork, for curl.
@@ -650,6 +708,9 @@ for ROUND in $(seq "$ROUNDS"); do
         m_move
         m_cut pair
         m_cut isolate
+        m_impair loss10
+        m_impair loss30
+        m_impair deaf
         [ "$IMPL" = tandem ] && m_config
         save_logs "r$ROUND-$IMPL"
         lab_down
@@ -684,6 +745,15 @@ ROWS_SPEC=(
     "isolate answered_pct isolate: client probes answered (%) -"
     "isolate gap_ms isolate: client longest gap (ms) -"
     "isolate changes isolate: client answerer changes -"
+    "loss10 held_pct 10 % loss: exactly one holder (% of the time) ratio"
+    "loss10 dual_s 10 % loss: both held (s) -"
+    "loss10 gap_ms 10 % loss: client longest gap (ms) ratio"
+    "loss30 held_pct 30 % loss: exactly one holder (% of the time) ratio"
+    "loss30 dual_s 30 % loss: both held (s) -"
+    "loss30 gap_ms 30 % loss: client longest gap (ms) ratio"
+    "deaf held_pct holder deaf: exactly one holder (% of the time) ratio"
+    "deaf takeover_ms holder deaf: n2 holds the VIP after (ms) ratio"
+    "deaf dual_s holder deaf: both held (s) -"
     "config commit_ms config: tandemctl config apply returned (ms) -"
     "config n1_ms config: n1 runs it, polled (ms) -"
     "config n2_ms config: n2 runs it, polled (ms) -"
@@ -737,7 +807,7 @@ MD="$RESULTS/cluster-$STAMP.md"
     echo "Command: \`bench/cluster.sh --rounds $ROUNDS --interval $INTERVAL --partition $PARTITION_S --probe-timeout $PROBE_TIMEOUT\`"
     echo
     echo "Client gaps: tandem-probe in the client, a TCP connection to VIP:7000 every 10 ms ($PROBE_TIMEOUT"
-    echo "timeout), the longest time without an answer. Holders: both nodes' fib_trie every 10 ms."
+    echo "timeout), the longest time without an answer. Holders: both nodes' FIB and kernel fence every 10 ms (tandem-holders)."
     echo "Dual-holding: seconds during which both n1 and n2 had the VIP as a local address."
     echo "Ratio: tandem's median over keepalived's (below 1: tandem is faster)."
     echo

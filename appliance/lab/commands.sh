@@ -175,6 +175,16 @@ cmd_partition() {
         partition_between "$@"
         return
     fi
+    if [ "$1" = --one-way ]; then
+        shift
+        partition_one_way "$@"
+        return
+    fi
+    if [ "$1" = --loss ]; then
+        shift
+        partition_loss "$@"
+        return
+    fi
     if [ "$1" = --vrrp ]; then
         [ $# -eq 1 ] || die "partition --vrrp takes no nodes"
         ip netns exec "$HUB" nft -f - <<'EOF'
@@ -232,6 +242,58 @@ $rules    }
 }
 EOF
     say "cut $node from $* (both ways, at the bridge; everyone else still reaches it); '$ME --name $NAME heal' to undo"
+}
+
+# Drops what FROM sends to each PEER at the bridge, nothing the other way: FROM still hears
+# them (a one-way cut). `partition --one-way n2 n1` with n1 also sent to: n1 is deaf to n2.
+partition_one_way() { # partition_one_way FROM PEER...
+    [ $# -ge 2 ] || die "partition --one-way: name a sender and at least one receiver, e.g. 'partition --one-way n2 n1'"
+    local from="$1" p rules=""
+    shift
+    check_node "$from"
+    for p in "$@"; do
+        check_node "$p"
+        [ "$p" != "$from" ] || die "partition --one-way: $from cannot be cut from itself"
+        rules+="        iifname \"v$from\" oifname \"v$p\" drop
+"
+    done
+    ip netns exec "$HUB" nft -f - <<EOF
+table bridge lab_oneway_$from
+flush table bridge lab_oneway_$from
+table bridge lab_oneway_$from {
+    chain forward {
+        type filter hook forward priority 0; policy accept;
+$rules    }
+}
+EOF
+    say "dropping what $from sends to $* (one way, at the bridge); '$ME --name $NAME heal' to undo"
+}
+
+# Drops PCT % of the packets between every two of the named nodes, at random, both ways
+# (the client's and the backends' traffic untouched).
+partition_loss() { # partition_loss PCT NODE NODE...
+    local pct="${1:-}" a b rules=""
+    [[ "$pct" =~ ^[0-9]+$ ]] && [ "$pct" -ge 1 ] && [ "$pct" -le 100 ] || die "partition --loss: a percentage 1..100 first, e.g. 'partition --loss 10 n1 n2 witness'"
+    shift
+    [ $# -ge 2 ] || die "partition --loss: name at least two nodes"
+    for a in "$@"; do check_node "$a"; done
+    for a in "$@"; do
+        for b in "$@"; do
+            [ "$a" != "$b" ] || continue
+            rules+="        iifname \"v$a\" oifname \"v$b\" numgen random mod 100 < $pct drop
+"
+        done
+    done
+    ip netns exec "$HUB" nft -f - <<EOF
+table bridge lab_loss
+flush table bridge lab_loss
+table bridge lab_loss {
+    chain forward {
+        type filter hook forward priority 0; policy accept;
+$rules    }
+}
+EOF
+    say "dropping $pct % of the packets between $* at random (both ways); '$ME --name $NAME heal' to undo"
 }
 
 cmd_heal() {

@@ -468,7 +468,9 @@ pub struct Observer {
 
 /// The VIP is held: the address is local and the kernel fence (if any) lets it through.
 fn holds_vip(vip: Ipv4Addr) -> bool {
-    has_address(vip) && crate::nft_fence::fence_state(vip) != crate::nft_fence::FenceState::Closed
+    use tandem_vrrp::io::{fence_state, FenceState};
+    has_address(vip)
+        && fence_state(vip).expect("reading the kernel fence over nfnetlink") != FenceState::Closed
 }
 
 fn has_address(vip: Ipv4Addr) -> bool {

@@ -306,5 +306,4 @@ pub mod http_backends;
 pub mod l7_backends;
 pub mod lab_script;
 pub mod netns;
-pub mod nft_fence;
 pub mod vrrp_lab;

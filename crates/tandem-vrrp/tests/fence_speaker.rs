@@ -627,10 +627,14 @@ fn the_kernel_fence_silences_the_vip_when_its_permit_ends_with_no_daemon_acting(
 }
 
 async fn kernel_fence_scenario(node: &str, peer: &str) {
-    use tandem_vrrp::io::KernelFence;
+    use tandem_vrrp::io::{fence_state, FenceState, KernelFence};
+    // The reader the drills' observer and tandem-holders use, checked against the fence.
+    let state = || fence_state(VIP).expect("nfnetlink dump of the fence");
+    assert_eq!(state(), FenceState::NoFence, "no table yet");
     let fence = KernelFence::install(&[VIP], ms(100))
         .await
         .expect("kernel fence installs (nft from Debian's nftables)");
+    assert_eq!(state(), FenceState::Closed, "installed, nothing permitted");
     let prober = Prober::start(peer);
 
     // Installed, nothing permitted: the VIP does not answer, not even ARP.
@@ -648,6 +652,7 @@ async fn kernel_fence_scenario(node: &str, peer: &str) {
         || async { prober.last_echo().is_some() },
     )
     .await;
+    assert_eq!(state(), FenceState::Open, "permitted");
 
     // Shortened to end 300 ms from now, then nobody acts: echoes stop at its end.
     let until = Instant::now() + ms(300);
@@ -677,6 +682,7 @@ async fn kernel_fence_scenario(node: &str, peer: &str) {
         0,
         "nothing answers once the permit ended"
     );
+    assert_eq!(state(), FenceState::Closed, "the element expired");
 
     // ARP: with the peer's neighbour entry gone, the VIP is not resolved any more.
     run("ip", &["-n", peer, "neigh", "flush", "dev", "eth0"]);
@@ -691,4 +697,5 @@ async fn kernel_fence_scenario(node: &str, peer: &str) {
     fence.remove().await;
     let tables = run("ip", &["netns", "exec", node, "nft", "list", "tables"]);
     assert!(!tables.contains("tandem_fence"), "tables removed: {tables}");
+    assert_eq!(state(), FenceState::NoFence, "removed");
 }

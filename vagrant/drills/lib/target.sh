@@ -5,7 +5,7 @@
 #   t_init                    check the target is there; set FWD, WITNESS, BACKENDS, VIP...
 #   t_exec HOST CMD...        run CMD as root on HOST (stdin passed through)
 #   t_ctl HOST ARGS...        tandemctl on a cluster member
-#   t_holders                 the forwarding nodes that have the VIP on an interface
+#   t_holders                 the forwarding nodes that hold the VIP (address up, fence open)
 #   t_prepare_crash NODE      make the next SIGKILL stick (Vagrant: no systemd restart)
 #   t_crash NODE              SIGKILL the node's tandemd
 #   t_stop NODE               SIGTERM (systemctl stop) and wait until it has exited
@@ -117,10 +117,18 @@ t_ctl() { # t_ctl HOST ARGS...
     fi
 }
 
+# A node holds the VIP when the address is on an interface AND tandem's kernel fence (if
+# the node has one: `nft list table inet tandem_fence`) lets it through: a SIGKILLed
+# holder's address outlives its lease for a second or two, silenced by the fence.
 t_holders() {
     local n out=()
     for n in "${FWD[@]}"; do
-        if t_exec "$n" ip -4 -o addr show 2>/dev/null | grep -q " inet $VIP/"; then out+=("$n"); fi
+        # shellcheck disable=SC2016 # expanded by the remote shell
+        if t_exec "$n" sh -c 'ip -4 -o addr show | grep -q " inet $1/" &&
+            { ! nft list table inet tandem_fence >/dev/null 2>&1 ||
+                nft list set inet tandem_fence held | grep -q "$1 "; }' sh "$VIP" 2>/dev/null; then
+            out+=("$n")
+        fi
     done
     echo "${out[*]:-}"
 }

@@ -2,6 +2,7 @@
 //! trackers and the fencing seam ([`Fence`]). One task per instance ([`spawn_instance`]).
 
 mod fence;
+pub mod fence_reader;
 mod garp;
 mod hooks;
 pub mod kernel_fence;
@@ -12,6 +13,7 @@ mod stats;
 pub mod tracker;
 
 pub use fence::{Fence, FenceLink, NoFence, Permit};
+pub use fence_reader::{fence_state, FenceState};
 pub use hooks::{HookEvent, HookRunner};
 pub use kernel_fence::{KernelFence, KernelFenceError, KernelFenceView};
 pub use netlink::{LinkInfo, Netlink, NetlinkError};

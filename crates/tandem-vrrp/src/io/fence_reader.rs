@@ -1,7 +1,8 @@
-//! Reads tandem's kernel fence from the current thread's network namespace without running
-//! `nft` (too slow for a 10 ms observer): one nfnetlink dump of the `held` set of table
-//! `inet tandem_fence`. A VIP whose address is configured but whose element is absent or
-//! expired is silenced by the kernel: it is not held.
+//! Reads the kernel fence ([`super::kernel_fence`]) from the current thread's network
+//! namespace without running `nft` (too slow for an observer sampling every 10 ms): one
+//! nfnetlink dump of the `held` set of table `inet tandem_fence`. A VIP whose address is
+//! configured but whose element is absent or expired is silenced by the kernel: it is not
+//! held. The drills' observer and `tandem-holders` (bench/cluster.sh) use it.
 
 use nix::sys::socket::{
     recv, sendto, socket, AddressFamily, MsgFlags, NetlinkAddr, SockFlag, SockProtocol, SockType,
@@ -58,15 +59,14 @@ fn attrs(mut data: &[u8]) -> Vec<(u16, &[u8])> {
     out
 }
 
-/// The fence state of `vip` (errors other than "no such table" panic: the test is broken).
-pub fn fence_state(vip: Ipv4Addr) -> FenceState {
+/// The fence state of `vip` in this thread's namespace.
+pub fn fence_state(vip: Ipv4Addr) -> std::io::Result<FenceState> {
     let fd = socket(
         AddressFamily::Netlink,
         SockType::Raw,
         SockFlag::SOCK_CLOEXEC,
         SockProtocol::NetlinkNetFilter,
-    )
-    .expect("netlink netfilter socket");
+    )?;
     let mut body = vec![NFPROTO_INET, 0, 0, 0];
     attr(&mut body, NFTA_SET_ELEM_LIST_TABLE, b"tandem_fence\0");
     attr(&mut body, NFTA_SET_ELEM_LIST_SET, b"held\0");
@@ -82,37 +82,36 @@ pub fn fence_state(vip: Ipv4Addr) -> FenceState {
         &msg,
         &NetlinkAddr::new(0, 0),
         MsgFlags::empty(),
-    )
-    .expect("netlink send");
+    )?;
     let mut open = false;
     let mut buf = vec![0u8; 65536];
     loop {
-        let n = recv(fd.as_raw_fd(), &mut buf, MsgFlags::empty()).expect("netlink recv");
+        let n = recv(fd.as_raw_fd(), &mut buf, MsgFlags::empty())?;
         let mut data = &buf[..n];
         while data.len() >= 16 {
             let len = u32::from_ne_bytes(data[0..4].try_into().unwrap()) as usize;
             let kind = u16::from_ne_bytes([data[4], data[5]]);
             if len < 16 || len > data.len() {
-                return if open {
+                return Ok(if open {
                     FenceState::Open
                 } else {
                     FenceState::Closed
-                };
+                });
             }
             match kind {
                 NLMSG_DONE => {
-                    return if open {
+                    return Ok(if open {
                         FenceState::Open
                     } else {
                         FenceState::Closed
-                    }
+                    })
                 }
                 NLMSG_ERROR => {
                     let code = i32::from_ne_bytes(data[16..20].try_into().unwrap());
                     match -code {
                         0 => {}
-                        c if c == nix::libc::ENOENT => return FenceState::NoFence,
-                        c => panic!("nft dump of the fence failed: errno {c}"),
+                        c if c == nix::libc::ENOENT => return Ok(FenceState::NoFence),
+                        c => return Err(std::io::Error::from_raw_os_error(c)),
                     }
                 }
                 _ => {
