@@ -182,7 +182,6 @@ impl ClusterNode {
             ops: Some(ops.clone()),
             contacts: contacts.clone(),
             elector: Some(elector.clone()),
-            commit_window: options.election_timeout,
         };
         let server = tokio::spawn(serve_with(listener, tls.server, handler, stop.clone()));
         let node = ClusterNode {

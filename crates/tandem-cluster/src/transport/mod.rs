@@ -65,19 +65,6 @@ use crate::raft::NodeId;
 pub struct Contacts {
     peers: Arc<Mutex<BTreeMap<NodeId, Instant>>>,
     leader: Arc<Mutex<Option<Instant>>>,
-    progress: Arc<Mutex<LeaderProgress>>,
-}
-
-/// What a follower saw of the current leader's commit index (see
-/// [`Contacts::leader_commits`]).
-#[derive(Debug, Default)]
-struct LeaderProgress {
-    /// The leader's (term, node) these figures belong to.
-    leader: Option<(u64, NodeId)>,
-    /// The highest commit index it sent, and when it last rose.
-    commit: Option<(u64, Instant)>,
-    /// Judged stuck at this commit index: not live again until it commits past it.
-    stuck_at: Option<u64>,
 }
 
 impl Contacts {
@@ -103,53 +90,6 @@ impl Contacts {
     /// A leader's AppendEntries was accepted: this node follows a live leader.
     pub fn leader_heard(&self) {
         *self.leader.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
-    }
-
-    /// Raft's check-quorum, seen from a follower (openraft 0.9 has no leader step-down on
-    /// a lost quorum): is the leader that sent AppendEntries with `commit` still
-    /// committing? Yes if its commit index rose within `window`, or it has committed
-    /// everything this node holds (`last_log`). A leader that still sends but hears
-    /// nobody (a one-way cut) appends entries it can never commit; once judged stuck it
-    /// stays so until it commits past that point. Its followers then stop feeding its
-    /// AppendEntries to openraft, whose leader lease would otherwise refuse every vote
-    /// for as long as the deaf leader keeps sending.
-    pub fn leader_commits(
-        &self,
-        leader: (u64, NodeId),
-        commit: Option<u64>,
-        last_log: Option<u64>,
-        window: std::time::Duration,
-    ) -> bool {
-        let now = Instant::now();
-        let mut p = self.progress.lock().unwrap_or_else(|e| e.into_inner());
-        if p.leader != Some(leader) {
-            *p = LeaderProgress {
-                leader: Some(leader),
-                ..LeaderProgress::default()
-            };
-        }
-        let c = commit.unwrap_or(0);
-        let rose = match p.commit {
-            Some((seen, _)) if c <= seen => false,
-            _ => {
-                p.commit = Some((c, now));
-                true
-            }
-        };
-        if let Some(stuck) = p.stuck_at {
-            if c <= stuck {
-                return false;
-            }
-            p.stuck_at = None;
-        }
-        let recent = p
-            .commit
-            .is_some_and(|(_, at)| now.duration_since(at) <= window);
-        let live = rose || recent || c >= last_log.unwrap_or(0);
-        if !live {
-            p.stuck_at = Some(c);
-        }
-        live
     }
 
     /// When this node last accepted AppendEntries from a leader, if ever.

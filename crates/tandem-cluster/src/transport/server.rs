@@ -62,7 +62,6 @@ pub async fn serve(
         ops: None,
         contacts: Contacts::default(),
         elector: None,
-        commit_window: std::time::Duration::from_millis(300),
     };
     serve_with(listener, tls, handler, stop).await
 }
@@ -76,9 +75,6 @@ pub struct Handler {
     pub ops: Option<Arc<Ops>>,
     pub contacts: Contacts,
     pub elector: Option<Arc<Elector>>,
-    /// A leader whose commit index has not risen for this long while this node holds
-    /// entries it has not committed is judged cut off (see `Contacts::leader_commits`).
-    pub commit_window: std::time::Duration,
 }
 
 /// [`serve`] with cluster operations: what a full node runs.
@@ -190,23 +186,6 @@ async fn dispatch(handler: &Handler, request: Request) -> Reply {
         Request::AppendEntries(rpc) => {
             if let Some(leader) = rpc.vote.leader_id().voted_for() {
                 handler.contacts.touch(leader);
-                let last_log = raft.metrics().borrow().last_log_index;
-                let commits = handler.contacts.leader_commits(
-                    (rpc.vote.leader_id().term, leader),
-                    rpc.leader_commit.map(|c| c.index),
-                    last_log,
-                    handler.commit_window,
-                );
-                if !commits && rpc.vote.is_committed() {
-                    tracing::debug!(
-                        leader,
-                        "cluster: AppendEntries refused: the leader commits nothing (it hears no majority)"
-                    );
-                    return Reply::Refused(format!(
-                        "node {leader} leads but has committed nothing for {:?}: it hears no majority",
-                        handler.commit_window
-                    ));
-                }
             }
             let reply = raft.append_entries(rpc).await;
             // Accepted (not turned down for a higher vote): a live leader leads this node.
