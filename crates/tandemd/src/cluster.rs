@@ -89,10 +89,11 @@ impl Cluster {
             settings.raft_id,
             timing,
             cluster_node.ops(),
-            // Within two election timeouts: a leader crash is followed by pre-votes (the
-            // candidates are heard) well inside it, a few lost heartbeats do not count, and a
-            // node cut off hears nobody for that long.
-            cluster_node.liveness(settings.election_timeout.get() * 2),
+            // Within three election timeouts: after a leader crash the survivors hear each
+            // other again only at the pre-vote (one election timeout plus up to one more of
+            // random spread, then a round trip), which must fall inside it even on a loaded
+            // machine; a few lost heartbeats do not count; a node cut off hears nobody.
+            cluster_node.liveness(settings.election_timeout.get() * 3),
             cluster_node.applied(),
         );
         let cluster = Cluster {
