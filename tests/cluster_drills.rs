@@ -56,6 +56,25 @@ async fn assert_lease_metrics_name_n1(cl: &ClusterLab) {
     );
     let left = metric(&n1, r#"tandem_vip_lease_remaining_seconds{group="front"}"#);
     assert!(left.is_some_and(|s| s > 0.0 && s <= 2.0), "{left:?}\n{n1}");
+    // The kernel fence is open on the holder for what is left of its window, and shown.
+    let fence = metric(
+        &n1,
+        r#"tandem_vrrp_kernel_fence_remaining_seconds{group="front"}"#,
+    );
+    assert!(
+        fence.is_some_and(|s| s > 0.0 && s <= 0.45),
+        "{fence:?}\n{n1}"
+    );
+    assert_eq!(
+        metric(&n1, r#"tandem_vip_lease_able{group="front"}"#),
+        Some(1.0),
+        "{n1}"
+    );
+    let vrrp = cl.ctl_ok(0, &["vrrp"]);
+    assert!(
+        vrrp.contains("held, fence"),
+        "tandemctl vrrp shows the fence:\n{vrrp}"
+    );
 }
 
 async fn expect_holder(
@@ -181,6 +200,18 @@ async fn lossy_and_one_way_links_keep_the_vip_held() {
     if std::env::var_os("DRILL_LOGS").is_some() {
         println!("--- n1 ---\n{}\n--- n2 ---\n{}", cl.log(0), cl.log(1));
     }
+    // The deaf node says why it stepped aside: Fault, no lease to be had.
+    let n1 = cl.metrics(0).await;
+    assert_eq!(
+        metric(&n1, r#"tandem_vrrp_fenced_out{group="front"}"#),
+        Some(1.0),
+        "{n1}"
+    );
+    assert_eq!(
+        metric(&n1, r#"tandem_vip_lease_able{group="front"}"#),
+        Some(0.0),
+        "{n1}"
+    );
     // The holder here also leads Raft: its heartbeats still reach the followers, which
     // therefore refuse to elect until its connections time out (openraft 0.9 has no
     // leader step-down on a lost quorum). Measured 1.3-1.5 s; bound 2.5 s.

@@ -668,6 +668,7 @@ async fn cluster_samples_expose_leases_members_and_hold_windows() {
     assert_eq!(m.value("tandem_vip_lease_holding", &front), 1.0);
     assert_eq!(m.value("tandem_vip_lease_remaining_seconds", &front), 1.5);
     assert_eq!(m.value("tandem_vip_lease_forced", &front), 0.0);
+    assert_eq!(m.value("tandem_vip_lease_able", &front), 1.0);
     // A released lease: no holder series, holder id 0.
     let back = [("group", "back")];
     assert_eq!(m.value("tandem_vip_lease_holder_id", &back), 0.0);

@@ -155,6 +155,7 @@ pub fn vrrp_sample(
             waiting_for_fence: false,
             demoted: false,
             fenced_out: false,
+            kernel_fence_until: None,
         },
         adverts_sent: 40,
         adverts_received: 7,
@@ -214,6 +215,7 @@ pub fn cluster_sample() -> tandemd::metrics::ClusterSample {
             wants: true,
             holding: true,
             hold_left_ms: 1500,
+            able: true,
             ..Default::default()
         }],
     }

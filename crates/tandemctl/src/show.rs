@@ -182,10 +182,15 @@ pub fn vrrp(v: &Value) -> String {
             cell(&i["priority"]),
             cell(&i["effective_priority"]),
             cell(&i["master"]),
-            if i["holds_addresses"].as_bool() == Some(true) {
-                "held".into()
-            } else {
-                "-".into()
+            match (
+                i["holds_addresses"].as_bool(),
+                i["kernel_fence_left_ms"].as_u64(),
+                i["fenced_out"].as_bool(),
+            ) {
+                (Some(true), Some(ms), _) => format!("held, fence {ms}ms"),
+                (Some(true), None, _) => "held".into(),
+                (_, _, Some(true)) => "- (no lease can be had)".into(),
+                _ => "-".into(),
             },
             transition,
         ]);

@@ -76,6 +76,9 @@ pub struct InstanceStatus {
     pub demoted: bool,
     /// The fence says no lease can be had here: the instance sits in Fault, silent.
     pub fenced_out: bool,
+    /// Until when the kernel fence lets the addresses through (None: closed, or no
+    /// kernel fence).
+    pub kernel_fence_until: Option<tokio::time::Instant>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -118,6 +121,7 @@ pub async fn spawn_instance(
         waiting_for_fence: false,
         demoted: false,
         fenced_out: false,
+        kernel_fence_until: None,
     });
     let link = fence.attach(&spec.group);
     let speaker =

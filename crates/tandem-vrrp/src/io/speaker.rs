@@ -62,6 +62,8 @@ pub(super) struct Speaker {
     install_fault: Option<Instant>,
     /// Set by a failed install: step down at the next turn of the loop.
     fault_pending: bool,
+    /// Until when the kernel fence lets the addresses through (last refresh).
+    fence_until: Option<Instant>,
     /// Next gratuitous ARP burst while holding (the repeat burst, then periodic refresh).
     next_garp: Option<Instant>,
     warned: HashSet<(Ipv4Addr, &'static str)>,
@@ -137,6 +139,7 @@ impl Speaker {
             install_fault: None,
             fault_pending: false,
             next_garp: None,
+            fence_until: None,
             warned: HashSet::new(),
         })
     }
@@ -520,6 +523,7 @@ impl Speaker {
         let ips: Vec<Ipv4Addr> = self.spec.addresses.iter().map(|(ip, _)| *ip).collect();
         match kernel.permit(&ips, until).await {
             Ok(took) => {
+                self.fence_until = Some(until);
                 if took > kernel.allowed_lateness() {
                     kernel.count_late();
                     tracing::warn!(instance = %self.spec.group, took = ?took, allowed = ?kernel.allowed_lateness(),
@@ -572,6 +576,7 @@ impl Speaker {
             }
         }
         if let Some(kernel) = self.kernel.clone() {
+            self.fence_until = None;
             let ips: Vec<Ipv4Addr> = self.spec.addresses.iter().map(|(ip, _)| *ip).collect();
             if let Err(e) = kernel.revoke(&ips).await {
                 // Harmless: the elements time out with the permit they were given.
@@ -602,6 +607,7 @@ impl Speaker {
         let waiting = self.wants && !self.holding;
         let demoted = self.demoted;
         let fenced_out = self.machine.fenced_out();
+        let fence_until = self.fence_until;
         self.status.send_if_modified(|s| {
             let changed = s.state != state
                 || s.master != master
@@ -609,7 +615,8 @@ impl Speaker {
                 || s.holds_addresses != holding
                 || s.waiting_for_fence != waiting
                 || s.demoted != demoted
-                || s.fenced_out != fenced_out;
+                || s.fenced_out != fenced_out
+                || s.kernel_fence_until != fence_until;
             s.state = state;
             s.master = master;
             s.base_priority = base;
@@ -618,6 +625,7 @@ impl Speaker {
             s.waiting_for_fence = waiting;
             s.demoted = demoted;
             s.fenced_out = fenced_out;
+            s.kernel_fence_until = fence_until;
             changed
         });
     }

@@ -90,6 +90,11 @@ pub struct VrrpInstanceView {
     pub effective_priority: u8,
     pub master: Option<String>,
     pub holds_addresses: bool,
+    /// In Fault because no lease can be had here (docs/cluster.md).
+    pub fenced_out: bool,
+    /// Milliseconds the kernel fence still lets the VIPs through (None: no kernel fence
+    /// permit now).
+    pub kernel_fence_left_ms: Option<u64>,
     pub last_transition: Option<TransitionView>,
 }
 
@@ -277,6 +282,11 @@ pub async fn vrrp(node: &Node) -> VrrpView {
             effective_priority: s.effective_priority,
             master: s.master.map(|ip| ip.to_string()),
             holds_addresses: s.holds_addresses,
+            fenced_out: s.fenced_out,
+            kernel_fence_left_ms: s.kernel_fence_until.map(|t| {
+                t.saturating_duration_since(tokio::time::Instant::now())
+                    .as_millis() as u64
+            }),
             last_transition: s
                 .last_transition
                 .map(|(from, to, reason, at)| TransitionView {

@@ -211,6 +211,10 @@ fn encode_leases(out: &mut Out, c: &ClusterSample) {
         "vip_lease_forced",
         "1 while the operator override (tandemctl vip force-hold) is on for the group",
     );
+    let able = out.gauge(
+        "vip_lease_able",
+        "1 while this node can get a lease for the group (holds one, or hears a live leader or a majority); 0: its VRRP stays silent in Fault",
+    );
     for g in &c.groups {
         let group = labels([("group", g.group.as_str())]);
         holding.get_or_create(&group).set(i64::from(g.holding));
@@ -218,6 +222,7 @@ fn encode_leases(out: &mut Out, c: &ClusterSample) {
             .get_or_create(&group)
             .set(g.hold_left_ms as f64 / 1000.0);
         forced.get_or_create(&group).set(i64::from(g.forced));
+        able.get_or_create(&group).set(i64::from(g.able));
     }
 }
 

@@ -88,6 +88,14 @@ pub(super) fn encode(out: &mut Out, instances: &[VrrpSample]) {
         "vrrp_holds_addresses",
         "1 while this node has the group's virtual addresses installed",
     );
+    let fenced_out = out.gauge(
+        "vrrp_fenced_out",
+        "1 while the instance sits in Fault because no lease can be had on this node",
+    );
+    let fence_left = out.float_gauge(
+        "vrrp_kernel_fence_remaining_seconds",
+        "Seconds the nftables kernel fence still lets the group's VIPs through (0: closed)",
+    );
     let counters = [
         (
             out.counter("vrrp_transitions", "State changes of the instance"),
@@ -135,6 +143,15 @@ pub(super) fn encode(out: &mut Out, instances: &[VrrpSample]) {
         holds
             .get_or_create(&group)
             .set(i64::from(i.status.holds_addresses));
+        fenced_out
+            .get_or_create(&group)
+            .set(i64::from(i.status.fenced_out));
+        fence_left
+            .get_or_create(&group)
+            .set(i.status.kernel_fence_until.map_or(0.0, |t| {
+                t.saturating_duration_since(tokio::time::Instant::now())
+                    .as_secs_f64()
+            }));
         for (family, value) in &counters {
             family.get_or_create(&group).inc_by(value(i));
         }
