@@ -50,8 +50,7 @@ impl Dialer {
             for sock in addrs {
                 match TcpStream::connect(sock).await {
                     Ok(tcp) => {
-                        // Heartbeats are small and latency-bound: no Nagle delay.
-                        let _ = tcp.set_nodelay(true);
+                        super::tune_tcp(&tcp);
                         return self
                             .connector
                             .connect(name.clone(), tcp)

@@ -123,8 +123,7 @@ pub async fn serve_with(
 
 /// One peer connection, from handshake to close.
 async fn connection(tcp: TcpStream, peer: SocketAddr, acceptor: TlsAcceptor, handler: Handler) {
-    // Replies are small and latency-bound (heartbeat answers): no Nagle delay.
-    let _ = tcp.set_nodelay(true);
+    super::tune_tcp(&tcp);
     let mut stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
         Ok(Ok(stream)) => stream,
         Ok(Err(e)) => {
