@@ -53,8 +53,8 @@
 # Holders are sampled every 10 ms from both nodes' /proc/PID/net/fib_trie (a process
 # inside each node namespace; no fork per sample), as the Rust drills do.
 #
-# Runtime: about R x (28 s + 2 x --partition + 3 x (--impair + 25 s)) x 2: ~17 minutes for R = 3 with the
-# defaults, ~28 for R = 5.
+# Runtime: about R x (28 s + 2 x --partition + 3 x (--impair + 25 s)) x 2: ~17 minutes
+# for R = 3 with the defaults, ~28 for R = 5.
 #
 # Results: a table on stdout and as Markdown in bench/results/cluster-<timestamp>.md with
 # every run's figures; logs, probe and sampler outputs in bench/results/cluster-<timestamp>/.
@@ -99,8 +99,8 @@ if ! is_uint "$PARTITION_S" || [ "$PARTITION_S" -lt 3 ] || [ "$PARTITION_S" -gt 
 require_tools keepalived:keepalived curl:curl ip:iproute2 nft:nftables socat:socat
 [ -x "$LAB" ] || die "$LAB is missing or not executable"
 
-per_round=$(((28 + 2 * PARTITION_S) * 2 + 2))
-echo "$BENCH_NAME: $ROUNDS round(s) of crash, move, pair, isolate (tandem and keepalived) and config (tandem);"
+per_round=$(((28 + 2 * PARTITION_S + 3 * (IMPAIR_S + 25)) * 2 + 2))
+echo "$BENCH_NAME: $ROUNDS round(s) of crash, move, pair, isolate, loss10, loss30, deaf (tandem and keepalived) and config (tandem);"
 echo "  roughly $ROUNDS x ~${per_round} s = ~$((ROUNDS * per_round / 60 + 1)) min."
 if pgrep -x cargo >/dev/null 2>&1 || pgrep -x rustc >/dev/null 2>&1 || pgrep -x wrk >/dev/null 2>&1; then
     echo "  note: a build or another benchmark is running on this machine; figures may be noisy." >&2
