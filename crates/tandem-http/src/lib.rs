@@ -18,6 +18,7 @@ mod service;
 mod sticky;
 mod upgrade;
 mod upstream;
+mod upstream_pool;
 
 pub use runtime::{HttpStats, ListenerRuntime};
 

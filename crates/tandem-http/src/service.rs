@@ -17,7 +17,7 @@ use crate::errors::{self, ClientBody};
 use crate::headers;
 use crate::runtime::{lock, KeySource, ListenerRuntime, PoolRuntime, Target};
 use crate::upgrade;
-use crate::upstream::ConnectError;
+use crate::upstream::{ConnectError, UpstreamError, UpstreamResponse};
 
 /// What one client connection shares with its requests.
 pub struct ConnContext {
@@ -201,20 +201,15 @@ fn body_over_limit(e: &(dyn std::error::Error + 'static)) -> bool {
 }
 
 /// The kind of a failed upstream exchange, for the backend's error counters: our
-/// connector's error when it is in the chain, else a broken exchange.
-fn upstream_error_kind(e: &(dyn std::error::Error + 'static)) -> ErrorKind {
-    let mut cause = Some(e);
-    while let Some(c) = cause {
-        if let Some(connect) = c.downcast_ref::<ConnectError>() {
-            return match connect {
-                ConnectError::Timeout(..) => ErrorKind::ConnectTimeout,
-                ConnectError::Tls(..) => ErrorKind::Tls,
-                ConnectError::Io(..) | ConnectError::BadUri(_) => ErrorKind::Connect,
-            };
-        }
-        cause = c.source();
+/// connector's error when it failed connecting, else a broken exchange.
+fn upstream_error_kind(e: &UpstreamError) -> ErrorKind {
+    match e.connect_error() {
+        Some(ConnectError::Timeout(..)) => ErrorKind::ConnectTimeout,
+        Some(ConnectError::Tls(..)) => ErrorKind::Tls,
+        Some(ConnectError::Io(..) | ConnectError::BadUri(_)) => ErrorKind::Connect,
+        None if matches!(e, UpstreamError::Handshake(..)) => ErrorKind::Connect,
+        None => ErrorKind::Protocol,
     }
-    ErrorKind::Protocol
 }
 
 /// The Host of a request: `Host` for HTTP/1, the URI authority for HTTP/2.
@@ -374,7 +369,7 @@ async fn forward(
         let sent_at = Instant::now();
         let result = tokio::time::timeout(
             pool.settings.response_timeout.get(),
-            pool.upstream.client.request(upstream_req),
+            pool.upstream.send(lease.address(), upstream_req),
         )
         .await;
         record.upstream_time = Some(sent_at.elapsed());
@@ -388,7 +383,7 @@ async fn forward(
                     "the backend did not answer in time",
                 );
             }
-            Ok(Err(e)) if body_over_limit(&e) => {
+            Ok(Err(e)) if body_over_limit(e.as_error()) => {
                 // The client's body outgrew max_body_bytes while streaming (no
                 // Content-Length): the client's fault, not the backend's.
                 lease.metrics().error(ErrorKind::BodyTooLarge);
@@ -455,14 +450,25 @@ fn build_request(
     body: &mut Option<crate::upstream::UpstreamBody>,
     last_try: bool,
 ) -> Request<crate::upstream::UpstreamBody> {
-    let path = parts
-        .uri
-        .path_and_query()
-        .map(|p| p.as_str())
-        .unwrap_or("/");
-    let uri: Uri = format!("{}://{}{}", pool.upstream.scheme, lease.address(), path)
-        .parse()
-        .unwrap_or_else(|_| Uri::from_static("/"));
+    let uri = if pool.upstream.http2 {
+        // hyper-util's pooled client: absolute form, the backend's address as authority.
+        let path = parts
+            .uri
+            .path_and_query()
+            .map(|p| p.as_str())
+            .unwrap_or("/");
+        format!("{}://{}{}", pool.upstream.scheme, lease.address(), path)
+            .parse()
+            .unwrap_or_else(|_| Uri::from_static("/"))
+    } else {
+        // One HTTP/1.1 connection to this backend: origin form.
+        parts
+            .uri
+            .path_and_query()
+            .cloned()
+            .map(Uri::from)
+            .unwrap_or_else(|| Uri::from_static("/"))
+    };
     let mut builder = Request::builder()
         .method(parts.method.clone())
         .uri(uri)
@@ -483,11 +489,13 @@ fn build_request(
         } else if !h.contains_key(http::header::HOST) {
             // An HTTP/2 client sent its host as :authority; without this the HTTP/1.1
             // backend would get the backend's own address as Host (hyper fills it in).
-            if let Some(v) = parts
-                .uri
-                .authority()
-                .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
-            {
+            // No authority either (HTTP/1.0 without Host): the backend's address, as a
+            // client would name it.
+            let v = match parts.uri.authority() {
+                Some(a) => HeaderValue::from_str(a.as_str()).ok(),
+                None => HeaderValue::from_str(&lease.address().to_string()).ok(),
+            };
+            if let Some(v) = v {
                 h.insert(http::header::HOST, v);
             }
         }
@@ -503,7 +511,7 @@ fn build_request(
 }
 
 fn respond(
-    resp: Response<Incoming>,
+    resp: UpstreamResponse,
     lease: BackendLease,
     pool: &PoolRuntime,
     preferred: Option<&str>,
