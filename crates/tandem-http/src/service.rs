@@ -26,10 +26,14 @@ pub struct ConnContext {
     /// The listener's current runtime: each request routes with the newest config.
     pub live: Arc<arc_swap::ArcSwap<ListenerRuntime>>,
     pub client: SocketAddr,
+    /// The client's address as a header value (X-Forwarded-For), made once per connection.
+    pub client_ip_value: headers::ClientIp,
     pub activity: Arc<crate::idle::Activity>,
     /// Upgraded streams (WebSocket) run here, so a graceful stop waits for them too.
     pub tunnels: tokio_util::task::TaskTracker,
 }
+
+const X_REQUEST_ID: http::HeaderName = http::HeaderName::from_static("x-request-id");
 
 struct HeaderLookup<'a>(&'a HeaderMap);
 
@@ -50,6 +54,7 @@ pub async fn handle(req: Request<Incoming>, ctx: Arc<ConnContext>) -> Response<C
             listener: current,
             live: ctx.live.clone(),
             client: ctx.client,
+            client_ip_value: ctx.client_ip_value.clone(),
             activity: ctx.activity.clone(),
             tunnels: ctx.tunnels.clone(),
         })
@@ -58,21 +63,27 @@ pub async fn handle(req: Request<Incoming>, ctx: Arc<ConnContext>) -> Response<C
     let l = ctx.listener.clone();
     l.stats.requests.fetch_add(1, Ordering::Relaxed);
     let started = Instant::now();
-    let request_id = req
+    let own_id;
+    let given_id = req
         .headers()
-        .get("x-request-id")
-        .and_then(|v| v.to_str().ok())
-        .filter(|v| !v.is_empty() && v.len() <= 128)
-        .map(str::to_string)
-        .unwrap_or_else(|| l.request_id());
-    let mut record = AccessRecord::new(&req, ctx.client, &request_id, l.settings.access_log);
+        .get(X_REQUEST_ID)
+        .filter(|v| !v.is_empty() && v.len() <= 128 && v.to_str().is_ok())
+        .cloned();
+    let request_id = match &given_id {
+        Some(v) => v.to_str().unwrap_or_default(),
+        None => {
+            own_id = l.request_id();
+            own_id.as_str()
+        }
+    };
+    let mut record = AccessRecord::new(&req, ctx.client, request_id, l.settings.access_log);
     let timeout = l.settings.request_timeout.get();
     let resp =
-        match tokio::time::timeout(timeout, pipeline(req, &ctx, &request_id, &mut record)).await {
+        match tokio::time::timeout(timeout, pipeline(req, &ctx, request_id, &mut record)).await {
             Ok(resp) => resp,
             Err(_) => errors::error(
                 StatusCode::GATEWAY_TIMEOUT,
-                &request_id,
+                request_id,
                 "the request did not complete in time",
             ),
         };
@@ -122,7 +133,7 @@ async fn pipeline(
     let headers = HeaderLookup(req.headers());
     let view = RequestView {
         method: req.method().as_str(),
-        host: host.as_deref(),
+        host: host_str(&host),
         path: req.uri().path(),
         headers: &headers,
     };
@@ -147,13 +158,12 @@ async fn pipeline(
                 .path_and_query()
                 .map(|p| p.as_str())
                 .unwrap_or("/");
-            let host_only = host
-                .as_deref()
+            let host_only = host_str(&host)
                 .map(tandem_policy::normalize_host)
                 .unwrap_or_default();
             let location = location
                 .replace("{hostname}", &host_only)
-                .replace("{host}", host.as_deref().unwrap_or(""))
+                .replace("{host}", host_str(&host).unwrap_or(""))
                 .replace("{uri}", uri);
             errors::redirect(*status, &location)
         }
@@ -164,7 +174,9 @@ async fn pipeline(
         }) => errors::fixed(*status, content_type, body.clone()),
         Some(Target::Pool(pool)) => {
             let pool = pool.clone();
-            forward(req, ctx, &pool, host, request_id, record).await
+            // Boxed: the forwarding state lives only while a request is in flight, and
+            // hyper keeps room for the service's future in every connection.
+            Box::pin(forward(req, ctx, &pool, host, request_id, record)).await
         }
     }
 }
@@ -212,13 +224,20 @@ fn upstream_error_kind(e: &UpstreamError) -> ErrorKind {
     }
 }
 
-/// The Host of a request: `Host` for HTTP/1, the URI authority for HTTP/2.
-fn request_host<B>(req: &Request<B>) -> Option<String> {
-    req.headers()
-        .get(http::header::HOST)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string)
-        .or_else(|| req.uri().authority().map(|a| a.as_str().to_string()))
+/// The Host of a request: `Host` for HTTP/1, the URI authority for HTTP/2. A header
+/// value (a shared reference into the request's buffer), not a copy; checked to be text.
+fn request_host<B>(req: &Request<B>) -> Option<HeaderValue> {
+    match req.headers().get(http::header::HOST) {
+        Some(v) => v.to_str().is_ok().then(|| v.clone()),
+        None => req
+            .uri()
+            .authority()
+            .and_then(|a| HeaderValue::from_str(a.as_str()).ok()),
+    }
+}
+
+fn host_str(host: &Option<HeaderValue>) -> Option<&str> {
+    host.as_ref().and_then(|v| v.to_str().ok())
 }
 
 fn is_idempotent(m: &Method) -> bool {
@@ -295,7 +314,7 @@ async fn forward(
     req: Request<Incoming>,
     ctx: &ConnContext,
     pool: &Arc<PoolRuntime>,
-    host: Option<String>,
+    host: Option<HeaderValue>,
     request_id: &str,
     record: &mut AccessRecord,
 ) -> Response<ClientBody> {
@@ -322,13 +341,13 @@ async fn forward(
     headers::add_forwarding(
         &mut parts.headers,
         &l.settings.forwarded,
-        ctx.client.ip(),
+        &ctx.client_ip_value,
         l.https,
-        host.as_deref(),
+        host_str(&host),
         parts.version,
     );
     if let Ok(v) = HeaderValue::from_str(request_id) {
-        parts.headers.insert("x-request-id", v);
+        parts.headers.insert(X_REQUEST_ID, v);
     }
     let mut body = Some(Limited::new(body, max_body as usize).boxed());
     lock(&pool.budget).record_request(now);
@@ -361,7 +380,9 @@ async fn forward(
                 )
             });
         };
-        tried.push(lease.index());
+        if attempts > 1 {
+            tried.push(lease.index());
+        }
         record.upstream = Some(lease.address());
         // The last possible attempt takes the headers; earlier ones need a copy to retry.
         let last_try = attempt + 1 == attempts;
@@ -521,7 +542,12 @@ fn respond(
 ) -> Response<ClientBody> {
     let mut resp = resp;
     let switching = resp.status() == StatusCode::SWITCHING_PROTOCOLS;
-    let backend_id = lease.backend_id().to_string();
+    let remember = pool.cookie.is_some() || pool.source_ip_sticky.is_some();
+    let backend_id = if remember {
+        lease.backend_id().to_string()
+    } else {
+        String::new()
+    };
     // An upgraded stream keeps its backend lease for as long as it lives, so
     // least-connections counts open WebSockets; other responses hold it in the body.
     let mut hold = Some(lease);

@@ -109,7 +109,9 @@ impl H1Pool {
         loop {
             let (mut sender, fresh) = match self.checkout(addr) {
                 Some(s) => (s, false),
-                None => (self.connect(addr).await?, true),
+                // Boxed: a rare path whose future (TCP, TLS) would triple the size of
+                // every request's future.
+                None => (Box::pin(self.connect(addr)).await?, true),
             };
             // Ready once the previous exchange is complete; an error means it closed.
             if let Err(e) = sender.ready().await {
