@@ -5,16 +5,21 @@
 # started or measured.
 #
 # Usage: bench/l7.sh [--duration 10] [--connections 50] [--threads 1] [--warmup 2]
-#                    [--rounds 1] [--scenarios http-ka,tls-new,tls-full,tls-ka]
+#                    [--rounds 1] [--scenarios idle,http-ka,h2,tls-new,tls-full,tls-ka]
+#                    [--streams 10] [--idle-connections 5000] [--idle-hold 2]
 #                    [--key rsa|ec] [--full-clients 16] [--url-host localhost]
 #                    [--proxy-cpu 1] [--load-cpu 0] [--no-pin] [--base-port 18180] [--keep-tmp]
 #
 #   --duration S      seconds of each measured run (default 10)
-#   --connections N   wrk connections (default 50); --threads N: wrk threads (default 1)
+#   --connections N   wrk and h2load connections (default 50); --threads N: their threads
+#                     (default 1)
+#   --streams N       concurrent streams per h2load connection in h2 (default 10)
+#   --idle-connections N  connections opened and held in idle (default 5000, at most 6000)
+#   --idle-hold S     seconds idle holds them before reading the proxies' RSS (default 2)
 #   --warmup S        seconds of an unmeasured run before each measured one (default 2)
 #   --rounds N        repeat the whole matrix N times, each round starting with another
 #                     target, and report medians (default 1; use 3+ on a noisy machine)
-#   --scenarios LIST  comma-separated subset of the scenarios below (default: all four)
+#   --scenarios LIST  comma-separated subset of the scenarios below (default: all six)
 #   --key rsa|ec      the certificate's key: RSA 2048 (default) or ECDSA P-256
 #   --full-clients N  parallel `openssl s_time` processes in tls-full (default 16)
 #   --url-host NAME   host name wrk puts in the URL, hence in SNI and Host (default
@@ -23,15 +28,28 @@
 #                     logs a warning for each such handshake)
 #   --proxy-cpu/--load-cpu  the CPU of the proxies, and of nginx and the load (default 1 and 0)
 #   --no-pin          no taskset at all
-#   --base-port P     ports P..P+8: backend nginx (P, TLS P+4), HAProxy (P+1, TLS P+5), nginx
-#                     proxy (P+2, TLS P+6), tandem (P+3, TLS P+7), HAProxy stats (P+8)
+#   --base-port P     ports P..P+11: backend nginx (P, TLS P+4, h2c P+11), HAProxy (P+1, TLS
+#                     P+5, h2c P+9), nginx proxy (P+2, TLS P+6, h2c P+10), tandem (P+3, which
+#                     also takes h2c, TLS P+7), HAProxy stats (P+8)
 #   --keep-tmp        keep the temporary directory (configs, certificate, logs, raw output)
 #
 # Total time: about rounds x 4 x (number of scenarios) x (warmup + duration) seconds, plus
 # a few seconds.
 #
-# Four scenarios, each against four targets (the backend directly, HAProxy, nginx, tandem):
+# Six scenarios, each against four targets (the backend directly, HAProxy, nginx, tandem):
+#   idle      --idle-connections clients (bench/l7_idle.py), one after the other, each sends
+#             one GET /ok over HTTP/1.1 and keeps its connection open; all are held for
+#             --idle-hold seconds, then closed. Reports the proxy's VmRSS growth per held
+#             connection (before the first one and while all are held) and its CPU per
+#             connection (open, one request, hold, close). No warm-up run (it would leave
+#             freed memory for the measured run to reuse), and it is the first scenario of
+#             a round, so round 1 measures memory on a freshly started proxy; later rounds
+#             reuse what the first one freed, and their RSS growth reads lower.
 #   http-ka   GET /ok (a 3-byte body) over HTTP/1.1 keep-alive: req/s, p50, p99 (wrk --latency)
+#   h2        GET /ok from HTTP/2 clients, h2c with prior knowledge (h2load -c --connections
+#             -m --streams), HTTP/1.1 from each proxy to the backend: req/s, and p50 and p99
+#             from h2load's per-request log. HAProxy takes h2c on a `proto h2` bind, nginx
+#             on a `listen ... http2` one, tandem on its usual port
 #   tls-new   GET /ok over HTTPS with `Connection: close` on every request (wrk with a Lua
 #             script): each request is a new TCP connection and a new TLS handshake, so
 #             req/s = handshakes/s. wrk (OpenSSL) offers the session ticket of its previous
@@ -58,7 +76,8 @@
 # Results: one table on stdout and the same as Markdown in bench/results/l7-<timestamp>.md
 # (with the raw output), plus tandemd's log as bench/results/l7-<timestamp>-tandemd.log.
 #
-# Needs: haproxy, nginx (nginx-light is enough), wrk, openssl, taskset, curl, ss, and the
+# Needs: haproxy, nginx (nginx-light is enough), wrk, openssl, taskset, curl, ss, h2load
+# (nghttp2-client) for h2, python3 for idle, and the
 # release binary (cargo build --release -p tandemd), or TANDEMD=/path/to/tandemd.
 set -euo pipefail
 
@@ -74,7 +93,10 @@ PIN=1
 BASE_PORT=18180
 ROUNDS=1
 KEEP_TMP=0
-SCENARIO_LIST="http-ka,tls-new,tls-full,tls-ka"
+SCENARIO_LIST="idle,http-ka,h2,tls-new,tls-full,tls-ka"
+STREAMS=10
+IDLE_CONNECTIONS=5000
+IDLE_HOLD=2
 KEY=rsa
 FULL_CLIENTS=16
 URL_HOST=localhost
@@ -91,6 +113,9 @@ while [ $# -gt 0 ]; do
     --warmup) WARMUP="${2:?}"; shift 2 ;;
     --rounds) ROUNDS="${2:?}"; shift 2 ;;
     --scenarios) SCENARIO_LIST="${2:?}"; shift 2 ;;
+    --streams) STREAMS="${2:?}"; shift 2 ;;
+    --idle-connections) IDLE_CONNECTIONS="${2:?}"; shift 2 ;;
+    --idle-hold) IDLE_HOLD="${2:?}"; shift 2 ;;
     --key) KEY="${2:?}"; shift 2 ;;
     --full-clients) FULL_CLIENTS="${2:?}"; shift 2 ;;
     --url-host) URL_HOST="${2:?}"; shift 2 ;;
@@ -103,7 +128,7 @@ while [ $# -gt 0 ]; do
     *) die "unknown argument '$1' (see --help)" ;;
     esac
 done
-for v in DURATION CONNECTIONS THREADS WARMUP PROXY_CPU LOAD_CPU BASE_PORT ROUNDS FULL_CLIENTS; do
+for v in DURATION CONNECTIONS THREADS WARMUP PROXY_CPU LOAD_CPU BASE_PORT ROUNDS FULL_CLIENTS STREAMS IDLE_CONNECTIONS IDLE_HOLD; do
     is_uint "${!v}" || die "--$(echo "$v" | tr 'A-Z_' 'a-z-') must be a whole number, got '${!v}'"
 done
 [ "$DURATION" -ge 1 ] || die "--duration must be at least 1"
@@ -111,12 +136,14 @@ done
 [ "$ROUNDS" -ge 1 ] || die "--rounds must be at least 1"
 [ "$CONNECTIONS" -le 2000 ] || die "--connections must be at most 2000 (the proxies allow 4096 connections, client and backend sides together for nginx)"
 [ "$CONNECTIONS" -ge "$THREADS" ] || die "--connections must be at least --threads (wrk needs one per thread)"
+[ "$STREAMS" -ge 1 ] && [ "$STREAMS" -le 256 ] || die "--streams must be in 1..256"
+[ "$IDLE_CONNECTIONS" -ge 1 ] && [ "$IDLE_CONNECTIONS" -le 6000 ] || die "--idle-connections must be in 1..6000 (the proxies allow 8000 connections, nginx 8192 per worker with the backend side)"
 [ "$FULL_CLIENTS" -ge 1 ] && [ "$FULL_CLIENTS" -le 256 ] || die "--full-clients must be in 1..256"
 [ "$BASE_PORT" -ge 1024 ] && [ "$BASE_PORT" -le 65500 ] || die "--base-port must be in 1024..65500"
 case "$KEY" in rsa | ec) ;; *) die "--key must be rsa or ec, got '$KEY'" ;; esac
 [[ "$URL_HOST" =~ ^[A-Za-z0-9.-]+$ ]] || die "--url-host must be a host name or an IPv4 address"
 
-ALL_SCENARIOS=(http-ka tls-new tls-full tls-ka)
+ALL_SCENARIOS=(idle http-ka h2 tls-new tls-full tls-ka)
 SCENARIOS=()
 IFS=',' read -r -a wanted_scenarios <<<"$SCENARIO_LIST"
 for s in "${ALL_SCENARIOS[@]}"; do # keep the canonical order whatever the order asked
@@ -133,6 +160,15 @@ HAPROXY="$(tool_path haproxy)"
 NGINX="$(tool_path nginx)"
 WRK="$(tool_path wrk)"
 OPENSSL="$(tool_path openssl)"
+has_scenario() { [[ " ${SCENARIOS[*]} " == *" $1 "* ]]; }
+if has_scenario h2; then require_tools h2load:nghttp2-client; fi
+if has_scenario idle; then
+    require_tools python3:python3
+    # One descriptor per held connection in the client, two in a proxy (nginx: its own limit).
+    ulimit -n 65536 2>/dev/null || [ "$(ulimit -n)" -gt $((IDLE_CONNECTIONS + 100)) ] \
+        || die "idle needs more open files than ulimit -n ($(ulimit -n)) allows"
+fi
+H2LOAD="$(tool_path h2load)"
 check_tandemd
 check_pinning
 if [ "$URL_HOST" != 127.0.0.1 ]; then
@@ -153,7 +189,10 @@ P_HAPROXY_TLS=$((BASE_PORT + 5))
 P_NGINX_TLS=$((BASE_PORT + 6))
 P_TANDEM_TLS=$((BASE_PORT + 7))
 P_STATS=$((BASE_PORT + 8))
-check_ports_free $(seq "$BASE_PORT" "$P_STATS")
+P_HAPROXY_H2=$((BASE_PORT + 9))
+P_NGINX_H2=$((BASE_PORT + 10))
+P_BACKEND_H2=$((BASE_PORT + 11))
+check_ports_free $(seq "$BASE_PORT" "$P_BACKEND_H2")
 
 # ---------------------------------------------------------------- temp dir, certificate
 make_tmp tandem-l7-bench
@@ -214,6 +253,7 @@ mkdir -p "$TMP/backend"
     server {
         listen 127.0.0.1:$P_BACKEND backlog=4096;
         listen 127.0.0.1:$P_BACKEND_TLS ssl backlog=4096;
+        listen 127.0.0.1:$P_BACKEND_H2 http2 backlog=4096;
         location = /ok { default_type text/plain; return 200 "ok\n"; }
     }
 }
@@ -225,11 +265,11 @@ start_nginx backend "$TMP/backend" "$LOAD_CPU" "$P_BACKEND"
 cat >"$TMP/haproxy.cfg" <<EOF
 global
     nbthread 1
-    maxconn 4096
+    maxconn 8000
     stats socket ipv4@127.0.0.1:$P_STATS level user
 defaults
     mode http
-    maxconn 4096
+    maxconn 8000
     timeout connect 5s
     timeout client 5m
     timeout server 5m
@@ -239,6 +279,10 @@ defaults
     http-reuse always
 frontend http
     bind 127.0.0.1:$P_HAPROXY
+    http-request set-header X-Forwarded-Proto http
+    default_backend nginx
+frontend h2c
+    bind 127.0.0.1:$P_HAPROXY_H2 proto h2
     http-request set-header X-Forwarded-Proto http
     default_backend nginx
 frontend https
@@ -268,6 +312,7 @@ mkdir -p "$TMP/nginx"
     server {
         listen 127.0.0.1:$P_NGINX backlog=4096;
         listen 127.0.0.1:$P_NGINX_TLS ssl backlog=4096;
+        listen 127.0.0.1:$P_NGINX_H2 http2 backlog=4096;
         server_name localhost; # \$host when a request has no Host (HTTP/1.0 from s_time)
         location / {
             proxy_pass http://backend;
@@ -298,7 +343,7 @@ name = "$1"
 protocol = "http"
 bind = "127.0.0.1:$2"
 pool = "nginx"
-max_connections = 4096
+max_connections = 8000
 
 [listener.http]
 access_log = false
@@ -344,6 +389,7 @@ wait_port "$P_TANDEM_TLS" "$PID_tandemd" tandemd "$TMP/tandem/tandemd.log"
 # ---------------------------------------------------------------- sanity: every target answers
 TARGETS=(direct haproxy nginx tandem)
 declare -A PORT_OF=([direct]=$P_BACKEND [haproxy]=$P_HAPROXY [nginx]=$P_NGINX [tandem]=$P_TANDEM)
+declare -A H2_PORT_OF=([direct]=$P_BACKEND_H2 [haproxy]=$P_HAPROXY_H2 [nginx]=$P_NGINX_H2 [tandem]=$P_TANDEM)
 declare -A TLS_PORT_OF=([direct]=$P_BACKEND_TLS [haproxy]=$P_HAPROXY_TLS [nginx]=$P_NGINX_TLS [tandem]=$P_TANDEM_TLS)
 declare -A PID_OF=([direct]="" [haproxy]=$PID_haproxy [nginx]=$NGINX_WORKER [tandem]=$PID_tandemd)
 declare -A TLS_INFO=() # per target: protocol, cipher, key exchange, signature, resumption
@@ -351,6 +397,11 @@ for t in "${TARGETS[@]}"; do
     port="${PORT_OF[$t]}" tport="${TLS_PORT_OF[$t]}"
     body="$(curl -fsS --max-time 5 "http://127.0.0.1:$port/ok")" || die "$t: GET http://127.0.0.1:$port/ok failed"
     [ "$body" = ok ] || die "$t: GET /ok answered '$body'"
+    if has_scenario h2; then
+        body="$(curl -fsS --http2-prior-knowledge --max-time 5 "http://127.0.0.1:${H2_PORT_OF[$t]}/ok")" \
+            || die "$t: GET /ok over h2c (prior knowledge) on port ${H2_PORT_OF[$t]} failed"
+        [ "$body" = ok ] || die "$t: GET /ok over h2c answered '$body'"
+    fi
     body="$(curl -fsS -k --http1.1 --max-time 5 "https://$URL_HOST:$tport/ok")" || die "$t: GET https://$URL_HOST:$tport/ok failed"
     [ "$body" = ok ] || die "$t: GET /ok over TLS answered '$body'"
     # tls-new relies on the server answering `Connection: close` with `Connection: close`
@@ -412,9 +463,51 @@ run_stime() { # run_stime SECONDS PORT OUTFILE: FULL_CLIENTS x `openssl s_time -
     rm -f "$out".*
 }
 
+run_h2load() { # run_h2load SECONDS URL OUTFILE: h2load pinned to LOAD_CPU, one WRKRESULT line
+    local secs="$1" url="$2" out="$3" status=0 pid
+    (on_cpu "$LOAD_CPU" timeout --kill-after=5 $((secs + 30)) "$H2LOAD" -t "$THREADS" \
+        -c "$CONNECTIONS" -m "$STREAMS" -D "$secs" --log-file="$out.log" "$url") >"$out.h2load" 2>&1 &
+    pid=$!
+    LOAD_PIDS+=("$pid")
+    wait "$pid" || status=$?
+    forget_load "$pid"
+    [ "$status" = 0 ] || { cat "$out.h2load" >&2; die "h2load failed against $url (exit status $status)"; }
+    # "finished in 5.00s, ..." / "requests: N total, N started, N done, N succeeded, N failed,
+    # N errored, N timeout" / "status codes: N 2xx, N 3xx, N 4xx, N 5xx" / "traffic: ... total";
+    # the log: start (µs since the epoch), status, µs to the end of the response.
+    {
+        grep -v '^progress: ' "$out.h2load"
+        sort -n -k3,3 "$out.log" | awk -F'\t' '{ v[NR] = $3 } END {
+            p50 = NR ? v[int((NR - 1) * 0.50) + 1] : 0; p99 = NR ? v[int((NR - 1) * 0.99) + 1] : 0
+            printf "%d %d %d\n", p50, p99, NR ? v[NR] : 0 }' >"$out.pct"
+        awk -v pct="$(cat "$out.pct")" '
+            /^finished in / { d = $3; sub(/s,$/, "", d); if (d ~ /ms$/) { sub(/ms$/, "", d); d /= 1000 } }
+            /^requests: / { done = $6; failed = $10; errored = $12; timeout = $14 }
+            /^status codes: / { st = $7 + $9 }
+            /^traffic: / { b = $3; gsub(/[()]/, "", b) }
+            END { split(pct, p, " ")
+                printf "WRKRESULT requests=%d duration_us=%.0f bytes=%.0f p50_us=%d p99_us=%d max_us=%d connect=0 read=%d write=0 status=%d timeout=%d\n",
+                    done, d * 1e6, b, p[1], p[2], p[3], failed + errored, st, timeout }' "$out.h2load"
+    } >"$out"
+    rm -f "$out.h2load" "$out.log" "$out.pct"
+}
+
+run_idle() { # run_idle TARGET OUTFILE: bench/l7_idle.py on LOAD_CPU against the plain port
+    local t="$1" out="$2" status=0 pid
+    (on_cpu "$LOAD_CPU" timeout --kill-after=5 $((IDLE_CONNECTIONS / 50 + IDLE_HOLD + 60)) \
+        python3 "$ROOT/bench/l7_idle.py" "${PORT_OF[$t]}" "$IDLE_CONNECTIONS" "$IDLE_HOLD" "${PID_OF[$t]}") >"$out" 2>&1 &
+    pid=$!
+    LOAD_PIDS+=("$pid")
+    wait "$pid" || status=$?
+    forget_load "$pid"
+    [ "$status" = 0 ] || { cat "$out" >&2; die "the idle client failed against $t (exit status $status)"; }
+}
+
 run_load() { # run_load SCENARIO TARGET SECONDS OUTFILE
     local s="$1" t="$2" secs="$3" out="$4"
     case "$s" in
+    idle) run_idle "$t" "$out" ;;
+    h2) run_h2load "$secs" "http://127.0.0.1:${H2_PORT_OF[$t]}/ok" "$out" ;;
     http-ka) run_wrk "$secs" "http://127.0.0.1:${PORT_OF[$t]}/ok" "$out" "$TMP/report.lua" ;;
     tls-new) run_wrk "$secs" "https://$URL_HOST:${TLS_PORT_OF[$t]}/ok" "$out" "$TMP/close.lua" ;;
     tls-ka) run_wrk "$secs" "https://$URL_HOST:${TLS_PORT_OF[$t]}/ok" "$out" "$TMP/report.lua" ;;
@@ -445,7 +538,7 @@ measure() { # measure SCENARIO TARGET ROUND: one warm-up and one measured run
     local ssl_rate="" key_rate="" reuse=""
     pid="${PID_OF[$t]}"
     printf '  %-8s %-7s ' "$s" "$t"
-    if [ "$WARMUP" -gt 0 ]; then
+    if [ "$WARMUP" -gt 0 ] && [ "$s" != idle ]; then
         run_load "$s" "$t" "$WARMUP" "$TMP/warmup.out"
     fi
     if [ -n "$pid" ]; then
@@ -485,6 +578,12 @@ measure() { # measure SCENARIO TARGET ROUND: one warm-up and one measured run
         R[$s,$t,${kv%%=*},$r]="${kv#*=}"
     done
     secs="$(awk -v us="${R[$s,$t,duration_us,$r]}" 'BEGIN { printf "%.6f", us / 1e6 }')"
+    R[$s,$t,rss_conn,$r]=""
+    if [ "$s" = idle ] && [ -n "${R[$s,$t,rss_held_kib,$r]:-}" ]; then
+        # KiB of VmRSS per held connection; the rate is connections opened per second.
+        R[$s,$t,rss_conn,$r]="$(awk -v a="${R[$s,$t,rss_before_kib,$r]}" -v b="${R[$s,$t,rss_held_kib,$r]}" \
+            -v n="${R[$s,$t,requests,$r]}" 'BEGIN { if (n > 0) printf "%.2f", (b - a) / n }')"
+    fi
     R[$s,$t,rps,$r]="$(awk -v n="${R[$s,$t,requests,$r]}" -v d="$secs" 'BEGIN { printf "%.0f", n / d }')"
     R[$s,$t,cpu,$r]=""
     R[$s,$t,cpu_us,$r]=""
@@ -502,7 +601,7 @@ measure() { # measure SCENARIO TARGET ROUND: one warm-up and one measured run
     printf '%7s req/s, p50 %s, p99 %s, proxy %s µs CPU/req, errors %s\n' "${R[$s,$t,rps,$r]}" \
         "$(us_ms "${R[$s,$t,p50_us,$r]}")" "$(us_ms "${R[$s,$t,p99_us,$r]}")" \
         "${R[$s,$t,cpu_us,$r]:--}" "${R[$s,$t,errors,$r]}"
-    ROUND_ROWS+=("$s"$'\t'"$t"$'\t'"$r"$'\t'"${R[$s,$t,rps,$r]}"$'\t'"$(us_ms "${R[$s,$t,p50_us,$r]}")"$'\t'"$(us_ms "${R[$s,$t,p99_us,$r]}")"$'\t'"$(pct "${R[$s,$t,cpu,$r]}")"$'\t'"${R[$s,$t,cpu_us,$r]:--}"$'\t'"$(pct "${R[$s,$t,runq,$r]}")"$'\t'"${R[$s,$t,errors,$r]}"$'\t'"${R[$s,$t,loadavg,$r]}")
+    ROUND_ROWS+=("$s"$'\t'"$t"$'\t'"$r"$'\t'"${R[$s,$t,rps,$r]}"$'\t'"$(us_ms "${R[$s,$t,p50_us,$r]}")"$'\t'"$(us_ms "${R[$s,$t,p99_us,$r]}")"$'\t'"$(pct "${R[$s,$t,cpu,$r]}")"$'\t'"${R[$s,$t,cpu_us,$r]:--}"$'\t'"${R[$s,$t,rss_conn,$r]:--}"$'\t'"$(pct "${R[$s,$t,runq,$r]}")"$'\t'"${R[$s,$t,errors,$r]}"$'\t'"${R[$s,$t,loadavg,$r]}")
     {
         echo "#### $s → $t$([ "$ROUNDS" -gt 1 ] && echo ", round $r")"
         echo
@@ -531,7 +630,7 @@ LOADAVG_END="$(cut -d' ' -f1-3 /proc/loadavg)"
 
 for s in "${SCENARIOS[@]}"; do
     for t in "${TARGETS[@]}"; do
-        for f in rps p50_us p99_us rss_kib cpu cpu_us runq load_busy load_steal proxy_busy proxy_steal loadavg; do
+        for f in rps p50_us p99_us rss_kib rss_conn cpu cpu_us runq load_busy load_steal proxy_busy proxy_steal loadavg; do
             vals=()
             for ((r = 1; r <= ROUNDS; r++)); do vals+=("${R[$s,$t,$f,$r]}"); done
             R[$s,$t,$f]="$(median "${vals[@]}")"
@@ -540,6 +639,9 @@ for s in "${SCENARIOS[@]}"; do
             R[$s,$t,$f]=0
             for ((r = 1; r <= ROUNDS; r++)); do R[$s,$t,$f]=$((${R[$s,$t,$f]} + ${R[$s,$t,$f,$r]})); done
         done
+        # Memory per idle connection: the first round's, measured on freshly started proxies
+        # (later rounds reuse what the first one freed).
+        R[$s,$t,rss_conn]="${R[$s,$t,rss_conn,1]}"
         R[$s,$t,rps]="$(awk -v x="${R[$s,$t,rps]}" 'BEGIN { printf "%.0f", x }')"
         if [ -n "${R[$s,$t,cpu_us]}" ]; then
             R[$s,$t,cpu_us]="$(awk -v x="${R[$s,$t,cpu_us]}" 'BEGIN { printf "%.1f", x }')"
@@ -560,13 +662,13 @@ errs_detail() { # "0" or "12 (read 10, status≥400 2)"
 }
 
 # shellcheck disable=SC2034 # passed by name to print_*_table
-HEADER=(scenario target "req/s" p50 p99 "proxy CPU" "µs CPU/req" "peak RSS" errors)
+HEADER=(scenario target "req/s" p50 p99 "proxy CPU" "µs CPU/req" "peak RSS" "KiB RSS/idle conn" errors)
 ROWS=()
 add_row() { local IFS=$'\t'; ROWS+=("$*"); }
 for s in "${SCENARIOS[@]}"; do
     for t in "${TARGETS[@]}"; do
         add_row "$s" "$t" "${R[$s,$t,rps]}" "$(us_ms "${R[$s,$t,p50_us]}")" "$(us_ms "${R[$s,$t,p99_us]}")" \
-            "$(pct "${R[$s,$t,cpu]}")" "${R[$s,$t,cpu_us]:--}" "$(fmt_rss "${R[$s,$t,rss_kib]}")" "$(errs_detail "$s" "$t")"
+            "$(pct "${R[$s,$t,cpu]}")" "${R[$s,$t,cpu_us]:--}" "$(fmt_rss "${R[$s,$t,rss_kib]}")" "${R[$s,$t,rss_conn]:--}" "$(errs_detail "$s" "$t")"
     done
     for other in haproxy nginx; do
         add_row "$s" "tandem/$other" \
@@ -576,6 +678,7 @@ for s in "${SCENARIOS[@]}"; do
             "$(ratio "${R[$s,tandem,cpu]}" "${R[$s,$other,cpu]}")" \
             "$(ratio "${R[$s,tandem,cpu_us]}" "${R[$s,$other,cpu_us]}")" \
             "$(ratio "${R[$s,tandem,rss_kib]}" "${R[$s,$other,rss_kib]}")" \
+            "$(ratio "${R[$s,tandem,rss_conn]}" "${R[$s,$other,rss_conn]}")" \
             ""
     done
 done
@@ -623,7 +726,7 @@ for t in "${TARGETS[@]}"; do TLS_ROWS+=("$t"$'\t'"${TLS_INFO[$t]}"); done
 {
     echo "# tandem L7 benchmark, $(date '+%Y-%m-%d %H:%M:%S %Z')"
     echo
-    echo "Command: \`bench/l7.sh --duration $DURATION --connections $CONNECTIONS --threads $THREADS --warmup $WARMUP --rounds $ROUNDS --scenarios $(IFS=,; echo "${SCENARIOS[*]}") --key $KEY --full-clients $FULL_CLIENTS --url-host $URL_HOST$([ "$PIN" = 0 ] && echo " --no-pin")\`"
+    echo "Command: \`bench/l7.sh --duration $DURATION --connections $CONNECTIONS --threads $THREADS --warmup $WARMUP --rounds $ROUNDS --scenarios $(IFS=,; echo "${SCENARIOS[*]}") --streams $STREAMS --idle-connections $IDLE_CONNECTIONS --idle-hold $IDLE_HOLD --key $KEY --full-clients $FULL_CLIENTS --url-host $URL_HOST$([ "$PIN" = 0 ] && echo " --no-pin")\`"
     echo
     echo "- machine: $NCPU CPUs ($(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)), Linux $(uname -r); load average $LOADAVG_START at the start, $LOADAVG_END at the end"
     echo "- tandemd: $(tandemd_description), TOKIO_WORKER_THREADS=1, HTTP listeners with access_log = false"
@@ -631,6 +734,8 @@ for t in "${TARGETS[@]}"; do TLS_ROWS+=("$t"$'\t'"${TLS_INFO[$t]}"); done
     echo "- $("$NGINX" -v 2>&1 | sed 's/^nginx version: //') as the reverse proxy (1 worker, upstream keepalive 64, proxy_http_version 1.1, Connection \"\") and as the backend (1 worker, return 200 \"ok\\n\")"
     echo "- threads: $THREADS_OF_TARGET"
     echo "- $("$WRK" --version 2>&1 | head -1 | sed 's/ Copyright.*//'): -t $THREADS -c $CONNECTIONS -d ${DURATION}s --latency, after a ${WARMUP}s warm-up per target; tls-new adds \`Connection: close\` from Lua"
+    has_scenario h2 && echo "- h2: $("$H2LOAD" --version 2>&1 | head -1) -t $THREADS -c $CONNECTIONS -m $STREAMS -D $DURATION, h2c with prior knowledge, after a ${WARMUP}s warm-up per target; p50/p99 from its per-request log"
+    has_scenario idle && echo "- idle: $IDLE_CONNECTIONS connections opened one after the other (bench/l7_idle.py), one GET /ok each, held ${IDLE_HOLD}s; KiB RSS/idle conn = VmRSS growth of the proxy ÷ connections, round 1 (fresh proxies); µs CPU/req there is per connection (open, request, hold, close)"
     echo "- tls-full: $FULL_CLIENTS x \`openssl s_time -new -www /ok\` ($("$OPENSSL" version)), handshakes counted over the wall time of the run"
     echo "- certificate: self-signed $KEY_DESC, CN=localhost; wrk's URL host (SNI): $URL_HOST"
     echo "- pinning: $([ "$PIN" = 1 ] && echo "proxies on CPU $PROXY_CPU, backend nginx, wrk and s_time on CPU $LOAD_CPU (taskset)" || echo "none")"
@@ -644,7 +749,7 @@ for t in "${TARGETS[@]}"; do TLS_ROWS+=("$t"$'\t'"${TLS_INFO[$t]}"); done
         echo "The table shows the median of $ROUNDS rounds (errors: the sum). Every round:"
         echo
         # shellcheck disable=SC2034 # passed by name to print_*_table
-        ROUND_HEADER=(scenario target round "req/s" p50 p99 "proxy CPU" "µs CPU/req" "proxy waited" errors "load avg")
+        ROUND_HEADER=(scenario target round "req/s" p50 p99 "proxy CPU" "µs CPU/req" "KiB RSS/idle conn" "proxy waited" errors "load avg")
         print_md_table ROUND_HEADER ROUND_ROWS
     fi
     echo

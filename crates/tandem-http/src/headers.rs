@@ -5,6 +5,43 @@ use http::header::{HeaderMap, HeaderName, HeaderValue};
 use std::net::IpAddr;
 use tandem_config::http::ForwardedHeaders;
 
+const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
+const PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+
+/// A client's address, as text and as a header value: made once per connection.
+#[derive(Clone)]
+pub struct ClientIp {
+    ip: IpAddr,
+    value: Option<HeaderValue>,
+}
+
+impl ClientIp {
+    pub fn new(ip: IpAddr) -> Self {
+        ClientIp {
+            ip,
+            value: HeaderValue::from_str(&ip.to_string()).ok(),
+        }
+    }
+}
+
+/// Whether `name` is one [`strip_hop_by_hop`] may remove.
+fn is_hop_by_hop(name: &HeaderName) -> bool {
+    use http::header::{
+        CONNECTION, PROXY_AUTHENTICATE, PROXY_AUTHORIZATION, TE, TRANSFER_ENCODING, UPGRADE,
+    };
+    *name == CONNECTION
+        || *name == TE
+        || *name == TRANSFER_ENCODING
+        || *name == UPGRADE
+        || *name == PROXY_AUTHENTICATE
+        || *name == PROXY_AUTHORIZATION
+        || *name == KEEP_ALIVE
+        || *name == PROXY_CONNECTION
+}
+
 /// Headers that describe one hop's connection, never the message. `Trailer` is not one
 /// (RFC 9110 6.6.2, 7.6.1): it announces end-to-end trailer fields, and hyper's HTTP/1.1
 /// server drops every trailer field a response does not announce.
@@ -22,6 +59,11 @@ const HOP_BY_HOP: [&str; 7] = [
 /// this message is a real upgrade (then `Connection: upgrade` is put back). `TE: trailers`
 /// survives: gRPC needs it end to end.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
+    // Most messages carry none of them: one pass over the names, no lookups. (Without
+    // `Connection` no other name can be named by it.)
+    if !keep_upgrade && !headers.keys().any(is_hop_by_hop) {
+        return;
+    }
     let named: Vec<HeaderName> = headers
         .get_all(http::header::CONNECTION)
         .iter()
@@ -60,23 +102,30 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
 pub fn add_forwarding(
     headers: &mut HeaderMap,
     settings: &ForwardedHeaders,
-    client: IpAddr,
+    client: &ClientIp,
     https: bool,
     host: Option<&str>,
     version: http::Version,
 ) {
     let proto = if https { "https" } else { "http" };
     if settings.x_forwarded_for {
-        append_list(headers, "x-forwarded-for", &client.to_string());
+        match (&client.value, headers.contains_key(&X_FORWARDED_FOR)) {
+            // The usual case: the first proxy, a value made once per connection.
+            (Some(v), false) => {
+                headers.insert(X_FORWARDED_FOR, v.clone());
+            }
+            _ => append_list(headers, "x-forwarded-for", &client.ip.to_string()),
+        }
     }
     if settings.x_forwarded_proto {
-        headers.insert("x-forwarded-proto", HeaderValue::from_static(proto));
+        headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static(proto));
     }
     if settings.x_forwarded_host {
         if let Some(host) = host.and_then(|h| HeaderValue::from_str(h).ok()) {
-            headers.insert("x-forwarded-host", host);
+            headers.insert(X_FORWARDED_HOST, host);
         }
     }
+    let client = client.ip;
     if settings.forwarded {
         // RFC 7239: IPv6 addresses are quoted and bracketed.
         let for_ = match client {
@@ -145,6 +194,31 @@ mod tests {
     }
 
     #[test]
+    fn end_to_end_headers_stay_and_the_first_proxy_adds_its_client() {
+        let mut h = HeaderMap::new();
+        h.insert("host", HeaderValue::from_static("example.test"));
+        h.insert("trailer", HeaderValue::from_static("x-sum"));
+        strip_hop_by_hop(&mut h, false);
+        assert_eq!(h.len(), 2);
+        let xff = ForwardedHeaders {
+            x_forwarded_for: true,
+            ..ForwardedHeaders::default()
+        };
+        add_forwarding(
+            &mut h,
+            &xff,
+            &ClientIp::new("192.0.2.7".parse().unwrap()),
+            false,
+            None,
+            http::Version::HTTP_11,
+        );
+        assert_eq!(h.get("x-forwarded-for").unwrap(), "192.0.2.7");
+        assert_eq!(h.get("x-forwarded-proto").unwrap(), "http");
+        strip_hop_by_hop(&mut h, false);
+        assert_eq!(h.get("trailer").unwrap(), "x-sum");
+    }
+
+    #[test]
     fn a_real_upgrade_keeps_upgrade() {
         let mut h = HeaderMap::new();
         h.insert("connection", HeaderValue::from_static("Upgrade"));
@@ -165,7 +239,7 @@ mod tests {
         add_forwarding(
             &mut h,
             &all,
-            "2001:db8::5".parse().unwrap(),
+            &ClientIp::new("2001:db8::5".parse().unwrap()),
             true,
             Some("example.test"),
             http::Version::HTTP_11,

@@ -3,8 +3,9 @@
 //! outlier detection, over the same balanced pools as the L4 plane.
 //!
 //! Layout: `runtime` compiles the config; `server` accepts clients; `service` is the
-//! per-request pipeline; `upstream` holds the pooled clients to backends. `apply` moves
-//! a running plane to a new config: kept listeners keep their sockets and swap their
+//! per-request path, one module per phase (filter, select, forward, response, log);
+//! `upstream` and `upstream_pool` hold the connections to backends. `apply` moves a
+//! running plane to a new config: kept listeners keep their sockets and swap their
 //! compiled runtime (routes, limits, certificates) atomically.
 
 mod access_log;
@@ -18,6 +19,7 @@ mod service;
 mod sticky;
 mod upgrade;
 mod upstream;
+mod upstream_pool;
 
 pub use runtime::{HttpStats, ListenerRuntime};
 

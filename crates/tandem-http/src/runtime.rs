@@ -118,10 +118,17 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl ListenerRuntime {
-    /// A request id unique on this node: listener-random prefix and a counter.
-    pub fn request_id(&self) -> String {
+    /// A request id unique on this node: listener-random prefix and a counter, in hex
+    /// (at least 8 digits each), written on the stack.
+    pub fn request_id(&self) -> RequestId {
         let n = self.next_request_id.fetch_add(1, Ordering::Relaxed);
-        format!("{:08x}{:08x}", self.id_prefix, n)
+        let mut id = RequestId {
+            buf: [0; 24],
+            len: 0,
+        };
+        id.push_hex(u64::from(self.id_prefix));
+        id.push_hex(n);
+        id
     }
 
     /// A client IP as the policies see it (v4-mapped v6 as v4).
@@ -415,4 +422,49 @@ fn random_u32() -> u32 {
         .map(|d| d.subsec_nanos())
         .unwrap_or(0);
     nanos ^ std::process::id().rotate_left(16)
+}
+
+/// A request id made by this node: up to 24 ASCII hex digits, no allocation.
+pub struct RequestId {
+    buf: [u8; 24],
+    len: usize,
+}
+
+impl RequestId {
+    /// Appends `n` in lowercase hex, zero-padded to 8 digits (like `{:08x}`).
+    fn push_hex(&mut self, n: u64) {
+        let digits = (16 - n.leading_zeros() as usize / 4).max(8);
+        for i in (0..digits).rev() {
+            let d = ((n >> (i * 4)) & 0xf) as u8;
+            self.buf[self.len] = if d < 10 { b'0' + d } else { b'a' + d - 10 };
+            self.len += 1;
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.buf[..self.len]).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod request_id_tests {
+    use super::RequestId;
+
+    #[test]
+    fn hex_like_format() {
+        for (a, b) in [
+            (0u64, 0u64),
+            (0xdead_beef, 7),
+            (1, u64::from(u32::MAX) + 1),
+            (5, u64::MAX),
+        ] {
+            let mut id = RequestId {
+                buf: [0; 24],
+                len: 0,
+            };
+            id.push_hex(a);
+            id.push_hex(b);
+            assert_eq!(id.as_str(), format!("{a:08x}{b:08x}"));
+        }
+    }
 }

@@ -116,6 +116,23 @@ async fn serve_client(
     let Some(acceptor) = tls else {
         return serve_io(tcp, client, runtime, live, stop, tunnels).await;
     };
+    // The TLS path is boxed: inline, its handshake and stream would make every plain
+    // connection's task as large as a TLS one's.
+    Box::pin(serve_tls(
+        acceptor, tcp, client, runtime, live, stop, tunnels,
+    ))
+    .await
+}
+
+async fn serve_tls(
+    acceptor: TlsAcceptor,
+    tcp: TcpStream,
+    client: SocketAddr,
+    runtime: Arc<ListenerRuntime>,
+    live: Arc<ArcSwap<ListenerRuntime>>,
+    stop: CancellationToken,
+    tunnels: TaskTracker,
+) {
     let limit = runtime.settings.header_timeout.get();
     match tokio::time::timeout(limit, acceptor.accept(tcp)).await {
         Ok(Ok(stream)) => serve_io(stream, client, runtime, live, stop, tunnels).await,
@@ -152,21 +169,17 @@ async fn serve_io<S>(
         listener: runtime.clone(),
         live,
         client,
+        client_ip_value: crate::headers::ClientIp::new(client.ip()),
         activity: activity.clone(),
         tunnels,
     });
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
-        .timer(TokioTimer::new())
-        // The header timeout is ours (below): hyper's timer also runs while a keep-alive
-        // connection is idle. Its timer stays as a backstop that never fires first.
-        .header_read_timeout(
-            settings
-                .header_timeout
-                .get()
-                .max(settings.keepalive_timeout.get()),
-        )
+        // The header timeout is ours (below): hyper's also runs while a keep-alive
+        // connection is idle, and would cost a timer reset per request. No timer for
+        // hyper's HTTP/1, so none per request.
+        .header_read_timeout(None)
         // hyper answers 431 when the head is larger than its buffer or has too many headers.
         .max_buf_size((settings.max_header_bytes as usize).max(8192))
         .max_headers(settings.max_headers as usize)

@@ -1,7 +1,9 @@
-//! Connections to backends: a hyper-util pooled client per pool, with our own connector
-//! (TCP with a connect timeout, optional TLS with SNI and ALPN). The client's pool is keyed
-//! by URI authority, which we set to the chosen backend's address, so idle keep-alive
-//! connections are kept per backend and shared by every worker thread.
+//! Connections to backends, with our own connector (TCP with a connect timeout, optional
+//! TLS with SNI and ALPN). HTTP/1.1 pools drive hyper's `client::conn::http1` directly
+//! through [`H1Pool`](crate::upstream_pool::H1Pool): idle keep-alive connections per
+//! backend address, no per-request task. HTTP/2 pools use hyper-util's pooled client
+//! (one multiplexed connection per backend), keyed by URI authority, which we set to the
+//! chosen backend's address.
 
 use bytes::Bytes;
 use http::Uri;
@@ -20,6 +22,9 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 use tokio_rustls::rustls::pki_types::ServerName;
+
+use crate::upstream_pool::H1Pool;
+pub use crate::upstream_pool::PooledBody;
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -167,6 +172,38 @@ pub enum ConnectError {
     BadUri(Uri),
 }
 
+impl Connector {
+    /// A new connection to `addr`, TLS handshake included when the pool speaks TLS.
+    pub async fn connect(&self, addr: SocketAddr) -> Result<UpstreamIo, ConnectError> {
+        let this = self;
+        let tcp = tokio::time::timeout(this.connect_timeout, TcpStream::connect(addr))
+            .await
+            .map_err(|_| ConnectError::Timeout(addr, this.connect_timeout.as_millis()))?
+            .map_err(|e| ConnectError::Io(addr, e))?;
+        let _ = tcp.set_nodelay(true);
+        let Some(tls) = &this.tls else {
+            return Ok(UpstreamIo {
+                io: TokioIo::new(Stream::Plain(tcp)),
+                h2: false,
+            });
+        };
+        let name = tls
+            .server_name
+            .clone()
+            .unwrap_or_else(|| ServerName::IpAddress(addr.ip().into()));
+        let connector = tokio_rustls::TlsConnector::from(tls.config.clone());
+        let stream = tokio::time::timeout(this.connect_timeout, connector.connect(name, tcp))
+            .await
+            .map_err(|_| ConnectError::Timeout(addr, this.connect_timeout.as_millis()))?
+            .map_err(|e| ConnectError::Tls(addr, e))?;
+        let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
+        Ok(UpstreamIo {
+            io: TokioIo::new(Stream::Tls(Box::new(stream))),
+            h2,
+        })
+    }
+}
+
 impl tower_service::Service<Uri> for Connector {
     type Response = UpstreamIo;
     type Error = ConnectError;
@@ -183,31 +220,7 @@ impl tower_service::Service<Uri> for Connector {
                 .authority()
                 .and_then(|a| a.as_str().parse().ok())
                 .ok_or_else(|| ConnectError::BadUri(uri.clone()))?;
-            let tcp = tokio::time::timeout(this.connect_timeout, TcpStream::connect(addr))
-                .await
-                .map_err(|_| ConnectError::Timeout(addr, this.connect_timeout.as_millis()))?
-                .map_err(|e| ConnectError::Io(addr, e))?;
-            let _ = tcp.set_nodelay(true);
-            let Some(tls) = &this.tls else {
-                return Ok(UpstreamIo {
-                    io: TokioIo::new(Stream::Plain(tcp)),
-                    h2: false,
-                });
-            };
-            let name = tls
-                .server_name
-                .clone()
-                .unwrap_or_else(|| ServerName::IpAddress(addr.ip().into()));
-            let connector = tokio_rustls::TlsConnector::from(tls.config.clone());
-            let stream = tokio::time::timeout(this.connect_timeout, connector.connect(name, tcp))
-                .await
-                .map_err(|_| ConnectError::Timeout(addr, this.connect_timeout.as_millis()))?
-                .map_err(|e| ConnectError::Tls(addr, e))?;
-            let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
-            Ok(UpstreamIo {
-                io: TokioIo::new(Stream::Tls(Box::new(stream))),
-                h2,
-            })
+            this.connect(addr).await
         })
     }
 }
@@ -215,10 +228,65 @@ impl tower_service::Service<Uri> for Connector {
 /// The pooled client of one backend pool.
 #[derive(Clone)]
 pub struct Upstream {
-    pub client: Client<Connector, UpstreamBody>,
+    client: Client<Connector, UpstreamBody>,
+    h1: Arc<H1Pool>,
     pub scheme: &'static str,
     pub http2: bool,
 }
+
+/// A failed exchange with a backend.
+#[derive(Debug, thiserror::Error)]
+pub enum UpstreamError {
+    #[error(transparent)]
+    Connect(ConnectError),
+    #[error("HTTP/1.1 handshake with {0}: {1}")]
+    Handshake(SocketAddr, #[source] hyper::Error),
+    #[error(transparent)]
+    Http(hyper::Error),
+    #[error(transparent)]
+    Pooled(hyper_util::client::legacy::Error),
+}
+
+impl UpstreamError {
+    /// No request reached the backend: another backend may be tried.
+    pub fn is_connect(&self) -> bool {
+        match self {
+            UpstreamError::Connect(_) | UpstreamError::Handshake(..) => true,
+            UpstreamError::Http(_) => false,
+            UpstreamError::Pooled(e) => e.is_connect(),
+        }
+    }
+
+    /// Our connector's error, when the exchange failed connecting.
+    pub fn connect_error(&self) -> Option<&ConnectError> {
+        match self {
+            UpstreamError::Connect(c) => Some(c),
+            UpstreamError::Pooled(e) => {
+                let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
+                while let Some(c) = cause {
+                    if let Some(connect) = c.downcast_ref::<ConnectError>() {
+                        return Some(connect);
+                    }
+                    cause = c.source();
+                }
+                None
+            }
+            _ => None,
+        }
+    }
+
+    /// The error itself, for walking its chain of causes.
+    pub fn as_error(&self) -> &(dyn std::error::Error + 'static) {
+        match self {
+            UpstreamError::Http(e) | UpstreamError::Handshake(_, e) => e,
+            UpstreamError::Pooled(e) => e,
+            UpstreamError::Connect(e) => e,
+        }
+    }
+}
+
+/// A response from a backend; its body gives the connection back to the pool at its end.
+pub type UpstreamResponse = http::Response<PooledBody>;
 
 impl Upstream {
     pub fn new(
@@ -233,6 +301,11 @@ impl Upstream {
             connect_timeout,
             tls,
         };
+        let h1 = Arc::new(H1Pool::new(
+            connector.clone(),
+            max_idle_per_backend,
+            idle_timeout,
+        ));
         let mut builder = Client::builder(TokioExecutor::new());
         builder
             .pool_idle_timeout(idle_timeout)
@@ -242,8 +315,27 @@ impl Upstream {
             .http2_only(http2);
         Upstream {
             client: builder.build(connector),
+            h1,
             scheme,
             http2,
         }
+    }
+
+    /// Sends `req` to the backend at `addr`. HTTP/1.1: `req` carries an origin-form URI
+    /// and a Host header. HTTP/2: an absolute URI whose authority is `addr`.
+    pub async fn send(
+        &self,
+        addr: SocketAddr,
+        req: http::Request<UpstreamBody>,
+    ) -> Result<UpstreamResponse, UpstreamError> {
+        if self.http2 {
+            let resp = self
+                .client
+                .request(req)
+                .await
+                .map_err(UpstreamError::Pooled)?;
+            return Ok(resp.map(|b| PooledBody::new(b, None)));
+        }
+        self.h1.send(addr, req).await
     }
 }
