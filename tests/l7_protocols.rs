@@ -651,3 +651,55 @@ async fn slow_backend_is_504_after_response_timeout() {
     );
     node.shutdown_within(Duration::from_secs(1)).await;
 }
+
+/// A backend that answers one request per connection with a keep-alive response, then
+/// closes: the proxy's idle connection is dead by the next request, which must go out on
+/// a new connection and succeed, never surface as a 502.
+#[tokio::test]
+async fn pooled_backend_connection_closed_by_the_backend_is_not_reused() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let backend = listener.local_addr().unwrap();
+    let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = accepted.clone();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            count.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 1024];
+                while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match s.read(&mut chunk).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                    }
+                }
+                let _ = s
+                    .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+                    .await;
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                // Closed without `Connection: close`: the proxy learns it from the socket.
+            });
+        }
+    });
+    let port = free_port();
+    let node = start_node(&http_config(port, "", "", &[("b1", backend)]));
+    for i in 0..5 {
+        let out = curl(&[
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{response_code}",
+            &format!("http://127.0.0.1:{port}/n{i}"),
+        ])
+        .await;
+        assert_eq!(out.stdout, "200", "request {i}: {out:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        accepted.load(Ordering::SeqCst),
+        5,
+        "one backend connection per request"
+    );
+    node.shutdown_within(Duration::from_secs(1)).await;
+}
