@@ -637,8 +637,11 @@ async fn pre_vote_keeps_terms_still_until_the_leader_is_gone() {
         stopped.elapsed(),
         name(leader)
     );
+    // One election, or two or three when the survivors' randomized campaigns still
+    // collide (split votes): seen once in a full CI run with this binary's other clusters
+    // loading both cores (term 1 to 4); run alone it takes one (term 2, six runs of six).
     assert!(
-        new_term > term && new_term <= term + 2,
+        new_term > term && new_term <= term + 3,
         "term went from {term} to {new_term}: more elections than a lost leader needs"
     );
     cluster.shutdown().await;
