@@ -26,7 +26,6 @@
 
 use std::net::Ipv4Addr;
 use std::process::Stdio;
-use std::sync::Mutex;
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 use tokio::time::Instant;
@@ -53,26 +52,12 @@ pub enum KernelFenceError {
     },
 }
 
-/// What the fence permits now, for status and metrics.
-#[derive(Clone, Debug, PartialEq)]
-pub struct KernelFenceView {
-    pub vips: Vec<Ipv4Addr>,
-    /// When the `held` elements time out (`None`: not held).
-    pub held_until: Option<Instant>,
-    /// Slowest `nft` refresh so far: how late an element may end after the time it was
-    /// computed for.
-    pub slowest_refresh: Duration,
-    /// Refreshes that took longer than the allowed lateness.
-    pub late_refreshes: u64,
-}
-
 /// The fence of one node's leased VIPs.
 pub struct KernelFence {
     vips: Vec<Ipv4Addr>,
     /// How late an element may end after the time it was computed for (the lease
-    /// timing's `kernel_late`); slower refreshes are counted and logged.
+    /// timing's `kernel_late`); a slower refresh is logged by the speaker.
     allowed_lateness: Duration,
-    view: Mutex<KernelFenceView>,
 }
 
 impl KernelFence {
@@ -85,12 +70,6 @@ impl KernelFence {
         let fence = KernelFence {
             vips: vips.to_vec(),
             allowed_lateness,
-            view: Mutex::new(KernelFenceView {
-                vips: vips.to_vec(),
-                held_until: None,
-                slowest_refresh: Duration::ZERO,
-                late_refreshes: 0,
-            }),
         };
         nft(&fence.ruleset(), "installation", "inet/arp").await?;
         tracing::info!(vips = ?fence.vips, "kernel fence installed (nftables table {TABLE}): the VIPs stay silent unless the lease permits them");
@@ -172,16 +151,7 @@ impl KernelFence {
             );
         }
         nft(&s, "refresh", "inet/arp").await?;
-        let took = started.elapsed();
-        let mut view = lock(&self.view);
-        view.held_until = Some(started + Duration::from_millis(ms));
-        view.slowest_refresh = view.slowest_refresh.max(took);
-        Ok(took)
-    }
-
-    /// Counts a refresh slower than the lateness the lease timing allows.
-    pub fn count_late(&self) {
-        lock(&self.view).late_refreshes += 1;
+        Ok(started.elapsed())
     }
 
     /// Silences `ips` now.
@@ -198,7 +168,6 @@ impl KernelFence {
             );
         }
         nft(&s, "revocation", "inet/arp").await?;
-        lock(&self.view).held_until = None;
         Ok(())
     }
 
@@ -206,7 +175,6 @@ impl KernelFence {
     /// reload): everything silenced until the next permit.
     pub async fn reinstall(&self) -> Result<(), KernelFenceError> {
         nft(&self.ruleset(), "re-installation", "inet/arp").await?;
-        lock(&self.view).held_until = None;
         Ok(())
     }
 
@@ -221,10 +189,6 @@ impl KernelFence {
             Err(e) => tracing::warn!(error = %e, "kernel fence not removed"),
         }
     }
-
-    pub fn view(&self) -> KernelFenceView {
-        lock(&self.view).clone()
-    }
 }
 
 fn join(ips: &[Ipv4Addr]) -> String {
@@ -232,10 +196,6 @@ fn join(ips: &[Ipv4Addr]) -> String {
         .map(|ip| ip.to_string())
         .collect::<Vec<_>>()
         .join(", ")
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Runs one nft transaction (the whole script commits or nothing does).

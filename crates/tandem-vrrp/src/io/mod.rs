@@ -15,7 +15,7 @@ pub mod tracker;
 pub use fence::{Fence, FenceLink, NoFence, Permit};
 pub use fence_reader::{fence_state, FenceState};
 pub use hooks::{HookEvent, HookRunner};
-pub use kernel_fence::{KernelFence, KernelFenceError, KernelFenceView};
+pub use kernel_fence::{KernelFence, KernelFenceError};
 pub use netlink::{LinkInfo, Netlink, NetlinkError};
 pub use stats::VrrpStats;
 pub use tracker::{Probe, TrackerSpec};

@@ -525,7 +525,6 @@ impl Speaker {
             Ok(took) => {
                 self.fence_until = Some(until);
                 if took > kernel.allowed_lateness() {
-                    kernel.count_late();
                     tracing::warn!(instance = %self.spec.group, took = ?took, allowed = ?kernel.allowed_lateness(),
                         "kernel fence refresh was slow: the fence may end this late after the hold window (raise node.cluster.lease.kernel_late if this repeats)");
                 }
