@@ -6,6 +6,7 @@
 //! creates the cluster PKI that authenticates them.
 
 pub mod lease_keeper;
+pub mod lease_machine;
 pub mod node;
 pub mod raft;
 pub mod state;

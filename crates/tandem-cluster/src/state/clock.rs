@@ -255,6 +255,11 @@ impl HolderClock {
             .is_some_and(|s| now >= s + self.timing.renew_every)
     }
 
+    /// When [`Self::should_renew`] turns true; `None` before the first confirmation.
+    pub fn next_renewal(&self) -> Option<Duration> {
+        self.last_confirmed.map(|s| s + self.timing.renew_every)
+    }
+
     /// The kernel address lifetime (`valid_lft` = `preferred_lft`) to install now: the
     /// hold time left, rounded DOWN to whole seconds; at least 1 s only if at least 1 s
     /// is left, else zero, meaning do not install or extend (an address installed earlier
@@ -315,5 +320,14 @@ impl ContenderClock {
         let (lease, since) = self.last?;
         let waited = now.saturating_sub(since) >= self.timing.contender_wait();
         (lease.holder.is_none() || waited).then_some(lease.version())
+    }
+
+    /// When [`Self::may_acquire`] turns `Some`; `None` before the first observation.
+    pub fn acquire_at(&self) -> Option<Duration> {
+        let (lease, since) = self.last?;
+        Some(match lease.holder {
+            None => since,
+            Some(_) => since + self.timing.contender_wait(),
+        })
     }
 }

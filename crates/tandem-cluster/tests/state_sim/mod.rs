@@ -1,14 +1,18 @@
 //! A virtual-clock simulation of nodes contending for one VIP lease through a
-//! linearizable log, used by the safety and liveness tests.
+//! linearizable log, used by the safety and liveness tests. Each node runs the real
+//! [`LeaseMachine`] (the code tandemd's lease keeper drives), fed on this clock.
 //!
 //! True time is integer microseconds. Each node reads its own clock,
-//! `offset + true × (1 + drift)`, and follows the rules of `HolderClock` and
-//! `ContenderClock`. Proposals commit after a random delay or never (lost); every node
-//! applies the log in order after its own lag; the proposer hears the outcome after a
-//! further delay, possibly after it applied later entries, possibly never. Nodes pause
-//! (a frozen daemon: no ticks, no applies) or crash (forever). Each node's VIP is modelled
-//! the worst way: installed with `kernel_lifetime` on every confirmation, removed by the
-//! daemon only at its next tick, and by the kernel only `kernel_late` after the lifetime.
+//! `offset + true × (1 + drift)`. Proposals commit after a random delay or never (lost);
+//! every node applies the log in order after its own lag; the proposer hears the outcome
+//! after a further delay, possibly after it applied later entries, possibly never, and
+//! gives up after the proposal's wait. Nodes pause (a frozen daemon: no ticks, no
+//! applies), crash (forever), or lose one direction of their link for a while. VRRP is
+//! modelled as wanting the group on every node that is able (the worst case for
+//! contention), except for a while after a planned handover. Each node's VIP is modelled
+//! the worst way: fenced open until the permit's end (plus the kernel's lateness) on every
+//! new permit, removed by the daemon at once when the permit is withdrawn but only at its
+//! next tick when the permit runs out, and by the kernel only `kernel_late` after it.
 //!
 //! After every event the checker asserts that at most one node `may_hold` and at most one
 //! node may still have the address. Nothing turns either on between events (both only
@@ -22,14 +26,11 @@ use model::{Node, Rng};
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::time::Duration;
-use tandem_cluster::state::{
-    ClusterState, Command, ContenderClock, HolderClock, KernelBackstop, LeaseCommand, NodeId,
-    Outcome,
-};
+use tandem_cluster::lease_machine::{LeaseMachine, Proposal};
+use tandem_cluster::state::{ClusterState, Command, KernelBackstop, LeaseCommand, NodeId, Outcome};
 
 pub const GROUP: &str = "vip";
 const TICK: Duration = Duration::from_millis(10);
-const TIMEOUT_US: u64 = 400_000;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 enum Ev {
@@ -37,15 +38,18 @@ enum Ev {
     Commit(usize),
     Deliver(usize, usize),
     Response(usize),
-    Timeout(usize, usize),
+    Timeout(usize),
     Pause(usize, u64),
+    /// Node, outbound (else inbound), length.
+    Cut(usize, bool, u64),
     Crash,
 }
 
 struct Op {
     node: usize,
-    command: Command,
-    sent: Duration,
+    proposal: Proposal,
+    /// Log index once committed (1-based, as Raft's).
+    index: u64,
     outcome: Option<Outcome>,
 }
 
@@ -59,6 +63,8 @@ pub struct Sim {
     log: Vec<usize>,
     leader: ClusterState,
     report: Report,
+    /// Time of the last check, and whether exactly one node held then.
+    last_check: (u64, bool),
 }
 
 pub fn run(p: Params) -> Report {
@@ -69,13 +75,15 @@ pub fn run(p: Params) -> Report {
             offset_ns: rng.range(0, 1_000_000_000_000),
             state: ClusterState::default(),
             applied: 0,
-            holder: HolderClock::new(p.timing),
-            contender: ContenderClock::new(p.timing),
+            machine: LeaseMachine::new(GROUP, j as NodeId, p.timing),
             pending: None,
             paused_until: 0,
+            cut_out_until: 0,
+            cut_in_until: 0,
             crashed: false,
             has_addr: false,
             kernel_end: 0,
+            permit_seen: None,
             last_delivery: 0,
             quiet_until: 0,
         })
@@ -90,6 +98,7 @@ pub fn run(p: Params) -> Report {
         log: Vec::new(),
         leader: ClusterState::default(),
         report: Report::default(),
+        last_check: (0, false),
     };
     sim.run()
 }
@@ -105,7 +114,7 @@ impl Sim {
         for j in 0..self.nodes.len() {
             let lease = self.nodes[j].state.lease(GROUP);
             let now = self.nodes[j].local(0);
-            self.nodes[j].contender.observed(lease, now);
+            self.nodes[j].machine.on_applied(lease, None, 0, now);
             let start = if self.p.stagger_start {
                 j as u64 * 100_000
             } else {
@@ -120,6 +129,11 @@ impl Sim {
                 );
                 self.at(when, Ev::Pause(j, len));
             }
+            for _ in 0..self.p.cuts_per_node {
+                let (when, len) = (self.rng.range(0, end), self.rng.range(1, self.p.max_cut_us));
+                let outbound = self.rng.chance(0.5);
+                self.at(when, Ev::Cut(j, outbound, len));
+            }
         }
         if let Some(crash) = self.p.crash_holder_at {
             self.at(crash.as_micros() as u64, Ev::Crash);
@@ -128,16 +142,23 @@ impl Sim {
             if t > end {
                 break;
             }
+            self.report.events += 1;
             self.handle(t, ev);
             self.check(t);
         }
         self.report
     }
 
-    /// Postpones `ev` to the end of node `j`'s pause; true if it did.
-    fn frozen(&mut self, j: usize, t: u64, ev: Ev) -> bool {
-        if t < self.nodes[j].paused_until {
-            let until = self.nodes[j].paused_until;
+    /// Postpones `ev` to the end of node `j`'s pause (or of its inbound cut, for what
+    /// arrives from the log); true if it did.
+    fn deferred(&mut self, j: usize, t: u64, ev: Ev, inbound: bool) -> bool {
+        let n = &self.nodes[j];
+        let until = if inbound {
+            n.paused_until.max(n.cut_in_until)
+        } else {
+            n.paused_until
+        };
+        if t < until {
             self.at(until, ev);
             return true;
         }
@@ -146,21 +167,45 @@ impl Sim {
 
     fn handle(&mut self, t: u64, ev: Ev) {
         match ev {
-            Ev::Tick(j) if !self.nodes[j].crashed && !self.frozen(j, t, ev) => self.tick(j, t),
+            Ev::Tick(j) if !self.nodes[j].crashed && !self.deferred(j, t, ev, false) => {
+                self.tick(j, t)
+            }
             Ev::Commit(op) => self.commit(op, t),
-            Ev::Deliver(j, idx) if !self.nodes[j].crashed && !self.frozen(j, t, ev) => {
+            Ev::Deliver(j, idx) if !self.nodes[j].crashed && !self.deferred(j, t, ev, true) => {
                 self.deliver(j, idx, t)
             }
             Ev::Response(op) => {
                 let j = self.ops[op].node;
-                if !self.nodes[j].crashed && !self.frozen(j, t, ev) {
+                if !self.nodes[j].crashed && !self.deferred(j, t, ev, true) {
                     self.response(op, t);
                 }
             }
-            Ev::Timeout(j, op) if self.nodes[j].pending == Some(op) => self.nodes[j].pending = None,
+            Ev::Timeout(op) => {
+                let j = self.ops[op].node;
+                if !self.nodes[j].crashed
+                    && !self.deferred(j, t, ev, false)
+                    && self.nodes[j].pending == Some(op)
+                {
+                    self.nodes[j].pending = None;
+                    let id = self.ops[op].proposal.id;
+                    self.nodes[j]
+                        .machine
+                        .on_failure(id, "no answer within the wait");
+                    self.drive(j, t);
+                }
+            }
             Ev::Pause(j, len) => {
                 let n = &mut self.nodes[j];
                 n.paused_until = n.paused_until.max(t + len);
+            }
+            Ev::Cut(j, outbound, len) => {
+                let n = &mut self.nodes[j];
+                let until = if outbound {
+                    &mut n.cut_out_until
+                } else {
+                    &mut n.cut_in_until
+                };
+                *until = (*until).max(t + len);
             }
             Ev::Crash => {
                 if let Some(h) = self.leader.lease(GROUP).holder {
@@ -176,81 +221,100 @@ impl Sim {
         let release = self.rng.chance(self.p.release_chance);
         let n = &mut self.nodes[j];
         let now = n.local(t);
-        if n.has_addr && !n.holder.may_hold(now) {
+        if n.has_addr && !n.machine.may_hold(now) {
             n.drop_addr(t);
         }
-        let view = n.state.lease(GROUP);
-        let me = j as NodeId;
-        let mine = view.holder == Some(me);
-        let release_to = |epoch| LeaseCommand::Release {
-            group: GROUP.into(),
-            node: me,
-            epoch,
-        };
-        let command = if n.pending.is_some() {
-            None
-        } else if mine && t < n.quiet_until {
-            // A Release that was lost: retry it.
-            Some(release_to(view.epoch))
-        } else if mine && release && n.holder.may_hold(now) {
-            // Planned handover: drop the VIP first, then release.
-            n.holder.release(now);
-            n.drop_addr(t);
+        if release && n.machine.may_hold(now) {
+            // Planned handover: VRRP gives the group up for a while.
             n.quiet_until = t + 2_000_000;
-            Some(release_to(view.epoch))
-        } else if mine {
-            (n.holder.should_renew(now) || n.holder.valid_until().is_none()).then(|| {
-                LeaseCommand::Renew {
-                    group: GROUP.into(),
-                    node: me,
-                    epoch: view.epoch,
-                }
-            })
-        } else if t >= n.quiet_until {
-            let acquire = |seen| LeaseCommand::Acquire {
-                group: GROUP.into(),
-                node: me,
-                seen,
-            };
-            n.contender.may_acquire(now).map(acquire)
-        } else {
-            None
-        };
-        let next = t + n.true_span(TICK);
-        if let Some(command) = command {
-            self.propose(j, Command::Lease(command), t);
         }
+        let next = t + n.true_span(TICK);
+        self.drive(j, t);
         self.at(next, Ev::Tick(j));
     }
 
-    fn propose(&mut self, j: usize, command: Command, t: u64) {
+    /// Runs node `j`'s machine after an input, then does what it says: fence the VIP to
+    /// the permit, send its proposal.
+    fn drive(&mut self, j: usize, t: u64) {
+        let n = &mut self.nodes[j];
+        let now = n.local(t);
+        n.machine.set_live(t >= n.cut_in_until);
+        let wants = t >= n.quiet_until && n.machine.able();
+        n.machine.set_wants(wants);
+        n.machine.tick(now);
+        let proposal = n.machine.poll_proposal();
+        self.fence(j, t);
+        if let Some(proposal) = proposal {
+            self.propose(j, proposal, t);
+        }
+    }
+
+    /// What the speaker does with the permit: withdraw the VIP at once when the permit
+    /// is gone; open the fence (or install the address lifetime) for every new one.
+    fn fence(&mut self, j: usize, t: u64) {
+        let kernel_late = self.p.timing.kernel_late;
+        let backstop = self.p.timing.backstop;
+        let n = &mut self.nodes[j];
+        let now = n.local(t);
+        let permit = n.machine.permit();
+        let Some(until) = permit else {
+            n.drop_addr(t);
+            n.permit_seen = None;
+            return;
+        };
+        if n.permit_seen == Some(until) || until <= now {
+            return;
+        }
+        n.permit_seen = Some(until);
+        let left = until - now;
+        match backstop {
+            KernelBackstop::Nftables => {
+                n.has_addr = true;
+                n.kernel_end = t + n.true_span(left + kernel_late);
+                self.report.installs += 1;
+            }
+            KernelBackstop::AddressLifetime => {
+                let lifetime = Duration::from_secs(left.as_secs());
+                if lifetime >= Duration::from_secs(1) {
+                    n.has_addr = true;
+                    n.kernel_end = t + n.true_span(lifetime + kernel_late);
+                    self.report.installs += 1;
+                }
+            }
+        }
+    }
+
+    fn propose(&mut self, j: usize, proposal: Proposal, t: u64) {
         let op = self.ops.len();
-        let sent = self.nodes[j].local(t);
+        let wait = self.nodes[j].true_span(proposal.wait);
         self.ops.push(Op {
             node: j,
-            command,
-            sent,
+            proposal,
+            index: 0,
             outcome: None,
         });
         self.nodes[j].pending = Some(op);
-        if !self.rng.chance(self.p.loss) {
+        let cut = t < self.nodes[j].cut_out_until;
+        if !cut && !self.rng.chance(self.p.loss) {
             let (lo, hi) = self.p.commit_delay_us;
             let delay = self.rng.range(lo, hi);
             self.at(t + delay, Ev::Commit(op));
         }
-        self.at(t + TIMEOUT_US, Ev::Timeout(j, op));
+        self.at(t + wait, Ev::Timeout(op));
     }
 
     fn commit(&mut self, op: usize, t: u64) {
-        let outcome = self.leader.apply(&self.ops[op].command);
+        let command = Command::Lease(self.ops[op].proposal.command.clone());
+        let outcome = self.leader.apply(&command);
         let proposer = self.ops[op].node;
-        if let (Command::Lease(LeaseCommand::Acquire { node, .. }), Outcome::LeaseGranted { .. }) =
-            (&self.ops[op].command, &outcome)
+        if let (LeaseCommand::Acquire { node, .. }, Outcome::LeaseGranted { .. }) =
+            (&self.ops[op].proposal.command, &outcome)
         {
             self.report.acquisitions.push((t, *node));
         }
         self.ops[op].outcome = Some(outcome);
         self.log.push(op);
+        self.ops[op].index = self.log.len() as u64;
         let idx = self.log.len() - 1;
         for k in 0..self.nodes.len() {
             let at = self.nodes[k]
@@ -268,8 +332,9 @@ impl Sim {
     fn deliver(&mut self, j: usize, idx: usize, t: u64) {
         while self.nodes[j].applied <= idx {
             let op = self.log[self.nodes[j].applied];
+            let command = Command::Lease(self.ops[op].proposal.command.clone());
             let n = &mut self.nodes[j];
-            let outcome = n.state.apply(&self.ops[op].command);
+            let outcome = n.state.apply(&command);
             n.applied += 1;
             if Some(&outcome) != self.ops[op].outcome.as_ref() {
                 self.report
@@ -279,75 +344,28 @@ impl Sim {
         }
         let n = &mut self.nodes[j];
         let (lease, now) = (n.state.lease(GROUP), n.local(t));
-        n.contender.observed(lease, now);
-        let lost = lease.holder != Some(j as NodeId);
-        if self.p.reset_on_observe && lost && (n.has_addr || n.holder.valid_until().is_some()) {
-            n.holder.reset();
-            n.drop_addr(t);
-        }
+        n.machine.on_applied(lease, None, n.applied as u64, now);
+        self.drive(j, t);
     }
 
     fn response(&mut self, op: usize, t: u64) {
-        let kernel_late = self.p.timing.kernel_late;
-        let Op {
-            node: j,
-            command,
-            sent,
-            outcome,
-        } = &self.ops[op];
-        let n = &mut self.nodes[*j];
-        if n.pending == Some(op) {
-            n.pending = None;
+        let j = self.ops[op].node;
+        if self.nodes[j].pending != Some(op) {
+            // Given up on (the wait ran out): tandemd drops such answers unread.
+            return;
         }
+        self.nodes[j].pending = None;
+        let (id, index) = (self.ops[op].proposal.id, self.ops[op].index);
+        let outcome = self.ops[op].outcome.clone().expect("answered after commit");
+        let n = &mut self.nodes[j];
         let now = n.local(t);
-        match (command, outcome) {
-            (
-                Command::Lease(LeaseCommand::Acquire { .. } | LeaseCommand::Renew { .. }),
-                Some(Outcome::LeaseGranted { .. }),
-            ) => {
-                n.holder.confirmed(*sent);
-                if self.p.timing.backstop == KernelBackstop::Nftables {
-                    // The fence element is refreshed to end at valid_until, and may end
-                    // up to kernel_late after it (the time one `nft` run takes).
-                    let left = n
-                        .holder
-                        .valid_until()
-                        .map_or(Duration::ZERO, |u| u.saturating_sub(now));
-                    if !left.is_zero() {
-                        n.has_addr = true;
-                        n.kernel_end = t + n.true_span(left + kernel_late);
-                        self.report.installs += 1;
-                    }
-                    return;
-                }
-                let lifetime = n.holder.kernel_lifetime(now);
-                if n.holder
-                    .valid_until()
-                    .is_some_and(|until| !lifetime.is_zero() && now + lifetime > until)
-                {
-                    self.report
-                        .violations
-                        .push(format!("kernel lifetime past valid_until at {t}"));
-                }
-                if lifetime >= Duration::from_secs(1) {
-                    n.has_addr = true;
-                    n.kernel_end = t + n.true_span(lifetime + kernel_late);
-                    self.report.installs += 1;
-                }
-            }
-            (_, Some(Outcome::LeaseRefused { current, .. }))
-                if current.holder != Some(*j as NodeId) =>
-            {
-                n.holder.reset();
-                n.drop_addr(t);
-            }
-            _ => {}
-        }
+        n.machine.on_outcome(id, index, &outcome, now);
+        self.drive(j, t);
     }
 
     fn check(&mut self, t: u64) {
         let holding: Vec<usize> = (0..self.nodes.len())
-            .filter(|&j| self.nodes[j].holder.may_hold(self.nodes[j].local(t)))
+            .filter(|&j| self.nodes[j].machine.may_hold(self.nodes[j].local(t)))
             .collect();
         let present: Vec<usize> = (0..self.nodes.len())
             .filter(|&j| self.nodes[j].present(t))
@@ -357,5 +375,10 @@ impl Sim {
                 "at {t} µs: may_hold {holding:?}, address possibly present {present:?}"
             ));
         }
+        let (since, held) = self.last_check;
+        if held {
+            self.report.held_us += t - since;
+        }
+        self.last_check = (t, holding.len() == 1);
     }
 }

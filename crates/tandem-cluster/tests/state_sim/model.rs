@@ -1,7 +1,8 @@
 //! The simulation's inputs, outputs, and each node's view of the world.
 
 use std::time::Duration;
-use tandem_cluster::state::{ClusterState, ContenderClock, HolderClock, LeaseTiming, NodeId};
+use tandem_cluster::lease_machine::LeaseMachine;
+use tandem_cluster::state::{ClusterState, LeaseTiming, NodeId};
 
 #[derive(Clone, Debug)]
 pub struct Params {
@@ -25,9 +26,11 @@ pub struct Params {
     pub crash_holder_at: Option<Duration>,
     /// Node j starts ticking at j × 100 ms (so node 0 takes the lease first).
     pub stagger_start: bool,
-    /// Whether a node drops its hold as soon as it applies a lease it does not hold. The
-    /// safety argument does not rely on it, so the tests also run without.
-    pub reset_on_observe: bool,
+    /// One-way cuts per node: for a random span, either nothing the node proposes
+    /// reaches the log (cut outbound), or nothing of the log reaches it (cut inbound:
+    /// applies and answers wait for the heal, as Raft catches a follower up).
+    pub cuts_per_node: u32,
+    pub max_cut_us: u64,
 }
 
 impl Params {
@@ -47,7 +50,8 @@ impl Params {
             release_chance: 0.0,
             crash_holder_at: None,
             stagger_start: false,
-            reset_on_observe: true,
+            cuts_per_node: 0,
+            max_cut_us: 0,
         }
     }
 }
@@ -58,8 +62,11 @@ pub struct Report {
     /// Granted Acquires: (commit time in µs, node).
     pub acquisitions: Vec<(u64, NodeId)>,
     pub crashed: Option<(u64, NodeId)>,
-    /// Kernel lifetimes installed (at least 1 s each).
+    /// Kernel fences opened or address lifetimes installed (at least 1 s each).
     pub installs: usize,
+    /// Events handled, and the share of true time some node held the VIP.
+    pub events: u64,
+    pub held_us: u64,
 }
 
 pub(super) struct Node {
@@ -67,16 +74,22 @@ pub(super) struct Node {
     pub(super) offset_ns: u64,
     pub(super) state: ClusterState,
     pub(super) applied: usize,
-    pub(super) holder: HolderClock,
-    pub(super) contender: ContenderClock,
+    /// The code that runs in tandemd, driven here on a virtual clock.
+    pub(super) machine: LeaseMachine,
+    /// The proposal in flight: its index in `Sim::ops`.
     pub(super) pending: Option<usize>,
     pub(super) paused_until: u64,
+    /// One-way cuts: until then, proposals are lost (out) or the log waits (in).
+    pub(super) cut_out_until: u64,
+    pub(super) cut_in_until: u64,
     pub(super) crashed: bool,
     pub(super) has_addr: bool,
     /// Latest true time the kernel may still have the address.
     pub(super) kernel_end: u64,
+    /// The last permit the VIP was fenced open for.
+    pub(super) permit_seen: Option<Duration>,
     pub(super) last_delivery: u64,
-    /// After a Release: no contending (and Release retried) until then.
+    /// After a planned handover: VRRP does not want the group until then.
     pub(super) quiet_until: u64,
 }
 

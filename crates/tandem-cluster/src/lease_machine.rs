@@ -1,0 +1,418 @@
+//! One VIP group's lease decisions as a machine with no I/O and no clock of its own
+//! (quinn-proto's style): the caller feeds it what happened, with the local monotonic time
+//! as a `Duration` since any origin, and polls what to do.
+//!
+//! Inputs: the applied lease and pin ([`LeaseMachine::on_applied`]), whether VRRP wants the
+//! group ([`LeaseMachine::set_wants`]), whether a live Raft leader with a majority is heard
+//! ([`LeaseMachine::set_live`]), the answers to its proposals
+//! ([`LeaseMachine::on_outcome`], [`LeaseMachine::on_failure`]), the operator's force-hold
+//! and a planned shutdown. After any of them, [`LeaseMachine::tick`] applies the rules.
+//!
+//! Outputs: at most one proposal in flight ([`LeaseMachine::poll_proposal`]), one hold
+//! permit ([`LeaseMachine::permit`]: the end of the hold window, or `None`), whether this
+//! node can hold at all ([`LeaseMachine::able`]), and when to tick next
+//! ([`LeaseMachine::next_deadline`]).
+//!
+//! The rules, each tick:
+//! - Holding and VRRP no longer wants it (a higher-priority node took over, a pin moved
+//!   the group, shutdown): drop the hold first, then propose Release. Contenders may
+//!   acquire at once after a Release, so planned moves wait for no lease term.
+//! - Holding: renew every `renew_every`; a refused renewal or a lease applied with another
+//!   holder or epoch ends the hold at once.
+//! - The state says this node holds the lease but the hold is not confirmed here (an
+//!   Acquire whose answer was lost, or a restart): renew it if VRRP wants the group
+//!   (only this node can renew that epoch, so this is as safe as any renewal), else
+//!   release it so that nobody has to wait for it to time out.
+//! - Not holding and VRRP wants the group: Acquire once the contender rule allows.
+//!
+//! The timing rules themselves live in [`crate::state::clock`]; the keeper
+//! ([`crate::lease_keeper`]) drives this machine with tokio, and the safety simulation
+//! (tests/state_sim) drives the same machine on a virtual clock.
+
+use std::time::Duration;
+
+use crate::state::{
+    ContenderClock, HolderClock, Lease, LeaseCommand, LeaseTiming, NodeId, Outcome,
+};
+
+/// What a proposal asks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProposalKind {
+    Acquire,
+    Renew,
+    Release,
+    Force,
+}
+
+/// A lease command to propose to the cluster. Answer it with [`LeaseMachine::on_outcome`]
+/// or [`LeaseMachine::on_failure`] quoting `id`; give up waiting after `wait`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Proposal {
+    pub id: u64,
+    pub kind: ProposalKind,
+    pub command: LeaseCommand,
+    /// A renewal answered after the hold window is worth nothing, so the wait for an
+    /// Acquire or Renew is bounded by it; Release and ForceHold get 2 s.
+    pub wait: Duration,
+}
+
+/// What the machine knows of one group, for status and metrics.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct GroupView {
+    pub group: String,
+    pub wants: bool,
+    /// Holds a confirmed lease now.
+    pub holding: bool,
+    /// Time left in the hold window (0 when not holding).
+    pub hold_left_ms: u64,
+    pub epoch: Option<u64>,
+    pub demoted: bool,
+    pub forced: bool,
+    /// See [`LeaseMachine::able`].
+    pub able: bool,
+    pub lease: Lease,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct InFlight {
+    id: u64,
+    kind: ProposalKind,
+    /// Local send time: a granted Acquire or Renew holds from here.
+    sent: Duration,
+}
+
+#[derive(Clone, Copy, Debug, Default)]
+struct Applied {
+    lease: Lease,
+    pin: Option<NodeId>,
+    index: u64,
+}
+
+/// The lease machine of one VIP group on one node (see the module docs).
+#[derive(Debug)]
+pub struct LeaseMachine {
+    group: String,
+    me: NodeId,
+    timing: LeaseTiming,
+    holder: HolderClock,
+    contender: ContenderClock,
+    applied: Applied,
+    /// The epoch of the lease this node holds in the replicated state (confirmed or not).
+    epoch: Option<u64>,
+    /// The log index of the last lease answer acted on. A local applied state older than
+    /// it (this node applies the log a moment after the leader answered) is not evidence
+    /// that the lease was lost.
+    answered_at: u64,
+    inflight: Option<InFlight>,
+    outbox: Option<Proposal>,
+    next_id: u64,
+    wants: bool,
+    live: bool,
+    able: bool,
+    forced: bool,
+    /// force-hold was turned on while a proposal was in flight: propose ForceHold next.
+    force_pending: bool,
+    /// Shutting down: never acquire again.
+    closing: bool,
+}
+
+impl LeaseMachine {
+    pub fn new(group: &str, me: NodeId, timing: LeaseTiming) -> Self {
+        LeaseMachine {
+            group: group.to_string(),
+            me,
+            timing,
+            holder: HolderClock::new(timing),
+            contender: ContenderClock::new(timing),
+            applied: Applied::default(),
+            epoch: None,
+            answered_at: 0,
+            inflight: None,
+            outbox: None,
+            next_id: 0,
+            wants: false,
+            live: true,
+            able: true,
+            forced: false,
+            force_pending: false,
+            closing: false,
+        }
+    }
+
+    pub fn group(&self) -> &str {
+        &self.group
+    }
+
+    /// The group's lease and pin as applied here at log index `index`, observed at `now`.
+    pub fn on_applied(&mut self, lease: Lease, pin: Option<NodeId>, index: u64, now: Duration) {
+        self.applied = Applied { lease, pin, index };
+        self.contender.observed(lease, now);
+    }
+
+    /// Whether VRRP wants to be master of the group.
+    pub fn set_wants(&mut self, wants: bool) {
+        self.wants = wants;
+    }
+
+    /// Whether a live Raft leader with a majority is heard (so a proposal can commit).
+    pub fn set_live(&mut self, live: bool) {
+        self.live = live;
+    }
+
+    /// The cluster node stopped: nothing can be renewed any more.
+    pub fn on_cluster_stopped(&mut self, now: Duration) {
+        self.lose("the cluster node stopped", now);
+    }
+
+    /// Planned shutdown: release the lease and never acquire again.
+    pub fn close(&mut self) {
+        self.closing = true;
+    }
+
+    /// Operator override on or off; returns what to tell the operator.
+    pub fn set_forced(&mut self, on: bool, now: Duration) -> String {
+        self.forced = on;
+        if !on {
+            tracing::warn!(group = %self.group, "operator override off: the VIP is held only under a lease again");
+            return format!("force-hold off for {}", self.group);
+        }
+        tracing::warn!(group = %self.group,
+            "OPERATOR OVERRIDE: force-hold on. This node holds the VIP whenever VRRP is master, \
+             WITHOUT a lease: split-brain protection is off for this group until \
+             `tandemctl vip force-hold --off`");
+        if self.inflight.is_none() {
+            self.propose_force(now);
+        } else {
+            self.force_pending = true;
+        }
+        format!("force-hold on for {}: the VIP is held without a lease; a ForceHold was proposed to the cluster too (it commits only if a majority is reachable)", self.group)
+    }
+
+    /// The committed answer to proposal `id`, applied at log index `index`. Answers to a
+    /// proposal the machine no longer waits for are ignored.
+    pub fn on_outcome(&mut self, id: u64, index: u64, outcome: &Outcome, now: Duration) {
+        let Some(InFlight { kind, sent, .. }) = self.inflight.filter(|f| f.id == id) else {
+            return;
+        };
+        self.inflight = None;
+        self.answered_at = self.answered_at.max(index);
+        match (kind, outcome) {
+            (
+                ProposalKind::Acquire | ProposalKind::Force | ProposalKind::Renew,
+                Outcome::LeaseGranted { lease, .. },
+            ) if lease.holder == Some(self.me) => {
+                if kind != ProposalKind::Renew || self.holder.valid_until().is_none() {
+                    tracing::info!(group = %self.group, epoch = lease.epoch, ?kind, "VIP lease held");
+                }
+                self.epoch = Some(lease.epoch);
+                self.holder.confirmed(sent);
+            }
+            (ProposalKind::Renew, Outcome::LeaseRefused { current, .. }) => {
+                let who = current
+                    .holder
+                    .map_or("nobody".into(), |n| format!("node {n}"));
+                self.lose(&format!("renewal refused; the lease is held by {who}"), now);
+            }
+            (
+                ProposalKind::Release,
+                Outcome::LeaseGranted { .. } | Outcome::LeaseRefused { .. },
+            ) => {
+                self.epoch = None;
+            }
+            (_, outcome) => {
+                tracing::debug!(group = %self.group, ?kind, ?outcome, "lease proposal not granted");
+            }
+        }
+    }
+
+    /// Proposal `id` failed or its wait ran out: it may still commit, which the applied
+    /// state will show.
+    pub fn on_failure(&mut self, id: u64, why: &str) {
+        if let Some(f) = self.inflight.filter(|f| f.id == id) {
+            tracing::debug!(group = %self.group, kind = ?f.kind, error = why, "lease proposal failed; retrying");
+            self.inflight = None;
+        }
+    }
+
+    /// One pass of the rules (see the module docs).
+    pub fn tick(&mut self, now: Duration) {
+        let lease = self.applied.lease;
+        let stale = self.applied.index < self.answered_at;
+        if let Some(epoch) = self.epoch.filter(|_| !stale) {
+            if lease.holder != Some(self.me) || lease.epoch != epoch {
+                let who = lease
+                    .holder
+                    .map_or("nobody".into(), |n| format!("node {n}"));
+                self.lose(
+                    &format!("the lease is now held by {who} (epoch {})", lease.epoch),
+                    now,
+                );
+            }
+        }
+        if self.epoch.is_none()
+            && !stale
+            && lease.holder == Some(self.me)
+            && self.inflight.is_none()
+        {
+            // Ours in the state, not confirmed here: renewed or released below.
+            self.epoch = Some(lease.epoch);
+        }
+        let wants = self.wants && !self.closing;
+        if self.inflight.is_none() && std::mem::take(&mut self.force_pending) && self.forced {
+            self.propose_force(now);
+        }
+        if self.inflight.is_none() {
+            let group = self.group.clone();
+            let node = self.me;
+            match self.epoch {
+                Some(epoch) if !wants => {
+                    if self.holder.valid_until().is_some() {
+                        tracing::info!(group = %self.group, epoch, "releasing the VIP lease (VRRP gave up the group)");
+                    }
+                    self.holder.release(now);
+                    let release = LeaseCommand::Release { group, node, epoch };
+                    self.propose(ProposalKind::Release, release, now);
+                }
+                Some(epoch)
+                    if self.holder.valid_until().is_none() || self.holder.should_renew(now) =>
+                {
+                    let renew = LeaseCommand::Renew { group, node, epoch };
+                    self.propose(ProposalKind::Renew, renew, now);
+                }
+                None if wants => {
+                    if let Some(seen) = self.contender.may_acquire(now) {
+                        let acquire = LeaseCommand::Acquire { group, node, seen };
+                        self.propose(ProposalKind::Acquire, acquire, now);
+                    }
+                }
+                _ => {}
+            }
+        }
+        self.update_able(now);
+    }
+
+    /// The proposal to send, if any (at most one is in flight).
+    pub fn poll_proposal(&mut self) -> Option<Proposal> {
+        self.outbox.take()
+    }
+
+    /// `Some(t)`: this node holds a lease and may hold the VIP until `t` (local clock).
+    pub fn permit(&self) -> Option<Duration> {
+        self.epoch.and(self.holder.valid_until())
+    }
+
+    /// Whether the permit covers `now`.
+    pub fn may_hold(&self, now: Duration) -> bool {
+        self.permit().is_some_and(|until| now < until)
+    }
+
+    /// `false` while this node can neither keep nor get a lease: it holds none, is not
+    /// forced, and hears no live leader with a majority. VRRP then stops contending
+    /// (Fault), so that a node that can hold the VIP takes it; a one-way cut no longer
+    /// leaves it held by nobody.
+    pub fn able(&self) -> bool {
+        self.able
+    }
+
+    /// The group is pinned to another node (`tandemctl vip move`).
+    pub fn demoted(&self) -> bool {
+        self.applied.pin.is_some_and(|node| node != self.me)
+    }
+
+    pub fn forced(&self) -> bool {
+        self.forced
+    }
+
+    /// Nothing held in the state and nothing in flight (a shutdown may finish).
+    pub fn released(&self) -> bool {
+        self.epoch.is_none() && self.inflight.is_none()
+    }
+
+    /// When the rules next change their answer with no input: the next renewal, the end
+    /// of the contender's wait, or the end of the hold window. `None`: only an input can.
+    pub fn next_deadline(&self) -> Option<Duration> {
+        let due = if self.inflight.is_some() {
+            None
+        } else if self.epoch.is_some() {
+            self.holder.next_renewal()
+        } else if self.wants && !self.closing {
+            self.contender.acquire_at()
+        } else {
+            None
+        };
+        [due, self.permit()].into_iter().flatten().min()
+    }
+
+    pub fn view(&self, now: Duration) -> GroupView {
+        GroupView {
+            group: self.group.clone(),
+            wants: self.wants && !self.closing,
+            holding: self.holder.may_hold(now),
+            hold_left_ms: self
+                .holder
+                .valid_until()
+                .map_or(0, |u| u.saturating_sub(now).as_millis() as u64),
+            epoch: self.epoch,
+            demoted: self.demoted(),
+            forced: self.forced,
+            able: self.able,
+            lease: self.applied.lease,
+        }
+    }
+
+    /// Logged on change only: why the VIP cannot be held here, once.
+    fn update_able(&mut self, now: Duration) {
+        let able = self.holder.may_hold(now) || self.forced || self.live;
+        if able == self.able {
+            return;
+        }
+        self.able = able;
+        if able {
+            tracing::info!(group = %self.group, "a live Raft leader is heard again: VRRP contends for the VIP again");
+        } else {
+            tracing::warn!(group = %self.group,
+                "no VIP lease can be had here: this node hears no live Raft leader with a majority \
+                 (cut off, or the cluster lost its majority); VRRP stops contending so that a node \
+                 that can hold the VIP takes it");
+        }
+    }
+
+    fn propose(&mut self, kind: ProposalKind, command: LeaseCommand, now: Duration) {
+        let wait = match kind {
+            ProposalKind::Release | ProposalKind::Force => Duration::from_secs(2),
+            ProposalKind::Acquire | ProposalKind::Renew => self.timing.hold_window(),
+        };
+        self.next_id += 1;
+        let id = self.next_id;
+        self.inflight = Some(InFlight {
+            id,
+            kind,
+            sent: now,
+        });
+        self.outbox = Some(Proposal {
+            id,
+            kind,
+            command,
+            wait,
+        });
+    }
+
+    fn propose_force(&mut self, now: Duration) {
+        let force = LeaseCommand::ForceHold {
+            group: self.group.clone(),
+            node: self.me,
+        };
+        self.propose(ProposalKind::Force, force, now);
+    }
+
+    fn lose(&mut self, why: &str, now: Duration) {
+        if self.holder.may_hold(now) {
+            tracing::warn!(group = %self.group, reason = why, "VIP lease lost: the VIP is removed");
+        } else if self.holder.valid_until().is_some() {
+            // The hold window ended earlier and the VIP went with it (logged then).
+            tracing::info!(group = %self.group, reason = why, "VIP lease is gone (its hold window had already ended)");
+        }
+        self.holder.reset();
+        self.epoch = None;
+    }
+}
