@@ -7,6 +7,7 @@ use tandem_cluster::state::{
     ClusterState, Command, ContenderClock, HolderClock, KernelBackstop, Lease, LeaseCommand,
     LeaseTiming, Outcome,
 };
+use tandem_vrrp::machine::Permit;
 
 const G: &str = "front";
 
@@ -310,20 +311,11 @@ fn holder_clock() {
     let mut h = HolderClock::new(LeaseTiming::address_lifetime());
     assert_eq!(h.valid_until(), None);
     assert!(!h.may_hold(ms(0)) && !h.should_renew(ms(5000)));
-    assert_eq!(h.kernel_lifetime(ms(0)), Duration::ZERO);
 
     h.confirmed(ms(10_000));
     assert_eq!(h.valid_until(), Some(ms(11_200)));
     assert!(h.may_hold(ms(11_199)) && !h.may_hold(ms(11_200)));
     assert!(!h.should_renew(ms(10_299)) && h.should_renew(ms(10_300)));
-    assert_eq!(h.kernel_lifetime(ms(10_050)), Duration::from_secs(1));
-    assert_eq!(h.kernel_lifetime(ms(10_200)), Duration::from_secs(1));
-    assert_eq!(
-        h.kernel_lifetime(ms(10_201)),
-        Duration::ZERO,
-        "under 1 s left: do not install"
-    );
-    assert_eq!(h.kernel_lifetime(ms(12_000)), Duration::ZERO);
 
     // Out of order: an older confirmation does not shorten the window.
     h.confirmed(ms(10_600));
@@ -388,20 +380,25 @@ fn contender_clock() {
 proptest! {
     #![proptest_config(ProptestConfig { failure_persistence: None, ..ProptestConfig::default() })]
 
-    /// The kernel lifetime is whole seconds, never ends after valid_until, and is at least
-    /// 1 s exactly when at least 1 s of the hold is left.
+    /// The address lifetime the speaker installs for the hold window (the speaker's rule,
+    /// `Permit::hold`, without a kernel fence) is whole seconds, never ends after
+    /// valid_until, and is installed exactly when at least 1 s of the hold is left.
     #[test]
     fn kernel_lifetime_never_outlives_the_hold(sent in 0u64..1_000_000_000, after in 0u64..5_000_000) {
         let mut h = HolderClock::new(LeaseTiming::address_lifetime());
         h.confirmed(Duration::from_micros(sent));
         let now = Duration::from_micros(sent + after);
-        let lifetime = h.kernel_lifetime(now);
         let until = h.valid_until().unwrap();
-        prop_assert_eq!(lifetime.subsec_nanos(), 0);
-        prop_assert!(lifetime.is_zero() || now + lifetime <= until);
+        let origin = tokio::time::Instant::now();
+        let hold = Permit::Until(origin + until).hold(origin + now, Duration::from_secs(3), false);
         let left = until.saturating_sub(now);
-        prop_assert_eq!(lifetime >= Duration::from_secs(1), left >= Duration::from_secs(1));
-        prop_assert!(left.saturating_sub(lifetime) < Duration::from_secs(1));
+        prop_assert_eq!(hold.is_some(), left >= Duration::from_secs(1));
+        if let Some((lifetime, end)) = hold {
+            prop_assert_eq!(lifetime.subsec_nanos(), 0);
+            prop_assert!(now + lifetime <= until);
+            prop_assert!(left - lifetime < Duration::from_secs(1));
+            prop_assert_eq!(end, Some(origin + until));
+        }
     }
 }
 

@@ -26,8 +26,9 @@
 //!   timeouts, refreshed after each confirmed renewal to end at `valid_until`. Late only by
 //!   the time one `nft` run takes (under 25 ms measured, docs/cluster.md), so leases can be
 //!   a few hundred milliseconds.
-//! - [`KernelBackstop::AddressLifetime`]: the address's `valid_lft` from
-//!   [`HolderClock::kernel_lifetime`]. The kernel counts it in whole seconds and checks it
+//! - [`KernelBackstop::AddressLifetime`]: the address's `valid_lft`, the time left in
+//!   the hold window rounded down to whole seconds (the rule is the VRRP speaker's,
+//!   `tandem_vrrp::machine::Permit::hold`, so that it exists once). The kernel counts it in whole seconds and checks it
 //!   on a coarse timer (docs/vrrp.md: up to about a second late), which forces a hold
 //!   window of at least 1 s and a lease of about 2 s.
 //!
@@ -36,8 +37,8 @@
 //! - At start and after applying any entry, `contender.observed(state.lease(group), now)`.
 //! - Contending: when `contender.may_acquire(now)` is `Some(seen)`, propose
 //!   `Acquire{seen}`, remembering the send time `sent`.
-//! - Granted Acquire or Renew: `holder.confirmed(sent)`, then install or extend the
-//!   addresses with `holder.kernel_lifetime(now)` if it is not zero.
+//! - Granted Acquire or Renew: `holder.confirmed(sent)`; the speaker then opens the fence
+//!   (or installs the address lifetime) up to `holder.valid_until()`.
 //! - Every tick: if `!holder.may_hold(now)`, remove the addresses; if
 //!   `holder.should_renew(now)` and none is in flight, propose `Renew{epoch}`.
 //! - Refused Renew, or a lease applied with another holder or epoch: `holder.reset()` and
@@ -258,18 +259,6 @@ impl HolderClock {
     /// When [`Self::should_renew`] turns true; `None` before the first confirmation.
     pub fn next_renewal(&self) -> Option<Duration> {
         self.last_confirmed.map(|s| s + self.timing.renew_every)
-    }
-
-    /// The kernel address lifetime (`valid_lft` = `preferred_lft`) to install now: the
-    /// hold time left, rounded DOWN to whole seconds; at least 1 s only if at least 1 s
-    /// is left, else zero, meaning do not install or extend (an address installed earlier
-    /// still ends in time). `now + kernel_lifetime(now) <= valid_until` always; the
-    /// kernel's own lateness (up to `kernel_late`) is covered by the margins that
-    /// [`LeaseTiming::validate`] checks. Install it after each confirmed renewal.
-    pub fn kernel_lifetime(&self, now: Duration) -> Duration {
-        self.valid_until()
-            .and_then(|until| until.checked_sub(now))
-            .map_or(Duration::ZERO, |left| Duration::from_secs(left.as_secs()))
     }
 
     /// Forgets the hold: the lease was lost (another epoch applied, a Renew refused) or

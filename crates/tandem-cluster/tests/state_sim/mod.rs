@@ -9,10 +9,11 @@
 //! gives up after the proposal's wait. Nodes pause (a frozen daemon: no ticks, no
 //! applies), crash (forever), or lose one direction of their link for a while. VRRP is
 //! modelled as wanting the group on every node that is able (the worst case for
-//! contention), except for a while after a planned handover. Each node's VIP is modelled
-//! the worst way: fenced open until the permit's end (plus the kernel's lateness) on every
-//! new permit, removed by the daemon at once when the permit is withdrawn but only at its
-//! next tick when the permit runs out, and by the kernel only `kernel_late` after it.
+//! contention), except for a while after a planned handover. Each node's VIP follows the
+//! speaker's real hold machine ([`Hold`]) fed with the machine's permit; its steps are
+//! modelled the worst way: the kernel fence (or the address lifetime it installs) ends
+//! only `kernel_late` after it should, and the daemon notices a permit that ran out only
+//! at its next tick.
 //!
 //! After every event the checker asserts that at most one node `may_hold` and at most one
 //! node may still have the address. Nothing turns either on between events (both only
@@ -28,6 +29,8 @@ use std::collections::BinaryHeap;
 use std::time::Duration;
 use tandem_cluster::lease_machine::{LeaseMachine, Proposal};
 use tandem_cluster::state::{ClusterState, Command, KernelBackstop, LeaseCommand, NodeId, Outcome};
+use tandem_vrrp::machine::{Hold, HoldStep, Permit};
+use tokio::time::Instant;
 
 pub const GROUP: &str = "vip";
 const TICK: Duration = Duration::from_millis(10);
@@ -65,6 +68,8 @@ pub struct Sim {
     report: Report,
     /// Time of the last check, and whether exactly one node held then.
     last_check: (u64, bool),
+    /// Local time zero of every node, as an instant (the speaker's clock is instants).
+    origin: Instant,
 }
 
 pub fn run(p: Params) -> Report {
@@ -83,7 +88,12 @@ pub fn run(p: Params) -> Report {
             crashed: false,
             has_addr: false,
             kernel_end: 0,
-            permit_seen: None,
+            hold: Hold::new(
+                Duration::from_secs(3),
+                p.timing.backstop == KernelBackstop::Nftables,
+                Permit::Denied,
+            ),
+            permit_seen: Permit::Denied,
             last_delivery: 0,
             quiet_until: 0,
         })
@@ -99,6 +109,7 @@ pub fn run(p: Params) -> Report {
         leader: ClusterState::default(),
         report: Report::default(),
         last_check: (0, false),
+        origin: Instant::now(),
     };
     sim.run()
 }
@@ -219,12 +230,11 @@ impl Sim {
 
     fn tick(&mut self, j: usize, t: u64) {
         let release = self.rng.chance(self.p.release_chance);
+        let now = self.nodes[j].instant(self.origin, t);
+        let step = self.nodes[j].hold.on_deadline(now);
+        self.carry_out(j, t, step);
         let n = &mut self.nodes[j];
-        let now = n.local(t);
-        if n.has_addr && !n.machine.may_hold(now) {
-            n.drop_addr(t);
-        }
-        if release && n.machine.may_hold(now) {
+        if release && n.machine.may_hold(n.local(t)) {
             // Planned handover: VRRP gives the group up for a while.
             n.quiet_until = t + 2_000_000;
         }
@@ -243,45 +253,59 @@ impl Sim {
         n.machine.set_wants(wants);
         n.machine.tick(now);
         let proposal = n.machine.poll_proposal();
-        self.fence(j, t);
+        self.fence(j, t, wants);
         if let Some(proposal) = proposal {
             self.propose(j, proposal, t);
         }
     }
 
-    /// What the speaker does with the permit: withdraw the VIP at once when the permit
-    /// is gone; open the fence (or install the address lifetime) for every new one.
-    fn fence(&mut self, j: usize, t: u64) {
-        let kernel_late = self.p.timing.kernel_late;
-        let backstop = self.p.timing.backstop;
+    /// What the speaker does: VRRP wants the group when the lease machine does (it is
+    /// the worst case), the permit goes to the hold machine when it changes, and the
+    /// hold machine's steps open or close the VIP.
+    fn fence(&mut self, j: usize, t: u64, wants: bool) {
         let n = &mut self.nodes[j];
-        let now = n.local(t);
-        let permit = n.machine.permit();
-        let Some(until) = permit else {
-            n.drop_addr(t);
-            n.permit_seen = None;
-            return;
+        let now = n.instant(self.origin, t);
+        let permit = match n.machine.permit() {
+            Some(until) => Permit::Until(self.origin + until),
+            None => Permit::Denied,
         };
-        if n.permit_seen == Some(until) || until <= now {
-            return;
+        let mut steps = vec![n.hold.set_wants(wants, now)];
+        if permit != n.permit_seen {
+            n.permit_seen = permit;
+            steps.push(n.hold.on_permit(permit, now));
         }
-        n.permit_seen = Some(until);
-        let left = until - now;
-        match backstop {
-            KernelBackstop::Nftables => {
-                n.has_addr = true;
-                n.kernel_end = t + n.true_span(left + kernel_late);
-                self.report.installs += 1;
-            }
-            KernelBackstop::AddressLifetime => {
-                let lifetime = Duration::from_secs(left.as_secs());
-                if lifetime >= Duration::from_secs(1) {
-                    n.has_addr = true;
-                    n.kernel_end = t + n.true_span(lifetime + kernel_late);
-                    self.report.installs += 1;
-                }
-            }
+        for step in steps {
+            self.carry_out(j, t, step);
         }
+    }
+
+    /// The speaker's side effects, worst case: whatever the kernel is told ends
+    /// `kernel_late` late.
+    fn carry_out(&mut self, j: usize, t: u64, step: HoldStep) {
+        let kernel_late = self.p.timing.kernel_late;
+        let origin = self.origin;
+        let n = &mut self.nodes[j];
+        let now = n.instant(origin, t);
+        let (lifetime, fence_until) = match step {
+            HoldStep::Nothing | HoldStep::Refresh { .. } => return,
+            HoldStep::Drop(_) => return n.drop_addr(t),
+            HoldStep::Take {
+                lifetime,
+                fence_until,
+            }
+            | HoldStep::Extend {
+                lifetime,
+                fence_until,
+            } => (lifetime, fence_until),
+        };
+        let end = match self.p.timing.backstop {
+            // The nftables element ends the hold; the lifetime is only cleanup.
+            KernelBackstop::Nftables => fence_until.map_or(lifetime, |u| u - now),
+            KernelBackstop::AddressLifetime => lifetime,
+        };
+        n.has_addr = true;
+        n.kernel_end = t + n.true_span(end + kernel_late);
+        self.report.installs += 1;
     }
 
     fn propose(&mut self, j: usize, proposal: Proposal, t: u64) {

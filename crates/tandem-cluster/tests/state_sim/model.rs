@@ -3,6 +3,8 @@
 use std::time::Duration;
 use tandem_cluster::lease_machine::LeaseMachine;
 use tandem_cluster::state::{ClusterState, LeaseTiming, NodeId};
+use tandem_vrrp::machine::{Hold, Permit};
+use tokio::time::Instant;
 
 #[derive(Clone, Debug)]
 pub struct Params {
@@ -86,8 +88,10 @@ pub(super) struct Node {
     pub(super) has_addr: bool,
     /// Latest true time the kernel may still have the address.
     pub(super) kernel_end: u64,
-    /// The last permit the VIP was fenced open for.
-    pub(super) permit_seen: Option<Duration>,
+    /// The speaker's hold machine (the code tandemd's VRRP speaker drives).
+    pub(super) hold: Hold,
+    /// The last permit handed to `hold` (the speaker sees changes only, via a watch).
+    pub(super) permit_seen: Permit,
     pub(super) last_delivery: u64,
     /// After a planned handover: VRRP does not want the group until then.
     pub(super) quiet_until: u64,
@@ -100,6 +104,11 @@ impl Node {
     /// A span of this node's clock, in true microseconds (rounded up).
     pub(super) fn true_span(&self, d: Duration) -> u64 {
         (d.as_nanos() as f64 / (1.0 + self.drift) / 1000.0).ceil() as u64
+    }
+    /// This node's clock reading at true time `t`, as the instant the speaker would see
+    /// (`origin` stands for local time zero).
+    pub(super) fn instant(&self, origin: Instant, t: u64) -> Instant {
+        origin + self.local(t)
     }
     pub(super) fn present(&self, t: u64) -> bool {
         self.has_addr && t < self.kernel_end

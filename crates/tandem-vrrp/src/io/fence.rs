@@ -6,73 +6,11 @@
 //! listening to a channel whose sender is gone, so a closed channel never makes it spin.
 
 use std::sync::Arc;
-use std::time::Duration;
 use tokio::sync::watch;
 
 use super::kernel_fence::KernelFence;
-use tokio::time::Instant;
 
-/// Under a kernel fence, a permit with less than this left is not worth taking the VIP for.
-const MIN_KERNEL_FENCED_HOLD: Duration = Duration::from_millis(20);
-
-/// What the fence allows one VIP group right now.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Permit {
-    /// Plain VRRP: hold whenever VRRP is master, with the VRRP address lifetime
-    /// ([`InstanceSpec::address_lifetime`](super::InstanceSpec::address_lifetime)).
-    Always,
-    /// May hold until this instant (tokio::time::Instant, monotonic). Addresses are installed
-    /// with a kernel lifetime (valid_lft = preferred_lft) of the time left rounded DOWN to
-    /// whole seconds (never more), not installed/extended when that is 0 s, and removed by the
-    /// speaker at this instant at the latest even if nothing else happens.
-    Until(Instant),
-    /// May not hold now: addresses removed at once.
-    Denied,
-}
-
-impl Permit {
-    /// The kernel lifetime to install the addresses with at `now`, and the instant the
-    /// speaker must remove them by (None: no such instant). None: do not install now.
-    ///
-    /// With a kernel fence (`kernel_fenced`), the nftables elements end the hold window
-    /// to the millisecond, so the address lifetime is only the cleanup backstop: the time
-    /// left rounded UP to whole seconds, plus one. Without it the lifetime is the fence
-    /// itself and never reaches past `t`.
-    pub fn hold(
-        &self,
-        now: Instant,
-        vrrp_lifetime: Duration,
-        kernel_fenced: bool,
-    ) -> Option<(Duration, Option<Instant>)> {
-        match *self {
-            Permit::Always => Some((vrrp_lifetime, None)),
-            Permit::Until(t) if kernel_fenced => {
-                let left = t.saturating_duration_since(now);
-                (left >= MIN_KERNEL_FENCED_HOLD).then(|| {
-                    let cleanup = left.as_secs_f64().ceil() as u64 + 1;
-                    (Duration::from_secs(cleanup), Some(t))
-                })
-            }
-            Permit::Until(t) => {
-                let secs = t.saturating_duration_since(now).as_secs();
-                (secs >= 1).then(|| (Duration::from_secs(secs), Some(t)))
-            }
-            Permit::Denied => None,
-        }
-    }
-
-    /// For logs: "always", "denied" or "for 4.2 s".
-    pub(super) fn describe(&self, now: Instant) -> String {
-        match *self {
-            Permit::Always => "always".into(),
-            Permit::Until(t) => format!(
-                "for {:.1} s",
-                t.saturating_duration_since(now).as_secs_f64()
-            ),
-            Permit::Denied => "denied".into(),
-        }
-    }
-}
+pub use crate::machine::Permit;
 
 /// The speaker's connection to the fence for one group.
 pub struct FenceLink {
@@ -198,44 +136,7 @@ impl FenceSide {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn until_rounds_down_and_refuses_less_than_a_second() {
-        let now = Instant::now();
-        let vrrp = Duration::from_secs(2);
-        assert_eq!(Permit::Always.hold(now, vrrp, false), Some((vrrp, None)));
-        assert_eq!(Permit::Denied.hold(now, vrrp, false), None);
-        let t = now + Duration::from_millis(3999);
-        assert_eq!(
-            Permit::Until(t).hold(now, vrrp, false),
-            Some((Duration::from_secs(3), Some(t)))
-        );
-        let t = now + Duration::from_millis(999);
-        assert_eq!(Permit::Until(t).hold(now, vrrp, false), None);
-        assert_eq!(
-            Permit::Until(now).hold(now + Duration::from_secs(1), vrrp, false),
-            None
-        );
-    }
-
-    #[test]
-    fn under_a_kernel_fence_short_windows_hold_and_the_lifetime_only_cleans_up() {
-        let now = Instant::now();
-        let vrrp = Duration::from_secs(2);
-        let t = now + Duration::from_millis(350);
-        assert_eq!(
-            Permit::Until(t).hold(now, vrrp, true),
-            Some((Duration::from_secs(2), Some(t))),
-            "350 ms left: cleanup lifetime ceil(0.35 s) + 1 s"
-        );
-        let t = now + Duration::from_millis(10);
-        assert_eq!(
-            Permit::Until(t).hold(now, vrrp, true),
-            None,
-            "too little left"
-        );
-        assert_eq!(Permit::Denied.hold(now, vrrp, true), None);
-    }
+    use std::time::Duration;
 
     #[tokio::test]
     async fn closed_channels_keep_their_last_value_and_never_wake() {

@@ -2,10 +2,10 @@
 //! changes to the pure state machine and carries out what it asks (send, take and release
 //! addresses, announce, run hooks).
 //!
-//! Holding the addresses takes two things: VRRP wants to be master (`wants`, from
+//! Holding the addresses takes two things: VRRP wants to be master (from
 //! Action::TakeAddresses until Action::ReleaseAddresses) and the fence permits it
-//! ([`Permit`]). Under `Permit::Until(t)` the kernel lifetime never reaches past `t` and the
-//! speaker removes the addresses at `t` unless a renewal moved it.
+//! ([`Permit`]). That decision is the pure [`Hold`] machine; the speaker feeds it and
+//! carries out its [`HoldStep`]s (fence, netlink, gratuitous ARP).
 
 use std::collections::HashSet;
 use std::net::Ipv4Addr;
@@ -23,7 +23,9 @@ use super::netlink::{LinkInfo, Netlink};
 use super::socket::VrrpSockets;
 use super::stats::VrrpStats;
 use super::{tracker, FenceLink, InstanceSpec, InstanceStatus, Permit, SpeakerError};
-use crate::machine::{Action, Advert as MachineAdvert, Instance, InstanceConfig, State};
+use crate::machine::{
+    Action, Advert as MachineAdvert, DropReason, Hold, HoldStep, Instance, InstanceConfig, State,
+};
 use crate::wire::{parse_advert, Advert, VrrpRepr, VRRP_MULTICAST_V4};
 
 /// After a failed address install, how long the priority stays lowered before VRRP may
@@ -46,13 +48,8 @@ pub(super) struct Speaker {
     stats: Arc<VrrpStats>,
     status: watch::Sender<InstanceStatus>,
     origin: Instant,
-    /// VRRP wants to be master (published to the fence).
-    wants: bool,
-    /// The last permit acted on.
-    permit: Permit,
-    holding: bool,
-    /// Under `Permit::Until`: the addresses go at this instant unless renewed.
-    hold_until: Option<Instant>,
+    /// Whether the addresses are held: VRRP's wish and the fence's permit.
+    hold: Hold,
     /// Tracker adjustment and operator demotion, combined into the machine's adjustment.
     tracker_delta: i32,
     demoted: bool,
@@ -116,7 +113,13 @@ impl Speaker {
         tracing::info!(instance = %spec.group, vrid = spec.vrid, interface = %spec.interface, %source,
             priority = spec.priority, mode = if spec.unicast_peers.is_empty() { "multicast" } else { "unicast" },
             "VRRP instance starting");
+        let hold = Hold::new(
+            spec.address_lifetime(),
+            fence.kernel.is_some(),
+            Permit::Always,
+        );
         Ok(Speaker {
+            hold,
             spec,
             machine,
             netlink,
@@ -130,10 +133,6 @@ impl Speaker {
             stats,
             status,
             origin: Instant::now(),
-            wants: false,
-            permit: Permit::Always,
-            holding: false,
-            hold_until: None,
             tracker_delta: 0,
             demoted: false,
             install_fault: None,
@@ -159,7 +158,8 @@ impl Speaker {
         link_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut buf = vec![0u8; 2048];
         let mut trackers_alive = true;
-        self.permit = self.fence.latest_permit();
+        let permit = self.fence.latest_permit();
+        self.hold.on_permit(permit, Instant::now());
         // Unable to get a lease from the start: startup goes to Fault, silent.
         let able = self.fence.latest_able();
         let _ = self.machine.set_fenced_out(!able, self.now());
@@ -210,7 +210,7 @@ impl Speaker {
                     FenceEvent::Demoted(demoted) => actions = self.set_demoted(demoted),
                     FenceEvent::Able(able) => actions = self.machine.set_fenced_out(!able, self.now()),
                 },
-                _ = tokio::time::sleep_until(self.hold_until.unwrap_or(far)), if self.holding && self.hold_until.is_some() => {
+                _ = tokio::time::sleep_until(self.hold.deadline().unwrap_or(far)), if self.hold.deadline().is_some() => {
                     self.hold_window_ended().await;
                 }
                 _ = tokio::time::sleep_until(self.install_fault.unwrap_or(far)), if self.install_fault.is_some() => {
@@ -228,7 +228,7 @@ impl Speaker {
         }
         let actions = self.machine.shutdown(self.now());
         self.execute(actions).await;
-        self.set_wants(false);
+        self.fence.set_wants(false);
         self.publish_status();
         tracing::info!(instance = %self.spec.group, "VRRP instance stopped");
     }
@@ -317,8 +317,8 @@ impl Speaker {
         for action in actions {
             match action {
                 Action::SendAdvert { priority } => self.send_advert(priority).await,
-                Action::TakeAddresses => self.take_addresses().await,
-                Action::ReleaseAddresses => self.release_addresses().await,
+                Action::TakeAddresses => self.set_wants(true).await,
+                Action::ReleaseAddresses => self.set_wants(false).await,
                 Action::Reannounce => {
                     self.announce("re-announce after a dual-master episode or a heal")
                 }
@@ -361,115 +361,118 @@ impl Speaker {
             }
         }
         // Every advert as master renews the addresses' kernel lifetime (within the permit).
-        if self.holding && priority != 0 {
-            if let Some((lifetime, _)) = self.permit.hold(
-                Instant::now(),
-                self.spec.address_lifetime(),
-                self.kernel.is_some(),
-            ) {
-                self.install_addresses(lifetime).await;
-            }
+        if priority != 0 {
+            let step = self.hold.on_advert(Instant::now());
+            self.carry_out(step, "advert").await;
         }
     }
 
-    fn set_wants(&mut self, wants: bool) {
-        self.wants = wants;
+    /// VRRP's wish (Action::TakeAddresses / ReleaseAddresses), published to the fence too.
+    async fn set_wants(&mut self, wants: bool) {
         self.fence.set_wants(wants);
-    }
-
-    /// Action::TakeAddresses: VRRP wants the addresses; hold them if the fence permits.
-    async fn take_addresses(&mut self) {
-        self.set_wants(true);
-        if !self.hold().await {
-            tracing::info!(instance = %self.spec.group, permit = %self.permit.describe(Instant::now()),
+        let now = Instant::now();
+        let step = self.hold.set_wants(wants, now);
+        let carried = self.carry_out(step, "became master").await;
+        if wants && (!carried || step == HoldStep::Nothing) && !self.hold.holding() {
+            tracing::info!(instance = %self.spec.group, permit = %self.hold.permit().describe(now),
                 "VRRP is master of {} but the fence does not permit holding yet: waiting for the lease",
                 self.spec.group);
         }
     }
 
-    /// Installs and announces the addresses if the current permit allows; false if not. A
-    /// failed install counts as handled (true): the speaker steps down instead of waiting.
-    async fn hold(&mut self) -> bool {
-        let Some((lifetime, until)) = self.permit.hold(
-            Instant::now(),
-            self.spec.address_lifetime(),
-            self.kernel.is_some(),
-        ) else {
-            return false;
-        };
-        if !self.open_kernel_fence(until).await {
-            return false;
-        }
-        self.hold_until = until;
-        if !self.install_addresses(lifetime).await {
-            tracing::error!(instance = %self.spec.group, retry_in = ?INSTALL_RETRY,
-                "the virtual addresses could not be installed: stepping down at the lowest priority so that a peer serves them");
-            self.drop_addresses().await;
-            self.fault_pending = true;
-            return true;
-        }
-        self.holding = true;
-        self.announce("became master");
-        let repeat = self.spec.garp_repeat_after;
-        let refresh = self.spec.garp_refresh;
-        let next = if !repeat.is_zero() { repeat } else { refresh };
-        self.next_garp = (!next.is_zero()).then(|| Instant::now() + next);
-        true
-    }
-
     /// A new permit from the fence: take, extend or drop the addresses accordingly.
     async fn on_permit(&mut self, permit: Permit) {
-        let previous = std::mem::replace(&mut self.permit, permit);
-        if !self.wants {
-            return;
-        }
-        let group = self.spec.group.clone();
+        let previous = self.hold.permit();
         let now = Instant::now();
-        if !self.holding {
-            if self.hold().await && self.holding {
-                tracing::info!(instance = %group, permit = %permit.describe(now), "the fence permits holding: virtual addresses taken");
-            }
-            return;
-        }
-        match permit.hold(now, self.spec.address_lifetime(), self.kernel.is_some()) {
-            Some((lifetime, until)) => {
-                // A renewal (or a change of kind): re-install with the new lifetime at once.
-                if !self.open_kernel_fence(until).await {
-                    self.drop_addresses().await;
-                    return;
+        let step = self.hold.on_permit(permit, now);
+        let group = self.spec.group.clone();
+        match step {
+            HoldStep::Take { .. } => {
+                if self.carry_out(step, "became master").await && self.hold.holding() {
+                    tracing::info!(instance = %group, permit = %permit.describe(now), "the fence permits holding: virtual addresses taken");
                 }
-                self.hold_until = until;
-                self.install_addresses(lifetime).await;
+            }
+            HoldStep::Extend { lifetime, .. } => {
+                self.carry_out(step, "renewal").await;
                 if std::mem::discriminant(&previous) != std::mem::discriminant(&permit) {
                     tracing::info!(instance = %group, permit = %permit.describe(now), "fence permit changed: holding on");
                 } else {
                     tracing::debug!(instance = %group, lifetime = ?lifetime, "lease renewed: address lifetime extended");
                 }
             }
-            None => match permit {
-                // Less than a second left: nothing to extend. Keep holding until `t2` only
-                // if that does not shorten the window the installed lifetime was bound to.
-                Permit::Until(t2) if self.hold_until.is_some_and(|t1| t2 >= t1) => {
-                    self.hold_until = Some(t2);
-                }
-                _ => {
-                    self.drop_addresses().await;
-                    tracing::info!(instance = %group, permit = %permit.describe(now),
-                        "the fence withdrew its permit: virtual addresses removed (VRRP stays master, waiting for the lease)");
-                }
-            },
+            _ => {
+                self.carry_out(step, "permit").await;
+            }
         }
     }
 
     /// The hold window under `Permit::Until` ran out; a renewal that raced with the timer wins.
     async fn hold_window_ended(&mut self) {
         let latest = self.fence.latest_permit();
-        if latest != self.permit {
+        if latest != self.hold.permit() {
             self.on_permit(latest).await;
         }
-        if self.holding && self.hold_until.is_some_and(|t| t <= Instant::now()) {
-            self.drop_addresses().await;
-            tracing::warn!(instance = %self.spec.group, "lease hold window ended before it was renewed: VIP removed");
+        let step = self.hold.on_deadline(Instant::now());
+        self.carry_out(step, "window").await;
+    }
+
+    /// Carries out what the hold machine decided; false if a Take could not be carried out
+    /// (the fence refresh failed: waiting for the next permit). A failed install counts as
+    /// handled (true): the speaker steps down instead of waiting.
+    async fn carry_out(&mut self, step: HoldStep, why: &str) -> bool {
+        match step {
+            HoldStep::Nothing => true,
+            HoldStep::Take {
+                lifetime,
+                fence_until,
+            } => {
+                if !self.open_kernel_fence(fence_until).await {
+                    self.hold.lost();
+                    return false;
+                }
+                if !self.install_addresses(lifetime).await {
+                    tracing::error!(instance = %self.spec.group, retry_in = ?INSTALL_RETRY,
+                        "the virtual addresses could not be installed: stepping down at the lowest priority so that a peer serves them");
+                    self.hold.lost();
+                    self.remove_addresses().await;
+                    self.fault_pending = true;
+                    return true;
+                }
+                self.announce(why);
+                let repeat = self.spec.garp_repeat_after;
+                let refresh = self.spec.garp_refresh;
+                let next = if !repeat.is_zero() { repeat } else { refresh };
+                self.next_garp = (!next.is_zero()).then(|| Instant::now() + next);
+                true
+            }
+            HoldStep::Extend {
+                lifetime,
+                fence_until,
+            } => {
+                if !self.open_kernel_fence(fence_until).await {
+                    self.hold.lost();
+                    self.remove_addresses().await;
+                    return true;
+                }
+                self.install_addresses(lifetime).await;
+                true
+            }
+            HoldStep::Refresh { lifetime } => {
+                self.install_addresses(lifetime).await;
+                true
+            }
+            HoldStep::Drop(reason) => {
+                self.remove_addresses().await;
+                match reason {
+                    DropReason::Released => {}
+                    DropReason::Withdrawn => tracing::info!(instance = %self.spec.group,
+                        permit = %self.hold.permit().describe(Instant::now()),
+                        "the fence withdrew its permit: virtual addresses removed (VRRP stays master, waiting for the lease)"),
+                    DropReason::WindowEnded => tracing::warn!(instance = %self.spec.group,
+                        "lease hold window ended before it was renewed: VIP removed"),
+                }
+                true
+            }
         }
     }
 
@@ -558,16 +561,8 @@ impl Speaker {
         all
     }
 
-    /// Action::ReleaseAddresses: VRRP no longer wants them.
-    async fn release_addresses(&mut self) {
-        self.set_wants(false);
-        self.drop_addresses().await;
-    }
-
-    /// Removes the addresses (VRRP's wish is left as it is).
-    async fn drop_addresses(&mut self) {
-        self.holding = false;
-        self.hold_until = None;
+    /// Removes the addresses and closes the fence (the hold machine already knows).
+    async fn remove_addresses(&mut self) {
         self.next_garp = None;
         for (ip, _) in self.spec.addresses.clone() {
             if let Err(e) = self.netlink.remove(self.link.index, ip).await {
@@ -585,7 +580,7 @@ impl Speaker {
     }
 
     fn announce(&mut self, why: &str) {
-        if !self.holding {
+        if !self.hold.holding() {
             return;
         }
         let ips: Vec<Ipv4Addr> = self.spec.addresses.iter().map(|(ip, _)| *ip).collect();
@@ -602,8 +597,8 @@ impl Speaker {
             self.machine.base_priority(),
             self.machine.effective_priority(),
         );
-        let holding = self.holding;
-        let waiting = self.wants && !self.holding;
+        let holding = self.hold.holding();
+        let waiting = self.hold.wants() && !holding;
         let demoted = self.demoted;
         let fenced_out = self.machine.fenced_out();
         let fence_until = self.fence_until;

@@ -24,11 +24,13 @@
 //! - Our own adverts looped back (source = our primary address) are ignored.
 
 mod config;
+pub mod hold;
 mod instance;
 
 pub use config::{
     ConfigError, InstanceConfig, MAX_ADVERT_INTERVAL, MIN_ADVERT_INTERVAL, OWNER_PRIORITY,
 };
+pub use hold::{DropReason, Hold, HoldStep, Permit};
 pub use instance::Instance;
 
 use std::fmt;
