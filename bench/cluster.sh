@@ -17,6 +17,8 @@
 #   --partition S    seconds each partition lasts (default 10)
 #   --impair S       seconds each impairment (loss, one-way cut) lasts (default 15)
 #   --probe-timeout  the client probe's timeout per connection (default 30ms)
+#   --only LIST      comma-separated measurements to run (default all): crash, move, pair,
+#                    isolate, loss10, loss30, deaf, config
 #
 # Labs (appliance/lab.sh): tandem = `up --cluster`: n1 (priority 150) and n2 (100) forward
 # and speak VRRP under Raft leases (fencing = "raft", default lease timing), the witness is
@@ -74,6 +76,7 @@ INTERVAL=200ms
 PARTITION_S=10
 IMPAIR_S=15
 PROBE_TIMEOUT=30ms
+ONLY=crash,move,pair,isolate,loss10,loss30,deaf,config
 AFTER_HEAL_S=5
 VIP=198.51.100.100
 PORT=7000
@@ -86,6 +89,7 @@ while [ $# -gt 0 ]; do
     --partition) PARTITION_S="${2:?}"; shift 2 ;;
     --impair) IMPAIR_S="${2:?}"; shift 2 ;;
     --probe-timeout) PROBE_TIMEOUT="${2:?}"; shift 2 ;;
+    --only) ONLY="${2:?}"; shift 2 ;;
     -h | --help) usage; exit 0 ;;
     *) die "unknown argument '$1' (see --help)" ;;
     esac
@@ -95,12 +99,16 @@ if ! is_uint "$PARTITION_S" || [ "$PARTITION_S" -lt 3 ] || [ "$PARTITION_S" -gt 
 [[ "$NAME" =~ ^[A-Za-z0-9_-]{1,20}$ ]] || die "--name: 1..20 letters, digits, '-' or '_'"
 [[ "$INTERVAL" =~ ^[0-9]+(ms|s)$ ]] || die "--interval: a value like 200ms or 1s, not '$INTERVAL'"
 [[ "$PROBE_TIMEOUT" =~ ^[0-9]+ms$ ]] || die "--probe-timeout: a value like 30ms, not '$PROBE_TIMEOUT'"
+for m in ${ONLY//,/ }; do
+    case "$m" in crash | move | pair | isolate | loss10 | loss30 | deaf | config) ;; *) die "--only: unknown measurement '$m'" ;; esac
+done
+wanted() { [[ ",$ONLY," == *",$1,"* ]]; }
 [ "$(id -u)" -eq 0 ] || die "needs root (appliance/lab.sh builds network namespaces)"
 require_tools keepalived:keepalived curl:curl ip:iproute2 nft:nftables socat:socat
 [ -x "$LAB" ] || die "$LAB is missing or not executable"
 
 per_round=$(((28 + 2 * PARTITION_S + 3 * (IMPAIR_S + 25)) * 2 + 2))
-echo "$BENCH_NAME: $ROUNDS round(s) of crash, move, pair, isolate, loss10, loss30, deaf (tandem and keepalived) and config (tandem);"
+echo "$BENCH_NAME: $ROUNDS round(s) of ${ONLY//,/, } (tandem and keepalived; config: tandem only);"
 echo "  roughly $ROUNDS x ~${per_round} s = ~$((ROUNDS * per_round / 60 + 1)) min."
 if pgrep -x cargo >/dev/null 2>&1 || pgrep -x rustc >/dev/null 2>&1 || pgrep -x wrk >/dev/null 2>&1; then
     echo "  note: a build or another benchmark is running on this machine; figures may be noisy." >&2
@@ -704,14 +712,14 @@ for ROUND in $(seq "$ROUNDS"); do
         use_lab "$impl"
         echo "--- round $ROUND: $IMPL (lab $LAB_NAME, advert interval $INTERVAL)"
         lab_up "r$ROUND-$IMPL"
-        m_crash
-        m_move
-        m_cut pair
-        m_cut isolate
-        m_impair loss10
-        m_impair loss30
-        m_impair deaf
-        [ "$IMPL" = tandem ] && m_config
+        if wanted crash; then m_crash; fi
+        if wanted move; then m_move; fi
+        if wanted pair; then m_cut pair; fi
+        if wanted isolate; then m_cut isolate; fi
+        if wanted loss10; then m_impair loss10; fi
+        if wanted loss30; then m_impair loss30; fi
+        if wanted deaf; then m_impair deaf; fi
+        if wanted config && [ "$IMPL" = tandem ]; then m_config; fi
         save_logs "r$ROUND-$IMPL"
         lab_down
     done

@@ -30,6 +30,8 @@ pub struct GroupLink {
     pub wants: watch::Sender<bool>,
     /// The group is pinned to another node (`tandemctl vip move`).
     pub demoted: watch::Receiver<bool>,
+    /// The group is pinned to this node: take over as soon as the old master leaves.
+    pub designated: watch::Receiver<bool>,
     /// Operator override (`tandemctl vip force-hold`): hold without a lease.
     pub forced: watch::Receiver<bool>,
     /// `false` while this node can neither keep nor get a lease: it holds none and hears
@@ -82,6 +84,7 @@ impl LeaseKeeper {
         let (until_tx, until) = watch::channel(None);
         let (wants, wants_rx) = watch::channel(false);
         let (demoted_tx, demoted) = watch::channel(false);
+        let (designated_tx, designated) = watch::channel(false);
         let (forced_tx, forced) = watch::channel(false);
         let (able_tx, able) = watch::channel(true);
         let (control_tx, control) = mpsc::channel(8);
@@ -95,6 +98,7 @@ impl LeaseKeeper {
             wants: wants_rx,
             until: until_tx,
             demoted: demoted_tx,
+            designated: designated_tx,
             forced: forced_tx,
             control,
             views: self.views.clone(),
@@ -106,6 +110,7 @@ impl LeaseKeeper {
             until,
             wants,
             demoted,
+            designated,
             forced,
             able,
         }
@@ -167,6 +172,7 @@ struct GroupTask {
     wants: watch::Receiver<bool>,
     until: watch::Sender<Option<Instant>>,
     demoted: watch::Sender<bool>,
+    designated: watch::Sender<bool>,
     forced: watch::Sender<bool>,
     control: mpsc::Receiver<Control>,
     views: Arc<Mutex<BTreeMap<String, GroupView>>>,
@@ -259,6 +265,9 @@ impl GroupTask {
         let demoted = self.machine.demoted();
         self.demoted
             .send_if_modified(|d| std::mem::replace(d, demoted) != demoted);
+        let designated = self.machine.designated();
+        self.designated
+            .send_if_modified(|d| std::mem::replace(d, designated) != designated);
         let able = self.machine.able();
         self.able
             .send_if_modified(|a| std::mem::replace(a, able) != able);

@@ -314,6 +314,12 @@ impl LeaseMachine {
         self.able
     }
 
+    /// The group is pinned to this node (`tandemctl vip move` here): VRRP takes over as
+    /// soon as the old master leaves, without waiting for Skew_Time.
+    pub fn designated(&self) -> bool {
+        self.applied.pin == Some(self.me)
+    }
+
     /// The group is pinned to another node (`tandemctl vip move`).
     pub fn demoted(&self) -> bool {
         self.applied.pin.is_some_and(|node| node != self.me)

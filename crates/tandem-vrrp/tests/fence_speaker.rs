@@ -29,6 +29,7 @@ use netns_pair::{enter, eventually, ms, Netns, NODE_IP, PEER_IP, VIP};
 struct TestFence {
     permit: watch::Sender<Permit>,
     demoted: watch::Sender<bool>,
+    designated: watch::Sender<bool>,
     wants: watch::Sender<bool>,
     able: watch::Sender<bool>,
 }
@@ -40,6 +41,7 @@ impl Fence for TestFence {
             permit: self.permit.subscribe(),
             wants: self.wants.clone(),
             demoted: self.demoted.subscribe(),
+            designated: self.designated.subscribe(),
             kernel: None,
             able: self.able.subscribe(),
         }
@@ -183,6 +185,7 @@ async fn scenario(ns: &str, listener: &Listener) {
     let fence = Arc::new(TestFence {
         permit: watch::channel(Permit::Denied).0,
         demoted: watch::channel(false).0,
+        designated: watch::channel(false).0,
         wants: watch::channel(false).0,
         able: watch::channel(true).0,
     });

@@ -289,6 +289,51 @@ fn priority_zero_means_takeover_after_skew_time_only() {
     );
 }
 
+/// `tandemctl vip move` here: the operator chose this node, so the old master's
+/// priority-0 advert hands over at once (no Skew_Time), whichever arrives first.
+#[test]
+fn a_designated_backup_takes_over_without_skew_time() {
+    let to_master = |out: &[Action]| {
+        out.last()
+            == Some(&transition(
+                State::Backup,
+                State::Master,
+                Reason::MasterLeft,
+            ))
+    };
+    // Designated first, then the master leaves.
+    let mut inst = backup(cfg(100));
+    inst.on_advert(advert(PEER, 200), Duration::from_secs(1));
+    assert!(inst.set_designated(true, ms(1500)).is_empty());
+    assert!(
+        inst.poll_timeout() > Some(ms(2500)),
+        "a working master is not preempted by the designation alone"
+    );
+    inst.on_advert(advert(PEER, 0), Duration::from_secs(2));
+    assert_eq!(inst.poll_timeout(), Some(Duration::from_secs(2)));
+    assert!(to_master(&inst.on_timer(Duration::from_secs(2))));
+
+    // The master's priority-0 advert first, the designation 5 ms later.
+    let mut inst = backup(cfg(100));
+    inst.on_advert(advert(PEER, 200), Duration::from_secs(1));
+    inst.on_advert(advert(PEER, 0), Duration::from_secs(2));
+    assert!(inst.poll_timeout() > Some(ms(2500)), "Skew_Time without it");
+    inst.set_designated(true, ms(2005));
+    assert_eq!(inst.poll_timeout(), Some(ms(2005)));
+    assert!(to_master(&inst.on_timer(ms(2005))));
+
+    // Designation lifted: Skew_Time again.
+    let mut inst = backup(cfg(100));
+    inst.set_designated(true, ms(500));
+    inst.set_designated(false, ms(600));
+    inst.on_advert(advert(PEER, 200), Duration::from_secs(1));
+    inst.on_advert(advert(PEER, 0), Duration::from_secs(2));
+    assert_eq!(
+        inst.poll_timeout(),
+        Some(Duration::from_secs(2) + Duration::from_micros(609_375))
+    );
+}
+
 #[test]
 fn backup_adopts_the_masters_interval() {
     let mut inst = backup(cfg(100));

@@ -133,6 +133,7 @@ impl Fence for RaftFence {
             permit,
             wants: link.wants,
             demoted: link.demoted,
+            designated: link.designated,
             kernel: self.kernel.clone(),
             able: link.able,
         }

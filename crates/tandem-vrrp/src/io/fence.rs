@@ -25,6 +25,10 @@ pub struct FenceLink {
     /// [`Instance::step_down`](crate::machine::Instance::step_down)). false again: back to
     /// normal priority.
     pub demoted: watch::Receiver<bool>,
+    /// true: an operator moved this group here. When the master leaves (priority 0), the
+    /// instance takes over at once instead of after Skew_Time (see
+    /// [`Instance::set_designated`](crate::machine::Instance::set_designated)).
+    pub designated: watch::Receiver<bool>,
     /// The nftables fence that silences the group's VIPs when the permit ends, even if
     /// this daemon is dead (`None`: the address lifetime is the only kernel backstop).
     pub kernel: Option<Arc<KernelFence>>,
@@ -48,11 +52,13 @@ impl Fence for NoFence {
         let (_, permit) = watch::channel(Permit::Always);
         let (wants, _) = watch::channel(false);
         let (_, demoted) = watch::channel(false);
+        let (_, designated) = watch::channel(false);
         let (_, able) = watch::channel(true);
         FenceLink {
             permit,
             wants,
             demoted,
+            designated,
             kernel: None,
             able,
         }
@@ -64,6 +70,7 @@ impl Fence for NoFence {
 pub(super) enum FenceEvent {
     Permit(Permit),
     Demoted(bool),
+    Designated(bool),
     Able(bool),
 }
 
@@ -72,6 +79,7 @@ pub(super) struct FenceSide {
     link: FenceLink,
     permit_open: bool,
     demoted_open: bool,
+    designated_open: bool,
     able_open: bool,
 }
 
@@ -81,6 +89,7 @@ impl FenceSide {
             link,
             permit_open: true,
             demoted_open: true,
+            designated_open: true,
             able_open: true,
         }
     }
@@ -93,6 +102,11 @@ impl FenceSide {
     /// The latest demotion flag, marked as seen.
     pub(super) fn latest_demoted(&mut self) -> bool {
         *self.link.demoted.borrow_and_update()
+    }
+
+    /// The latest designation flag, marked as seen.
+    pub(super) fn latest_designated(&mut self) -> bool {
+        *self.link.designated.borrow_and_update()
     }
 
     /// Whether this node can get a lease at all, marked as seen.
@@ -123,6 +137,10 @@ impl FenceSide {
                     Ok(()) => return FenceEvent::Demoted(*self.link.demoted.borrow_and_update()),
                     Err(_) => self.demoted_open = false,
                 },
+                changed = self.link.designated.changed(), if self.designated_open => match changed {
+                    Ok(()) => return FenceEvent::Designated(*self.link.designated.borrow_and_update()),
+                    Err(_) => self.designated_open = false,
+                },
                 changed = self.link.able.changed(), if self.able_open => match changed {
                     Ok(()) => return FenceEvent::Able(*self.link.able.borrow_and_update()),
                     Err(_) => self.able_open = false,
@@ -146,7 +164,9 @@ mod tests {
         side.set_wants(true);
         let woke = tokio::time::timeout(Duration::from_millis(50), side.next()).await;
         assert!(woke.is_err(), "no event from closed channels: {woke:?}");
-        assert!(!side.permit_open && !side.demoted_open && !side.able_open);
+        assert!(
+            !side.permit_open && !side.demoted_open && !side.designated_open && !side.able_open
+        );
     }
 
     #[tokio::test]
@@ -154,11 +174,13 @@ mod tests {
         let (permit_tx, permit) = watch::channel(Permit::Denied);
         let (wants, mut wants_rx) = watch::channel(false);
         let (demoted_tx, demoted) = watch::channel(false);
+        let (designated_tx, designated) = watch::channel(false);
         let (able_tx, able) = watch::channel(true);
         let mut side = FenceSide::new(FenceLink {
             permit,
             wants,
             demoted,
+            designated,
             kernel: None,
             able,
         });
@@ -166,6 +188,8 @@ mod tests {
         assert_eq!(side.next().await, FenceEvent::Permit(Permit::Always));
         demoted_tx.send(true).unwrap();
         assert_eq!(side.next().await, FenceEvent::Demoted(true));
+        designated_tx.send(true).unwrap();
+        assert_eq!(side.next().await, FenceEvent::Designated(true));
         able_tx.send(false).unwrap();
         assert_eq!(side.next().await, FenceEvent::Able(false));
         side.set_wants(true);
@@ -176,7 +200,7 @@ mod tests {
             !wants_rx.has_changed().unwrap(),
             "no notification without a change"
         );
-        drop((permit_tx, demoted_tx, able_tx));
+        drop((permit_tx, demoted_tx, designated_tx, able_tx));
         let woke = tokio::time::timeout(Duration::from_millis(50), side.next()).await;
         assert!(woke.is_err());
     }

@@ -165,6 +165,8 @@ impl Speaker {
         let _ = self.machine.set_fenced_out(!able, self.now());
         let mut actions = self.machine.startup(self.now());
         self.tracker_delta = *priority_delta.borrow_and_update();
+        let designated = self.fence.latest_designated();
+        actions.extend(self.machine.set_designated(designated, self.now()));
         let demoted = self.fence.latest_demoted();
         // Demoted from the start: priority lowered (and a step-down, were we master already).
         actions.extend(self.set_demoted(demoted));
@@ -208,6 +210,9 @@ impl Speaker {
                 event = self.fence.next() => match event {
                     FenceEvent::Permit(permit) => self.on_permit(permit).await,
                     FenceEvent::Demoted(demoted) => actions = self.set_demoted(demoted),
+                    FenceEvent::Designated(designated) => {
+                        actions = self.machine.set_designated(designated, self.now());
+                    }
                     FenceEvent::Able(able) => actions = self.machine.set_fenced_out(!able, self.now()),
                 },
                 _ = tokio::time::sleep_until(self.hold.deadline().unwrap_or(far)), if self.hold.deadline().is_some() => {

@@ -41,6 +41,8 @@ pub struct Instance {
     last_peer_advert: Option<Duration>,
     /// When we last became Master; silence is measured from here at the latest.
     master_since: Duration,
+    /// An operator moved the group here: no Skew_Time when the master leaves.
+    designated: bool,
 }
 
 impl Instance {
@@ -62,6 +64,7 @@ impl Instance {
             preempt_after: Duration::ZERO,
             last_peer_advert: None,
             master_since: Duration::ZERO,
+            designated: false,
         }
     }
 
@@ -291,6 +294,23 @@ impl Instance {
         out
     }
 
+    /// Whether an operator moved the group to this node (`tandemctl vip move`). A designated
+    /// Backup takes over as soon as the master leaves (its priority-0 advert) instead of
+    /// after Skew_Time: Skew_Time exists so that the best of several backups wins, and
+    /// here the operator already chose (the others are demoted). Set while the master's
+    /// priority-0 advert is already counting down, it takes over at the next timer poll.
+    pub fn set_designated(&mut self, designated: bool, now: Duration) -> Vec<Action> {
+        self.designated = designated;
+        if designated && self.state == State::Backup && self.down_cause == DownCause::MasterLeft {
+            self.deadline = Some(now);
+        }
+        Vec::new()
+    }
+
+    pub fn designated(&self) -> bool {
+        self.designated
+    }
+
     pub fn fenced_out(&self) -> bool {
         self.fenced_out
     }
@@ -326,8 +346,14 @@ impl Instance {
 
     fn backup_advert(&mut self, advert: Advert, now: Duration) {
         if advert.priority == 0 {
-            // RFC 6.4.2: the master is leaving; take over after Skew_Time only.
-            self.deadline = Some(now + self.skew_time());
+            // RFC 6.4.2: the master is leaving; take over after Skew_Time only (at once
+            // when the operator moved the group here).
+            let skew = if self.designated {
+                Duration::ZERO
+            } else {
+                self.skew_time()
+            };
+            self.deadline = Some(now + skew);
             self.down_cause = DownCause::MasterLeft;
             if self.current_master == Some(advert.src) {
                 self.current_master = None;
