@@ -32,6 +32,8 @@ pub struct GroupLink {
     pub demoted: watch::Receiver<bool>,
     /// The group is pinned to this node: take over as soon as the old master leaves.
     pub designated: watch::Receiver<bool>,
+    /// Another node's lease lapsed (see `LeaseMachine::lapsed`).
+    pub lapsed: watch::Receiver<bool>,
     /// Operator override (`tandemctl vip force-hold`): hold without a lease.
     pub forced: watch::Receiver<bool>,
     /// `false` while this node can neither keep nor get a lease: it holds none and hears
@@ -85,6 +87,7 @@ impl LeaseKeeper {
         let (wants, wants_rx) = watch::channel(false);
         let (demoted_tx, demoted) = watch::channel(false);
         let (designated_tx, designated) = watch::channel(false);
+        let (lapsed_tx, lapsed) = watch::channel(false);
         let (forced_tx, forced) = watch::channel(false);
         let (able_tx, able) = watch::channel(true);
         let (control_tx, control) = mpsc::channel(8);
@@ -99,6 +102,7 @@ impl LeaseKeeper {
             until: until_tx,
             demoted: demoted_tx,
             designated: designated_tx,
+            lapsed: lapsed_tx,
             forced: forced_tx,
             control,
             views: self.views.clone(),
@@ -111,6 +115,7 @@ impl LeaseKeeper {
             wants,
             demoted,
             designated,
+            lapsed,
             forced,
             able,
         }
@@ -173,6 +178,7 @@ struct GroupTask {
     until: watch::Sender<Option<Instant>>,
     demoted: watch::Sender<bool>,
     designated: watch::Sender<bool>,
+    lapsed: watch::Sender<bool>,
     forced: watch::Sender<bool>,
     control: mpsc::Receiver<Control>,
     views: Arc<Mutex<BTreeMap<String, GroupView>>>,
@@ -268,6 +274,9 @@ impl GroupTask {
         let designated = self.machine.designated();
         self.designated
             .send_if_modified(|d| std::mem::replace(d, designated) != designated);
+        let lapsed = self.machine.lapsed();
+        self.lapsed
+            .send_if_modified(|l| std::mem::replace(l, lapsed) != lapsed);
         let able = self.machine.able();
         self.able
             .send_if_modified(|a| std::mem::replace(a, able) != able);

@@ -114,6 +114,8 @@ pub struct LeaseMachine {
     force_pending: bool,
     /// Shutting down: never acquire again.
     closing: bool,
+    /// Another node holds the lease and has not renewed it for a whole contender wait.
+    lapsed: bool,
 }
 
 impl LeaseMachine {
@@ -136,6 +138,7 @@ impl LeaseMachine {
             forced: false,
             force_pending: false,
             closing: false,
+            lapsed: false,
         }
     }
 
@@ -237,6 +240,8 @@ impl LeaseMachine {
     /// One pass of the rules (see the module docs).
     pub fn tick(&mut self, now: Duration) {
         let lease = self.applied.lease;
+        self.lapsed = lease.holder.is_some_and(|h| h != self.me)
+            && self.contender.acquire_at().is_some_and(|t| now >= t);
         let stale = self.applied.index < self.answered_at;
         if let Some(epoch) = self.epoch.filter(|_| !stale) {
             if lease.holder != Some(self.me) || lease.epoch != epoch {
@@ -314,6 +319,13 @@ impl LeaseMachine {
         self.able
     }
 
+    /// Another node holds the lease but has not renewed it for a whole contender wait, so
+    /// it cannot hold the VIP any more (as of the last tick). VRRP uses it to take over
+    /// after two silent advert intervals instead of a full Master_Down_Interval.
+    pub fn lapsed(&self) -> bool {
+        self.lapsed
+    }
+
     /// The group is pinned to this node (`tandemctl vip move` here): VRRP takes over as
     /// soon as the old master leaves, without waiting for Skew_Time.
     pub fn designated(&self) -> bool {
@@ -346,7 +358,12 @@ impl LeaseMachine {
         } else {
             None
         };
-        [due, self.permit()].into_iter().flatten().min()
+        // Not wanting the group, still tick when another holder's lease lapses (once).
+        let foreign = self.applied.lease.holder.is_some_and(|h| h != self.me);
+        let lapse = (foreign && !self.lapsed)
+            .then(|| self.contender.acquire_at())
+            .flatten();
+        [due, self.permit(), lapse].into_iter().flatten().min()
     }
 
     pub fn view(&self, now: Duration) -> GroupView {
@@ -420,5 +437,58 @@ impl LeaseMachine {
         }
         self.holder.reset();
         self.epoch = None;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    fn held_by(holder: NodeId, seq: u64) -> Lease {
+        Lease {
+            holder: Some(holder),
+            epoch: 1,
+            seq,
+        }
+    }
+
+    /// A backup learns that the holder's lease lapsed one contender wait after the last
+    /// renewal it applied, is ticked for it without wanting the group, and forgets it when
+    /// a renewal or a new holder shows up.
+    #[test]
+    fn another_holders_lease_lapses_after_the_contender_wait() {
+        let timing = LeaseTiming::default();
+        let wait = timing.contender_wait();
+        let mut m = LeaseMachine::new("vip", 2, timing);
+        m.on_applied(held_by(1, 5), None, 10, ms(1000));
+        m.tick(ms(1000));
+        assert!(!m.lapsed());
+        assert_eq!(
+            m.next_deadline(),
+            Some(ms(1000) + wait),
+            "ticked at the lapse"
+        );
+        m.tick(ms(1000) + wait - ms(1));
+        assert!(!m.lapsed());
+        m.tick(ms(1000) + wait);
+        assert!(m.lapsed());
+        assert_eq!(m.next_deadline(), None, "no spinning once lapsed");
+        // A renewal applied: alive again.
+        m.on_applied(held_by(1, 6), None, 11, ms(1000) + wait + ms(5));
+        m.tick(ms(1000) + wait + ms(5));
+        assert!(!m.lapsed());
+        // Its own lease, or none at all, never lapses.
+        let mut own = LeaseMachine::new("vip", 1, timing);
+        own.on_applied(held_by(1, 6), None, 11, ms(0));
+        own.tick(ms(10_000));
+        assert!(!own.lapsed());
+        let mut free = LeaseMachine::new("vip", 2, timing);
+        free.on_applied(Lease::default(), None, 0, ms(0));
+        free.tick(ms(10_000));
+        assert!(!free.lapsed());
     }
 }

@@ -30,6 +30,7 @@ struct TestFence {
     permit: watch::Sender<Permit>,
     demoted: watch::Sender<bool>,
     designated: watch::Sender<bool>,
+    lapsed: watch::Sender<bool>,
     wants: watch::Sender<bool>,
     able: watch::Sender<bool>,
 }
@@ -42,6 +43,7 @@ impl Fence for TestFence {
             wants: self.wants.clone(),
             demoted: self.demoted.subscribe(),
             designated: self.designated.subscribe(),
+            lapsed: self.lapsed.subscribe(),
             kernel: None,
             able: self.able.subscribe(),
         }
@@ -186,6 +188,7 @@ async fn scenario(ns: &str, listener: &Listener) {
         permit: watch::channel(Permit::Denied).0,
         demoted: watch::channel(false).0,
         designated: watch::channel(false).0,
+        lapsed: watch::channel(false).0,
         wants: watch::channel(false).0,
         able: watch::channel(true).0,
     });

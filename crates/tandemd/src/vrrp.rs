@@ -134,6 +134,7 @@ impl Fence for RaftFence {
             wants: link.wants,
             demoted: link.demoted,
             designated: link.designated,
+            lapsed: link.lapsed,
             kernel: self.kernel.clone(),
             able: link.able,
         }

@@ -29,6 +29,10 @@ pub struct FenceLink {
     /// instance takes over at once instead of after Skew_Time (see
     /// [`Instance::set_designated`](crate::machine::Instance::set_designated)).
     pub designated: watch::Receiver<bool>,
+    /// true: the lease holder (another node) let its lease lapse. As Backup the instance
+    /// then takes over after two silent advert intervals (see
+    /// [`Instance::set_lease_lapsed`](crate::machine::Instance::set_lease_lapsed)).
+    pub lapsed: watch::Receiver<bool>,
     /// The nftables fence that silences the group's VIPs when the permit ends, even if
     /// this daemon is dead (`None`: the address lifetime is the only kernel backstop).
     pub kernel: Option<Arc<KernelFence>>,
@@ -53,12 +57,14 @@ impl Fence for NoFence {
         let (wants, _) = watch::channel(false);
         let (_, demoted) = watch::channel(false);
         let (_, designated) = watch::channel(false);
+        let (_, lapsed) = watch::channel(false);
         let (_, able) = watch::channel(true);
         FenceLink {
             permit,
             wants,
             demoted,
             designated,
+            lapsed,
             kernel: None,
             able,
         }
@@ -71,6 +77,7 @@ pub(super) enum FenceEvent {
     Permit(Permit),
     Demoted(bool),
     Designated(bool),
+    Lapsed(bool),
     Able(bool),
 }
 
@@ -80,6 +87,7 @@ pub(super) struct FenceSide {
     permit_open: bool,
     demoted_open: bool,
     designated_open: bool,
+    lapsed_open: bool,
     able_open: bool,
 }
 
@@ -90,6 +98,7 @@ impl FenceSide {
             permit_open: true,
             demoted_open: true,
             designated_open: true,
+            lapsed_open: true,
             able_open: true,
         }
     }
@@ -141,6 +150,10 @@ impl FenceSide {
                     Ok(()) => return FenceEvent::Designated(*self.link.designated.borrow_and_update()),
                     Err(_) => self.designated_open = false,
                 },
+                changed = self.link.lapsed.changed(), if self.lapsed_open => match changed {
+                    Ok(()) => return FenceEvent::Lapsed(*self.link.lapsed.borrow_and_update()),
+                    Err(_) => self.lapsed_open = false,
+                },
                 changed = self.link.able.changed(), if self.able_open => match changed {
                     Ok(()) => return FenceEvent::Able(*self.link.able.borrow_and_update()),
                     Err(_) => self.able_open = false,
@@ -165,7 +178,11 @@ mod tests {
         let woke = tokio::time::timeout(Duration::from_millis(50), side.next()).await;
         assert!(woke.is_err(), "no event from closed channels: {woke:?}");
         assert!(
-            !side.permit_open && !side.demoted_open && !side.designated_open && !side.able_open
+            !side.permit_open
+                && !side.demoted_open
+                && !side.designated_open
+                && !side.lapsed_open
+                && !side.able_open
         );
     }
 
@@ -175,12 +192,14 @@ mod tests {
         let (wants, mut wants_rx) = watch::channel(false);
         let (demoted_tx, demoted) = watch::channel(false);
         let (designated_tx, designated) = watch::channel(false);
+        let (lapsed_tx, lapsed) = watch::channel(false);
         let (able_tx, able) = watch::channel(true);
         let mut side = FenceSide::new(FenceLink {
             permit,
             wants,
             demoted,
             designated,
+            lapsed,
             kernel: None,
             able,
         });
@@ -190,6 +209,8 @@ mod tests {
         assert_eq!(side.next().await, FenceEvent::Demoted(true));
         designated_tx.send(true).unwrap();
         assert_eq!(side.next().await, FenceEvent::Designated(true));
+        lapsed_tx.send(true).unwrap();
+        assert_eq!(side.next().await, FenceEvent::Lapsed(true));
         able_tx.send(false).unwrap();
         assert_eq!(side.next().await, FenceEvent::Able(false));
         side.set_wants(true);
@@ -200,7 +221,7 @@ mod tests {
             !wants_rx.has_changed().unwrap(),
             "no notification without a change"
         );
-        drop((permit_tx, demoted_tx, designated_tx, able_tx));
+        drop((permit_tx, demoted_tx, designated_tx, lapsed_tx, able_tx));
         let woke = tokio::time::timeout(Duration::from_millis(50), side.next()).await;
         assert!(woke.is_err());
     }

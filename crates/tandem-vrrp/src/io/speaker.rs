@@ -213,6 +213,9 @@ impl Speaker {
                     FenceEvent::Designated(designated) => {
                         actions = self.machine.set_designated(designated, self.now());
                     }
+                    FenceEvent::Lapsed(lapsed) => {
+                        actions = self.machine.set_lease_lapsed(lapsed, self.now());
+                    }
                     FenceEvent::Able(able) => actions = self.machine.set_fenced_out(!able, self.now()),
                 },
                 _ = tokio::time::sleep_until(self.hold.deadline().unwrap_or(far)), if self.hold.deadline().is_some() => {

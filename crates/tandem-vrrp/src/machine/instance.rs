@@ -15,6 +15,8 @@ enum DownCause {
     MasterLeft,
     /// We are ignoring this lower-priority master's adverts so we can preempt it.
     Preempting { src: Ipv4Addr, priority: u8 },
+    /// The master's lease lapsed; the timer was shortened to two silent intervals.
+    LeaseLapsed,
 }
 
 /// One VRRP instance (one VRID on one interface). See the [module docs](super).
@@ -43,6 +45,8 @@ pub struct Instance {
     master_since: Duration,
     /// An operator moved the group here: no Skew_Time when the master leaves.
     designated: bool,
+    /// The fence says the current lease holder's lease lapsed (see `set_lease_lapsed`).
+    lease_lapsed: bool,
 }
 
 impl Instance {
@@ -65,6 +69,7 @@ impl Instance {
             last_peer_advert: None,
             master_since: Duration::ZERO,
             designated: false,
+            lease_lapsed: false,
         }
     }
 
@@ -227,6 +232,7 @@ impl Instance {
                 let reason = match self.down_cause {
                     DownCause::Silence => Reason::MasterDown,
                     DownCause::MasterLeft => Reason::MasterLeft,
+                    DownCause::LeaseLapsed => Reason::MasterLeaseLapsed,
                     DownCause::Preempting { src, priority } => {
                         Reason::PreemptingLowerPriority { src, priority }
                     }
@@ -309,6 +315,27 @@ impl Instance {
 
     pub fn designated(&self) -> bool {
         self.designated
+    }
+
+    /// Whether the fence has seen the holder's lease lapse: no renewal applied for a whole
+    /// contender wait, so the old master cannot hold the addresses any more. A Backup then
+    /// does not wait the full Master_Down_Interval (3 intervals + Skew_Time): it takes over
+    /// once the master has also been silent for two intervals. The lease, not VRRP, keeps
+    /// the VIP to one holder, so an early takeover is safe; the two silent intervals keep a
+    /// master that still advertises (only its renewals are lost) from being chased away.
+    /// A lapse is judged on the lease's own clock, which lets a crash fail over faster than
+    /// VRRP alone would.
+    pub fn set_lease_lapsed(&mut self, lapsed: bool, now: Duration) -> Vec<Action> {
+        self.lease_lapsed = lapsed;
+        if lapsed && self.state == State::Backup && self.down_cause == DownCause::Silence {
+            let silent_since = self.last_peer_advert.unwrap_or(Duration::ZERO);
+            let quick = (silent_since + self.master_adver_interval * 2).max(now);
+            if self.deadline.is_some_and(|d| quick < d) {
+                self.deadline = Some(quick);
+                self.down_cause = DownCause::LeaseLapsed;
+            }
+        }
+        Vec::new()
     }
 
     pub fn fenced_out(&self) -> bool {

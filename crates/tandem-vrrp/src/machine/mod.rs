@@ -112,6 +112,9 @@ pub enum Reason {
     },
     /// Backup → Master: the master advertised priority 0 and we waited only Skew_Time.
     MasterLeft,
+    /// Backup → Master: the master's lease lapsed (so it cannot hold the addresses) and it
+    /// fell silent for two advert intervals ([`Instance::set_lease_lapsed`]).
+    MasterLeaseLapsed,
     InterfaceDown,
     InterfaceUp,
     /// → Fault: the fence cannot let this node hold the addresses (no lease reachable).
@@ -146,6 +149,10 @@ impl fmt::Display for Reason {
                 write!(f, "preempting master {src} with lower priority {priority}")
             }
             Reason::MasterLeft => write!(f, "master left (advertised priority 0)"),
+            Reason::MasterLeaseLapsed => write!(
+                f,
+                "the master's lease lapsed and no advertisement came for two intervals"
+            ),
             Reason::InterfaceDown => write!(f, "interface down"),
             Reason::InterfaceUp => write!(f, "interface up"),
             Reason::NoLease => write!(

@@ -6,13 +6,17 @@
 //! - VRRPv2 adverts (RFC 3768), parsed only so a mixed-version network can be reported
 //!   clearly instead of as a stream of checksum errors;
 //! - the IPv4 header, because Linux raw sockets deliver it in front of the payload;
-//! - ARP over Ethernet, for gratuitous ARP after a takeover.
+//! - ARP over Ethernet, for gratuitous ARP after a takeover;
+//! - VRRPv3 over IPv6 (same header, 16-byte addresses, the IPv6 pseudo-header) and
+//!   unsolicited neighbour advertisements, IPv6's gratuitous ARP.
 //!
 //! Everything here is pure and never panics on received bytes.
 
 mod arp;
 mod ipv4;
+mod ndp;
 mod vrrp;
+mod vrrp6;
 mod vrrp_v2;
 
 pub use arp::{
@@ -20,7 +24,12 @@ pub use arp::{
     ETHERNET_HEADER_LEN, ETHERTYPE_ARP,
 };
 pub use ipv4::{parse_ipv4, Ipv4Info, IPV4_MIN_HEADER_LEN};
+pub use ndp::{
+    multicast_mac, parse_na_frame, unsolicited_na_frame, NeighborAdvertRepr, ALL_NODES,
+    ETHERTYPE_IPV6, ICMPV6_NEIGHBOR_ADVERT, IPPROTO_ICMPV6, NA_FRAME_LEN,
+};
 pub use vrrp::{VrrpPacket, VrrpRepr, VRRP_HEADER_LEN, VRRP_TYPE_ADVERTISEMENT, VRRP_VERSION};
+pub use vrrp6::{is_link_local, parse_advert_v6, Ipv6Info, Vrrp6Repr, VRRP_MULTICAST_V6};
 pub use vrrp_v2::{VrrpV2Repr, VRRP_V2_AUTH_LEN};
 
 use std::fmt;
