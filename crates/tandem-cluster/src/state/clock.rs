@@ -78,22 +78,24 @@ pub struct LeaseTiming {
 }
 
 impl Default for LeaseTiming {
-    /// The nftables fence: lease 500 ms, margin 100 ms, drift 1%, slack 50 ms, renew every
+    /// The nftables fence: lease 600 ms, margin 150 ms, drift 1%, slack 50 ms, renew every
     /// 100 ms, kernel lateness 100 ms. Why these:
     ///
-    /// - Hold window `lease - margin` = 400 ms after each confirmed renewal; renewing every
+    /// - Hold window `lease - margin` = 450 ms after each confirmed renewal; renewing every
     ///   100 ms gives four tries per window, so one lost renewal never drops the VIP.
-    /// - Safety: `(400 ms + 100 ms) / 0.99 = 505 ms` (latest a dead holder's kernel fence
-    ///   closes) ≤ `(500 ms × 1.01 + 50 ms) / 1.01 = 550 ms` (earliest a contender may hold),
-    ///   45 ms to spare (the fence is measured late by under 25 ms, docs/cluster.md).
-    /// - Crash failover: the lease lapses `505 ms + 50 ms` after the last renewal a contender
-    ///   applied, i.e. about 455-555 ms after the crash: before VRRP's own detection at
-    ///   200 ms adverts (3 × 200 ms + skew, 522-722 ms after it), so the lapse, not VRRP,
-    ///   decides when the backup takes over (`Instance::set_lease_lapsed`).
+    /// - Safety: `(450 ms + 100 ms) / 0.99 = 556 ms` (latest a dead holder's kernel fence
+    ///   closes) ≤ `(600 ms × 1.01 + 50 ms) / 1.01 = 649 ms` (earliest a contender may hold),
+    ///   93 ms to spare.
+    /// - Crash failover: the lease lapses `606 ms + 50 ms` after the last renewal a contender
+    ///   applied, i.e. about 560-660 ms after the crash, within VRRP's own detection at
+    ///   200 ms adverts (3 × 200 ms + skew, 522-722 ms after it); whichever comes first
+    ///   lets the backup take over (`Instance::set_lease_lapsed`). A 500 ms lease was
+    ///   measured too: no faster (the election after a crashed leader sets the pace) and
+    ///   less available at 30 % loss (docs/cluster.md).
     fn default() -> Self {
         LeaseTiming {
-            lease: Duration::from_millis(500),
-            safety_margin: Duration::from_millis(100),
+            lease: Duration::from_millis(600),
+            safety_margin: Duration::from_millis(150),
             drift: 0.01,
             slack: Duration::from_millis(50),
             renew_every: Duration::from_millis(100),
