@@ -8,13 +8,18 @@
 mod bodies;
 #[path = "l7_hostile/host.rs"]
 mod host;
+#[path = "l7_hostile/logs.rs"]
+mod logs;
 #[allow(dead_code)]
 mod metrics_support;
 #[path = "l7_hostile/stalled.rs"]
 mod stalled;
 
 use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tandem_tests::Child;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -51,4 +56,31 @@ pub fn status_of(raw: &[u8]) -> Option<u16> {
         .strip_prefix("HTTP/1.1 ")
         .or_else(|| text.strip_prefix("HTTP/1.0 "))?;
     rest.get(..3)?.parse().ok()
+}
+
+/// The tandemd binary run on `config` with `RUST_LOG=rust_log`; its stderr lines collect
+/// in the returned list.
+pub fn daemon(config: &Path, rust_log: &str) -> (Child, Arc<Mutex<Vec<String>>>) {
+    let mut child = Child(
+        std::process::Command::new(tandem_tests::tandemd_bin())
+            .args(["run", "--config"])
+            .arg(config)
+            .env("RUST_LOG", rust_log)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("starting tandemd"),
+    );
+    let lines = Arc::new(Mutex::new(Vec::<String>::new()));
+    let stderr = child.0.stderr.take().expect("piped stderr");
+    let sink = lines.clone();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            sink.lock().unwrap_or_else(|p| p.into_inner()).push(line);
+        }
+    });
+    (child, lines)
 }

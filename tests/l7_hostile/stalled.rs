@@ -8,7 +8,7 @@ use http_body_util::Empty;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 use tandem_tests::http_backends::{curl, HttpBackend, TempDir};
@@ -134,28 +134,8 @@ async fn stalled_readers_are_closed_after_the_send_timeout_with_bounded_memory()
         b.addr
     );
     let config = dir.write("tandem.toml", toml);
-    let mut child = Child(
-        std::process::Command::new(tandemd_bin())
-            .args(["run", "--config"])
-            .arg(&config)
-            .env("RUST_LOG", "warn")
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .expect("starting tandemd"),
-    );
+    let (child, lines) = crate::daemon(&config, "warn");
     let pid = child.0.id();
-    let lines = Arc::new(Mutex::new(Vec::<String>::new()));
-    let stderr = child.0.stderr.take().unwrap();
-    let sink = lines.clone();
-    std::thread::spawn(move || {
-        use std::io::BufRead;
-        for line in std::io::BufReader::new(stderr).lines() {
-            let Ok(line) = line else { break };
-            sink.lock().unwrap().push(line);
-        }
-    });
     assert!(
         wait_listening(addr(port), Duration::from_secs(10)).await,
         "tandemd did not listen: {:?}",
