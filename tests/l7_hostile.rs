@@ -4,6 +4,8 @@
 //! tandemd (in process, or the binary where its memory is measured), real backends, raw
 //! TCP for the malformed bytes and hyper for HTTP/2.
 
+#[path = "l7_hostile/accept.rs"]
+mod accept;
 #[path = "l7_hostile/bodies.rs"]
 mod bodies;
 #[path = "l7_hostile/host.rs"]
@@ -61,10 +63,18 @@ pub fn status_of(raw: &[u8]) -> Option<u16> {
 /// The tandemd binary run on `config` with `RUST_LOG=rust_log`; its stderr lines collect
 /// in the returned list.
 pub fn daemon(config: &Path, rust_log: &str) -> (Child, Arc<Mutex<Vec<String>>>) {
+    let mut command = std::process::Command::new(tandem_tests::tandemd_bin());
+    command.args(["run", "--config"]).arg(config);
+    daemon_with(command, rust_log)
+}
+
+/// The same, started by `command` (e.g. a shell that lowers a limit first).
+pub fn daemon_with(
+    mut command: std::process::Command,
+    rust_log: &str,
+) -> (Child, Arc<Mutex<Vec<String>>>) {
     let mut child = Child(
-        std::process::Command::new(tandem_tests::tandemd_bin())
-            .args(["run", "--config"])
-            .arg(config)
+        command
             .env("RUST_LOG", rust_log)
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::null())

@@ -9,7 +9,6 @@ use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
@@ -30,6 +29,7 @@ pub async fn accept_loop(
     stop: CancellationToken,
     connections: TaskTracker,
 ) {
+    let mut backoff = tandem_proxy::AcceptBackoff::new();
     loop {
         let accepted = tokio::select! {
             _ = stop.cancelled() => break,
@@ -39,10 +39,17 @@ pub async fn accept_loop(
         let runtime = live.load_full();
         let tls = runtime.tls.clone();
         let (tcp, client) = match accepted {
-            Ok(pair) => pair,
+            Ok(pair) => {
+                backoff.succeeded(&runtime.name);
+                pair
+            }
             Err(e) => {
-                tracing::warn!(listener = %runtime.name, error = %e, "accept failed");
-                tokio::time::sleep(Duration::from_millis(20)).await;
+                // EMFILE and friends: pause the listener, growing, logged once; never exit.
+                let pause = backoff.failed(&runtime.name, &e);
+                tokio::select! {
+                    _ = stop.cancelled() => break,
+                    _ = tokio::time::sleep(pause) => {}
+                }
                 continue;
             }
         };
