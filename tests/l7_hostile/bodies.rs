@@ -123,3 +123,29 @@ async fn client_body_errors_answer_400_and_never_eject_a_backend() {
         m.text
     );
 }
+
+#[tokio::test]
+async fn a_get_with_a_chunked_body_is_forwarded_with_its_body() {
+    let b = HttpBackend::start("getbody").await;
+    let port = free_port();
+    let mut toml = NODE_TOML.to_string();
+    toml += &http_listener_toml("front", port, "p", "");
+    toml += &pool_toml("p", "round_robin", &[&b], "");
+    let _node = start_node(&toml);
+    // The bytes: the backend got a GET without its body, and tandem answered 200.
+    let request = b"GET /g HTTP/1.1\r\nHost: ok.example\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n5\r\nhello\r\n0\r\n\r\n";
+    let got = send_raw(addr(port), request, false).await;
+    assert_eq!(
+        status_of(&got),
+        Some(200),
+        "{}",
+        String::from_utf8_lossy(&got)
+    );
+    let seen = b.seen();
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert_eq!(
+        (seen[0].method.as_str(), seen[0].body_len),
+        ("GET", 5),
+        "{seen:?}"
+    );
+}

@@ -1,12 +1,16 @@
 //! Accept errors on a listener (the descriptor limit, mostly): the listener pauses with a
 //! growing delay instead of retrying every few milliseconds, and logs once when it starts
 //! failing (with the limit) and once when it accepts again (with how many failed), never
-//! once per failure. HAProxy pauses its listener the same way.
+//! once per failure; an episode within a minute of the last logged one (the backlog that
+//! piled up refills the table at once) is logged at debug level. HAProxy pauses its
+//! listener the same way.
 
 use std::time::{Duration, Instant};
 
 const FIRST_PAUSE: Duration = Duration::from_millis(10);
 const MAX_PAUSE: Duration = Duration::from_secs(1);
+/// At most one warning per episode and per this long.
+const QUIET_FOR: Duration = Duration::from_secs(60);
 
 /// One listener's accept failures in a row.
 #[derive(Debug)]
@@ -14,6 +18,9 @@ pub struct AcceptBackoff {
     failing_since: Option<Instant>,
     failures: u64,
     pause: Duration,
+    /// When an episode was last logged as a warning; whether the current one was.
+    last_warned: Option<Instant>,
+    loud: bool,
     /// Read when the listener starts: at the limit, reading it would need a descriptor.
     open_files_limit: String,
 }
@@ -30,6 +37,8 @@ impl AcceptBackoff {
             failing_since: None,
             failures: 0,
             pause: FIRST_PAUSE,
+            last_warned: None,
+            loud: false,
             open_files_limit: open_files_limit(),
         }
     }
@@ -38,10 +47,17 @@ impl AcceptBackoff {
     pub fn failed(&mut self, listener: &str, error: &std::io::Error) -> Duration {
         self.failures += 1;
         if self.failing_since.is_none() {
-            self.failing_since = Some(Instant::now());
+            let now = Instant::now();
+            self.failing_since = Some(now);
             self.pause = FIRST_PAUSE;
-            tracing::warn!(%listener, %error, open_files_limit = %self.open_files_limit,
-                "accept failed: pausing the listener until accepting works again (logged once)");
+            self.loud = self.last_warned.is_none_or(|t| now - t >= QUIET_FOR);
+            if self.loud {
+                self.last_warned = Some(now);
+                tracing::warn!(%listener, %error, open_files_limit = %self.open_files_limit,
+                    "accept failed: pausing the listener until accepting works again (logged once)");
+            } else {
+                tracing::debug!(%listener, %error, "accept failed again: pausing the listener");
+            }
         } else {
             self.pause = (self.pause * 2).min(MAX_PAUSE);
         }
@@ -51,8 +67,13 @@ impl AcceptBackoff {
     /// An accept succeeded: ends a run of failures, if there was one.
     pub fn succeeded(&mut self, listener: &str) {
         if let Some(since) = self.failing_since.take() {
-            tracing::warn!(%listener, failed = self.failures, paused_for = ?since.elapsed(),
-                "accepting again after accept failures");
+            if self.loud {
+                tracing::warn!(%listener, failed = self.failures, paused_for = ?since.elapsed(),
+                    "accepting again after accept failures");
+            } else {
+                tracing::debug!(%listener, failed = self.failures, paused_for = ?since.elapsed(),
+                    "accepting again after accept failures");
+            }
             self.failures = 0;
         }
     }

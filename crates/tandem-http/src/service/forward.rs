@@ -43,6 +43,18 @@ pub(super) async fn forward(
     // A body-less request can be sent again; a streamed body cannot.
     let replayable = body.is_end_stream();
     headers::strip_hop_by_hop(&mut parts.headers, upgrade);
+    if !pool.upstream.http2
+        && !replayable
+        && body.size_hint().exact().is_none()
+        && matches!(parts.method, Method::GET | Method::HEAD)
+    {
+        // hyper's client sends a GET or HEAD body of unknown length only when told to
+        // (else it silently sends none): forward the client's chunked body, as HAProxy does.
+        parts.headers.insert(
+            http::header::TRANSFER_ENCODING,
+            HeaderValue::from_static("chunked"),
+        );
+    }
     headers::add_forwarding(
         &mut parts.headers,
         &l.settings.forwarded,
