@@ -171,9 +171,17 @@ async fn json_access_log_from_the_daemon() {
     assert_eq!(r.status, 200);
     let r2 = curl(&["-X", "POST", "-d", "a=1", &url(port, "/form")]).await;
     assert_eq!(r2.status, 200);
-    // A Host with a quote and a backslash must still give valid JSON.
-    let r3 = curl(&["-H", "Host: we\"ird\\host", &url(port, "/escape")]).await;
-    assert_eq!(r3.status, 200);
+    // A request id with a quote and a backslash must still give valid JSON; such a Host
+    // is refused (400: not a host[:port]) and logged as no host.
+    let r3 = curl(&[
+        "-H",
+        "Host: we\"ird\\host",
+        "-H",
+        "X-Request-Id: we\"ird\\id",
+        &url(port, "/escape"),
+    ])
+    .await;
+    assert_eq!(r3.status, 400);
 
     // The access lines: the JSON object after the tracing prefix.
     let find = |needle: &str| {
@@ -222,7 +230,9 @@ async fn json_access_log_from_the_daemon() {
     assert_eq!(app.seen()[1].header("x-request-id"), Some(id));
 
     let third = parse(&find("/escape").unwrap());
-    assert_eq!(third["host"], "we\"ird\\host", "{third}");
+    assert_eq!(third["request_id"], "we\"ird\\id", "{third}");
+    assert_eq!(third["host"], "-", "{third}");
+    assert_eq!(third["status"], 400, "{third}");
 
     child.signal(nix::sys::signal::Signal::SIGTERM);
     let status = child.wait_for_exit(Duration::from_secs(5)).await;

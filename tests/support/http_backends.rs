@@ -211,6 +211,7 @@ impl Seen {
 /// - `/hop`: answers with hop-by-hop headers of its own (`Connection: x-backend-hop`);
 /// - `/stream`: streams three chunks, then trailers `grpc-status: 0`;
 /// - `/trailers`: the same with `Trailer: x-checksum` and trailer `x-checksum: c0ffee`;
+/// - `/big/<bytes>`: that many bytes of `x`, streamed in 64 KiB chunks (large responses);
 /// - `/health`: "ok";
 /// - anything else: echoes `<name>\n<METHOD> <path?query> <version>\n` and one `name: value` line
 ///   per header received.
@@ -346,6 +347,13 @@ async fn backend_answer(
         tokio::time::sleep(Duration::from_millis(ms)).await;
         return Response::new(full(format!("{name} slow\n")));
     }
+    if let Some(n) = path.strip_prefix("/big/") {
+        let left = n.parse::<usize>().unwrap_or(0);
+        let mut resp = Response::new(Repeated { left }.boxed());
+        resp.headers_mut()
+            .insert("content-length", HeaderValue::from(left as u64));
+        return resp;
+    }
     match path.as_str() {
         "/health" => Response::new(full("ok\n")),
         "/hop" => {
@@ -398,6 +406,35 @@ fn streamed(
         h.insert("trailer", HeaderValue::from_static(name));
     }
     resp
+}
+
+/// `left` bytes of `x` in 64 KiB frames, made without allocating per frame.
+struct Repeated {
+    left: usize,
+}
+
+static XS: [u8; 64 * 1024] = [b'x'; 64 * 1024];
+
+impl Body for Repeated {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        let this = self.get_mut();
+        if this.left == 0 {
+            return Poll::Ready(None);
+        }
+        let n = this.left.min(XS.len());
+        this.left -= n;
+        Poll::Ready(Some(Ok(Frame::data(Bytes::from_static(&XS[..n])))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.left == 0
+    }
 }
 
 /// A response body fed frame by frame from a channel (streaming, then trailers).

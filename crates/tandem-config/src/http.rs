@@ -42,6 +42,10 @@ pub struct HttpSettings {
     /// The whole exchange (request in, response headers back) must fit in this.
     #[serde(default = "default_request_timeout")]
     pub request_timeout: HumanDuration,
+    /// A client that accepts no response bytes for this long (a stalled reader) has its
+    /// connection closed: it would otherwise hold a backend connection and buffers.
+    #[serde(default = "default_send_timeout")]
+    pub send_timeout: HumanDuration,
     /// Largest request head (request line + headers) in bytes; larger gets 431.
     #[serde(default = "default_max_header_bytes")]
     pub max_header_bytes: u32,
@@ -73,6 +77,7 @@ impl Default for HttpSettings {
             header_timeout: default_header_timeout(),
             keepalive_timeout: default_keepalive_timeout(),
             request_timeout: default_request_timeout(),
+            send_timeout: default_send_timeout(),
             max_header_bytes: default_max_header_bytes(),
             max_headers: default_max_headers(),
             max_body_bytes: default_max_body_bytes(),
@@ -371,6 +376,9 @@ fn default_keepalive_timeout() -> HumanDuration {
 }
 fn default_request_timeout() -> HumanDuration {
     HumanDuration::from_secs(60)
+}
+fn default_send_timeout() -> HumanDuration {
+    HumanDuration::from_secs(30)
 }
 fn default_max_header_bytes() -> u32 {
     16 * 1024

@@ -63,6 +63,7 @@ fn validate_http_listener(p: &mut Problems, at: &str, l: &Listener, cfg: &Cluste
             ("header_timeout", h.header_timeout),
             ("keepalive_timeout", h.keepalive_timeout),
             ("request_timeout", h.request_timeout),
+            ("send_timeout", h.send_timeout),
         ] {
             if d.get().is_zero() {
                 p.add(format!("{at}.http.{key}"), "must be more than 0s");

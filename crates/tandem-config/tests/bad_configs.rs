@@ -363,8 +363,23 @@ fn l7_mistakes_are_refused_with_their_key_path() {
             "pool[0].health_check.expect_status",
             "not a status or range",
         ),
+        (
+            http.replace("protocol = \"http\"\n", "protocol = \"http\"\n[listener.http]\nsend_timeout = \"0s\"\n"),
+            "listener[0].http.send_timeout",
+            "must be more than 0s",
+        ),
     ];
     assert_all_refused(cases);
+    // The send timeout's default: 30 s, as documented in docs/config.md.
+    let defaults = parse(&http, "http.toml").unwrap_or_else(|e| panic!("{e}"));
+    let settings = defaults.cluster.listeners[0]
+        .http
+        .clone()
+        .unwrap_or_default();
+    assert_eq!(
+        settings.send_timeout.get(),
+        std::time::Duration::from_secs(30)
+    );
 }
 
 /// Each (config text, key path, words) must be refused with a problem at that key path

@@ -49,3 +49,24 @@ where
         self.inner.size_hint()
     }
 }
+
+/// An error reading the client's request body (bad chunk framing, a body cut short, the
+/// client gone): the client's fault. It travels through the upstream exchange's error
+/// chain, so a failed exchange can tell it from a backend failure.
+#[derive(Debug, thiserror::Error)]
+#[error("client request body: {0}")]
+pub struct ClientBodyError(#[source] pub hyper::Error);
+
+/// Whether a failed upstream exchange failed because the client's body did.
+pub fn client_body_failed<'a>(
+    e: &'a (dyn std::error::Error + 'static),
+) -> Option<&'a ClientBodyError> {
+    let mut cause = Some(e);
+    while let Some(c) = cause {
+        if let Some(found) = c.downcast_ref::<ClientBodyError>() {
+            return Some(found);
+        }
+        cause = c.source();
+    }
+    None
+}

@@ -6,6 +6,10 @@
 //! `header_timeout`. hyper's own header timer cannot tell these apart: it also runs while a
 //! keep-alive connection is merely idle, which would cut idle connections at the header
 //! timeout instead of the keep-alive timeout. [`Watched`] reports the bytes read.
+//!
+//! And the send timeout: [`Watched`] also notes when a write to the client could not
+//! proceed (the client's receive window and our socket buffer are full) and when one did
+//! again, so a client that stops reading is found and closed, for HTTP/1 and HTTP/2 alike.
 
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -25,6 +29,10 @@ pub struct Activity {
     /// head is awaited). A new connection awaits its first head from the start.
     head_since: AtomicU64,
     head_started: Notify,
+    /// Milliseconds since `origin`, plus one, when writes to the client last stopped
+    /// proceeding (0: the last write went through).
+    blocked_since: AtomicU64,
+    blocked: Notify,
 }
 
 /// Marks one request in flight until dropped (with its response body).
@@ -47,7 +55,42 @@ impl Activity {
             idle_since_ms: AtomicU64::new(0),
             head_since: AtomicU64::new(1),
             head_started: Notify::new(),
+            blocked_since: AtomicU64::new(0),
+            blocked: Notify::new(),
         })
+    }
+
+    /// A write to the client returned Pending: the client is not reading (for now).
+    fn write_blocked(&self) {
+        if self.blocked_since.load(Ordering::Relaxed) == 0 {
+            let now = self.origin.elapsed().as_millis() as u64 + 1;
+            self.blocked_since.store(now, Ordering::Relaxed);
+            self.blocked.notify_one();
+        }
+    }
+
+    /// A write to the client went through: whatever stall there was is over.
+    fn write_proceeded(&self) {
+        if self.blocked_since.load(Ordering::Relaxed) != 0 {
+            self.blocked_since.store(0, Ordering::Relaxed);
+        }
+    }
+
+    /// Resolves once writes to the client have made no progress for `limit`.
+    pub async fn send_stalled(&self, limit: Duration) {
+        loop {
+            let blocked = self.blocked.notified();
+            let since = self.blocked_since.load(Ordering::Relaxed);
+            if since == 0 {
+                blocked.await;
+                continue;
+            }
+            let deadline = self.origin + Duration::from_millis(since - 1) + limit;
+            if Instant::now() >= deadline {
+                return;
+            }
+            tokio::time::sleep_until(deadline).await;
+        }
     }
 
     pub fn begin(self: &Arc<Self>) -> Busy {
@@ -153,6 +196,16 @@ impl<S> Watched<S> {
     }
 }
 
+impl<S> Watched<S> {
+    fn watch_write(&self, polled: &Poll<std::io::Result<usize>>) {
+        match polled {
+            Poll::Pending => self.activity.write_blocked(),
+            Poll::Ready(Ok(n)) if *n > 0 => self.activity.write_proceeded(),
+            _ => {}
+        }
+    }
+}
+
 impl<S: AsyncRead + Unpin> AsyncRead for Watched<S> {
     fn poll_read(
         self: Pin<&mut Self>,
@@ -175,10 +228,21 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Watched<S> {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.inner).poll_write(cx, buf);
+        this.watch_write(&polled);
+        polled
     }
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.inner).poll_flush(cx);
+        // TLS flushes its buffered records here: a flush that waits is a stalled reader too.
+        match polled {
+            Poll::Pending => this.activity.write_blocked(),
+            Poll::Ready(Ok(())) => this.activity.write_proceeded(),
+            Poll::Ready(Err(_)) => {}
+        }
+        polled
     }
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
@@ -188,7 +252,10 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Watched<S> {
         cx: &mut Context<'_>,
         bufs: &[std::io::IoSlice<'_>],
     ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
+        this.watch_write(&polled);
+        polled
     }
     fn is_write_vectored(&self) -> bool {
         self.inner.is_write_vectored()

@@ -98,6 +98,29 @@ pub struct HttpStats {
     pub active_connections: AtomicU64,
     pub over_client_limit: AtomicU64,
     pub tls_handshake_failures: AtomicU64,
+    /// Request bodies the client got wrong (bad chunk framing, cut short): 400, and never
+    /// counted against the backend.
+    pub client_body_errors: AtomicU64,
+    /// Requests refused for their authority: two Host headers, none, an invalid one, or a
+    /// target / `:authority` that disagrees with Host (400).
+    pub bad_host: AtomicU64,
+    /// Responses aborted because the client read nothing for `send_timeout`.
+    pub send_timeouts: AtomicU64,
+    /// Which of the refusals above were logged already (one warning each, then debug).
+    pub(crate) logged: LoggedOnce,
+}
+
+/// One flag per kind of refused input: the first is a warning, the next ones debug lines.
+#[derive(Debug, Default)]
+pub(crate) struct LoggedOnce {
+    pub client_body: std::sync::atomic::AtomicBool,
+    pub bad_host: std::sync::atomic::AtomicBool,
+    pub send_timeout: std::sync::atomic::AtomicBool,
+}
+
+/// True the first time it is called on `flag`.
+pub(crate) fn first_time(flag: &std::sync::atomic::AtomicBool) -> bool {
+    !flag.load(Ordering::Relaxed) && !flag.swap(true, Ordering::Relaxed)
 }
 
 impl HttpStats {

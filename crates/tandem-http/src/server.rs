@@ -9,7 +9,6 @@ use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
@@ -17,8 +16,11 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::idle::{Activity, Watched};
-use crate::runtime::{lock, ListenerRuntime};
+use crate::runtime::{first_time, lock, ListenerRuntime};
 use crate::service::{handle, ConnContext};
+
+/// Response bytes an HTTP/2 stream buffers beyond what the client's window lets out.
+const H2_SEND_BUF_PER_STREAM: usize = 64 * 1024;
 
 /// Accepts until `stop`; each connection is a task on `connections`.
 pub async fn accept_loop(
@@ -27,6 +29,7 @@ pub async fn accept_loop(
     stop: CancellationToken,
     connections: TaskTracker,
 ) {
+    let mut backoff = tandem_proxy::AcceptBackoff::new();
     loop {
         let accepted = tokio::select! {
             _ = stop.cancelled() => break,
@@ -36,10 +39,17 @@ pub async fn accept_loop(
         let runtime = live.load_full();
         let tls = runtime.tls.clone();
         let (tcp, client) = match accepted {
-            Ok(pair) => pair,
+            Ok(pair) => {
+                backoff.succeeded(&runtime.name);
+                pair
+            }
             Err(e) => {
-                tracing::warn!(listener = %runtime.name, error = %e, "accept failed");
-                tokio::time::sleep(Duration::from_millis(20)).await;
+                // EMFILE and friends: pause the listener, growing, logged once; never exit.
+                let pause = backoff.failed(&runtime.name, &e);
+                tokio::select! {
+                    _ = stop.cancelled() => break,
+                    _ = tokio::time::sleep(pause) => {}
+                }
                 continue;
             }
         };
@@ -188,6 +198,9 @@ async fn serve_io<S>(
         .http2()
         .timer(TokioTimer::new())
         .max_header_list_size(settings.max_header_bytes)
+        // Response bytes buffered per stream while the client grants no window: hyper's
+        // 400 KiB default times 256 streams let one client pin 100 MB.
+        .max_send_buf_size(H2_SEND_BUF_PER_STREAM)
         .max_concurrent_streams(256);
     let service = service_fn(move |req| {
         let ctx = ctx.clone();
@@ -198,6 +211,7 @@ async fn serve_io<S>(
     tokio::pin!(conn);
     let keepalive = settings.keepalive_timeout.get();
     let header_timeout = settings.header_timeout.get();
+    let send_timeout = settings.send_timeout.get();
     let mut closing = false;
     loop {
         tokio::select! {
@@ -215,6 +229,18 @@ async fn serve_io<S>(
             _ = activity.idle_for(keepalive), if !closing => {
                 conn.as_mut().graceful_shutdown();
                 closing = true;
+            }
+            _ = activity.send_stalled(send_timeout) => {
+                // A stalled reader: it would hold its backend connection and buffers for
+                // as long as it likes. Close at once (HTTP/1 and HTTP/2 alike).
+                runtime.stats.send_timeouts.fetch_add(1, Ordering::Relaxed);
+                if first_time(&runtime.stats.logged.send_timeout) {
+                    tracing::warn!(listener = %runtime.name, %client, timeout = ?send_timeout,
+                        "client read nothing within the send timeout: connection closed (logged once; see tandem_http_send_timeouts_total)");
+                } else {
+                    tracing::debug!(listener = %runtime.name, %client, "client read nothing within the send timeout: connection closed");
+                }
+                return;
             }
             _ = activity.head_overdue(header_timeout) => {
                 // Slowloris: a head that does not complete in time; close at once.

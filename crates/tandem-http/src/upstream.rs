@@ -225,6 +225,9 @@ impl tower_service::Service<Uri> for Connector {
     }
 }
 
+/// The HTTP/2 receive window per stream towards backends.
+const UPSTREAM_H2_STREAM_WINDOW: u32 = 256 * 1024;
+
 /// The pooled client of one backend pool.
 #[derive(Clone)]
 pub struct Upstream {
@@ -312,6 +315,9 @@ impl Upstream {
             .pool_max_idle_per_host(max_idle_per_backend)
             .pool_timer(TokioTimer::new())
             .timer(TokioTimer::new())
+            // Response bytes a backend may send ahead per stream: hyper's 2 MiB default
+            // is what each stalled client would pin. Backends are near: 256 KiB is plenty.
+            .http2_initial_stream_window_size(UPSTREAM_H2_STREAM_WINDOW)
             .http2_only(http2);
         Upstream {
             client: builder.build(connector),

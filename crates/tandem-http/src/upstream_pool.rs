@@ -25,6 +25,9 @@ use crate::upstream::{Connector, UpstreamBody, UpstreamError, UpstreamResponse};
 
 type Sender = http1::SendRequest<UpstreamBody>;
 
+/// Largest read buffer of a backend connection.
+const UPSTREAM_READ_BUF_MAX: usize = 16 * 1024;
+
 struct Idle {
     sender: Sender,
     since: Instant,
@@ -87,6 +90,10 @@ impl H1Pool {
             .await
             .map_err(UpstreamError::Connect)?;
         let (sender, conn) = http1::Builder::new()
+            // hyper's read buffer grows to 400 KiB on a large response and stays: each
+            // slow or stalled client pinned ~1 MiB with the chunks in flight. 16 KiB, as
+            // HAProxy's buffers: ~97 KiB per stalled reader (tests/l7_hostile/stalled.rs).
+            .max_buf_size(UPSTREAM_READ_BUF_MAX)
             .handshake(io)
             .await
             .map_err(|e| UpstreamError::Handshake(addr, e))?;

@@ -9,6 +9,7 @@
 //! replicated. The HTTP plane owns the sockets, the clock and the locking.
 
 mod access;
+mod authority;
 mod conns;
 mod cookie;
 mod host;
@@ -21,6 +22,7 @@ mod sticky;
 use std::net::IpAddr;
 
 pub use access::{AccessRule, AccessRules, RuleAction, Verdict};
+pub use authority::{request_authority, valid_authority, AuthorityError, AuthoritySource, Framing};
 pub use conns::ClientConnections;
 pub use cookie::{
     backend_for_cookie, find_cookie, persistence_value, set_cookie, valid_cookie_name, SameSite,

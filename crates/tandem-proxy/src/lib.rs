@@ -4,6 +4,7 @@
 //! pool that many connection tasks pick from; `tcp` and `udp` hold the accept and relay
 //! loops; `pipe` copies bytes both ways with half-close and an idle timeout.
 
+mod accept_backoff;
 mod backend_metrics;
 mod bind;
 mod clock;
@@ -16,6 +17,7 @@ mod stats;
 mod tcp;
 mod udp;
 
+pub use accept_backoff::AcceptBackoff;
 pub use backend_metrics::{BackendMetrics, ErrorKind, RESPONSE_BUCKETS, STATUS_CLASSES};
 pub use bind::{tcp_listener as bind_tcp, StartError};
 pub use clock::Clock;

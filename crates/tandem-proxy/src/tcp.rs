@@ -48,6 +48,7 @@ pub(crate) async fn accept_loop(
     stop: CancellationToken,
     connections: TaskTracker,
 ) {
+    let mut backoff = crate::AcceptBackoff::new();
     loop {
         let accepted = tokio::select! {
             _ = stop.cancelled() => break,
@@ -57,11 +58,17 @@ pub(crate) async fn accept_loop(
         let current = live.load_full();
         let settings = &current.settings;
         let (client, peer) = match accepted {
-            Ok(pair) => pair,
+            Ok(pair) => {
+                backoff.succeeded(&settings.name);
+                pair
+            }
             Err(e) => {
-                // EMFILE and friends: back off briefly instead of spinning; never exit.
-                tracing::warn!(listener = %settings.name, error = %e, "accept failed");
-                tokio::time::sleep(Duration::from_millis(20)).await;
+                // EMFILE and friends: pause the listener, growing; never exit.
+                let pause = backoff.failed(&settings.name, &e);
+                tokio::select! {
+                    _ = stop.cancelled() => break,
+                    _ = tokio::time::sleep(pause) => {}
+                }
                 continue;
             }
         };

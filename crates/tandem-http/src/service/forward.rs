@@ -14,9 +14,10 @@ use tandem_proxy::{BackendLease, ErrorKind};
 use super::response::respond;
 use super::select::Selection;
 use super::{RequestCtx, X_REQUEST_ID};
+use crate::body::{client_body_failed, ClientBodyError};
 use crate::errors::ClientBody;
 use crate::headers;
-use crate::runtime::{lock, PoolRuntime};
+use crate::runtime::{first_time, lock, PoolRuntime};
 use crate::upstream::{ConnectError, UpstreamBody, UpstreamError};
 
 pub(super) async fn forward(
@@ -42,6 +43,18 @@ pub(super) async fn forward(
     // A body-less request can be sent again; a streamed body cannot.
     let replayable = body.is_end_stream();
     headers::strip_hop_by_hop(&mut parts.headers, upgrade);
+    if !pool.upstream.http2
+        && !replayable
+        && body.size_hint().exact().is_none()
+        && matches!(parts.method, Method::GET | Method::HEAD)
+    {
+        // hyper's client sends a GET or HEAD body of unknown length only when told to
+        // (else it silently sends none): forward the client's chunked body, as HAProxy does.
+        parts.headers.insert(
+            http::header::TRANSFER_ENCODING,
+            HeaderValue::from_static("chunked"),
+        );
+    }
     headers::add_forwarding(
         &mut parts.headers,
         &l.settings.forwarded,
@@ -53,6 +66,9 @@ pub(super) async fn forward(
     if let Ok(v) = HeaderValue::from_str(rc.request_id) {
         parts.headers.insert(X_REQUEST_ID, v);
     }
+    // The client's body errors are marked as the client's, so a failed exchange can tell
+    // them from the backend's.
+    let body = body.map_err(ClientBodyError);
     let mut body = Some(Limited::new(body, max_body as usize).boxed());
     lock(&pool.budget).record_request(now);
 
@@ -81,7 +97,14 @@ pub(super) async fn forward(
         rc.record.upstream = Some(lease.address());
         // The last possible attempt takes the headers; earlier ones need a copy to retry.
         let last_try = attempt + 1 == attempts;
-        let upstream_req = build_request(&mut parts, pool, &lease, &mut body, last_try);
+        let upstream_req = build_request(
+            &mut parts,
+            pool,
+            &lease,
+            &mut body,
+            last_try,
+            rc.host.as_ref(),
+        );
         let sent_at = Instant::now();
         let result = tokio::time::timeout(
             pool.settings.response_timeout.get(),
@@ -105,6 +128,15 @@ pub(super) async fn forward(
                 return rc.error(
                     StatusCode::PAYLOAD_TOO_LARGE,
                     &format!("the body is over {max_body} bytes"),
+                );
+            }
+            Ok(Err(e)) if client_body_failed(e.as_error()).is_some() => {
+                // Bad chunk framing, a body cut short, the client gone: 400 (unread when
+                // the client has gone), and nothing counted against the backend.
+                client_body_refused(rc, &e);
+                return rc.error(
+                    StatusCode::BAD_REQUEST,
+                    "the request body was malformed or incomplete",
                 );
             }
             Ok(Err(e)) => {
@@ -156,6 +188,7 @@ fn build_request(
     lease: &BackendLease,
     body: &mut Option<UpstreamBody>,
     last_try: bool,
+    host: Option<&HeaderValue>,
 ) -> Request<UpstreamBody> {
     let uri = if pool.upstream.http2 {
         // hyper-util's pooled client: absolute form, the backend's address as authority.
@@ -193,13 +226,13 @@ fn build_request(
         if pool.upstream.http2 {
             // HTTP/2 carries the host in :authority; a Host header would be a second source.
             h.remove(http::header::HOST);
-        } else if !h.contains_key(http::header::HOST) {
-            // An HTTP/2 client sent its host as :authority; without this the HTTP/1.1
-            // backend would get the backend's own address as Host (hyper fills it in).
-            // No authority either (HTTP/1.0 without Host): the backend's address, as a
-            // client would name it.
-            let v = match parts.uri.authority() {
-                Some(a) => HeaderValue::from_str(a.as_str()).ok(),
+        } else {
+            // The request's one authority (an absolute-form target or HTTP/2 :authority
+            // wins over Host), so the backend sees the host that was routed and checked.
+            // None (HTTP/1.0 without Host): the backend's address, as a client would name
+            // it (hyper would fill it in the same way).
+            let v = match host {
+                Some(v) => Some(v.clone()),
                 None => HeaderValue::from_str(&lease.address().to_string()).ok(),
             };
             if let Some(v) = v {
@@ -215,6 +248,21 @@ fn build_request(
     builder
         .body(body)
         .expect("a request built from valid parts")
+}
+
+/// Counts and logs (a warning the first time, then debug) a client body that failed.
+fn client_body_refused(rc: &RequestCtx<'_>, e: &UpstreamError) {
+    let stats = &rc.listener.stats;
+    stats.client_body_errors.fetch_add(1, Ordering::Relaxed);
+    let cause = client_body_failed(e.as_error()).map(|c| c.0.to_string());
+    let (listener, client) = (&rc.listener.name, rc.conn.client);
+    if first_time(&stats.logged.client_body) {
+        tracing::warn!(%listener, %client, cause = ?cause, request_id = rc.request_id,
+            "request body malformed or cut short: answered 400, backend not blamed (logged once; see tandem_http_bad_requests_total)");
+    } else {
+        tracing::debug!(%listener, %client, cause = ?cause, request_id = rc.request_id,
+            "request body malformed or cut short");
+    }
 }
 
 /// Whether a failed upstream exchange failed because the client's body exceeded the limit.

@@ -29,7 +29,8 @@ use crate::access_log::AccessRecord;
 use crate::body::Holding;
 use crate::errors::{self, ClientBody};
 use crate::headers;
-use crate::runtime::ListenerRuntime;
+use crate::runtime::{first_time, ListenerRuntime};
+use tandem_policy::{request_authority, AuthorityError, AuthoritySource, Framing};
 
 /// What one client connection shares with its requests.
 pub struct ConnContext {
@@ -55,8 +56,8 @@ pub(crate) struct RequestCtx<'a> {
     pub request_id: &'a str,
     /// The client's address as the policies see it (v4-mapped v6 as v4).
     pub client_ip: IpAddr,
-    /// `Host` for HTTP/1, the URI authority for HTTP/2: a shared reference into the
-    /// request's buffer, checked to be text.
+    /// The request's one authority (see [`request_host`]): routing, access rules, logs
+    /// and the Host sent upstream all use it.
     pub host: Option<HeaderValue>,
     pub record: AccessRecord,
 }
@@ -105,16 +106,29 @@ pub async fn handle(req: Request<Incoming>, ctx: Arc<ConnContext>) -> Response<C
             own_id.as_str()
         }
     };
+    let (host, bad_host) = match request_host(&req) {
+        Ok(host) => (host, None),
+        Err(e) => (None, Some(e)),
+    };
     let mut rc = RequestCtx {
         conn: &ctx,
         listener: l,
         request_id,
         client_ip: ListenerRuntime::canonical_ip(ctx.client.ip()),
-        host: request_host(&req),
-        record: AccessRecord::new(&req, ctx.client, request_id, l.settings.access_log),
+        record: AccessRecord::new(
+            &req,
+            host.as_ref(),
+            ctx.client,
+            request_id,
+            l.settings.access_log,
+        ),
+        host,
     };
     let timeout = l.settings.request_timeout.get();
-    let result = tokio::time::timeout(timeout, phases(req, &mut rc)).await;
+    let result = match bad_host {
+        Some(e) => Ok(refuse_host(&rc, e)),
+        None => tokio::time::timeout(timeout, phases(req, &mut rc)).await,
+    };
     let resp = match result {
         Ok(resp) => resp,
         Err(_) => rc.error(
@@ -140,14 +154,37 @@ async fn phases(req: Request<Incoming>, rc: &mut RequestCtx<'_>) -> Response<Cli
     }
 }
 
-/// The Host of a request: `Host` for HTTP/1, the URI authority for HTTP/2. A header
-/// value (a shared reference into the request's buffer), not a copy; checked to be text.
-fn request_host<B>(req: &Request<B>) -> Option<HeaderValue> {
-    match req.headers().get(http::header::HOST) {
-        Some(v) => v.to_str().is_ok().then(|| v.clone()),
-        None => req
-            .uri()
-            .authority()
-            .and_then(|a| HeaderValue::from_str(a.as_str()).ok()),
+/// The request's one authority ([`tandem_policy::request_authority`]): the target's
+/// (absolute form, CONNECT, HTTP/2 `:authority`) when it has one, else Host; refused when
+/// Host is doubled, missing in HTTP/1.1, not a `host[:port]`, or disagrees with the target.
+/// From Host it is a shared reference into the request's buffer, not a copy.
+fn request_host<B>(req: &Request<B>) -> Result<Option<HeaderValue>, AuthorityError> {
+    let framing = match req.version() {
+        http::Version::HTTP_09 | http::Version::HTTP_10 => Framing::Http10,
+        http::Version::HTTP_11 => Framing::Http11,
+        _ => Framing::Http2,
+    };
+    let hosts = req.headers().get_all(http::header::HOST);
+    let target = req.uri().authority().map(|a| a.as_str());
+    let source = request_authority(framing, hosts.iter().map(|v| v.as_bytes()), target)?;
+    Ok(match source {
+        AuthoritySource::Host => req.headers().get(http::header::HOST).cloned(),
+        AuthoritySource::Target => target.and_then(|t| HeaderValue::from_str(t).ok()),
+        AuthoritySource::None => None,
+    })
+}
+
+/// The answer to a request whose authority is refused: 400, counted, logged once.
+fn refuse_host(rc: &RequestCtx<'_>, e: AuthorityError) -> Response<ClientBody> {
+    let stats = &rc.listener.stats;
+    stats.bad_host.fetch_add(1, Ordering::Relaxed);
+    let (listener, client) = (&rc.listener.name, rc.conn.client);
+    if first_time(&stats.logged.bad_host) {
+        tracing::warn!(%listener, %client, reason = e.reason(), request_id = rc.request_id,
+            "request refused for its Host/authority: {e} (logged once; see tandem_http_bad_requests_total)");
+    } else {
+        tracing::debug!(%listener, %client, reason = e.reason(), request_id = rc.request_id,
+            "request refused for its Host/authority: {e}");
     }
+    rc.error(StatusCode::BAD_REQUEST, &format!("{e}"))
 }

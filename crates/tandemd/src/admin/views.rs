@@ -170,6 +170,9 @@ pub fn status(node: &Node) -> StatusView {
             ("rate_limited", s.rate_limited.load(Relaxed)),
             ("denied", s.denied.load(Relaxed)),
             ("over_client_limit", s.over_client_limit.load(Relaxed)),
+            ("client_body_errors", s.client_body_errors.load(Relaxed)),
+            ("bad_host", s.bad_host.load(Relaxed)),
+            ("send_timeouts", s.send_timeouts.load(Relaxed)),
             (
                 "tls_handshake_failures",
                 s.tls_handshake_failures.load(Relaxed),

@@ -138,6 +138,14 @@ pub(super) fn encode_listeners(out: &mut Out, l4: &[ListenerHandle], http: &[Htt
         "http_tls_handshake_failures",
         "Client TLS handshakes that failed or timed out",
     );
+    let bad_requests = out.counter(
+        "http_bad_requests",
+        "Requests refused with 400 for the client's fault, by reason",
+    );
+    let send_timeouts = out.counter(
+        "http_send_timeouts",
+        "Client connections closed because the client read nothing for send_timeout",
+    );
     for l in http {
         let s = &l.stats;
         let base = labels([("listener", l.name.as_str()), ("protocol", "http")]);
@@ -175,6 +183,15 @@ pub(super) fn encode_listeners(out: &mut Out, l4: &[ListenerHandle], http: &[Htt
         denied
             .get_or_create(&listener)
             .inc_by(s.denied.load(Relaxed));
+        bad_requests
+            .get_or_create(&with(&listener, "reason", "client_body"))
+            .inc_by(s.client_body_errors.load(Relaxed));
+        bad_requests
+            .get_or_create(&with(&listener, "reason", "host"))
+            .inc_by(s.bad_host.load(Relaxed));
+        send_timeouts
+            .get_or_create(&listener)
+            .inc_by(s.send_timeouts.load(Relaxed));
         if l.tls {
             tls_failures
                 .get_or_create(&listener)
