@@ -161,6 +161,7 @@ pub fn status(node: &Node) -> StatusView {
         let s = &l.stats;
         let counters = BTreeMap::from([
             ("connections", s.connections.load(Relaxed)),
+            ("active", s.active_connections.load(Relaxed)),
             ("requests", s.requests.load(Relaxed)),
             ("responses_2xx", s.responses_2xx.load(Relaxed)),
             ("responses_3xx", s.responses_3xx.load(Relaxed)),
@@ -170,6 +171,7 @@ pub fn status(node: &Node) -> StatusView {
             ("rate_limited", s.rate_limited.load(Relaxed)),
             ("denied", s.denied.load(Relaxed)),
             ("over_client_limit", s.over_client_limit.load(Relaxed)),
+            ("over_limit", s.over_limit.load(Relaxed)),
             (
                 "tls_handshake_failures",
                 s.tls_handshake_failures.load(Relaxed),

@@ -150,6 +150,9 @@ pub(super) fn encode_listeners(out: &mut Out, l4: &[ListenerHandle], http: &[Htt
         refused
             .get_or_create(&with(&base, "reason", "client_limit"))
             .inc_by(s.over_client_limit.load(Relaxed));
+        refused
+            .get_or_create(&with(&base, "reason", "max_connections"))
+            .inc_by(s.over_limit.load(Relaxed));
         let listener = labels([("listener", l.name.as_str())]);
         requests
             .get_or_create(&listener)
