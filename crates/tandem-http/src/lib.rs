@@ -8,7 +8,7 @@
 //! running plane to a new config: kept listeners keep their sockets and swap their
 //! compiled runtime (routes, limits, certificates) atomically.
 
-mod access_log;
+pub mod access_log;
 mod body;
 mod errors;
 mod headers;
