@@ -280,3 +280,25 @@ pub(super) fn encode_sticky(out: &mut Out, sticky: &[(String, usize)]) {
             .set(gauge_value(*n as u64));
     }
 }
+
+pub(super) fn encode_certificates(
+    out: &mut Out,
+    certs: &[(String, String, std::time::SystemTime)],
+) {
+    let expiry = out.float_gauge(
+        "tls_certificate_expiry_timestamp_seconds",
+        "Unix time the TLS listener certificate (the leaf in the file) expires; alert on it minus time()",
+    );
+    for (listener, cert, at) in certs {
+        let secs = at
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs_f64())
+            .unwrap_or(0.0);
+        expiry
+            .get_or_create(&labels([
+                ("listener", listener.as_str()),
+                ("cert", cert.as_str()),
+            ]))
+            .set(secs);
+    }
+}
