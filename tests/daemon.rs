@@ -187,8 +187,10 @@ async fn the_drain_timeout_bounds_a_graceful_stop() {
 }
 
 #[tokio::test]
-async fn the_demo_serves_curl_round_robin_and_udp() {
+async fn the_demo_serves_curl_round_robin_http_and_udp() {
     let port = free_port();
+    let http_port = free_port();
+    let status_port = free_port();
     let udp_port = free_udp_port();
     let mut child = Child(
         Command::new(tandemd_bin())
@@ -196,8 +198,12 @@ async fn the_demo_serves_curl_round_robin_and_udp() {
                 "demo",
                 "--port",
                 &port.to_string(),
+                "--http-port",
+                &http_port.to_string(),
                 "--udp-port",
                 &udp_port.to_string(),
+                "--status-port",
+                &status_port.to_string(),
             ])
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -237,6 +243,35 @@ async fn the_demo_serves_curl_round_robin_and_udp() {
         ]
     );
 
+    // The L7 plane: the same backends through the HTTP proxy, which adds its headers.
+    let http: SocketAddr = ([127, 0, 0, 1], http_port).into();
+    assert!(wait_listening(http, Duration::from_secs(10)).await);
+    let mut seen = Vec::new();
+    for _ in 0..3 {
+        let out = Command::new("curl")
+            .args([
+                "-sS",
+                "-i",
+                "--max-time",
+                "5",
+                &format!("http://127.0.0.1:{http_port}/"),
+            ])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+        seen.push(text.lines().last().unwrap_or_default().to_string());
+    }
+    seen.sort();
+    assert_eq!(
+        seen,
+        [
+            "hello from backend-1",
+            "hello from backend-2",
+            "hello from backend-3"
+        ]
+    );
+
     let sock = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
     sock.send_to(b"ping", ("127.0.0.1", udp_port))
         .await
@@ -271,4 +306,100 @@ async fn the_demo_serves_curl_round_robin_and_udp() {
         banner.contains(&format!("curl -s http://127.0.0.1:{port}/")),
         "{banner}"
     );
+    assert!(
+        banner.contains(&format!("curl -si http://127.0.0.1:{http_port}/")),
+        "{banner}"
+    );
+}
+
+/// A unit or command line that lost its --config must not serve the demo: `tandemd run`
+/// reads /etc/tandem/tandem.toml, and without it exits 1 naming the file.
+#[test]
+fn run_without_config_reads_etc_and_never_serves_the_demo() {
+    let default = std::path::Path::new("/etc/tandem/tandem.toml");
+    assert!(
+        !default.exists(),
+        "this test needs a machine without {} (it checks tandemd's answer to its absence)",
+        default.display()
+    );
+    let out = Command::new(tandemd_bin())
+        .arg("run")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("/etc/tandem/tandem.toml: no such config file"),
+        "{err}"
+    );
+    assert!(err.contains("tandemd demo"), "{err}");
+    assert!(out.stdout.is_empty(), "no demo banner: {:?}", out.stdout);
+    // --help says so too.
+    let help = Command::new(tandemd_bin())
+        .args(["run", "--help"])
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&help.stdout);
+    assert!(help.contains("/etc/tandem/tandem.toml"), "{help}");
+}
+
+/// `tandemd` with no command is the demo on its documented ports (8080, 8081, 8053). Run
+/// in a network namespace of its own (root, `unshare -n`) so those ports are free.
+#[tokio::test]
+async fn no_command_runs_the_demo_on_its_default_ports() {
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "this test needs root (unshare -n for a private loopback)"
+    );
+    let mut child = Child(
+        Command::new("unshare")
+            .args(["-n", "sh", "-c", "ip link set lo up && exec \"$0\""])
+            .arg(tandemd_bin())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("unshare (util-linux) and ip (iproute2) are installed"),
+    );
+    let mut stdout = tokio::process::ChildStdout::from_std(child.0.stdout.take().unwrap())
+        .expect("async stdout");
+    let mut banner = String::new();
+    let read = async {
+        use tokio::io::AsyncReadExt;
+        let mut buf = [0u8; 4096];
+        while !banner.contains("Stop with Ctrl-C") {
+            match stdout.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => banner.push_str(&String::from_utf8_lossy(&buf[..n])),
+            }
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(20), read).await;
+    for line in [
+        "curl -s http://127.0.0.1:8080/",
+        "curl -si http://127.0.0.1:8081/",
+        "nc -u -w1 127.0.0.1 8053",
+        "http://127.0.0.1:8404/",
+    ] {
+        assert!(banner.contains(line), "{line} in:\n{banner}");
+    }
+    // The banner comes before the signal handlers: wait until SIGTERM is caught.
+    let pid = child.0.id();
+    let catches_term = || {
+        std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .ok()
+            .and_then(|s| {
+                let mask = s
+                    .lines()
+                    .find_map(|l| l.strip_prefix("SigCgt:"))?
+                    .trim()
+                    .to_string();
+                u64::from_str_radix(&mask, 16).ok()
+            })
+            .is_some_and(|mask| mask & (1 << (Signal::SIGTERM as u64 - 1)) != 0)
+    };
+    assert!(eventually(Duration::from_secs(10), catches_term).await);
+    child.signal(Signal::SIGTERM);
+    let status = child.wait_for_exit(Duration::from_secs(10)).await;
+    assert!(status.is_some_and(|s| s.success()), "{status:?}");
 }

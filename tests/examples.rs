@@ -103,8 +103,10 @@ fn the_demo_config_is_valid() {
             )
         })
         .collect();
-    let text = tandemd::demo::config_text(8080, 8053, &backends);
+    let text = tandemd::demo::config_text(tandemd::demo::Ports::default(), &backends);
     let cfg = tandem_config::parse(&text, "demo").unwrap();
-    assert_eq!(cfg.cluster.listeners.len(), 2);
+    let protocols: Vec<_> = cfg.cluster.listeners.iter().map(|l| l.protocol).collect();
+    use tandem_config::Protocol;
+    assert_eq!(protocols, [Protocol::Tcp, Protocol::Http, Protocol::Udp]);
     assert_eq!(cfg.cluster.pools[0].backends.len(), 3);
 }

@@ -1,4 +1,5 @@
-//! L7 access rules (the small WAF) and the JSON access log, end to end.
+//! L7 access rules (the small WAF), the listener's total connection cap and the JSON
+//! access log, end to end.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::Ordering;
@@ -238,4 +239,50 @@ async fn json_access_log_from_the_daemon() {
     let status = child.wait_for_exit(Duration::from_secs(5)).await;
     assert!(status.is_some_and(|s| s.success()), "{status:?}");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `max_connections` on an http listener caps its client connections, whatever their
+/// address: one more is accepted and closed at once, counted, and shown in the metrics.
+#[tokio::test]
+async fn max_connections_caps_an_http_listener() {
+    let app = HttpBackend::start("app").await;
+    let port = free_port();
+    let mut toml = NODE_TOML.to_string();
+    toml += &http_listener_toml("front", port, "p", "max_connections = 2\n");
+    toml += &format!(
+        "\n[[pool]]\nname = \"p\"\n[[pool.backend]]\nid = \"app\"\naddress = \"{}\"\n",
+        app.addr
+    );
+    let node = start_node(&toml);
+    let front = addr(port);
+    let mut c1 = HttpConn::open(front, None).await.unwrap();
+    let mut c2 = HttpConn::open(front, None).await.unwrap();
+    assert_eq!(c1.send("GET", "/", &[], b"").await.unwrap().status, 200);
+    assert_eq!(c2.send("GET", "/", &[], b"").await.unwrap().status, 200);
+    // A third client: accepted and closed without an answer.
+    let (got, closed) = raw_exchange(
+        front,
+        b"GET / HTTP/1.1\r\nHost: x\r\n\r\n",
+        Duration::from_secs(3),
+    )
+    .await;
+    assert!(
+        closed && got.is_empty(),
+        "refused without an answer: {got:?}"
+    );
+    let stats = node.http().listener("front").unwrap().stats;
+    assert!(stats.over_limit.load(Ordering::Relaxed) >= 1);
+    // The two open connections still work; once one closes, a new one gets in.
+    assert_eq!(c1.send("GET", "/", &[], b"").await.unwrap().status, 200);
+    drop(c2);
+    let mut back = false;
+    for _ in 0..100 {
+        if let Ok(r) = request_from(front, None, "GET", "/", &[], b"").await {
+            back = r.status == 200;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(back, "a slot freed by a closed connection is reused");
+    node.shutdown_within(Duration::from_secs(1)).await;
 }

@@ -222,6 +222,35 @@ async fn sni_picks_the_certificate_by_name() {
         "{}",
         out.stdout
     );
+
+    // Each certificate's expiry is a gauge, read from its file at scrape time: an expired
+    // file (here written over the api one) shows its past date, for alerts.
+    let expiry = |text: &str, cert: &Path| -> Option<f64> {
+        let label = format!("cert=\"{}\"", cert.display());
+        text.lines()
+            .find(|l| {
+                l.starts_with("tandem_tls_certificate_expiry_timestamp_seconds{")
+                    && l.contains(&label)
+            })
+            .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    let text = tandemd::metrics::render(&node).await;
+    for c in [&default, &api, &apps] {
+        let at = expiry(&text, &c.cert).unwrap_or_else(|| panic!("{}:\n{text}", c.cert.display()));
+        assert!(at > now + 365.0 * 86_400.0, "{}: {at}", c.cert.display());
+    }
+    let expired = ca.expired_leaf(&dir, "expired", &["api.example.test"]);
+    std::fs::copy(&expired.cert, &api.cert).unwrap();
+    let text = tandemd::metrics::render(&node).await;
+    assert_eq!(
+        expiry(&text, &api.cert),
+        Some(946_684_800.0),
+        "2000-01-01:\n{text}"
+    );
     node.shutdown_within(Duration::from_secs(1)).await;
 }
 

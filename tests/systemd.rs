@@ -258,6 +258,74 @@ async fn tandemd_notifies_ready_watchdog_reload_and_stop() {
     assert!(exit.is_some_and(|s| s.success()), "{exit:?}");
 }
 
+/// `systemctl reload` as systemd runs it: the unit's ExecReload= lines in order, stopping
+/// at the first that fails (each line here is a plain argv, no shell). Returns whether the
+/// reload succeeded and what the commands printed.
+fn systemctl_reload(unit: &str, config: &Path, main_pid: u32) -> (bool, String) {
+    let text = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../systemd")
+            .join(unit),
+    )
+    .unwrap();
+    let lines: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("ExecReload="))
+        .collect();
+    assert!(lines.len() >= 2, "{unit}: check, then signal: {lines:?}");
+    let mut said = String::new();
+    for line in lines {
+        let line = line
+            .replace("/usr/bin/tandemd", tandemd_bin().to_str().unwrap())
+            .replace("/etc/tandem/tandem.toml", config.to_str().unwrap())
+            .replace("/etc/tandem/witness.toml", config.to_str().unwrap())
+            .replace("$MAINPID", &main_pid.to_string());
+        let argv: Vec<&str> = line.split_whitespace().collect();
+        let out = Command::new(argv[0]).args(&argv[1..]).output().unwrap();
+        said.push_str(&String::from_utf8_lossy(&out.stdout));
+        said.push_str(&String::from_utf8_lossy(&out.stderr));
+        if !out.status.success() {
+            return (false, said);
+        }
+    }
+    (true, said)
+}
+
+/// The unit checks the config before it signals: a broken file fails `systemctl reload`
+/// and the daemon is not even asked; a good one reloads.
+#[tokio::test]
+async fn systemctl_reload_fails_on_a_broken_config_and_sends_nothing() {
+    let dir = TempDir::new();
+    let mut notes = Notifications::bind(&dir);
+    let (mut child, _, _backend) = spawn(&dir, &notes.path, Some("1")).await;
+    notes.expect("READY=1").await;
+    let config = dir.path("tandem.toml");
+    let good = std::fs::read_to_string(&config).unwrap();
+
+    let (ok, said) = systemctl_reload("tandemd.service", &config, child.0.id());
+    assert!(ok, "a good config reloads: {said}");
+    notes.expect("RELOADING=1").await;
+    let (_, after) = notes.expect("READY=1").await;
+    assert!(status(&after).contains("reloaded by SIGHUP"), "{after:?}");
+
+    // A key path error: check-config names it, and no SIGHUP reaches the daemon.
+    std::fs::write(&config, good.replace("round_robin", "round_robinn")).unwrap();
+    let (ok, said) = systemctl_reload("tandemd.service", &config, child.0.id());
+    assert!(!ok, "a broken config must fail the reload");
+    assert!(said.contains("pool[0].algorithm"), "{said}");
+    let quiet = tokio::time::timeout(Duration::from_millis(700), notes.rx.recv()).await;
+    assert!(quiet.is_err(), "the daemon was signalled: {quiet:?}");
+
+    // The witness unit checks its file as a witness's: [node.cluster] is required.
+    std::fs::write(&config, &good).unwrap();
+    let (ok, said) = systemctl_reload("tandem-witness.service", &config, child.0.id());
+    assert!(!ok, "a file without [node.cluster] is no witness config");
+    assert!(said.contains("node.cluster"), "{said}");
+
+    child.signal(Signal::SIGTERM);
+    assert!(child.wait_for_exit(Duration::from_secs(10)).await.is_some());
+}
+
 #[tokio::test]
 async fn no_watchdog_pings_when_watchdog_pid_is_another_process() {
     let dir = TempDir::new();

@@ -5,12 +5,13 @@ use std::time::Duration;
 /// How a pool chooses among its eligible backends.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Algorithm {
-    /// Plain rotation over eligible backends; ignores weights.
+    /// Rotation over eligible backends; smooth weighted when their weights differ.
     RoundRobin,
     /// Smooth weighted round robin (nginx's algorithm): proportional and
     /// interleaved, so a heavy backend does not get bursts.
     WeightedRoundRobin,
-    /// Fewest active connections; ties rotate so idle pools still spread.
+    /// Fewest active connections; ties rotate so idle pools still spread. Weighted
+    /// (active/weight) when the eligible backends' weights differ.
     LeastConnections,
     /// Minimum active/weight; ties broken by smooth weighted round robin.
     WeightedLeastConnections,

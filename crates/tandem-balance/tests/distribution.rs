@@ -6,13 +6,37 @@ use common::*;
 use tandem_balance::{Algorithm, Duration, PickContext};
 
 #[test]
-fn round_robin_is_exactly_equal_and_ignores_weights() {
-    let mut p = pool(Algorithm::RoundRobin, &[1, 5, 9]);
+fn round_robin_with_equal_weights_is_exactly_equal() {
+    let mut p = pool(Algorithm::RoundRobin, &[5, 5, 5]);
     assert_eq!(counts(&mut p, 3000, true), vec![1000, 1000, 1000]);
     let seq: Vec<_> = (0..6)
         .map(|_| p.pick(&PickContext::default(), T0).unwrap())
         .collect();
     assert_eq!(seq, vec![0, 1, 2, 0, 1, 2]);
+}
+
+/// HAProxy's and nginx's round robin honour weights; so does tandem's: with different
+/// weights it is the smooth weighted variant (same sequence as weighted_round_robin).
+#[test]
+fn round_robin_honours_different_weights() {
+    let mut p = pool(Algorithm::RoundRobin, &[1, 5, 9]);
+    assert_eq!(counts(&mut p, 1500, true), vec![100, 500, 900]);
+    let mut rr = pool(Algorithm::RoundRobin, &[5, 1, 1]);
+    let mut wrr = pool(Algorithm::WeightedRoundRobin, &[5, 1, 1]);
+    for _ in 0..70 {
+        let ctx = PickContext::default();
+        assert_eq!(rr.pick(&ctx, T0), wrr.pick(&ctx, T0));
+    }
+}
+
+/// least_connections with different weights balances active connections per unit of
+/// weight, like weighted_least_connections.
+#[test]
+fn least_connections_honours_different_weights() {
+    let mut p = pool(Algorithm::LeastConnections, &[3, 1]);
+    assert_eq!(counts(&mut p, 400, false), vec![300, 100]);
+    let mut p = pool(Algorithm::LeastConnections, &[3, 1]);
+    assert_eq!(counts(&mut p, 400, true), vec![300, 100]);
 }
 
 #[test]

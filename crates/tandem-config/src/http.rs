@@ -66,7 +66,7 @@ pub struct HttpSettings {
     /// One line per request through tracing target `access`.
     #[serde(default = "default_true")]
     pub access_log: bool,
-    /// "text" or "json".
+    /// "text", "json" or "combined" (NCSA).
     #[serde(default = "default_log_format")]
     pub access_log_format: String,
 }

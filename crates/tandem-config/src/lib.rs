@@ -62,7 +62,17 @@ pub fn load_witness(path: &Path) -> Result<Config, ConfigError> {
             ))
         }
     }
-    checked(config, &origin)
+    checked(config, &origin, Strictness::File)
+}
+
+/// How a config is judged. Configs written by an operator (a file, `config apply`) are
+/// refused for keys that do not apply to a listener's protocol; configs already in the
+/// replicated log are not, because versions before that rule wrote such keys themselves
+/// (defaults serialized for every listener), and replaying the log must not refuse them.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Strictness {
+    File,
+    Replicated,
 }
 
 fn read(path: &Path, origin: &str) -> Result<String, ConfigError> {
@@ -77,11 +87,30 @@ fn read(path: &Path, origin: &str) -> Result<String, ConfigError> {
 
 /// Parses and validates config text; `origin` names it in errors (usually the path).
 pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
-    checked(deserialize(text, origin)?, origin)
+    checked(deserialize(text, origin)?, origin, Strictness::File)
 }
 
-fn checked(config: Config, origin: &str) -> Result<Config, ConfigError> {
-    let problems = all_problems(&config);
+/// [`parse`] for a config from the replicated log: the same checks, except that keys
+/// which do not apply to a listener's protocol are ignored rather than refused (see
+/// `Strictness`).
+pub fn parse_replicated(text: &str, origin: &str) -> Result<Config, ConfigError> {
+    checked(deserialize(text, origin)?, origin, Strictness::Replicated)
+}
+
+fn checked(
+    mut config: Config,
+    origin: &str,
+    strictness: Strictness,
+) -> Result<Config, ConfigError> {
+    let mut problems = all_problems(&config);
+    match strictness {
+        Strictness::File => problems.extend(inapplicable_keys(&config.cluster)),
+        Strictness::Replicated => {
+            for l in &mut config.cluster.listeners {
+                l.clear_inapplicable();
+            }
+        }
+    }
     if problems.is_empty() {
         Ok(config)
     } else {
@@ -129,11 +158,32 @@ fn all_problems(config: &Config) -> Vec<Problem> {
     problems
 }
 
+/// Keys written in a listener that its protocol does not use.
+fn inapplicable_keys(cluster: &ClusterConfig) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    for (i, l) in cluster.listeners.iter().enumerate() {
+        for (key, why) in l.inapplicable_keys() {
+            let protocol = match l.protocol {
+                Protocol::Tcp => "tcp",
+                Protocol::Udp => "udp",
+                Protocol::Http => "http",
+            };
+            problems.push(Problem {
+                path: format!("listener[{i}].{key}"),
+                line: None,
+                message: format!("does not apply to a {protocol} listener: {why}"),
+            });
+        }
+    }
+    problems
+}
+
 /// Every problem of a whole config (node and cluster parts), one "key.path: message"
 /// line each, as check-config prints them. Used to validate runtime changes.
 pub fn validate_config(config: &Config) -> Vec<String> {
     all_problems(config)
         .into_iter()
+        .chain(inapplicable_keys(&config.cluster))
         .map(|p| {
             if p.path.is_empty() {
                 p.message

@@ -41,6 +41,10 @@ pub struct NodeConfig {
     /// On SIGTERM: how long in-flight connections may run before the process exits anyway.
     #[serde(default = "default_drain_timeout")]
     pub drain_timeout: HumanDuration,
+    /// The read-only observability listener (absent: none): the status page, /status
+    /// and /metrics over HTTP, separate from the admin API.
+    #[serde(default)]
+    pub status: Option<StatusListener>,
     /// This node's VRRP speaker (absent: no VIP on this node).
     #[serde(default)]
     pub vrrp: Option<NodeVrrp>,
@@ -58,10 +62,25 @@ impl Default for NodeConfig {
             admin_tcp: None,
             admin_token_file: None,
             drain_timeout: default_drain_timeout(),
+            status: None,
             vrrp: None,
             cluster: None,
         }
     }
+}
+
+/// `[node.status]`: where the read-only status page, `/status` (JSON) and `/metrics`
+/// listen. It can change nothing, so it may face a monitoring network; the admin API
+/// (writes) stays on its own socket.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StatusListener {
+    /// Address and port, e.g. "127.0.0.1:8404" or "0.0.0.0:8404".
+    pub listen: SocketAddr,
+    /// A read-only token clients must send (`Authorization: Bearer <token>`, or
+    /// `?token=<token>` for a browser); absent: no token. Read again on every request.
+    #[serde(default)]
+    pub token_file: Option<PathBuf>,
 }
 
 /// The replicated half: what traffic goes where.
@@ -110,26 +129,29 @@ pub struct Listener {
     /// (may be left out when routes cover everything: unmatched requests get 404).
     #[serde(default)]
     pub pool: String,
-    /// TCP: concurrent connections; excess ones are accepted and closed at once, and counted.
-    /// UDP: size of the flow table; packets of new flows beyond it are dropped and counted.
+    /// TCP and HTTP: concurrent client connections; excess ones are accepted and closed at
+    /// once, and counted. UDP: size of the flow table; packets of new flows beyond it are
+    /// dropped and counted.
     #[serde(default = "default_max_connections")]
     pub max_connections: u32,
-    /// TCP: time allowed to connect to one backend.
-    #[serde(default = "default_connect_timeout")]
-    pub connect_timeout: HumanDuration,
-    /// TCP: backends tried for one client connection before giving up (1 = no retry).
-    #[serde(default = "default_connect_attempts")]
-    pub connect_attempts: u32,
+    /// TCP only: time allowed to connect to one backend (default 3s). Absent unless
+    /// written, so a key that does not apply to the protocol can be refused by name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connect_timeout: Option<HumanDuration>,
+    /// TCP only: backends tried for one client connection before giving up (1 = no
+    /// retry; default 3).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connect_attempts: Option<u32>,
     /// Close a connection (TCP) or forget a flow (UDP) after this long with no data either way.
-    /// Default: 5m for TCP, 30s for UDP.
-    #[serde(default)]
+    /// Default: 5m for TCP, 30s for UDP. HTTP listeners use `[listener.http]` timeouts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub idle_timeout: Option<HumanDuration>,
     /// PROXY protocol header sent to the backend before any client byte (TCP only).
     #[serde(default)]
     pub proxy_protocol: ProxyProtocol,
-    /// listen(2) backlog.
-    #[serde(default = "default_backlog")]
-    pub backlog: u32,
+    /// listen(2) backlog of TCP and HTTP listeners (default 1024).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backlog: Option<u32>,
     /// HTTP listeners: TLS termination (HTTPS).
     #[serde(default)]
     pub tls: Option<ListenerTls>,
@@ -145,6 +167,75 @@ pub struct Listener {
 }
 
 impl Listener {
+    pub fn connect_timeout(&self) -> HumanDuration {
+        self.connect_timeout
+            .unwrap_or_else(|| HumanDuration::from_secs(3))
+    }
+
+    pub fn connect_attempts(&self) -> u32 {
+        self.connect_attempts.unwrap_or(3)
+    }
+
+    pub fn backlog(&self) -> u32 {
+        self.backlog.unwrap_or(1024)
+    }
+
+    /// Keys written in this listener that its protocol does not use, with what to use
+    /// instead. check-config refuses them: a key accepted and ignored misleads.
+    pub fn inapplicable_keys(&self) -> Vec<(&'static str, &'static str)> {
+        let mut keys = Vec::new();
+        let tcp_only = "only for protocol = \"tcp\" listeners";
+        match self.protocol {
+            Protocol::Tcp => {}
+            Protocol::Udp => {
+                if self.connect_timeout.is_some() {
+                    keys.push(("connect_timeout", tcp_only));
+                }
+                if self.connect_attempts.is_some() {
+                    keys.push(("connect_attempts", "a UDP flow gets one backend; remove it"));
+                }
+                if self.backlog.is_some() {
+                    keys.push(("backlog", "UDP sockets have no listen backlog; remove it"));
+                }
+            }
+            Protocol::Http => {
+                if self.connect_timeout.is_some() {
+                    keys.push((
+                        "connect_timeout",
+                        "not used by http listeners; set [pool.http] connect_timeout",
+                    ));
+                }
+                if self.connect_attempts.is_some() {
+                    keys.push((
+                        "connect_attempts",
+                        "not used by http listeners; set [pool.http.retry]",
+                    ));
+                }
+                if self.idle_timeout.is_some() {
+                    keys.push((
+                        "idle_timeout",
+                        "not used by http listeners; set [listener.http] keepalive_timeout",
+                    ));
+                }
+            }
+        }
+        keys
+    }
+
+    /// Drops the keys [`Listener::inapplicable_keys`] names (the replicated log's reading
+    /// of configs older versions wrote), so the running config carries none of them.
+    pub fn clear_inapplicable(&mut self) {
+        for (key, _) in self.inapplicable_keys() {
+            match key {
+                "connect_timeout" => self.connect_timeout = None,
+                "connect_attempts" => self.connect_attempts = None,
+                "backlog" => self.backlog = None,
+                "idle_timeout" => self.idle_timeout = None,
+                _ => {}
+            }
+        }
+    }
+
     pub fn idle_timeout(&self) -> HumanDuration {
         self.idle_timeout.unwrap_or(match self.protocol {
             Protocol::Tcp | Protocol::Http => HumanDuration::from_secs(300),
@@ -322,15 +413,6 @@ fn default_version() -> u64 {
 }
 fn default_max_connections() -> u32 {
     10_000
-}
-fn default_connect_timeout() -> HumanDuration {
-    HumanDuration::from_secs(3)
-}
-fn default_connect_attempts() -> u32 {
-    3
-}
-fn default_backlog() -> u32 {
-    1024
 }
 fn default_maglev_table_size() -> u32 {
     65_537

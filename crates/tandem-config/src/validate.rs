@@ -36,6 +36,21 @@ pub(crate) fn validate_node(node: &NodeConfig) -> Vec<Problem> {
             "needs node.admin_token_file: the TCP admin API only serves clients with a bearer token",
         );
     }
+    if let Some(status) = &node.status {
+        if node.admin_tcp == Some(status.listen) {
+            p.add(
+                "node.status.listen",
+                "is node.admin_tcp too: the read-only listener needs its own address",
+            );
+        }
+        // The read-only token would then also be the write token: one leak, both powers.
+        if status.token_file.is_some() && status.token_file == node.admin_token_file {
+            p.add(
+                "node.status.token_file",
+                "is node.admin_token_file: use a different, read-only token",
+            );
+        }
+    }
     if let Some(cluster) = &node.cluster {
         crate::cluster::validate(cluster, &node.id, &mut p.0);
     }
@@ -113,10 +128,10 @@ pub fn validate_cluster(cfg: &ClusterConfig) -> Vec<Problem> {
         if l.max_connections == 0 {
             p.add(format!("{at}.max_connections"), "must be at least 1");
         }
-        if l.connect_timeout.get().is_zero() {
+        if l.connect_timeout().get().is_zero() {
             p.add(format!("{at}.connect_timeout"), "must be more than 0s");
         }
-        if !(1..=16).contains(&l.connect_attempts) {
+        if !(1..=16).contains(&l.connect_attempts()) {
             p.add(format!("{at}.connect_attempts"), "must be between 1 and 16");
         }
         if l.idle_timeout().get().is_zero() {
@@ -128,7 +143,7 @@ pub fn validate_cluster(cfg: &ClusterConfig) -> Vec<Problem> {
                 "the PROXY protocol is for TCP listeners only",
             );
         }
-        if l.backlog == 0 {
+        if l.backlog() == 0 {
             p.add(format!("{at}.backlog"), "must be at least 1");
         }
     }

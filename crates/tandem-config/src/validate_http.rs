@@ -95,10 +95,10 @@ fn validate_http_listener(p: &mut Problems, at: &str, l: &Listener, cfg: &Cluste
                 );
             }
         }
-        if !matches!(h.access_log_format.as_str(), "text" | "json") {
+        if !matches!(h.access_log_format.as_str(), "text" | "json" | "combined") {
             p.add(
                 format!("{at}.http.access_log_format"),
-                "must be \"text\" or \"json\"",
+                "must be \"text\", \"json\" or \"combined\"",
             );
         }
     }

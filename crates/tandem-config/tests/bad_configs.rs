@@ -30,6 +30,34 @@ fn the_good_base_config_parses() {
     assert_eq!(cfg.cluster.listeners[0].max_connections, 10_000);
 }
 
+/// Keys that apply on a TCP listener, and max_connections on every protocol, are kept;
+/// the replicated log's own reading ignores keys that do not apply (older versions wrote
+/// them for every listener), so replaying it never refuses what it once accepted.
+#[test]
+fn applicable_keys_pass_and_the_replicated_reading_is_lenient() {
+    let tcp = GOOD.replace(
+        "pool = \"web\"\n",
+        "pool = \"web\"\nconnect_timeout = \"5s\"\nconnect_attempts = 2\nbacklog = 10\n",
+    );
+    parse(&tcp, "tcp.toml").expect("TCP keys on a TCP listener");
+    let http = GOOD.replace(
+        "pool = \"web\"\n",
+        "pool = \"web\"\nprotocol = \"http\"\nmax_connections = 5\nbacklog = 10\n",
+    );
+    let cfg = parse(&http, "http.toml").expect("max_connections and backlog on http");
+    assert_eq!(cfg.cluster.listeners[0].max_connections, 5);
+    let old = http.replace("max_connections = 5\n", "connect_timeout = \"3s\"\n");
+    assert!(parse(&old, "old.toml").is_err());
+    let replayed = tandem_config::parse_replicated(&old, "log").expect("lenient");
+    // ...and drops the key, so later checks of the running config do not trip on it.
+    assert_eq!(replayed.cluster.listeners[0].connect_timeout, None);
+    assert!(tandem_config::validate_config(&replayed).is_empty());
+    // What to_toml writes (the replicated form) carries no such key.
+    let text = tandem_config::to_toml(&cfg);
+    assert!(!text.contains("connect_timeout"), "{text}");
+    parse(&text, "again.toml").expect("to_toml output parses");
+}
+
 /// (what, config text, expected key path, expected words in the message)
 fn cases() -> Vec<(&'static str, String, &'static str, &'static str)> {
     vec![
@@ -93,6 +121,36 @@ fn cases() -> Vec<(&'static str, String, &'static str, &'static str)> {
             GOOD.replace("pool = \"web\"\n", "pool = \"web\"\nconnect_timeout = 5\n"),
             "listener[0].connect_timeout",
             "duration string",
+        ),
+        (
+            "connect_timeout on an http listener",
+            GOOD.replace("pool = \"web\"\n", "pool = \"web\"\nprotocol = \"http\"\nconnect_timeout = \"5s\"\n"),
+            "listener[0].connect_timeout",
+            "does not apply to a http listener: not used by http listeners; set [pool.http] connect_timeout",
+        ),
+        (
+            "connect_attempts on an http listener",
+            GOOD.replace("pool = \"web\"\n", "pool = \"web\"\nprotocol = \"http\"\nconnect_attempts = 2\n"),
+            "listener[0].connect_attempts",
+            "[pool.http.retry]",
+        ),
+        (
+            "idle_timeout on an http listener",
+            GOOD.replace("pool = \"web\"\n", "pool = \"web\"\nprotocol = \"http\"\nidle_timeout = \"1m\"\n"),
+            "listener[0].idle_timeout",
+            "keepalive_timeout",
+        ),
+        (
+            "connect_timeout on a udp listener",
+            GOOD.replace("pool = \"web\"\n", "pool = \"web\"\nprotocol = \"udp\"\nconnect_timeout = \"5s\"\n"),
+            "listener[0].connect_timeout",
+            "does not apply to a udp listener",
+        ),
+        (
+            "backlog on a udp listener",
+            GOOD.replace("pool = \"web\"\n", "pool = \"web\"\nprotocol = \"udp\"\nbacklog = 10\n"),
+            "listener[0].backlog",
+            "no listen backlog",
         ),
         (
             "unknown algorithm",

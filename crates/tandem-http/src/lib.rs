@@ -8,7 +8,7 @@
 //! running plane to a new config: kept listeners keep their sockets and swap their
 //! compiled runtime (routes, limits, certificates) atomically.
 
-mod access_log;
+pub mod access_log;
 mod body;
 mod errors;
 mod headers;
@@ -143,7 +143,7 @@ impl HttpPlane {
                 updated.push(l.name.clone());
                 continue;
             }
-            let socket = tandem_proxy::bind_tcp(&l.name, l.bind, l.backlog)?;
+            let socket = tandem_proxy::bind_tcp(&l.name, l.bind, l.backlog())?;
             let local_addr = socket.local_addr().unwrap_or(l.bind);
             tracing::info!(listener = %l.name, address = %local_addr, tls = rt.tls.is_some(), "listening (http)");
             let live = Arc::new(ArcSwap::new(rt));

@@ -65,6 +65,9 @@ pub enum Target {
 /// One HTTP listener's request-time state.
 pub struct ListenerRuntime {
     pub name: String,
+    /// Client connections open at once (the listener's `max_connections`); one more is
+    /// accepted and closed at once, and counted in `over_limit`.
+    pub max_connections: u64,
     pub https: bool,
     pub settings: HttpSettings,
     pub routes: RouteTable<Arc<Target>>,
@@ -97,6 +100,8 @@ pub struct HttpStats {
     /// Client connections open now (TLS handshakes included).
     pub active_connections: AtomicU64,
     pub over_client_limit: AtomicU64,
+    /// Connections closed at once because the listener had `max_connections` open.
+    pub over_limit: AtomicU64,
     pub tls_handshake_failures: AtomicU64,
     /// Request bodies the client got wrong (bad chunk framing, cut short): 400, and never
     /// counted against the backend.
@@ -350,6 +355,7 @@ pub fn build_listener(
     };
     Ok(ListenerRuntime {
         name: l.name.clone(),
+        max_connections: u64::from(l.max_connections),
         https: l.tls.is_some(),
         settings,
         routes: RouteTable::new(routes, Some(default)),

@@ -53,6 +53,14 @@ pub async fn accept_loop(
                 continue;
             }
         };
+        // The total cap first: a flood from many addresses must not exhaust descriptors.
+        // Closing at once (rather than not accepting) keeps the backlog from filling with
+        // connections that would wait for nothing; TCP listeners do the same.
+        if runtime.stats.active_connections.load(Ordering::Relaxed) >= runtime.max_connections {
+            runtime.stats.over_limit.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(listener = %runtime.name, %client, limit = runtime.max_connections, "listener connection limit reached");
+            continue;
+        }
         let ip = ListenerRuntime::canonical_ip(client.ip());
         let slot = match &runtime.per_client {
             Some(pc) => {

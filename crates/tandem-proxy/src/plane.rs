@@ -203,7 +203,7 @@ impl Plane {
                 (local, LiveState::Udp(live), task)
             }
             _ => {
-                let socket = bind::tcp_listener(&l.name, l.bind, l.backlog)?;
+                let socket = bind::tcp_listener(&l.name, l.bind, l.backlog())?;
                 let local = socket.local_addr().unwrap_or(l.bind);
                 let live = Arc::new(ArcSwap::from_pointee(Live {
                     settings: Arc::new(TcpSettings::from_config(l)),

@@ -31,8 +31,8 @@ impl TcpSettings {
         TcpSettings {
             name: l.name.clone(),
             max_connections: l.max_connections as u64,
-            connect_timeout: l.connect_timeout.get(),
-            connect_attempts: l.connect_attempts.max(1),
+            connect_timeout: l.connect_timeout().get(),
+            connect_attempts: l.connect_attempts().max(1),
             idle_timeout: l.idle_timeout().get(),
             proxy_protocol: l.proxy_protocol,
         }

@@ -59,6 +59,15 @@ pub fn load_cert(spec: &CertSpec, now: SystemTime) -> Result<LoadedCert, TlsErro
     inspect(spec, now).map_err(|mut problems| problems.remove(0))
 }
 
+/// When the leaf certificate in the PEM file at `path` expires, read from the file as it
+/// is now (for the expiry gauge: it must still answer once the certificate has expired,
+/// when [`load_cert`] refuses it).
+pub fn leaf_not_after(path: &Path) -> Result<SystemTime, TlsError> {
+    let chain = read_chain(path)?;
+    let leaf = LeafInfo::parse(path, &chain[0])?;
+    Ok(system_time(leaf.not_after))
+}
+
 /// For check-config: loads every spec and returns every problem found, in order, rather than
 /// stopping at the first, so one run lists everything to fix. Empty means all load.
 ///

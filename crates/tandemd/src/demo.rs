@@ -1,5 +1,6 @@
-//! `tandemd demo`: three small backends on loopback and a TCP and a UDP listener in front
-//! of them, all in one process, so a newcomer can watch balancing and health checks work.
+//! `tandemd demo`: three small backends on loopback and a TCP, an HTTP and a UDP listener
+//! in front of them, all in one process, so a newcomer can watch balancing and health
+//! checks work on both planes (L4 and L7), with the status page to watch.
 
 use anyhow::Context;
 use std::net::SocketAddr;
@@ -28,6 +29,30 @@ pub async fn start_backends() -> anyhow::Result<Vec<(SocketAddr, SocketAddr)>> {
     Ok(addrs)
 }
 
+/// The demo's listener ports on 127.0.0.1.
+#[derive(Clone, Copy, Debug)]
+pub struct Ports {
+    /// The L4 TCP listener.
+    pub tcp: u16,
+    /// The L7 HTTP listener.
+    pub http: u16,
+    /// The L4 UDP listener.
+    pub udp: u16,
+    /// The read-only status page (`[node.status]`).
+    pub status: u16,
+}
+
+impl Default for Ports {
+    fn default() -> Self {
+        Ports {
+            tcp: 8080,
+            http: 8081,
+            udp: 8053,
+            status: 8404,
+        }
+    }
+}
+
 /// The demo's admin socket: in the temp directory (anyone may run the demo, without
 /// root), named after the TCP port so that two demos never share one.
 pub fn admin_socket(tcp_port: u16) -> std::path::PathBuf {
@@ -35,7 +60,13 @@ pub fn admin_socket(tcp_port: u16) -> std::path::PathBuf {
 }
 
 /// The demo config as TOML, pointing at the given backends.
-pub fn config_text(tcp_port: u16, udp_port: u16, backends: &[(SocketAddr, SocketAddr)]) -> String {
+pub fn config_text(ports: Ports, backends: &[(SocketAddr, SocketAddr)]) -> String {
+    let Ports {
+        tcp: tcp_port,
+        http: http_port,
+        udp: udp_port,
+        status: status_port,
+    } = ports;
     let admin_socket = admin_socket(tcp_port)
         .display()
         .to_string()
@@ -47,9 +78,18 @@ id = "demo"
 drain_timeout = "5s"
 admin_socket = "{admin_socket}"
 
+[node.status]
+listen = "127.0.0.1:{status_port}"
+
 [[listener]]
 name = "demo-tcp"
 bind = "127.0.0.1:{tcp_port}"
+pool = "demo-web"
+
+[[listener]]
+name = "demo-http"
+protocol = "http"
+bind = "127.0.0.1:{http_port}"
 pool = "demo-web"
 
 [[listener]]
@@ -87,9 +127,9 @@ fall = 2
 }
 
 /// Starts the backends and returns the parsed demo config.
-pub async fn prepare(tcp_port: u16, udp_port: u16) -> anyhow::Result<Config> {
+pub async fn prepare(ports: Ports) -> anyhow::Result<Config> {
     let backends = start_backends().await?;
-    let text = config_text(tcp_port, udp_port, &backends);
+    let text = config_text(ports, &backends);
     tandem_config::parse(&text, "<built-in demo config>").map_err(|e| anyhow::anyhow!("{e}"))
 }
 
@@ -100,16 +140,27 @@ pub fn banner(config: &Config) -> String {
         .listeners
         .iter()
         .find(|l| l.name == "demo-tcp");
+    let http = config
+        .cluster
+        .listeners
+        .iter()
+        .find(|l| l.name == "demo-http");
     let udp = config
         .cluster
         .listeners
         .iter()
         .find(|l| l.name == "demo-udp");
     let mut s =
-        String::from("tandem demo is running: 3 backends on loopback behind two listeners.\n\n");
+        String::from("tandem demo is running: 3 backends on loopback behind three listeners.\n\n");
     if let Some(l) = tcp {
         s.push_str(&format!(
-            "  HTTP over TCP, round robin:  curl -s http://{}/   (repeat it: the backend changes)\n",
+            "  L4 TCP, round robin:         curl -s http://{}/   (repeat it: the backend changes)\n",
+            l.bind
+        ));
+    }
+    if let Some(l) = http {
+        s.push_str(&format!(
+            "  L7 HTTP proxy, round robin:  curl -si http://{}/  (X-Forwarded-For, access log)\n",
             l.bind
         ));
     }
@@ -118,6 +169,12 @@ pub fn banner(config: &Config) -> String {
             "  UDP echo, source-IP hash:    echo hello | nc -u -w1 {} {}\n",
             l.bind.ip(),
             l.bind.port()
+        ));
+    }
+    if let Some(status) = &config.node.status {
+        s.push_str(&format!(
+            "  Status page (a browser):     http://{}/   (JSON: /status, metrics: /metrics)\n",
+            status.listen
         ));
     }
     if !config.node.admin_socket.as_os_str().is_empty() {

@@ -7,6 +7,7 @@ pub mod demo;
 mod logging;
 pub mod metrics;
 mod node;
+pub mod observe;
 mod sticky_sync;
 pub mod systemd;
 pub mod vrrp;

@@ -3,9 +3,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use tandemd::{init_logging, LogFormat, Node};
 
-/// tandem: a high-availability load balancer (L4 TCP/UDP forwarding plane).
+/// tandem: a high-availability load balancer (VRRP, L4 TCP/UDP and L7 HTTP planes).
 ///
-/// With no command, runs the built-in demo.
+/// With no command, runs the built-in demo (`tandemd demo`). A node runs with
+/// `tandemd run`, which never falls back to the demo.
 #[derive(Parser)]
 #[command(name = "tandemd", version, propagate_version = true)]
 struct Cli {
@@ -18,20 +19,28 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run a node from a config file (without --config: the built-in demo).
+    /// Run a node from a config file. Without --config it reads /etc/tandem/tandem.toml,
+    /// and fails if that file is missing: it never serves the demo.
     Run {
         /// The TOML config file (see docs/config.md).
-        #[arg(long, short)]
-        config: Option<PathBuf>,
+        #[arg(long, short, default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
     },
-    /// Run three built-in backends and listeners in front of them, on loopback.
+    /// Run three built-in backends on loopback with TCP, HTTP and UDP listeners in front
+    /// of them, and a status page.
     Demo {
         /// TCP listener port on 127.0.0.1.
         #[arg(long, default_value_t = 8080)]
         port: u16,
+        /// HTTP (L7) listener port on 127.0.0.1.
+        #[arg(long, default_value_t = 8081)]
+        http_port: u16,
         /// UDP listener port on 127.0.0.1.
         #[arg(long, default_value_t = 8053)]
         udp_port: u16,
+        /// Status page port on 127.0.0.1 (read-only: /, /status, /metrics).
+        #[arg(long, default_value_t = 8404)]
+        status_port: u16,
         /// Print the demo's config and exit.
         #[arg(long)]
         print_config: bool,
@@ -44,22 +53,41 @@ enum Command {
         config: PathBuf,
     },
     /// Validate a config file; exit 1 with every problem (file, key path, what is wrong).
-    CheckConfig { file: PathBuf },
+    /// The systemd units run it before a reload, so `systemctl reload` fails on a bad file.
+    CheckConfig {
+        file: PathBuf,
+        /// Check it as a witness's config (`tandemd witness`): [node] and [node.cluster].
+        #[arg(long)]
+        witness: bool,
+    },
 }
+
+/// Where `tandemd run` looks when no --config is given (the path the packages install).
+const DEFAULT_CONFIG: &str = "/etc/tandem/tandem.toml";
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.log_format);
     let result = match cli.command {
-        Some(Command::CheckConfig { file }) => return check_config(&file),
-        Some(Command::Run { config: Some(file) }) => run_file(&file, false),
+        Some(Command::CheckConfig { file, witness }) => return check_config(&file, witness),
+        Some(Command::Run { config }) => run_file(&config, false),
         Some(Command::Witness { config }) => run_file(&config, true),
-        Some(Command::Run { config: None }) | None => run_demo(8080, 8053, false),
+        None => run_demo(tandemd::demo::Ports::default(), false),
         Some(Command::Demo {
             port,
+            http_port,
             udp_port,
+            status_port,
             print_config,
-        }) => run_demo(port, udp_port, print_config),
+        }) => run_demo(
+            tandemd::demo::Ports {
+                tcp: port,
+                http: http_port,
+                udp: udp_port,
+                status: status_port,
+            },
+            print_config,
+        ),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -71,8 +99,13 @@ fn main() -> ExitCode {
     }
 }
 
-fn check_config(file: &std::path::Path) -> ExitCode {
-    match tandem_config::load(file) {
+fn check_config(file: &std::path::Path, witness: bool) -> ExitCode {
+    let loaded = if witness {
+        tandem_config::load_witness(file)
+    } else {
+        tandem_config::load(file)
+    };
+    match loaded {
         Ok(cfg) => {
             let problems = tandemd::check_files(&cfg);
             if !problems.is_empty() {
@@ -109,6 +142,16 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 }
 
 fn run_file(file: &std::path::Path, witness: bool) -> anyhow::Result<()> {
+    if !file.exists() {
+        // The usual slip: a unit or a command line that lost its --config. Say so rather
+        // than serve anything.
+        anyhow::bail!(
+            "{}: no such config file; write one (examples in /usr/share/doc/tandem/examples \
+             or config/ in the source), check it with `tandemd check-config FILE`, or pass \
+             --config FILE. The built-in demo runs only as `tandemd demo`.",
+            file.display()
+        );
+    }
     let mut config = if witness {
         tandem_config::load_witness(file)
     } else {
@@ -133,9 +176,9 @@ fn run_file(file: &std::path::Path, witness: bool) -> anyhow::Result<()> {
     })
 }
 
-fn run_demo(port: u16, udp_port: u16, print_config: bool) -> anyhow::Result<()> {
+fn run_demo(ports: tandemd::demo::Ports, print_config: bool) -> anyhow::Result<()> {
     runtime()?.block_on(async {
-        let config = tandemd::demo::prepare(port, udp_port).await?;
+        let config = tandemd::demo::prepare(ports).await?;
         if print_config {
             print!("{}", tandem_config::to_toml(&config));
             return Ok(());

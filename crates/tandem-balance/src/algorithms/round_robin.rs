@@ -1,6 +1,7 @@
-//! Plain round robin, plus the rotating cursor other algorithms use to
-//! break ties fairly.
+//! Round robin (weighted when weights differ), plus the rotating cursor other
+//! algorithms use to break ties fairly.
 
+use super::weighted::SmoothWeighted;
 use super::Selector;
 use crate::candidates::{Candidate, Candidates};
 use crate::rng::Rng;
@@ -30,16 +31,33 @@ impl Rotor {
     }
 }
 
-/// Round robin over available candidates; ignores weights.
+/// Round robin over available candidates. When their weights differ it is smooth
+/// weighted round robin, as HAProxy's and nginx's round robin are: an operator who sets
+/// `weight` (or `tandemctl backend weight`) expects it to count. Equal weights keep the
+/// plain rotation (a backend leaving or rejoining does not disturb the others' order).
 #[derive(Clone, Debug, Default)]
 pub(crate) struct RoundRobin {
     rotor: Rotor,
+    weighted: SmoothWeighted,
 }
 
 impl Selector for RoundRobin {
     fn select(&mut self, view: &Candidates<'_>, _rng: &mut Rng) -> Option<usize> {
-        self.rotor.pick(view.available())
+        if weights_differ(view) {
+            self.weighted.pick(view.available())
+        } else {
+            self.rotor.pick(view.available())
+        }
     }
+}
+
+/// Whether the available candidates' effective weights (slow start included) differ.
+pub(crate) fn weights_differ(view: &Candidates<'_>) -> bool {
+    let mut weights = view.available().map(|c| c.weight);
+    let Some(first) = weights.next() else {
+        return false;
+    };
+    weights.any(|w| w != first)
 }
 
 #[cfg(test)]
@@ -49,7 +67,7 @@ mod tests {
 
     #[test]
     fn rotates_and_skips_unavailable() {
-        let mut items = fixture(&[(1, 0), (9, 0), (1, 0)]);
+        let mut items = fixture(&[(1, 0), (1, 0), (1, 0)]);
         let mut rr = RoundRobin::default();
         let mut rng = Rng::new(1);
         let mut picks = Vec::new();
@@ -80,6 +98,22 @@ mod tests {
             ),
             None
         );
+    }
+
+    #[test]
+    fn different_weights_make_it_smooth_weighted() {
+        let items = fixture(&[(5, 0), (1, 0), (1, 0)]);
+        let view = Candidates {
+            items: &items,
+            key: None,
+        };
+        let mut rr = RoundRobin::default();
+        let mut rng = Rng::new(1);
+        let picks: Vec<_> = (0..7)
+            .map(|_| rr.select(&view, &mut rng).unwrap())
+            .collect();
+        // nginx's example: a a b a c a a.
+        assert_eq!(picks, vec![0, 0, 1, 0, 2, 0, 0]);
     }
 
     #[test]

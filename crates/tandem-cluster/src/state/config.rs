@@ -1,6 +1,7 @@
 //! Checking a replicated config before it is applied.
 //!
-//! The check is `tandem_config::parse`, the same code `tandemd check-config` runs, so an
+//! The check is `tandem_config::parse_replicated`: the checks `tandemd check-config` runs
+//! (bar refusing keys that do not apply, which older versions wrote themselves), so an
 //! operator sees the same message (file, key path, what is wrong) whether the config was
 //! refused locally or by the cluster. It is deterministic (ordered output, no I/O), so
 //! every node accepts or refuses alike, as long as all nodes run the same validation code:
@@ -26,7 +27,7 @@ pub(crate) fn check(
         }
     }
     let origin = format!("replicated config v{version}");
-    let config = tandem_config::parse(toml, &origin).map_err(|e| e.to_string())?;
+    let config = tandem_config::parse_replicated(toml, &origin).map_err(|e| e.to_string())?;
     // A [node] section belongs to one machine; replicating it would hand every node the
     // proposer's id and directories. An empty or all-default one cannot be told apart
     // after parsing and is harmless.

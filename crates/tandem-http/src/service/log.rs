@@ -5,10 +5,15 @@ use std::time::Duration;
 use super::RequestCtx;
 use crate::access_log;
 
-pub(super) fn finish(rc: &mut RequestCtx<'_>, status: u16, total: Duration) {
+pub(super) fn finish(
+    rc: &mut RequestCtx<'_>,
+    status: u16,
+    bytes_out: Option<u64>,
+    total: Duration,
+) {
     let l = rc.listener;
     l.stats.count_status(status);
-    rc.record.finish(status, total);
+    rc.record.finish(status, bytes_out, total);
     if l.settings.access_log {
         access_log::emit(&rc.record, &l.name, &l.settings.access_log_format);
     }

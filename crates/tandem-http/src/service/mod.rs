@@ -136,9 +136,26 @@ pub async fn handle(req: Request<Incoming>, ctx: Arc<ConnContext>) -> Response<C
             "the request did not complete in time",
         ),
     };
-    log::finish(&mut rc, resp.status().as_u16(), started.elapsed());
+    let bytes_out = content_length(resp.headers());
+    log::finish(
+        &mut rc,
+        resp.status().as_u16(),
+        bytes_out,
+        started.elapsed(),
+    );
     let (parts, body) = resp.into_parts();
     Response::from_parts(parts, Holding::new(body, busy).boxed())
+}
+
+/// The Content-Length of a message head, if it has a valid one (the access log's byte
+/// counts: the line is written when the response head goes out, before a streamed body).
+pub(crate) fn content_length(headers: &http::HeaderMap) -> Option<u64> {
+    headers
+        .get(http::header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .parse()
+        .ok()
 }
 
 /// Request filter, upstream selection, upstream request and response, in that order.

@@ -12,8 +12,10 @@ mod conn;
 mod error;
 mod listen;
 mod router;
-mod views;
+pub(crate) mod views;
 mod writes;
+
+pub(crate) use listen::same_token;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,6 +30,9 @@ use crate::Node;
 pub struct AdminListeners {
     unix: Option<(tokio::net::UnixListener, listen::SocketFile)>,
     tcp: Option<(tokio::net::TcpListener, std::path::PathBuf)>,
+    /// The read-only status listener (`[node.status]`), bound and served alongside; its
+    /// own router has no write endpoint (crate::observe).
+    status: Option<crate::observe::StatusSocket>,
 }
 
 /// A serving admin API; [`AdminServer::stop`] ends it.
@@ -57,7 +62,11 @@ pub async fn bind(node: &NodeConfig) -> anyhow::Result<AdminListeners> {
         (Some(_), None) => anyhow::bail!("node.admin_tcp needs node.admin_token_file"),
         (None, _) => None,
     };
-    Ok(AdminListeners { unix, tcp })
+    let status = match &node.status {
+        Some(config) => Some(crate::observe::bind(config).await?),
+        None => None,
+    };
+    Ok(AdminListeners { unix, tcp, status })
 }
 
 impl AdminListeners {
@@ -71,6 +80,9 @@ impl AdminListeners {
             if let Ok(addr) = l.local_addr() {
                 out.push(format!("http://{addr} (bearer token)"));
             }
+        }
+        if let Some(addr) = self.status.as_ref().and_then(|s| s.local_addr()) {
+            out.push(format!("http://{addr}/ (status page, read-only)"));
         }
         out
     }
@@ -89,6 +101,9 @@ impl AdminListeners {
                 stop.clone(),
                 tasks.clone(),
             ));
+        }
+        if let Some(status) = self.status {
+            status.serve(node.clone(), stop.clone(), &tasks);
         }
         if let Some((listener, token_file)) = self.tcp {
             if let Ok(addr) = listener.local_addr() {

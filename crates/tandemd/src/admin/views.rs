@@ -161,6 +161,7 @@ pub fn status(node: &Node) -> StatusView {
         let s = &l.stats;
         let counters = BTreeMap::from([
             ("connections", s.connections.load(Relaxed)),
+            ("active", s.active_connections.load(Relaxed)),
             ("requests", s.requests.load(Relaxed)),
             ("responses_2xx", s.responses_2xx.load(Relaxed)),
             ("responses_3xx", s.responses_3xx.load(Relaxed)),
@@ -173,6 +174,7 @@ pub fn status(node: &Node) -> StatusView {
             ("client_body_errors", s.client_body_errors.load(Relaxed)),
             ("bad_host", s.bad_host.load(Relaxed)),
             ("send_timeouts", s.send_timeouts.load(Relaxed)),
+            ("over_limit", s.over_limit.load(Relaxed)),
             (
                 "tls_handshake_failures",
                 s.tls_handshake_failures.load(Relaxed),

@@ -66,6 +66,9 @@ pub struct Snapshot {
     pub vrrp: Vec<VrrpSample>,
     /// Only with `[node.cluster]`.
     pub cluster: Option<ClusterSample>,
+    /// (listener, certificate file, its leaf's expiry) of every TLS listener's
+    /// certificates, read from the files at scrape time; unreadable ones are left out.
+    pub certificates: Vec<(String, String, SystemTime)>,
 }
 
 impl Snapshot {
@@ -93,6 +96,7 @@ impl Snapshot {
             sticky: node.http().sticky_sizes(),
             vrrp: VrrpSample::gather(node).await,
             cluster: ClusterSample::gather(node).await,
+            certificates: certificates(&config),
         }
     }
 
@@ -100,6 +104,7 @@ impl Snapshot {
     pub fn encode(&self) -> String {
         let mut out = Out {
             registry: Registry::with_prefix("tandem"),
+            standard: Registry::default(),
         };
         let info = out.gauge("build_info", "Always 1: the node id and tandem's version");
         info.get_or_create(&labels([
@@ -116,13 +121,37 @@ impl Snapshot {
         traffic::encode_listeners(&mut out, &self.l4_listeners, &self.http_listeners);
         traffic::encode_pools(&mut out, &self.pools);
         traffic::encode_sticky(&mut out, &self.sticky);
+        traffic::encode_certificates(&mut out, &self.certificates);
         vrrp::encode(&mut out, &self.vrrp);
         cluster::encode(&mut out, self.cluster.as_ref());
+        // Two registries, one exposition: the standard names first, without their
+        // closing `# EOF` (OpenMetrics allows one, at the very end).
         let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &out.standard)
+            .expect("writing to a String cannot fail");
+        if let Some(body) = text.strip_suffix("# EOF\n") {
+            text.truncate(body.len());
+        }
         prometheus_client::encoding::text::encode(&mut text, &out.registry)
             .expect("writing to a String cannot fail");
         text
     }
+}
+
+/// The expiry of each TLS listener certificate, read from its file now: a renewed file
+/// shows before the reload that serves it, and an expired one still shows (the gauge is
+/// for alerting before that).
+fn certificates(config: &tandem_config::Config) -> Vec<(String, String, SystemTime)> {
+    let mut out = Vec::new();
+    for l in &config.cluster.listeners {
+        let Some(tls) = &l.tls else { continue };
+        for c in &tls.certificates {
+            if let Ok(at) = tandem_tls::leaf_not_after(&c.cert) {
+                out.push((l.name.clone(), c.cert.display().to_string(), at));
+            }
+        }
+    }
+    out
 }
 
 /// A label set: (name, value) pairs, in order.
@@ -141,9 +170,26 @@ pub(crate) type FloatGauge = Gauge<f64, AtomicU64>;
 /// returns a handle to fill; families left empty are not encoded.
 pub(crate) struct Out {
     registry: Registry,
+    /// Names without the `tandem_` prefix: the Prometheus conventions' `process_*`, which
+    /// dashboards and alerts written for any exporter already use.
+    standard: Registry,
 }
 
 impl Out {
+    /// [`Out::single_gauge`] under a standard name (no `tandem_` prefix).
+    pub(crate) fn standard_gauge(&mut self, name: &str, help: &str, value: f64) {
+        let gauge = FloatGauge::default();
+        gauge.set(value);
+        self.standard.register(name, help, gauge);
+    }
+
+    /// [`Out::single_float_counter`] under a standard name (`_total` appended).
+    pub(crate) fn standard_counter(&mut self, name: &str, help: &str, value: f64) {
+        let counter = Counter::<f64, AtomicU64>::default();
+        counter.inc_by(value);
+        self.standard.register(name, help, counter);
+    }
+
     /// A counter family; prometheus-client appends `_total` to `name`.
     pub(crate) fn counter(&mut self, name: &str, help: &str) -> Family<Labels, Counter> {
         let family = Family::default();

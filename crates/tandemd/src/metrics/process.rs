@@ -82,6 +82,11 @@ pub(super) fn encode(out: &mut Out, s: &Snapshot) {
         "Unix time the node started (the daemon runs one node per process)",
         start,
     );
+    out.standard_gauge(
+        "process_start_time_seconds",
+        "Start time of the process since unix epoch in seconds",
+        start,
+    );
     out.single_float_gauge(
         "process_uptime_seconds",
         "Seconds since the node started",
@@ -107,17 +112,18 @@ pub(super) fn encode(out: &mut Out, s: &Snapshot) {
         ),
         ("process_threads", "OS threads of the process", p.threads),
     ];
+    // Each twice: the standard `process_*` name and, for one release, the old
+    // `tandem_process_*` one (docs/metrics.md says so).
     for (name, help, value) in gauges {
         if let Some(v) = value {
             out.single_gauge(name, help, i64::try_from(v).unwrap_or(i64::MAX));
+            out.standard_gauge(name, help, v as f64);
         }
     }
     if let Some(cpu) = p.cpu_seconds {
-        out.single_float_counter(
-            "process_cpu_seconds",
-            "User and system CPU time of the process",
-            cpu,
-        );
+        let help = "User and system CPU time of the process";
+        out.single_float_counter("process_cpu_seconds", help, cpu);
+        out.standard_counter("process_cpu_seconds", help, cpu);
     }
 }
 

@@ -158,6 +158,9 @@ pub(super) fn encode_listeners(out: &mut Out, l4: &[ListenerHandle], http: &[Htt
         refused
             .get_or_create(&with(&base, "reason", "client_limit"))
             .inc_by(s.over_client_limit.load(Relaxed));
+        refused
+            .get_or_create(&with(&base, "reason", "max_connections"))
+            .inc_by(s.over_limit.load(Relaxed));
         let listener = labels([("listener", l.name.as_str())]);
         requests
             .get_or_create(&listener)
@@ -292,5 +295,27 @@ pub(super) fn encode_sticky(out: &mut Out, sticky: &[(String, usize)]) {
         entries
             .get_or_create(&labels([("pool", pool.as_str())]))
             .set(gauge_value(*n as u64));
+    }
+}
+
+pub(super) fn encode_certificates(
+    out: &mut Out,
+    certs: &[(String, String, std::time::SystemTime)],
+) {
+    let expiry = out.float_gauge(
+        "tls_certificate_expiry_timestamp_seconds",
+        "Unix time the TLS listener certificate (the leaf in the file) expires; alert on it minus time()",
+    );
+    for (listener, cert, at) in certs {
+        let secs = at
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs_f64())
+            .unwrap_or(0.0);
+        expiry
+            .get_or_create(&labels([
+                ("listener", listener.as_str()),
+                ("cert", cert.as_str()),
+            ]))
+            .set(secs);
     }
 }
