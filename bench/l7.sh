@@ -63,9 +63,10 @@
 # "direct" is the backend nginx itself (with its own TLS listener for the TLS scenarios): the
 # load side's ceiling, not a target for the proxies.
 #
-# Fairness: one worker each (nginx worker_processes 1, HAProxy nbthread 1,
-# TOKIO_WORKER_THREADS=1 for tandemd); the proxies are pinned to --proxy-cpu, the backend
-# nginx, wrk and s_time to --load-cpu (taskset). Each proxy keeps its connections to the
+# Fairness: one worker each (nginx worker_processes 1, HAProxy nbthread 1, tandem
+# `workers = 1` on its HTTP listeners and TOKIO_WORKER_THREADS=1 for the rest of
+# tandemd); the proxies are pinned to --proxy-cpu, the backend nginx, wrk and s_time to
+# --load-cpu (taskset). Each proxy keeps its connections to the
 # backend alive and reuses them (HAProxy `http-reuse always`; nginx `upstream { keepalive
 # 64; }`, `proxy_http_version 1.1` and `Connection ""`; tandem pools them by default), adds
 # X-Forwarded-For and X-Forwarded-Proto and nothing else it can be told not to (tandem also
@@ -347,6 +348,7 @@ max_connections = 8000
 
 [listener.http]
 access_log = false
+workers = 1
 forwarded = { x_forwarded_for = true, x_forwarded_proto = true, x_forwarded_host = false, forwarded = false, via = false }
 EOF
     if [ "$3" = 1 ]; then
@@ -729,7 +731,7 @@ for t in "${TARGETS[@]}"; do TLS_ROWS+=("$t"$'\t'"${TLS_INFO[$t]}"); done
     echo "Command: \`bench/l7.sh --duration $DURATION --connections $CONNECTIONS --threads $THREADS --warmup $WARMUP --rounds $ROUNDS --scenarios $(IFS=,; echo "${SCENARIOS[*]}") --streams $STREAMS --idle-connections $IDLE_CONNECTIONS --idle-hold $IDLE_HOLD --key $KEY --full-clients $FULL_CLIENTS --url-host $URL_HOST$([ "$PIN" = 0 ] && echo " --no-pin")\`"
     echo
     echo "- machine: $NCPU CPUs ($(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)), Linux $(uname -r); load average $LOADAVG_START at the start, $LOADAVG_END at the end"
-    echo "- tandemd: $(tandemd_description), TOKIO_WORKER_THREADS=1, HTTP listeners with access_log = false"
+    echo "- tandemd: $(tandemd_description), TOKIO_WORKER_THREADS=1, HTTP listeners with workers = 1 and access_log = false"
     echo "- $("$HAPROXY" -v | head -1 | sed 's/ - https.*//'), mode http, nbthread 1, http-reuse always, option forwardfor"
     echo "- $("$NGINX" -v 2>&1 | sed 's/^nginx version: //') as the reverse proxy (1 worker, upstream keepalive 64, proxy_http_version 1.1, Connection \"\") and as the backend (1 worker, return 200 \"ok\\n\")"
     echo "- threads: $THREADS_OF_TARGET"

@@ -363,8 +363,29 @@ fn l7_mistakes_are_refused_with_their_key_path() {
             "pool[0].health_check.expect_status",
             "not a status or range",
         ),
+        (
+            http.replace("protocol = \"http\"\n", "protocol = \"http\"\n[listener.http]\nworkers = 0\n"),
+            "listener[0].http.workers",
+            "must be between 1 and 1024",
+        ),
+        (
+            http.replace("protocol = \"http\"\n", "protocol = \"http\"\n[listener.http]\nworkers = 5000\n"),
+            "listener[0].http.workers",
+            "must be between 1 and 1024",
+        ),
     ];
     assert_all_refused(cases);
+    // In range, the key parses and is kept.
+    let two = http.replace(
+        "protocol = \"http\"\n",
+        "protocol = \"http\"\n[listener.http]\nworkers = 2\n",
+    );
+    let cfg = parse(&two, "workers.toml").unwrap_or_else(|e| panic!("{e}"));
+    let workers = cfg.cluster.listeners[0]
+        .http
+        .as_ref()
+        .and_then(|h| h.workers);
+    assert_eq!(workers, Some(2));
 }
 
 /// Each (config text, key path, words) must be refused with a problem at that key path
