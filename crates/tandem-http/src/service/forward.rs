@@ -2,13 +2,15 @@
 //! and the request id in; then the request to a backend chosen by [`Selection`], with the
 //! response timeout, retries (idempotent, replayable requests, within the retry budget)
 //! and the backend's health and latency accounting. A response goes on to phase 4.
+//! The request's own deadline (`request_timeout`) is enforced here too, by the same
+//! timer as the response timeout: the only waits of a request are its attempts.
 
 use http::{HeaderValue, Method, Request, Response, StatusCode, Uri};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::{Body, Incoming};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Instant;
+use tokio::time::Instant;
 use tandem_proxy::{BackendLease, ErrorKind};
 
 use super::response::respond;
@@ -23,6 +25,7 @@ pub(super) async fn forward(
     req: Request<Incoming>,
     rc: &mut RequestCtx<'_>,
     pool: &Arc<PoolRuntime>,
+    deadline: Instant,
 ) -> Response<ClientBody> {
     let l = rc.listener;
     let max_body = l.settings.max_body_bytes;
@@ -83,13 +86,22 @@ pub(super) async fn forward(
         let last_try = attempt + 1 == attempts;
         let upstream_req = build_request(&mut parts, pool, &lease, &mut body, last_try);
         let sent_at = Instant::now();
-        let result = tokio::time::timeout(
-            pool.settings.response_timeout.get(),
+        let response_deadline = sent_at + pool.settings.response_timeout.get();
+        let result = tokio::time::timeout_at(
+            response_deadline.min(deadline),
             pool.upstream.send(lease.address(), upstream_req),
         )
         .await;
-        rc.record.upstream_time = Some(sent_at.elapsed());
+        let took = sent_at.elapsed();
+        rc.record.upstream_time = Some(took);
         match result {
+            Err(_) if deadline < response_deadline => {
+                // The whole request ran out of time (retries included), not this backend.
+                return rc.error(
+                    StatusCode::GATEWAY_TIMEOUT,
+                    "the request did not complete in time",
+                );
+            }
             Err(_) => {
                 lease.metrics().error(ErrorKind::Timeout);
                 lease.failed("response timeout");
@@ -120,8 +132,8 @@ pub(super) async fn forward(
             }
             Ok(Ok(resp)) => {
                 let status = resp.status().as_u16();
-                lease.metrics().response(status, sent_at.elapsed());
-                lease.observe_latency(sent_at.elapsed());
+                lease.metrics().response(status, took);
+                lease.observe_latency(took);
                 if status >= 500 {
                     lease.failed(&format!("status {status}"));
                 } else {

@@ -23,7 +23,7 @@ use hyper::body::Incoming;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Instant;
+use tokio::time::Instant;
 
 use crate::access_log::AccessRecord;
 use crate::body::Holding;
@@ -113,22 +113,21 @@ pub async fn handle(req: Request<Incoming>, ctx: Arc<ConnContext>) -> Response<C
         host: request_host(&req),
         record: AccessRecord::new(&req, ctx.client, request_id, l.settings.access_log),
     };
-    let timeout = l.settings.request_timeout.get();
-    let result = tokio::time::timeout(timeout, phases(req, &mut rc)).await;
-    let resp = match result {
-        Ok(resp) => resp,
-        Err(_) => rc.error(
-            StatusCode::GATEWAY_TIMEOUT,
-            "the request did not complete in time",
-        ),
-    };
+    // The request timeout bounds the only phase that waits (forward): it takes the
+    // deadline into its response timer, so a request arms one timer, not two.
+    let deadline = started + l.settings.request_timeout.get();
+    let resp = phases(req, &mut rc, deadline).await;
     log::finish(&mut rc, resp.status().as_u16(), started.elapsed());
     let (parts, body) = resp.into_parts();
     Response::from_parts(parts, Holding::new(body, busy).boxed())
 }
 
 /// Request filter, upstream selection, upstream request and response, in that order.
-async fn phases(req: Request<Incoming>, rc: &mut RequestCtx<'_>) -> Response<ClientBody> {
+async fn phases(
+    req: Request<Incoming>,
+    rc: &mut RequestCtx<'_>,
+    deadline: Instant,
+) -> Response<ClientBody> {
     if let Some(refused) = filter::request_filter(&req, rc) {
         return refused;
     }
@@ -136,7 +135,9 @@ async fn phases(req: Request<Incoming>, rc: &mut RequestCtx<'_>) -> Response<Cli
         select::Routed::Answer(resp) => resp,
         // Boxed: the forwarding state lives only while a request is in flight, and hyper
         // keeps room for the service's future in every connection.
-        select::Routed::Pool(pool) => Box::pin(forward::forward(req, rc, &pool)).await,
+        select::Routed::Pool(pool) => {
+            Box::pin(forward::forward(req, rc, &pool, deadline)).await
+        }
     }
 }
 
