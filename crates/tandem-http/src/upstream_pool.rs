@@ -91,13 +91,17 @@ impl H1Pool {
         let now = Instant::now();
         let mut idle = lock(self.idle());
         let list = idle.entry(addr).or_default();
-        // The oldest are first: drop the ones past the idle timeout or closed meanwhile.
+        // The oldest are first: drop the ones past the idle timeout. Closed ones are
+        // skipped by checkout; the whole list is only swept when it is full (a sweep on
+        // every return cost O(idle connections) per request under many in flight).
         let stale = list
             .iter()
             .take_while(|i| now.duration_since(i.since) >= self.idle_timeout)
             .count();
         list.drain(..stale);
-        list.retain(|i| !i.sender.is_closed());
+        if list.len() >= self.max_idle {
+            list.retain(|i| !i.sender.is_closed());
+        }
         if list.len() < self.max_idle {
             list.push(Idle { sender, since: now });
         }

@@ -10,8 +10,8 @@ use http_body_util::{BodyExt, Limited};
 use hyper::body::{Body, Incoming};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use tokio::time::Instant;
 use tandem_proxy::{BackendLease, ErrorKind};
+use tokio::time::Instant;
 
 use super::response::respond;
 use super::select::Selection;

@@ -135,9 +135,7 @@ async fn phases(
         select::Routed::Answer(resp) => resp,
         // Boxed: the forwarding state lives only while a request is in flight, and hyper
         // keeps room for the service's future in every connection.
-        select::Routed::Pool(pool) => {
-            Box::pin(forward::forward(req, rc, &pool, deadline)).await
-        }
+        select::Routed::Pool(pool) => Box::pin(forward::forward(req, rc, &pool, deadline)).await,
     }
 }
 
