@@ -67,8 +67,11 @@
 # `workers = 1` on its HTTP listeners and TOKIO_WORKER_THREADS=1 for the rest of
 # tandemd); the proxies are pinned to --proxy-cpu, the backend nginx, wrk and s_time to
 # --load-cpu (taskset). Each proxy keeps its connections to the
-# backend alive and reuses them (HAProxy `http-reuse always`; nginx `upstream { keepalive
-# 64; }`, `proxy_http_version 1.1` and `Connection ""`; tandem pools them by default), adds
+# backend alive and reuses them (HAProxy `http-reuse always`, no cap on idle connections;
+# nginx `upstream { keepalive 1024; }`, `proxy_http_version 1.1` and `Connection ""`;
+# tandem `max_idle_per_backend = 1024`: h2's connections x streams requests in flight need
+# as many backend connections, and a cap of 64 idle ones made nginx and tandem close and
+# reopen backend connections all through h2, which HAProxy did not), adds
 # X-Forwarded-For and X-Forwarded-Proto and nothing else it can be told not to (tandem also
 # adds X-Request-Id, which it cannot be told not to), logs no requests (tandem:
 # `access_log = false`) and runs no health checks. Same certificate, TLS 1.2 and 1.3, server
@@ -306,7 +309,7 @@ mkdir -p "$TMP/nginx"
     cat <<EOF
     upstream backend {
         server 127.0.0.1:$P_BACKEND;
-        keepalive 64;
+        keepalive 1024;
         keepalive_requests 100000000;
         keepalive_timeout 90s;
     }
@@ -374,6 +377,9 @@ EOF
 [[pool]]
 name = "nginx"
 algorithm = "round_robin"
+
+[pool.http]
+max_idle_per_backend = 1024
 
 [[pool.backend]]
 id = "nginx"
@@ -733,7 +739,7 @@ for t in "${TARGETS[@]}"; do TLS_ROWS+=("$t"$'\t'"${TLS_INFO[$t]}"); done
     echo "- machine: $NCPU CPUs ($(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)), Linux $(uname -r); load average $LOADAVG_START at the start, $LOADAVG_END at the end"
     echo "- tandemd: $(tandemd_description), TOKIO_WORKER_THREADS=1, HTTP listeners with workers = 1 and access_log = false"
     echo "- $("$HAPROXY" -v | head -1 | sed 's/ - https.*//'), mode http, nbthread 1, http-reuse always, option forwardfor"
-    echo "- $("$NGINX" -v 2>&1 | sed 's/^nginx version: //') as the reverse proxy (1 worker, upstream keepalive 64, proxy_http_version 1.1, Connection \"\") and as the backend (1 worker, return 200 \"ok\\n\")"
+    echo "- $("$NGINX" -v 2>&1 | sed 's/^nginx version: //') as the reverse proxy (1 worker, upstream keepalive 1024, proxy_http_version 1.1, Connection \"\") and as the backend (1 worker, return 200 \"ok\\n\")"
     echo "- threads: $THREADS_OF_TARGET"
     echo "- $("$WRK" --version 2>&1 | head -1 | sed 's/ Copyright.*//'): -t $THREADS -c $CONNECTIONS -d ${DURATION}s --latency, after a ${WARMUP}s warm-up per target; tls-new adds \`Connection: close\` from Lua"
     has_scenario h2 && echo "- h2: $("$H2LOAD" --version 2>&1 | head -1) -t $THREADS -c $CONNECTIONS -m $STREAMS -D $DURATION, h2c with prior knowledge, after a ${WARMUP}s warm-up per target; p50/p99 from its per-request log"
