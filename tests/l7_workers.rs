@@ -97,3 +97,46 @@ async fn one_worker_binds_without_reuseport_and_the_default_is_one_per_cpu() {
     assert_eq!(r.status, 200, "{r:?}");
     node.shutdown_within(Duration::from_secs(1)).await;
 }
+
+#[tokio::test]
+async fn a_reload_keeps_a_listeners_workers_and_starts_more_for_a_new_listener() {
+    let app = HttpBackend::start("app").await;
+    let (port, second_port) = (free_port(), free_port());
+    let config = |workers: u32, second: bool| {
+        let mut toml = NODE_TOML.to_string();
+        toml += &http_listener_toml(
+            "front",
+            port,
+            "p",
+            &format!("[listener.http]\nworkers = {workers}\n"),
+        );
+        if second {
+            toml += &http_listener_toml("more", second_port, "p", "[listener.http]\nworkers = 3\n");
+        }
+        toml += &pool_toml("p", "round_robin", &[&app], "");
+        toml
+    };
+    let node = start_node(&config(2, false));
+    let mut held = one_request_each(port, 4, "/before").await;
+    let parse = |text: &str| tandem_config::parse(text, "reload.toml").unwrap().cluster;
+    node.apply(parse(&config(1, true)), "test").await.unwrap();
+    // A kept listener keeps its sockets and workers (the change waits for a restart).
+    let front = node.http().listener("front").expect("listener front");
+    assert_eq!(front.workers, 2);
+    for (i, c) in held.iter_mut().enumerate() {
+        let r = c.send("GET", "/after", &[], b"").await.unwrap();
+        assert_eq!(r.status, 200, "held connection {i} after the reload: {r:?}");
+    }
+    // The new listener gets three workers, one more than were running, all serving (60
+    // connections: one worker left out has a chance of 3 x (2/3)^60).
+    one_request_each(second_port, 60, "/more").await;
+    let more = node.http().listener("more").expect("listener more");
+    assert_eq!(more.workers, 3);
+    assert_eq!(more.accepted_per_worker.iter().sum::<u64>(), 60);
+    assert!(
+        more.accepted_per_worker.iter().all(|&n| n > 0),
+        "every worker of the new listener accepted: {:?}",
+        more.accepted_per_worker
+    );
+    node.shutdown_within(Duration::from_secs(1)).await;
+}
