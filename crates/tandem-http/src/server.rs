@@ -205,8 +205,6 @@ async fn serve_io<S>(
         // hyper answers 431 when the head is larger than its buffer or has too many headers.
         .max_buf_size((settings.max_header_bytes as usize).max(8192))
         .max_headers(settings.max_headers as usize)
-        // One buffer and one send per response head and small body, not a writev.
-        .writev(false)
         .keep_alive(true);
     builder
         .http2()

@@ -114,8 +114,6 @@ impl H1Pool {
             .await
             .map_err(UpstreamError::Connect)?;
         let (sender, conn) = http1::Builder::new()
-            // One buffer and one send per request head and small body, not a writev.
-            .writev(false)
             .handshake(io)
             .await
             .map_err(|e| UpstreamError::Handshake(addr, e))?;
