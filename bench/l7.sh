@@ -8,7 +8,8 @@
 #                    [--rounds 1] [--scenarios idle,http-ka,h2,tls-new,tls-full,tls-ka]
 #                    [--streams 10] [--idle-connections 5000] [--idle-hold 2]
 #                    [--key rsa|ec] [--full-clients 16] [--url-host localhost]
-#                    [--proxy-cpu 1] [--load-cpu 0] [--no-pin] [--base-port 18180] [--keep-tmp]
+#                    [--proxy-cpu 1] [--load-cpu 0] [--workers 1] [--no-pin]
+#                    [--base-port 18180] [--keep-tmp]
 #
 #   --duration S      seconds of each measured run (default 10)
 #   --connections N   wrk and h2load connections (default 50); --threads N: their threads
@@ -27,6 +28,14 @@
 #                     makes wrk send an IP address as SNI, which RFC 6066 forbids (rustls
 #                     logs a warning for each such handshake)
 #   --proxy-cpu/--load-cpu  the CPU of the proxies, and of nginx and the load (default 1 and 0)
+#   --workers N       the scaling scenario: every proxy with N workers (nginx
+#                     worker_processes N, HAProxy nbthread N, tandem `workers = N`), and the
+#                     backend nginx with N workers too. Pinned, the proxies get CPUs
+#                     --proxy-cpu .. --proxy-cpu+N-1 and the backend and the load
+#                     --load-cpu .. --load-cpu+N-1 (the two ranges must not overlap: on a
+#                     4-CPU machine, --workers 2 --load-cpu 0 --proxy-cpu 2); give wrk and
+#                     h2load as many --threads. The CPU busy columns show the first CPU of
+#                     each range. Default 1; idle needs 1 (it reads one process's RSS)
 #   --no-pin          no taskset at all
 #   --base-port P     ports P..P+11: backend nginx (P, TLS P+4, h2c P+11), HAProxy (P+1, TLS
 #                     P+5, h2c P+9), nginx proxy (P+2, TLS P+6, h2c P+10), tandem (P+3, which
@@ -63,11 +72,15 @@
 # "direct" is the backend nginx itself (with its own TLS listener for the TLS scenarios): the
 # load side's ceiling, not a target for the proxies.
 #
-# Fairness: one worker each (nginx worker_processes 1, HAProxy nbthread 1,
-# TOKIO_WORKER_THREADS=1 for tandemd); the proxies are pinned to --proxy-cpu, the backend
-# nginx, wrk and s_time to --load-cpu (taskset). Each proxy keeps its connections to the
-# backend alive and reuses them (HAProxy `http-reuse always`; nginx `upstream { keepalive
-# 64; }`, `proxy_http_version 1.1` and `Connection ""`; tandem pools them by default), adds
+# Fairness: one worker each, or --workers N each (nginx worker_processes 1, HAProxy
+# nbthread 1, tandem `workers = 1` on its HTTP listeners and TOKIO_WORKER_THREADS=1 for the rest of
+# tandemd); the proxies are pinned to --proxy-cpu, the backend nginx, wrk and s_time to
+# --load-cpu (taskset). Each proxy keeps its connections to the
+# backend alive and reuses them (HAProxy `http-reuse always`, no cap on idle connections;
+# nginx `upstream { keepalive 1024; }`, `proxy_http_version 1.1` and `Connection ""`;
+# tandem `max_idle_per_backend = 1024`: h2's connections x streams requests in flight need
+# as many backend connections, and a cap of 64 idle ones made nginx and tandem close and
+# reopen backend connections all through h2, which HAProxy did not), adds
 # X-Forwarded-For and X-Forwarded-Proto and nothing else it can be told not to (tandem also
 # adds X-Request-Id, which it cannot be told not to), logs no requests (tandem:
 # `access_log = false`) and runs no health checks. Same certificate, TLS 1.2 and 1.3, server
@@ -95,6 +108,7 @@ ROUNDS=1
 KEEP_TMP=0
 SCENARIO_LIST="idle,http-ka,h2,tls-new,tls-full,tls-ka"
 STREAMS=10
+WORKERS=1
 IDLE_CONNECTIONS=5000
 IDLE_HOLD=2
 KEY=rsa
@@ -120,6 +134,7 @@ while [ $# -gt 0 ]; do
     --full-clients) FULL_CLIENTS="${2:?}"; shift 2 ;;
     --url-host) URL_HOST="${2:?}"; shift 2 ;;
     --proxy-cpu) PROXY_CPU="${2:?}"; shift 2 ;;
+    --workers) WORKERS="${2:?}"; shift 2 ;;
     --load-cpu) LOAD_CPU="${2:?}"; shift 2 ;;
     --no-pin) PIN=0; shift ;;
     --base-port) BASE_PORT="${2:?}"; shift 2 ;;
@@ -128,12 +143,13 @@ while [ $# -gt 0 ]; do
     *) die "unknown argument '$1' (see --help)" ;;
     esac
 done
-for v in DURATION CONNECTIONS THREADS WARMUP PROXY_CPU LOAD_CPU BASE_PORT ROUNDS FULL_CLIENTS STREAMS IDLE_CONNECTIONS IDLE_HOLD; do
+for v in DURATION CONNECTIONS THREADS WARMUP PROXY_CPU LOAD_CPU BASE_PORT ROUNDS FULL_CLIENTS STREAMS IDLE_CONNECTIONS IDLE_HOLD WORKERS; do
     is_uint "${!v}" || die "--$(echo "$v" | tr 'A-Z_' 'a-z-') must be a whole number, got '${!v}'"
 done
 [ "$DURATION" -ge 1 ] || die "--duration must be at least 1"
 [ "$THREADS" -ge 1 ] || die "--threads must be at least 1"
 [ "$ROUNDS" -ge 1 ] || die "--rounds must be at least 1"
+[ "$WORKERS" -ge 1 ] && [ "$WORKERS" -le 64 ] || die "--workers must be in 1..64"
 [ "$CONNECTIONS" -le 2000 ] || die "--connections must be at most 2000 (the proxies allow 4096 connections, client and backend sides together for nginx)"
 [ "$CONNECTIONS" -ge "$THREADS" ] || die "--connections must be at least --threads (wrk needs one per thread)"
 [ "$STREAMS" -ge 1 ] && [ "$STREAMS" -le 256 ] || die "--streams must be in 1..256"
@@ -153,6 +169,8 @@ for w in "${wanted_scenarios[@]}"; do
     [[ " ${ALL_SCENARIOS[*]} " == *" $w "* ]] || die "unknown scenario '$w' (known: ${ALL_SCENARIOS[*]})"
 done
 [ "${#SCENARIOS[@]}" -gt 0 ] || die "--scenarios names no scenario"
+[ "$WORKERS" = 1 ] || [[ " ${SCENARIOS[*]} " != *" idle "* ]] \
+    || die "idle reads one proxy process's RSS: run it with --workers 1 (leave it out of --scenarios)"
 
 # ---------------------------------------------------------------- prerequisites
 require_tools haproxy:haproxy nginx:nginx-light wrk:wrk openssl:openssl curl:curl taskset:util-linux ss:iproute2
@@ -171,6 +189,16 @@ fi
 H2LOAD="$(tool_path h2load)"
 check_tandemd
 check_pinning
+# CPU sets for taskset: one CPU each, or N consecutive ones with --workers N.
+cpu_range() { [ "$WORKERS" = 1 ] && echo "$1" || echo "$1-$(($1 + WORKERS - 1))"; }
+PROXY_SET="$(cpu_range "$PROXY_CPU")"
+LOAD_SET="$(cpu_range "$LOAD_CPU")"
+if [ "$PIN" = 1 ] && [ "$WORKERS" -gt 1 ]; then
+    [ $((PROXY_CPU + WORKERS)) -le "$NCPU" ] && [ $((LOAD_CPU + WORKERS)) -le "$NCPU" ] \
+        || die "--workers $WORKERS needs CPUs $PROXY_SET and $LOAD_SET; this machine has 0-$((NCPU - 1)) (or use --no-pin)"
+    [ $((LOAD_CPU + WORKERS)) -le "$PROXY_CPU" ] || [ $((PROXY_CPU + WORKERS)) -le "$LOAD_CPU" ] \
+        || die "--workers $WORKERS: the proxies' CPUs $PROXY_SET overlap the load's $LOAD_SET; move --proxy-cpu or --load-cpu"
+fi
 if [ "$URL_HOST" != 127.0.0.1 ]; then
     resolved="$(getent ahostsv4 "$URL_HOST" 2>/dev/null | awk 'NR == 1 { print $1 }')"
     [ "$resolved" = 127.0.0.1 ] || die "--url-host $URL_HOST resolves to '${resolved:-nothing}', not 127.0.0.1"
@@ -215,7 +243,7 @@ chmod 0755 "$TMP"
 # ---------------------------------------------------------------- backend: nginx
 nginx_common() { # nginx_common DIR: the top of an nginx config of one worker, logging off
     cat <<EOF
-worker_processes 1;
+worker_processes $WORKERS;
 pid $1/nginx.pid;
 error_log $1/error.log warn;
 worker_rlimit_nofile 16384;
@@ -259,12 +287,12 @@ mkdir -p "$TMP/backend"
 }
 EOF
 } >"$TMP/backend/nginx.conf"
-start_nginx backend "$TMP/backend" "$LOAD_CPU" "$P_BACKEND"
+start_nginx backend "$TMP/backend" "$LOAD_SET" "$P_BACKEND"
 
 # ---------------------------------------------------------------- proxy: HAProxy (mode http)
 cat >"$TMP/haproxy.cfg" <<EOF
 global
-    nbthread 1
+    nbthread $WORKERS
     maxconn 8000
     stats socket ipv4@127.0.0.1:$P_STATS level user
 defaults
@@ -294,7 +322,7 @@ backend nginx
 EOF
 "$HAPROXY" -c -q -f "$TMP/haproxy.cfg" >"$TMP/haproxy-check.log" 2>&1 \
     || { cat "$TMP/haproxy-check.log" >&2; die "haproxy rejected its config"; }
-start haproxy "$PROXY_CPU" "$TMP/haproxy.log" "$HAPROXY" -f "$TMP/haproxy.cfg" -db
+start haproxy "$PROXY_SET" "$TMP/haproxy.log" "$HAPROXY" -f "$TMP/haproxy.cfg" -db
 # shellcheck disable=SC2154 # set by lib.sh start() through eval
 wait_port "$P_HAPROXY" "$PID_haproxy" haproxy "$TMP/haproxy.log"
 
@@ -305,7 +333,7 @@ mkdir -p "$TMP/nginx"
     cat <<EOF
     upstream backend {
         server 127.0.0.1:$P_BACKEND;
-        keepalive 64;
+        keepalive 1024;
         keepalive_requests 100000000;
         keepalive_timeout 90s;
     }
@@ -326,12 +354,12 @@ mkdir -p "$TMP/nginx"
 }
 EOF
 } >"$TMP/nginx/nginx.conf"
-start_nginx nginx "$TMP/nginx" "$PROXY_CPU" "$P_NGINX"
-# The master only supervises: measure the worker (one, with worker_processes 1).
+start_nginx nginx "$TMP/nginx" "$PROXY_SET" "$P_NGINX"
+# The master only supervises: measure the workers (--workers of them), PIDs space-separated.
 # shellcheck disable=SC2154 # set by lib.sh start() through eval
-NGINX_WORKER="$(cat "/proc/$PID_nginx/task/$PID_nginx/children" 2>/dev/null | tr -s ' ' '\n' | awk 'NF')"
-[ "$(echo "$NGINX_WORKER" | wc -l)" = 1 ] && [ -n "$NGINX_WORKER" ] \
-    || die "expected one nginx proxy worker under pid $PID_nginx, found '${NGINX_WORKER//$'\n'/ }'"
+NGINX_WORKER="$(cat "/proc/$PID_nginx/task/$PID_nginx/children" 2>/dev/null | tr -s ' ' '\n' | awk 'NF' | paste -sd' ')"
+[ "$(wc -w <<<"$NGINX_WORKER")" = "$WORKERS" ] \
+    || die "expected $WORKERS nginx proxy worker(s) under pid $PID_nginx, found '$NGINX_WORKER'"
 
 # ---------------------------------------------------------------- proxy: tandem (HTTP listeners)
 mkdir -p "$TMP/tandem"
@@ -347,6 +375,7 @@ max_connections = 8000
 
 [listener.http]
 access_log = false
+workers = $WORKERS
 forwarded = { x_forwarded_for = true, x_forwarded_proto = true, x_forwarded_host = false, forwarded = false, via = false }
 EOF
     if [ "$3" = 1 ]; then
@@ -373,6 +402,9 @@ EOF
 name = "nginx"
 algorithm = "round_robin"
 
+[pool.http]
+max_idle_per_backend = 1024
+
 [[pool.backend]]
 id = "nginx"
 address = "127.0.0.1:$P_BACKEND"
@@ -380,7 +412,7 @@ EOF
 } >"$TMP/tandem/tandem.toml"
 "$TANDEMD" check-config "$TMP/tandem/tandem.toml" >"$TMP/tandem/check.log" 2>&1 \
     || { cat "$TMP/tandem/check.log" >&2; die "tandemd rejected its config"; }
-start tandemd "$PROXY_CPU" "$TMP/tandem/tandemd.log" \
+start tandemd "$PROXY_SET" "$TMP/tandem/tandemd.log" \
     env TOKIO_WORKER_THREADS=1 RUST_LOG=info NO_COLOR=1 "$TANDEMD" run --config "$TMP/tandem/tandem.toml"
 # shellcheck disable=SC2154 # set by lib.sh start() through eval
 wait_port "$P_TANDEM" "$PID_tandemd" tandemd "$TMP/tandem/tandemd.log"
@@ -437,7 +469,7 @@ run_stime() { # run_stime SECONDS PORT OUTFILE: FULL_CLIENTS x `openssl s_time -
     local secs="$1" port="$2" out="$3" i pid t0 t1 failed=0 pids=()
     t0="$(date +%s%N)"
     for ((i = 1; i <= FULL_CLIENTS; i++)); do
-        (on_cpu "$LOAD_CPU" timeout --kill-after=5 $((secs + 30)) \
+        (on_cpu "$LOAD_SET" timeout --kill-after=5 $((secs + 30)) \
             "$OPENSSL" s_time -connect "127.0.0.1:$port" -new -time "$secs" -www /ok) >"$out.$i" 2>&1 &
         pid=$!
         pids+=("$pid")
@@ -465,7 +497,7 @@ run_stime() { # run_stime SECONDS PORT OUTFILE: FULL_CLIENTS x `openssl s_time -
 
 run_h2load() { # run_h2load SECONDS URL OUTFILE: h2load pinned to LOAD_CPU, one WRKRESULT line
     local secs="$1" url="$2" out="$3" status=0 pid
-    (on_cpu "$LOAD_CPU" timeout --kill-after=5 $((secs + 30)) "$H2LOAD" -t "$THREADS" \
+    (on_cpu "$LOAD_SET" timeout --kill-after=5 $((secs + 30)) "$H2LOAD" -t "$THREADS" \
         -c "$CONNECTIONS" -m "$STREAMS" -D "$secs" --log-file="$out.log" "$url") >"$out.h2load" 2>&1 &
     pid=$!
     LOAD_PIDS+=("$pid")
@@ -531,7 +563,7 @@ us_ms() { [ -n "$1" ] && awk -v u="$1" 'BEGIN { printf "%.2f ms", u / 1000 }' ||
 
 n_runs=$((${#SCENARIOS[@]} * ${#TARGETS[@]} * ROUNDS))
 echo "tandem L7 benchmark: $n_runs runs of ${WARMUP}s warm-up + ${DURATION}s (about $((n_runs * (WARMUP + DURATION)))s)"
-echo "wrk -t $THREADS -c $CONNECTIONS; s_time x $FULL_CLIENTS; $KEY_DESC certificate; pinning: $([ "$PIN" = 1 ] && echo "proxies on CPU $PROXY_CPU, backend nginx and the load on CPU $LOAD_CPU" || echo off); load average $LOADAVG_START"
+echo "wrk -t $THREADS -c $CONNECTIONS; s_time x $FULL_CLIENTS; $KEY_DESC certificate; workers $WORKERS each; pinning: $([ "$PIN" = 1 ] && echo "proxies on CPU $PROXY_SET, backend nginx and the load on CPU $LOAD_SET" || echo off); load average $LOADAVG_START"
 
 measure() { # measure SCENARIO TARGET ROUND: one warm-up and one measured run
     local s="$1" t="$2" r="$3" pid c0 c1 w0 w1 out line kv secs st0 st1 k sampler=""
@@ -543,7 +575,8 @@ measure() { # measure SCENARIO TARGET ROUND: one warm-up and one measured run
     fi
     if [ -n "$pid" ]; then
         # Reset the peak RSS to the current RSS (Linux >= 4.0), so VmHWM is this run's peak.
-        echo 5 >"/proc/$pid/clear_refs" 2>/dev/null || true
+        local p
+        for p in $pid; do echo 5 >"/proc/$p/clear_refs" 2>/dev/null || true; done
     fi
     if [ "$t" = haproxy ] && [[ "$s" == tls-new || "$s" == tls-full ]]; then
         # Half-way through, HAProxy's own view of the handshakes: how many needed a new key.
@@ -570,7 +603,8 @@ measure() { # measure SCENARIO TARGET ROUND: one warm-up and one measured run
     fi
     R[$s,$t,rss_kib,$r]=""
     if [ -n "$pid" ]; then
-        kill -0 "$pid" 2>/dev/null || die "$t (pid $pid) died during the run"
+        # shellcheck disable=SC2086 # nginx: one PID per worker
+        kill -0 $pid 2>/dev/null || die "$t (pid $pid) died during the run"
         R[$s,$t,rss_kib,$r]="$(vm_hwm_kib "$pid")"
     fi
     line="$(grep '^WRKRESULT ' "$out")" || { cat "$out" >&2; die "no result from the $s run against $t"; }
@@ -729,16 +763,16 @@ for t in "${TARGETS[@]}"; do TLS_ROWS+=("$t"$'\t'"${TLS_INFO[$t]}"); done
     echo "Command: \`bench/l7.sh --duration $DURATION --connections $CONNECTIONS --threads $THREADS --warmup $WARMUP --rounds $ROUNDS --scenarios $(IFS=,; echo "${SCENARIOS[*]}") --streams $STREAMS --idle-connections $IDLE_CONNECTIONS --idle-hold $IDLE_HOLD --key $KEY --full-clients $FULL_CLIENTS --url-host $URL_HOST$([ "$PIN" = 0 ] && echo " --no-pin")\`"
     echo
     echo "- machine: $NCPU CPUs ($(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)), Linux $(uname -r); load average $LOADAVG_START at the start, $LOADAVG_END at the end"
-    echo "- tandemd: $(tandemd_description), TOKIO_WORKER_THREADS=1, HTTP listeners with access_log = false"
-    echo "- $("$HAPROXY" -v | head -1 | sed 's/ - https.*//'), mode http, nbthread 1, http-reuse always, option forwardfor"
-    echo "- $("$NGINX" -v 2>&1 | sed 's/^nginx version: //') as the reverse proxy (1 worker, upstream keepalive 64, proxy_http_version 1.1, Connection \"\") and as the backend (1 worker, return 200 \"ok\\n\")"
+    echo "- tandemd: $(tandemd_description), TOKIO_WORKER_THREADS=1, HTTP listeners with workers = $WORKERS and access_log = false"
+    echo "- $("$HAPROXY" -v | head -1 | sed 's/ - https.*//'), mode http, nbthread $WORKERS, http-reuse always, option forwardfor"
+    echo "- $("$NGINX" -v 2>&1 | sed 's/^nginx version: //') as the reverse proxy ($WORKERS worker(s), upstream keepalive 1024, proxy_http_version 1.1, Connection \"\") and as the backend ($WORKERS worker(s), return 200 \"ok\\n\")"
     echo "- threads: $THREADS_OF_TARGET"
     echo "- $("$WRK" --version 2>&1 | head -1 | sed 's/ Copyright.*//'): -t $THREADS -c $CONNECTIONS -d ${DURATION}s --latency, after a ${WARMUP}s warm-up per target; tls-new adds \`Connection: close\` from Lua"
     has_scenario h2 && echo "- h2: $("$H2LOAD" --version 2>&1 | head -1) -t $THREADS -c $CONNECTIONS -m $STREAMS -D $DURATION, h2c with prior knowledge, after a ${WARMUP}s warm-up per target; p50/p99 from its per-request log"
     has_scenario idle && echo "- idle: $IDLE_CONNECTIONS connections opened one after the other (bench/l7_idle.py), one GET /ok each, held ${IDLE_HOLD}s; KiB RSS/idle conn = VmRSS growth of the proxy ÷ connections, round 1 (fresh proxies); µs CPU/req there is per connection (open, request, hold, close)"
     echo "- tls-full: $FULL_CLIENTS x \`openssl s_time -new -www /ok\` ($("$OPENSSL" version)), handshakes counted over the wall time of the run"
     echo "- certificate: self-signed $KEY_DESC, CN=localhost; wrk's URL host (SNI): $URL_HOST"
-    echo "- pinning: $([ "$PIN" = 1 ] && echo "proxies on CPU $PROXY_CPU, backend nginx, wrk and s_time on CPU $LOAD_CPU (taskset)" || echo "none")"
+    echo "- pinning: $([ "$PIN" = 1 ] && echo "proxies on CPU $PROXY_SET, backend nginx, wrk and s_time on CPU $LOAD_SET (taskset)" || echo "none")"
     echo "- peak RSS: VmHWM of the proxy process (nginx: its worker), reset before the measured run; proxy CPU: its utime+stime over the run ÷ wall time; µs CPU/req: the same ÷ requests"
     echo
     print_md_table HEADER ROWS

@@ -181,7 +181,7 @@ run_wrk() { # run_wrk SECONDS URL OUTFILE [LUA_SCRIPT]: wrk pinned to LOAD_CPU; 
     local status=0
     # wrk ends on its own after -d; the outer timeout only guards against a hang. It runs in
     # the background so that a signal to this script stops it at once (see cleanup).
-    (on_cpu "$LOAD_CPU" timeout --kill-after=5 $((secs + 30)) \
+    (on_cpu "${LOAD_SET:-$LOAD_CPU}" timeout --kill-after=5 $((secs + 30)) \
         "$WRK" -t "$THREADS" -c "$CONNECTIONS" -d "${secs}s" --latency -s "$script" "$url") \
         >"$out" 2>&1 &
     local pid=$!
@@ -192,11 +192,11 @@ run_wrk() { # run_wrk SECONDS URL OUTFILE [LUA_SCRIPT]: wrk pinned to LOAD_CPU; 
 }
 
 CLK_TCK="$(getconf CLK_TCK)"
-cpu_ticks() { # utime+stime of a whole process (all threads), in clock ticks
-    local pid="$1"
-    [ -n "$pid" ] || { echo 0; return; }
+cpu_ticks() { # utime+stime of whole processes (all threads; PIDs space-separated), in ticks
+    local pids="$1" p
+    [ -n "$pids" ] || { echo 0; return; }
     # The command name (field 2) is in parentheses and may hold spaces: cut after ')'.
-    awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$pid/stat"
+    for p in $pids; do cat "/proc/$p/stat"; done | awk '{ sub(/^.*\) /, ""); t += $12 + $13 } END { print t }'
 }
 cpu_snapshot() { # "user nice system idle iowait irq softirq steal" of the two pinned CPUs
     awk -v a="cpu$LOAD_CPU" -v b="cpu$PROXY_CPU" '$1 == a { la = $2" "$3" "$4" "$5" "$6" "$7" "$8" "$9 }
@@ -209,13 +209,19 @@ cpu_busy() { # cpu_busy BEFORE AFTER: "busy% steal%" of one CPU between two snap
         if (t <= 0) { print "\t"; exit }
         printf "%.0f %.0f\n", (d[1] + d[2] + d[3] + d[6] + d[7]) / t * 100, d[8] / t * 100 }'
 }
-runq_wait_ns() { # time all threads of a process spent runnable but waiting for a CPU
-    local pid="$1"
-    [ -n "$pid" ] || { echo 0; return; }
-    cat "/proc/$pid/task/"*/schedstat 2>/dev/null | awk '{ s += $2 } END { printf "%.0f\n", s }'
+runq_wait_ns() { # time all threads of processes (PIDs space-separated) spent waiting for a CPU
+    local pids="$1" p
+    [ -n "$pids" ] || { echo 0; return; }
+    for p in $pids; do cat "/proc/$p/task/"*/schedstat 2>/dev/null; done | awk '{ s += $2 } END { printf "%.0f\n", s }'
 }
-vm_hwm_kib() { awk '/^VmHWM:/ { print $2 }' "/proc/$1/status"; }
-threads_of() { awk '/^Threads:/ { print $2 }' "/proc/$1/status"; }
+vm_hwm_kib() { # peak RSS, summed over the PIDs given (space-separated)
+    local p
+    for p in $1; do cat "/proc/$p/status"; done | awk '/^VmHWM:/ { s += $2 } END { print s }'
+}
+threads_of() { # threads, summed over the PIDs given (space-separated)
+    local p
+    for p in $1; do cat "/proc/$p/status"; done | awk '/^Threads:/ { s += $2 } END { print s }'
+}
 loadavg1() { cut -d' ' -f1 /proc/loadavg; }
 
 # ---------------------------------------------------------------- numbers and tables

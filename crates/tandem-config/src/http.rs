@@ -69,6 +69,10 @@ pub struct HttpSettings {
     /// "text", "json" or "combined" (NCSA).
     #[serde(default = "default_log_format")]
     pub access_log_format: String,
+    /// Worker threads serving this listener, each with its own SO_REUSEPORT socket, event
+    /// loop and backend connections (absent = one per CPU the process may run on).
+    #[serde(default)]
+    pub workers: Option<u32>,
 }
 
 impl Default for HttpSettings {
@@ -86,6 +90,7 @@ impl Default for HttpSettings {
             forwarded: ForwardedHeaders::default(),
             access_log: true,
             access_log_format: default_log_format(),
+            workers: None,
         }
     }
 }

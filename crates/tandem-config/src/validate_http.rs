@@ -7,6 +7,9 @@ use crate::http::{HashKey, Sticky};
 use crate::model::{Algorithm, CheckKind, ClusterConfig, Listener, Pool, Protocol};
 use crate::validate::Problems;
 
+/// More worker threads than this per listener is a typo, not a machine.
+const MAX_WORKERS: u32 = 1024;
+
 pub(crate) fn validate_http(cfg: &ClusterConfig) -> Vec<Problem> {
     let mut p = Problems(Vec::new());
     for (i, l) in cfg.listeners.iter().enumerate() {
@@ -92,6 +95,14 @@ fn validate_http_listener(p: &mut Problems, at: &str, l: &Listener, cfg: &Cluste
                 p.add(
                     format!("{at}.http.rate_limit.max_clients"),
                     "must be at least 1",
+                );
+            }
+        }
+        if let Some(w) = h.workers {
+            if !(1..=MAX_WORKERS).contains(&w) {
+                p.add(
+                    format!("{at}.http.workers"),
+                    format!("must be between 1 and {MAX_WORKERS} (leave it out for one per CPU)"),
                 );
             }
         }

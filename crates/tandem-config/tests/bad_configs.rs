@@ -426,6 +426,16 @@ fn l7_mistakes_are_refused_with_their_key_path() {
             "listener[0].http.send_timeout",
             "must be more than 0s",
         ),
+        (
+            http.replace("protocol = \"http\"\n", "protocol = \"http\"\n[listener.http]\nworkers = 0\n"),
+            "listener[0].http.workers",
+            "must be between 1 and 1024",
+        ),
+        (
+            http.replace("protocol = \"http\"\n", "protocol = \"http\"\n[listener.http]\nworkers = 5000\n"),
+            "listener[0].http.workers",
+            "must be between 1 and 1024",
+        ),
     ];
     assert_all_refused(cases);
     // The send timeout's default: 30 s, as documented in docs/config.md.
@@ -438,6 +448,17 @@ fn l7_mistakes_are_refused_with_their_key_path() {
         settings.send_timeout.get(),
         std::time::Duration::from_secs(30)
     );
+    // In range, the key parses and is kept.
+    let two = http.replace(
+        "protocol = \"http\"\n",
+        "protocol = \"http\"\n[listener.http]\nworkers = 2\n",
+    );
+    let cfg = parse(&two, "workers.toml").unwrap_or_else(|e| panic!("{e}"));
+    let workers = cfg.cluster.listeners[0]
+        .http
+        .as_ref()
+        .and_then(|h| h.workers);
+    assert_eq!(workers, Some(2));
 }
 
 /// Each (config text, key path, words) must be refused with a problem at that key path

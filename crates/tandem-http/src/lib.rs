@@ -20,12 +20,14 @@ mod sticky;
 mod upgrade;
 mod upstream;
 mod upstream_pool;
+mod workers;
 
 pub use runtime::{HttpStats, ListenerRuntime};
 
 use arc_swap::ArcSwap;
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tandem_config::{ClusterConfig, Protocol};
@@ -42,6 +44,10 @@ pub struct HttpListenerHandle {
     pub local_addr: SocketAddr,
     pub stats: Arc<HttpStats>,
     pub tls: bool,
+    /// Worker threads accepting on it, each on its own socket.
+    pub workers: usize,
+    /// Client connections each worker accepted since the listener was bound.
+    pub accepted_per_worker: Vec<u64>,
 }
 
 struct Running {
@@ -49,7 +55,11 @@ struct Running {
     local_addr: SocketAddr,
     live: Arc<ArcSwap<ListenerRuntime>>,
     stop: CancellationToken,
-    task: tokio::task::JoinHandle<()>,
+    /// One accept loop per worker, each on its own socket.
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    workers: usize,
+    /// Connections accepted, per worker.
+    accepted: Arc<[AtomicU64]>,
 }
 
 /// Every HTTP listener of a node.
@@ -59,6 +69,7 @@ pub struct HttpPlane {
     listeners: Mutex<Vec<Running>>,
     stop: CancellationToken,
     connections: TaskTracker,
+    workers: workers::Workers,
 }
 
 /// Listener names an `apply` added, removed and updated.
@@ -75,6 +86,12 @@ pub enum HttpStartError {
     Build(#[from] runtime::BuildError),
     #[error(transparent)]
     Bind(#[from] tandem_proxy::StartError),
+    #[error("listener {listener:?}: cannot start {workers} HTTP worker threads: {error}")]
+    Workers {
+        listener: String,
+        workers: usize,
+        error: std::io::Error,
+    },
 }
 
 impl HttpPlane {
@@ -90,6 +107,7 @@ impl HttpPlane {
             listeners: Mutex::new(Vec::new()),
             stop: CancellationToken::new(),
             connections: TaskTracker::new(),
+            workers: workers::Workers::default(),
         };
         plane.apply(config, pools)?;
         Ok(plane)
@@ -104,13 +122,15 @@ impl HttpPlane {
         config: &ClusterConfig,
         shared: &HashMap<String, Arc<SharedPool>>,
     ) -> Result<HttpApplySummary, HttpStartError> {
-        let previous_pools = lock(&self.pools).clone();
-        let pools = runtime::build_pools(config, shared, &previous_pools)?;
         let wanted: Vec<_> = config
             .listeners
             .iter()
             .filter(|l| l.protocol == Protocol::Http)
             .collect();
+        // Backend connections are kept per worker: one idle list for each.
+        let shards = wanted.iter().map(|l| worker_count(l)).max().unwrap_or(1);
+        let previous_pools = lock(&self.pools).clone();
+        let pools = runtime::build_pools(config, shared, &previous_pools, shards)?;
         let mut running = lock(&self.listeners);
         let mut compiled = Vec::new();
         for l in &wanted {
@@ -138,28 +158,53 @@ impl HttpPlane {
             keep
         });
         for (l, rt) in wanted.iter().zip(compiled) {
+            let n = worker_count(l);
             if let Some(r) = running.iter().find(|r| r.bind == l.bind) {
+                if r.workers != n {
+                    tracing::warn!(listener = %l.name, running = r.workers, configured = n,
+                        "workers changed: takes effect when the listener is re-added or the node restarts");
+                }
                 r.live.store(rt);
                 updated.push(l.name.clone());
                 continue;
             }
-            let socket = tandem_proxy::bind_tcp(&l.name, l.bind, l.backlog())?;
-            let local_addr = socket.local_addr().unwrap_or(l.bind);
-            tracing::info!(listener = %l.name, address = %local_addr, tls = rt.tls.is_some(), "listening (http)");
+            let handles = self
+                .workers
+                .first(n)
+                .map_err(|error| HttpStartError::Workers {
+                    listener: l.name.clone(),
+                    workers: n,
+                    error,
+                })?;
+            let sockets = tandem_proxy::bind_tcp_group(&l.name, l.bind, l.backlog(), n)?;
+            let local_addr = sockets[0].local_addr().unwrap_or(l.bind);
+            tracing::info!(listener = %l.name, address = %local_addr, tls = rt.tls.is_some(), workers = n, "listening (http)");
             let live = Arc::new(ArcSwap::new(rt));
             let stop = self.stop.child_token();
-            let task = tokio::spawn(server::accept_loop(
-                socket,
-                live.clone(),
-                stop.clone(),
-                self.connections.clone(),
-            ));
+            let accepted: Arc<[AtomicU64]> = (0..n).map(|_| AtomicU64::new(0)).collect();
+            let tasks = handles
+                .iter()
+                .zip(sockets)
+                .enumerate()
+                .map(|(worker, (handle, socket))| {
+                    handle.spawn(server::accept_on_worker(
+                        socket,
+                        worker,
+                        accepted.clone(),
+                        live.clone(),
+                        stop.clone(),
+                        self.connections.clone(),
+                    ))
+                })
+                .collect();
             running.push(Running {
                 bind: l.bind,
                 local_addr,
                 live,
                 stop,
-                task,
+                tasks,
+                workers: n,
+                accepted,
             });
             added.push(l.name.clone());
         }
@@ -180,6 +225,12 @@ impl HttpPlane {
                     local_addr: r.local_addr,
                     stats: rt.stats.clone(),
                     tls: rt.tls.is_some(),
+                    workers: r.workers,
+                    accepted_per_worker: r
+                        .accepted
+                        .iter()
+                        .map(|a| a.load(Ordering::Relaxed))
+                        .collect(),
                 }
             })
             .collect()
@@ -257,7 +308,10 @@ impl HttpPlane {
     /// waits up to `drain`; returns the connections still open then.
     pub async fn shutdown(&self, drain: Duration) -> usize {
         self.stop.cancel();
-        let tasks: Vec<_> = lock(&self.listeners).drain(..).map(|r| r.task).collect();
+        let tasks: Vec<_> = lock(&self.listeners)
+            .drain(..)
+            .flat_map(|r| r.tasks)
+            .collect();
         for task in tasks {
             let _ = task.await;
         }
@@ -270,6 +324,14 @@ impl HttpPlane {
         }
         0
     }
+}
+
+/// The worker threads that serve listener `l`: its `workers` key, or one per CPU.
+fn worker_count(l: &tandem_config::Listener) -> usize {
+    l.http
+        .as_ref()
+        .and_then(|h| h.workers)
+        .map_or_else(workers::default_count, |n| n as usize)
 }
 
 /// Loads a listener's certificates (checked: readable, matching, valid now) into a

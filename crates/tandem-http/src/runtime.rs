@@ -180,10 +180,13 @@ pub enum BuildError {
 /// `previous` pools whose HTTP settings did not change are kept as they are, with their
 /// idle upstream connections, sticky table and retry budget; a rebuilt pool whose
 /// `sticky` settings did not change keeps its source-IP sticky table (and journal).
+/// `workers`: the most worker threads of any HTTP listener; each keeps its own idle
+/// backend connections.
 pub fn build_pools(
     config: &ClusterConfig,
     shared: &HashMap<String, Arc<SharedPool>>,
     previous: &HashMap<String, Arc<PoolRuntime>>,
+    workers: usize,
 ) -> Result<HashMap<String, Arc<PoolRuntime>>, BuildError> {
     let mut out = HashMap::new();
     for pool in &config.pools {
@@ -195,6 +198,7 @@ pub fn build_pools(
             if prev.settings == settings
                 && prev.algorithm == pool.algorithm
                 && Arc::ptr_eq(&prev.shared, shared_pool)
+                && prev.upstream.workers() >= workers
             {
                 out.insert(pool.name.clone(), prev.clone());
                 continue;
@@ -235,6 +239,7 @@ pub fn build_pools(
             settings.connect_timeout.get(),
             settings.idle_timeout.get(),
             settings.max_idle_per_backend as usize,
+            workers,
         );
         let key = match (&pool.algorithm, &settings.hash_key) {
             (Algorithm::SourceIpHash, _) => KeySource::SourceIp,

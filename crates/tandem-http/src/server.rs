@@ -7,7 +7,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
@@ -22,9 +22,30 @@ use crate::service::{handle, ConnContext};
 /// Response bytes an HTTP/2 stream buffers beyond what the client's window lets out.
 const H2_SEND_BUF_PER_STREAM: usize = 64 * 1024;
 
+/// A worker's accept loop over its own socket of the listener, run on that worker's
+/// runtime: its connections are tasks of the same thread.
+pub async fn accept_on_worker(
+    socket: std::net::TcpListener,
+    worker: usize,
+    accepted: Arc<[AtomicU64]>,
+    live: Arc<ArcSwap<ListenerRuntime>>,
+    stop: CancellationToken,
+    connections: TaskTracker,
+) {
+    let listener = match TcpListener::from_std(socket) {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!(listener = %live.load().name, worker, error = %e, "cannot register the listening socket: this worker does not accept");
+            return;
+        }
+    };
+    accept_loop(listener, &accepted[worker], live, stop, connections).await;
+}
+
 /// Accepts until `stop`; each connection is a task on `connections`.
-pub async fn accept_loop(
+async fn accept_loop(
     listener: TcpListener,
+    worker_accepted: &AtomicU64,
     live: Arc<ArcSwap<ListenerRuntime>>,
     stop: CancellationToken,
     connections: TaskTracker,
@@ -80,6 +101,7 @@ pub async fn accept_loop(
             None => None,
         };
         runtime.stats.connections.fetch_add(1, Ordering::Relaxed);
+        worker_accepted.fetch_add(1, Ordering::Relaxed);
         let active = ActiveConnection::new(runtime.stats.clone());
         let (live, stop, tunnels) = (live.clone(), stop.clone(), connections.clone());
         connections.spawn(async move {

@@ -298,6 +298,7 @@ impl Upstream {
         connect_timeout: Duration,
         idle_timeout: Duration,
         max_idle_per_backend: usize,
+        workers: usize,
     ) -> Self {
         let scheme = if tls.is_some() { "https" } else { "http" };
         let connector = Connector {
@@ -308,6 +309,7 @@ impl Upstream {
             connector.clone(),
             max_idle_per_backend,
             idle_timeout,
+            workers,
         ));
         let mut builder = Client::builder(TokioExecutor::new());
         builder
@@ -325,6 +327,11 @@ impl Upstream {
             scheme,
             http2,
         }
+    }
+
+    /// Workers with idle HTTP/1.1 connections of their own.
+    pub fn workers(&self) -> usize {
+        self.h1.workers()
     }
 
     /// Sends `req` to the backend at `addr`. HTTP/1.1: `req` carries an origin-form URI

@@ -1,7 +1,9 @@
 //! HTTP/1.1 connections to backends, driven with hyper's `client::conn::http1`: idle
-//! keep-alive connections kept per backend address, checked out by a request and given
-//! back when its response body ends. One task per backend connection (hyper's connection
-//! future), none per request, and no dispatch through a shared client.
+//! keep-alive connections kept per worker and backend address, checked out by a request
+//! and given back when its response body ends. One task per backend connection (hyper's
+//! connection future, on the worker that opened it), none per request, and no dispatch
+//! through a shared client. A worker only takes its own idle connections, so a request
+//! never wakes another thread's connection task.
 //!
 //! A connection goes back to the pool only after its response body was read to the end
 //! (a body dropped half-way closes it: HTTP/1 cannot abandon a response), and only while
@@ -33,27 +35,48 @@ struct Idle {
     since: Instant,
 }
 
-/// Idle HTTP/1.1 connections of one pool, per backend address.
+/// One worker's idle connections, per backend address. Padded to its own cache lines:
+/// workers never share one.
+#[repr(align(128))]
+#[derive(Default)]
+struct Shard(Mutex<HashMap<SocketAddr, Vec<Idle>>>);
+
+/// Idle HTTP/1.1 connections of one pool, per worker and backend address.
 pub struct H1Pool {
     connector: Connector,
-    idle: Mutex<HashMap<SocketAddr, Vec<Idle>>>,
+    /// One per worker (the lock is only contended off the workers, in tests).
+    shards: Box<[Shard]>,
     max_idle: usize,
     idle_timeout: Duration,
 }
 
 impl H1Pool {
-    pub fn new(connector: Connector, max_idle: usize, idle_timeout: Duration) -> Self {
+    pub fn new(
+        connector: Connector,
+        max_idle: usize,
+        idle_timeout: Duration,
+        workers: usize,
+    ) -> Self {
         H1Pool {
             connector,
-            idle: Mutex::new(HashMap::new()),
+            shards: (0..workers.max(1)).map(|_| Shard::default()).collect(),
             max_idle,
             idle_timeout,
         }
     }
 
+    pub fn workers(&self) -> usize {
+        self.shards.len()
+    }
+
+    /// The idle lists of the worker this runs on.
+    fn idle(&self) -> &Mutex<HashMap<SocketAddr, Vec<Idle>>> {
+        &self.shards[crate::workers::current() % self.shards.len()].0
+    }
+
     /// The most recently used idle connection to `addr` that is still open.
     fn checkout(&self, addr: SocketAddr) -> Option<Sender> {
-        let mut idle = lock(&self.idle);
+        let mut idle = lock(self.idle());
         let list = idle.get_mut(&addr)?;
         let now = Instant::now();
         while let Some(i) = list.pop() {
@@ -69,15 +92,19 @@ impl H1Pool {
             return;
         }
         let now = Instant::now();
-        let mut idle = lock(&self.idle);
+        let mut idle = lock(self.idle());
         let list = idle.entry(addr).or_default();
-        // The oldest are first: drop the ones past the idle timeout or closed meanwhile.
+        // The oldest are first: drop the ones past the idle timeout. Closed ones are
+        // skipped by checkout; the whole list is only swept when it is full (a sweep on
+        // every return cost O(idle connections) per request under many in flight).
         let stale = list
             .iter()
             .take_while(|i| now.duration_since(i.since) >= self.idle_timeout)
             .count();
         list.drain(..stale);
-        list.retain(|i| !i.sender.is_closed());
+        if list.len() >= self.max_idle {
+            list.retain(|i| !i.sender.is_closed());
+        }
         if list.len() < self.max_idle {
             list.push(Idle { sender, since: now });
         }

@@ -50,23 +50,54 @@ pub fn tcp_listener(
     address: SocketAddr,
     backlog: u32,
 ) -> Result<tokio::net::TcpListener, StartError> {
-    let open = || -> std::io::Result<tokio::net::TcpListener> {
-        let socket = Socket::new(
-            Domain::for_address(address),
-            Type::STREAM,
-            Some(Protocol::TCP),
-        )?;
-        // Restart without waiting out TIME_WAIT of the previous process's connections.
-        socket.set_reuse_address(true)?;
-        if address.is_ipv6() {
-            socket.set_only_v6(true)?;
-        }
-        socket.set_nonblocking(true)?;
-        socket.bind(&address.into())?;
-        socket.listen(backlog.min(i32::MAX as u32) as i32)?;
-        tokio::net::TcpListener::from_std(socket.into())
-    };
-    open().map_err(|e| bind_error(name, address, e))
+    open_tcp(address, backlog, false)
+        .and_then(|s| tokio::net::TcpListener::from_std(s.into()))
+        .map_err(|e| bind_error(name, address, e))
+}
+
+/// `n` listening sockets on one address with SO_REUSEPORT, for `n` threads that each
+/// accept on their own: the kernel spreads new connections over them. Port 0: the port
+/// the first socket got. Left in std form (non-blocking): each is registered with the
+/// runtime of the thread that accepts on it. With `n` = 1, no SO_REUSEPORT, so a second
+/// process on the same address fails to bind instead of sharing the connections.
+pub fn tcp_listener_group(
+    name: &str,
+    address: SocketAddr,
+    backlog: u32,
+    n: usize,
+) -> Result<Vec<std::net::TcpListener>, StartError> {
+    let reuse_port = n > 1;
+    let first: std::net::TcpListener = open_tcp(address, backlog, reuse_port)
+        .map_err(|e| bind_error(name, address, e))?
+        .into();
+    let bound = first.local_addr().unwrap_or(address);
+    let mut group = vec![first];
+    for _ in 1..n {
+        let socket =
+            open_tcp(bound, backlog, reuse_port).map_err(|e| bind_error(name, bound, e))?;
+        group.push(socket.into());
+    }
+    Ok(group)
+}
+
+fn open_tcp(address: SocketAddr, backlog: u32, reuse_port: bool) -> std::io::Result<Socket> {
+    let socket = Socket::new(
+        Domain::for_address(address),
+        Type::STREAM,
+        Some(Protocol::TCP),
+    )?;
+    // Restart without waiting out TIME_WAIT of the previous process's connections.
+    socket.set_reuse_address(true)?;
+    if reuse_port {
+        socket.set_reuse_port(true)?;
+    }
+    if address.is_ipv6() {
+        socket.set_only_v6(true)?;
+    }
+    socket.set_nonblocking(true)?;
+    socket.bind(&address.into())?;
+    socket.listen(backlog.min(i32::MAX as u32) as i32)?;
+    Ok(socket)
 }
 
 pub(crate) fn udp_socket(

@@ -19,7 +19,7 @@ mod udp;
 
 pub use accept_backoff::AcceptBackoff;
 pub use backend_metrics::{BackendMetrics, ErrorKind, RESPONSE_BUCKETS, STATUS_CLASSES};
-pub use bind::{tcp_listener as bind_tcp, StartError};
+pub use bind::{tcp_listener as bind_tcp, tcp_listener_group as bind_tcp_group, StartError};
 pub use clock::Clock;
 pub use history::{HealthEvent, HEALTH_HISTORY};
 pub use pipe::{pipe, PipeOutcome};

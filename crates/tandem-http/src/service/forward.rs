@@ -2,14 +2,16 @@
 //! and the request id in; then the request to a backend chosen by [`Selection`], with the
 //! response timeout, retries (idempotent, replayable requests, within the retry budget)
 //! and the backend's health and latency accounting. A response goes on to phase 4.
+//! The request's own deadline (`request_timeout`) is enforced here too, by the same
+//! timer as the response timeout: the only waits of a request are its attempts.
 
 use http::{HeaderValue, Method, Request, Response, StatusCode, Uri};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::{Body, Incoming};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Instant;
 use tandem_proxy::{BackendLease, ErrorKind};
+use tokio::time::Instant;
 
 use super::response::respond;
 use super::select::Selection;
@@ -24,6 +26,7 @@ pub(super) async fn forward(
     req: Request<Incoming>,
     rc: &mut RequestCtx<'_>,
     pool: &Arc<PoolRuntime>,
+    deadline: Instant,
 ) -> Response<ClientBody> {
     let l = rc.listener;
     let max_body = l.settings.max_body_bytes;
@@ -106,13 +109,22 @@ pub(super) async fn forward(
             rc.host.as_ref(),
         );
         let sent_at = Instant::now();
-        let result = tokio::time::timeout(
-            pool.settings.response_timeout.get(),
+        let response_deadline = sent_at + pool.settings.response_timeout.get();
+        let result = tokio::time::timeout_at(
+            response_deadline.min(deadline),
             pool.upstream.send(lease.address(), upstream_req),
         )
         .await;
-        rc.record.upstream_time = Some(sent_at.elapsed());
+        let took = sent_at.elapsed();
+        rc.record.upstream_time = Some(took);
         match result {
+            Err(_) if deadline < response_deadline => {
+                // The whole request ran out of time (retries included), not this backend.
+                return rc.error(
+                    StatusCode::GATEWAY_TIMEOUT,
+                    "the request did not complete in time",
+                );
+            }
             Err(_) => {
                 lease.metrics().error(ErrorKind::Timeout);
                 lease.failed("response timeout");
@@ -152,8 +164,8 @@ pub(super) async fn forward(
             }
             Ok(Ok(resp)) => {
                 let status = resp.status().as_u16();
-                lease.metrics().response(status, sent_at.elapsed());
-                lease.observe_latency(sent_at.elapsed());
+                lease.metrics().response(status, took);
+                lease.observe_latency(took);
                 if status >= 500 {
                     lease.failed(&format!("status {status}"));
                 } else {

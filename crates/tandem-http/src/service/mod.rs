@@ -23,7 +23,7 @@ use hyper::body::Incoming;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Instant;
+use tokio::time::Instant;
 
 use crate::access_log::AccessRecord;
 use crate::body::Holding;
@@ -124,17 +124,12 @@ pub async fn handle(req: Request<Incoming>, ctx: Arc<ConnContext>) -> Response<C
         ),
         host,
     };
-    let timeout = l.settings.request_timeout.get();
-    let result = match bad_host {
-        Some(e) => Ok(refuse_host(&rc, e)),
-        None => tokio::time::timeout(timeout, phases(req, &mut rc)).await,
-    };
-    let resp = match result {
-        Ok(resp) => resp,
-        Err(_) => rc.error(
-            StatusCode::GATEWAY_TIMEOUT,
-            "the request did not complete in time",
-        ),
+    // The request timeout bounds the only phase that waits (forward): it takes the
+    // deadline into its response timer, so a request arms one timer, not two.
+    let deadline = started + l.settings.request_timeout.get();
+    let resp = match bad_host {
+        Some(e) => refuse_host(&rc, e),
+        None => phases(req, &mut rc, deadline).await,
     };
     let bytes_out = content_length(resp.headers());
     log::finish(
@@ -159,7 +154,11 @@ pub(crate) fn content_length(headers: &http::HeaderMap) -> Option<u64> {
 }
 
 /// Request filter, upstream selection, upstream request and response, in that order.
-async fn phases(req: Request<Incoming>, rc: &mut RequestCtx<'_>) -> Response<ClientBody> {
+async fn phases(
+    req: Request<Incoming>,
+    rc: &mut RequestCtx<'_>,
+    deadline: Instant,
+) -> Response<ClientBody> {
     if let Some(refused) = filter::request_filter(&req, rc) {
         return refused;
     }
@@ -167,7 +166,7 @@ async fn phases(req: Request<Incoming>, rc: &mut RequestCtx<'_>) -> Response<Cli
         select::Routed::Answer(resp) => resp,
         // Boxed: the forwarding state lives only while a request is in flight, and hyper
         // keeps room for the service's future in every connection.
-        select::Routed::Pool(pool) => Box::pin(forward::forward(req, rc, &pool)).await,
+        select::Routed::Pool(pool) => Box::pin(forward::forward(req, rc, &pool, deadline)).await,
     }
 }
 
