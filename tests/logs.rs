@@ -124,7 +124,7 @@ async fn under_journald_lines_carry_a_priority_and_no_timestamp() {
     );
     assert!(wait_listening(([127, 0, 0, 1], port).into(), Duration::from_secs(10)).await);
     get(port, "/j").await;
-    let access = node.line_with("path=/j").await;
+    let access = node.line_with("path=\"/j\"").await;
     assert!(access.starts_with("<6>"), "info is <6>: {access}");
     let warning = node.line_with("backend=dead").await;
     assert!(warning.starts_with("<4>"), "a warning is <4>: {warning}");

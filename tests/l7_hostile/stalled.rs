@@ -158,10 +158,11 @@ async fn stalled_readers_are_closed_after_the_send_timeout_with_bounded_memory()
         tcp.write_all(head.as_bytes()).await.unwrap();
         h1.push(tcp);
     }
-    // Each holds its client socket and a backend connection, and the buffers fill. (One
-    // pooled backend connection of the warm-up may close meanwhile.)
+    // Each holds its client socket and a backend connection, and the buffers fill. (The
+    // warm-up's pooled backend connections, up to one per protocol and worker, may close
+    // meanwhile.)
     assert!(
-        eventually(Duration::from_secs(10), || fds(pid) + 1
+        eventually(Duration::from_secs(10), || fds(pid) + 2
             >= fds0 + 2 * READERS)
         .await,
         "descriptors: {} from {fds0}; tandemd: {:?}",

@@ -5,6 +5,8 @@
 //! piled up refills the table at once) is logged at debug level. HAProxy pauses its
 //! listener the same way.
 
+use std::collections::HashMap;
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 const FIRST_PAUSE: Duration = Duration::from_millis(10);
@@ -12,14 +14,30 @@ const MAX_PAUSE: Duration = Duration::from_secs(1);
 /// At most one warning per episode and per this long.
 const QUIET_FOR: Duration = Duration::from_secs(60);
 
-/// One listener's accept failures in a row.
+/// Whether an episode of `listener` starting at `now` is logged as a warning: not within
+/// [`QUIET_FOR`] of the last one. Shared by every accept loop of the listener (an HTTP
+/// listener has one per worker, and they all hit the descriptor limit together), so an
+/// episode is one warning per listener, not one per worker.
+fn warn_now(listener: &str, now: Instant) -> bool {
+    static LAST_WARNED: OnceLock<Mutex<HashMap<String, Instant>>> = OnceLock::new();
+    let mut last = LAST_WARNED
+        .get_or_init(Mutex::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    if last.get(listener).is_some_and(|t| now - *t < QUIET_FOR) {
+        return false;
+    }
+    last.insert(listener.to_string(), now);
+    true
+}
+
+/// One listener's accept failures in a row (one accept loop's).
 #[derive(Debug)]
 pub struct AcceptBackoff {
     failing_since: Option<Instant>,
     failures: u64,
     pause: Duration,
-    /// When an episode was last logged as a warning; whether the current one was.
-    last_warned: Option<Instant>,
+    /// Whether the current episode was logged as a warning (see [`warn_now`]).
     loud: bool,
     /// Read when the listener starts: at the limit, reading it would need a descriptor.
     open_files_limit: String,
@@ -37,7 +55,6 @@ impl AcceptBackoff {
             failing_since: None,
             failures: 0,
             pause: FIRST_PAUSE,
-            last_warned: None,
             loud: false,
             open_files_limit: open_files_limit(),
         }
@@ -50,9 +67,8 @@ impl AcceptBackoff {
             let now = Instant::now();
             self.failing_since = Some(now);
             self.pause = FIRST_PAUSE;
-            self.loud = self.last_warned.is_none_or(|t| now - t >= QUIET_FOR);
+            self.loud = warn_now(listener, now);
             if self.loud {
-                self.last_warned = Some(now);
                 tracing::warn!(%listener, %error, open_files_limit = %self.open_files_limit,
                     "accept failed: pausing the listener until accepting works again (logged once)");
             } else {
@@ -106,5 +122,17 @@ mod tests {
         b.succeeded("l");
         assert_eq!(b.failed("l", &e), FIRST_PAUSE);
         assert!(open_files_limit().parse::<u64>().is_ok() || open_files_limit() == "unlimited");
+    }
+
+    #[test]
+    fn one_warning_per_listener_across_its_accept_loops() {
+        let now = Instant::now();
+        assert!(warn_now("shared", now), "the first loop warns");
+        assert!(
+            !warn_now("shared", now),
+            "the second worker's loop does not"
+        );
+        assert!(warn_now("other", now), "another listener does");
+        assert!(warn_now("shared", now + QUIET_FOR), "a minute later, again");
     }
 }

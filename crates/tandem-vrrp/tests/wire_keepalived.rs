@@ -5,6 +5,9 @@ use std::net::Ipv4Addr;
 
 use tandem_vrrp::wire::*;
 
+#[path = "wire_keepalived/ipv6.rs"]
+mod ipv6;
+
 /// VRRPv3 advert, whole Ethernet frame.
 const V3_FRAME: &str = "01005e000012 1ecc8e90a0d1 0800
     45c0 0020 0001 0000 ff70 b05b c633640b e0000012

@@ -6,6 +6,9 @@ use std::net::Ipv4Addr;
 use proptest::prelude::*;
 use tandem_vrrp::wire::*;
 
+#[path = "wire_proptest/ipv6.rs"]
+mod ipv6;
+
 fn ipv4() -> impl Strategy<Value = Ipv4Addr> {
     any::<[u8; 4]>().prop_map(Ipv4Addr::from)
 }

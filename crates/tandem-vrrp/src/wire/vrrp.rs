@@ -247,25 +247,7 @@ impl VrrpRepr {
         dst: Ipv4Addr,
     ) -> Result<VrrpRepr, WireError> {
         packet.check_len()?;
-        if packet.version() != VRRP_VERSION {
-            return Err(WireError::BadVersion(packet.version()));
-        }
-        if packet.kind() != VRRP_TYPE_ADVERTISEMENT {
-            return Err(WireError::BadType(packet.kind()));
-        }
-        let expected = packet.compute_checksum(src, dst);
-        if expected != packet.checksum() {
-            return Err(WireError::BadChecksum {
-                expected,
-                found: packet.checksum(),
-            });
-        }
-        if packet.vrid() == 0 {
-            return Err(WireError::BadVrid);
-        }
-        if packet.max_advert_int() == 0 {
-            return Err(WireError::ZeroInterval);
-        }
+        check_v3(packet, packet.compute_checksum(src, dst))?;
         Ok(VrrpRepr {
             vrid: packet.vrid(),
             priority: packet.priority(),
@@ -295,18 +277,12 @@ impl VrrpRepr {
         src: Ipv4Addr,
         dst: Ipv4Addr,
     ) {
-        let count = u8::try_from(self.addresses.len())
-            .expect("a VRRP advert carries at most 255 addresses");
-        assert!(
-            packet.len() >= self.buffer_len(),
-            "VRRP buffer too short for the advert"
+        emit_v3_header(
+            packet,
+            (self.vrid, self.priority, self.max_advert_int),
+            self.addresses.len(),
+            self.buffer_len(),
         );
-        packet.set_version(VRRP_VERSION);
-        packet.set_kind(VRRP_TYPE_ADVERTISEMENT);
-        packet.set_vrid(self.vrid);
-        packet.set_priority(self.priority);
-        packet.set_addr_count(count);
-        packet.set_max_advert_int(self.max_advert_int);
         for (i, addr) in self.addresses.iter().enumerate() {
             packet.set_address(i, *addr);
         }
@@ -319,4 +295,56 @@ impl VrrpRepr {
         self.emit(&mut VrrpPacket::new_unchecked(&mut bytes[..]), src, dst);
         bytes
     }
+}
+
+/// The checks a v3 advert of either family gets after its length, in this order: version,
+/// type, the checksum (`expected`, over the family's pseudo-header; before the fields it
+/// protects, so corruption is reported as such), then VRID != 0 and interval != 0.
+pub(super) fn check_v3<T: AsRef<[u8]>>(
+    packet: &VrrpPacket<T>,
+    expected: u16,
+) -> Result<(), WireError> {
+    if packet.version() != VRRP_VERSION {
+        return Err(WireError::BadVersion(packet.version()));
+    }
+    if packet.kind() != VRRP_TYPE_ADVERTISEMENT {
+        return Err(WireError::BadType(packet.kind()));
+    }
+    if expected != packet.checksum() {
+        return Err(WireError::BadChecksum {
+            expected,
+            found: packet.checksum(),
+        });
+    }
+    if packet.vrid() == 0 {
+        return Err(WireError::BadVrid);
+    }
+    if packet.max_advert_int() == 0 {
+        return Err(WireError::ZeroInterval);
+    }
+    Ok(())
+}
+
+/// Writes a v3 header of either family: `(vrid, priority, interval)` and the address
+/// count, after checking the count and the buffer length (`needed`).
+///
+/// # Panics
+/// With more than 255 addresses or a buffer shorter than `needed`.
+pub(super) fn emit_v3_header<T: AsRef<[u8]> + AsMut<[u8]>>(
+    packet: &mut VrrpPacket<T>,
+    (vrid, priority, max_advert_int): (u8, u8, u16),
+    addresses: usize,
+    needed: usize,
+) {
+    let count = u8::try_from(addresses).expect("a VRRP advert carries at most 255 addresses");
+    assert!(
+        packet.len() >= needed,
+        "VRRP buffer too short for the advert"
+    );
+    packet.set_version(VRRP_VERSION);
+    packet.set_kind(VRRP_TYPE_ADVERTISEMENT);
+    packet.set_vrid(vrid);
+    packet.set_priority(priority);
+    packet.set_addr_count(count);
+    packet.set_max_advert_int(max_advert_int);
 }

@@ -9,9 +9,8 @@
 
 use std::net::Ipv6Addr;
 
-use super::vrrp::field;
-use super::{internet_checksum, VrrpPacket, WireError, IPPROTO_VRRP, VRRP_HEADER_LEN};
-use super::{VRRP_TTL, VRRP_TYPE_ADVERTISEMENT, VRRP_VERSION};
+use super::vrrp::{check_v3, emit_v3_header, field};
+use super::{internet_checksum, VrrpPacket, WireError, IPPROTO_VRRP, VRRP_HEADER_LEN, VRRP_TTL};
 
 /// The IPv6 multicast group adverts are sent to (RFC 5798 section 5.1.2.2).
 pub const VRRP_MULTICAST_V6: Ipv6Addr = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 0x12);
@@ -91,25 +90,7 @@ impl Vrrp6Repr {
         dst: Ipv6Addr,
     ) -> Result<Vrrp6Repr, WireError> {
         packet.check_len_v6()?;
-        if packet.version() != VRRP_VERSION {
-            return Err(WireError::BadVersion(packet.version()));
-        }
-        if packet.kind() != VRRP_TYPE_ADVERTISEMENT {
-            return Err(WireError::BadType(packet.kind()));
-        }
-        let expected = packet.compute_checksum_v6(src, dst);
-        if expected != packet.checksum() {
-            return Err(WireError::BadChecksum {
-                expected,
-                found: packet.checksum(),
-            });
-        }
-        if packet.vrid() == 0 {
-            return Err(WireError::BadVrid);
-        }
-        if packet.max_advert_int() == 0 {
-            return Err(WireError::ZeroInterval);
-        }
+        check_v3(packet, packet.compute_checksum_v6(src, dst))?;
         let count = usize::from(packet.addr_count());
         Ok(Vrrp6Repr {
             vrid: packet.vrid(),
@@ -135,18 +116,12 @@ impl Vrrp6Repr {
         src: Ipv6Addr,
         dst: Ipv6Addr,
     ) {
-        let count = u8::try_from(self.addresses.len())
-            .expect("a VRRP advert carries at most 255 addresses");
-        assert!(
-            packet.len() >= self.buffer_len(),
-            "VRRP buffer too short for the advert"
+        emit_v3_header(
+            packet,
+            (self.vrid, self.priority, self.max_advert_int),
+            self.addresses.len(),
+            self.buffer_len(),
         );
-        packet.set_version(VRRP_VERSION);
-        packet.set_kind(VRRP_TYPE_ADVERTISEMENT);
-        packet.set_vrid(self.vrid);
-        packet.set_priority(self.priority);
-        packet.set_addr_count(count);
-        packet.set_max_advert_int(self.max_advert_int);
         for (i, addr) in self.addresses.iter().enumerate() {
             packet.set_address_v6(i, *addr);
         }

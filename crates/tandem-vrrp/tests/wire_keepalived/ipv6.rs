@@ -6,6 +6,8 @@ use std::net::Ipv6Addr;
 
 use tandem_vrrp::wire::*;
 
+use super::hex;
+
 /// VRRPv3 advert, whole Ethernet frame: from fe80::ff:fe00:a (MAC 02:00:00:00:00:0a) to
 /// ff02::12, traffic class 0xc0 and a flow label (ignored on receive), hop limit 255.
 const ADVERT_FRAME: &str = "333300000012 02000000000a 86dd
@@ -21,14 +23,6 @@ const NA_FRAME: &str = "333300000001 02000000000a 86dd
 const MAC: [u8; 6] = [2, 0, 0, 0, 0, 0x0a];
 const SRC: Ipv6Addr = Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0xff, 0xfe00, 0x0a);
 const VIP: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0x100);
-
-fn hex(s: &str) -> Vec<u8> {
-    let digits: String = s.split_whitespace().collect();
-    (0..digits.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&digits[i..i + 2], 16).unwrap())
-        .collect()
-}
 
 fn repr(priority: u8) -> Vrrp6Repr {
     Vrrp6Repr {
