@@ -97,9 +97,32 @@ where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let caller = Arc::new(caller);
-    let service = hyper::service::service_fn(move |req| {
+    let handler = move |req| {
         let (node, caller) = (node.clone(), caller.clone());
-        async move { Ok::<_, Infallible>(handle(&node, &caller, req).await) }
+        async move { handle(&node, &caller, req).await }
+    };
+    serve_http1(stream, handler, stop, "admin").await;
+}
+
+/// Serves one HTTP/1.1 connection of a control-plane listener (the admin API, the status
+/// listener) with `handler`, a bounded wait for the request head, and a graceful end when
+/// `stop` fires.
+pub(crate) async fn serve_http1<S, F, Fut, B>(
+    stream: S,
+    handler: F,
+    stop: CancellationToken,
+    what: &'static str,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    F: Fn(Request<Incoming>) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = Response<B>> + Send + 'static,
+    B: hyper::body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let service = hyper::service::service_fn(move |req| {
+        let response = handler(req);
+        async move { Ok::<_, Infallible>(response.await) }
     });
     let conn = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
@@ -114,7 +137,7 @@ where
         }
     };
     if let Err(e) = result {
-        tracing::debug!(error = %e, "admin connection ended with an error");
+        tracing::debug!(error = %e, "{what} connection ended with an error");
     }
 }
 

@@ -15,6 +15,7 @@ mod router;
 pub(crate) mod views;
 mod writes;
 
+pub(crate) use conn::serve_http1;
 pub(crate) use listen::same_token;
 
 use std::sync::Arc;

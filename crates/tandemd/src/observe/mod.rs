@@ -17,8 +17,6 @@ use bytes::Bytes;
 use http::{header, Method, Request, Response, StatusCode};
 use http_body_util::Full;
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioIo, TokioTimer};
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -29,9 +27,6 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::Node;
-
-/// A client that stalls before finishing its request head is cut after this.
-const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The status listener, bound (before the node starts, like the admin sockets).
 pub struct StatusSocket {
@@ -101,28 +96,17 @@ async fn accept(
                 continue;
             }
         };
-        let (state, stop) = (state.clone(), stop.clone());
-        tasks.spawn(async move {
-            let service = hyper::service::service_fn(move |req| {
-                let state = state.clone();
-                async move { Ok::<_, Infallible>(handle(&state, req).await) }
-            });
-            let conn = hyper::server::conn::http1::Builder::new()
-                .timer(TokioTimer::new())
-                .header_read_timeout(HEADER_TIMEOUT)
-                .serve_connection(TokioIo::new(stream), service);
-            tokio::pin!(conn);
-            let result = tokio::select! {
-                r = conn.as_mut() => r,
-                _ = stop.cancelled() => {
-                    conn.as_mut().graceful_shutdown();
-                    conn.await
-                }
-            };
-            if let Err(e) = result {
-                tracing::debug!(error = %e, "status connection ended with an error");
-            }
-        });
+        let state = state.clone();
+        let handler = move |req| {
+            let state = state.clone();
+            async move { handle(&state, req).await }
+        };
+        tasks.spawn(crate::admin::serve_http1(
+            stream,
+            handler,
+            stop.clone(),
+            "status",
+        ));
     }
 }
 
