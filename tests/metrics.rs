@@ -571,6 +571,17 @@ async fn a_single_node_cluster_exposes_raft_config_and_sticky_metrics() {
     assert_eq!(m.value("tandem_config_version", &[]), 1.0);
     assert_eq!(m.value("tandem_cluster_config_refused", &[]), 0.0);
     assert_eq!(m.value("tandem_cluster_sticky_entries", &[]), 0.0);
+    // A member alone calls nobody (tests/cluster_node/lossy_links.rs counts real calls).
+    for transport in ["datagram", "stream"] {
+        assert_eq!(
+            m.value(
+                "tandem_cluster_rpc_calls_total",
+                &[("transport", transport)]
+            ),
+            0.0,
+            "{transport}"
+        );
+    }
     assert_eq!(
         m.value("tandem_pool_sticky_entries", &[("pool", "web")]),
         0.0
@@ -659,6 +670,17 @@ async fn cluster_samples_expose_leases_members_and_hold_windows() {
     );
     assert_eq!(m.value("tandem_cluster_voters", &[]), 3.0);
     assert_eq!(m.value("tandem_cluster_members", &[]), 3.0);
+    assert_eq!(
+        m.value(
+            "tandem_cluster_rpc_calls_total",
+            &[("transport", "datagram")]
+        ),
+        40.0
+    );
+    assert_eq!(
+        m.value("tandem_cluster_rpc_calls_total", &[("transport", "stream")]),
+        3.0
+    );
     let contact = |member| {
         m.value(
             "tandem_cluster_member_last_contact_seconds",

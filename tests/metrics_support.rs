@@ -169,7 +169,7 @@ pub fn vrrp_sample(
 /// A follower (n1) of a three-voter cluster whose leader is n2: n1 holds the lease of
 /// "front" (epoch 2, 1.5 s left in its hold window), "back" was released, n3 never heard.
 pub fn cluster_sample() -> tandemd::metrics::ClusterSample {
-    use tandemd::metrics::{ClusterStatus, GroupView, LeaseStatus, MemberStatus};
+    use tandemd::metrics::{ClusterStatus, GroupView, LeaseStatus, MemberStatus, RpcCalls};
     let member = |id: u64, contact: Option<u64>| MemberStatus {
         id,
         addr: format!("n{id}:7300"),
@@ -207,6 +207,10 @@ pub fn cluster_sample() -> tandemd::metrics::ClusterSample {
                 },
             ],
             sticky_entries: 12,
+            rpc_calls: RpcCalls {
+                datagram: 40,
+                stream: 3,
+            },
         },
         role: tandem_config::cluster::Role::Voter,
         config_refused: false,

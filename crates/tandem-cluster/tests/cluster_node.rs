@@ -646,3 +646,6 @@ async fn pre_vote_keeps_terms_still_until_the_leader_is_gone() {
     );
     cluster.shutdown().await;
 }
+
+#[path = "cluster_node/lossy_links.rs"]
+mod lossy_links;

@@ -20,7 +20,7 @@ mod status;
 
 pub use elector::Elector;
 pub use ops::{ClusterOp, OpError, OpReply, Ops};
-pub use status::{ClusterStatus, LeaseStatus, MemberStatus};
+pub use status::{ClusterStatus, LeaseStatus, MemberStatus, RpcCalls};
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -29,7 +29,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
@@ -43,7 +43,9 @@ use crate::raft::Response;
 use crate::raft::StoreError;
 use crate::state::Command;
 use crate::transport::wire::OpRequest;
-use crate::transport::{serve_with, ClusterTls, Contacts, Handler, NetworkOptions, TandemNetwork};
+use crate::transport::{
+    serve_cluster, ClusterTls, Contacts, Handler, NetworkOptions, TandemNetwork,
+};
 
 /// What a node needs to take part.
 #[derive(Clone, Debug)]
@@ -80,6 +82,11 @@ pub enum ClusterError {
     Store(#[from] StoreError),
     #[error("cannot listen for cluster peers on {addr}: {source} (node.cluster.listen)")]
     Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("cannot receive cluster datagrams on {addr} (UDP, the cluster port): {source} (node.cluster.listen; free the UDP port too)")]
+    ListenDatagrams {
         addr: SocketAddr,
         source: std::io::Error,
     },
@@ -160,6 +167,14 @@ impl ClusterNode {
                     source,
                 })?;
         let local_addr = listener.local_addr().unwrap_or(options.listen);
+        // Small RPCs also travel as sealed datagrams on the same port (transport::datagram).
+        let datagrams =
+            UdpSocket::bind(local_addr)
+                .await
+                .map_err(|source| ClusterError::ListenDatagrams {
+                    addr: local_addr,
+                    source,
+                })?;
         let ops = Arc::new(Ops::new(
             raft.clone(),
             network.clone(),
@@ -183,7 +198,13 @@ impl ClusterNode {
             contacts: contacts.clone(),
             elector: Some(elector.clone()),
         };
-        let server = tokio::spawn(serve_with(listener, tls.server, handler, stop.clone()));
+        let server = tokio::spawn(serve_cluster(
+            listener,
+            Some(datagrams),
+            tls.server,
+            handler,
+            stop.clone(),
+        ));
         let node = ClusterNode {
             options,
             raft,
@@ -354,6 +375,7 @@ impl ClusterNode {
         if !self.has_live_leader() {
             status.leader = None;
         }
+        status.rpc_calls = self.network.calls();
         status
     }
 

@@ -28,6 +28,18 @@ pub struct ClusterStatus {
     pub config_version: Option<u64>,
     pub leases: Vec<LeaseStatus>,
     pub sticky_entries: usize,
+    /// RPCs this node sent, by how they travelled.
+    #[serde(default)]
+    pub rpc_calls: RpcCalls,
+}
+
+/// Answered RPCs this node made to its peers since it started, by transport.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RpcCalls {
+    /// As sealed datagrams (heartbeats, renewals, votes once a peer's session works).
+    pub datagram: u64,
+    /// Over a TLS connection (the first calls, large ones, and any when UDP fails).
+    pub stream: u64,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -114,5 +126,6 @@ pub(super) fn build(
         config_version: state.config().map(|(v, _)| v),
         leases,
         sticky_entries: state.sticky_len(),
+        rpc_calls: RpcCalls::default(),
     }
 }

@@ -28,6 +28,8 @@
 use std::collections::BTreeMap;
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -38,7 +40,11 @@ use openraft::error::RemoteError;
 use openraft::network::RPCOption;
 use openraft::RaftNetwork;
 use openraft::RaftNetworkFactory;
+use tokio::net::UdpSocket;
 use tokio_rustls::TlsConnector;
+
+use super::datagram;
+use super::datagram::client::Miss;
 
 use super::peer::Conn;
 use super::peer::Dialer;
@@ -83,6 +89,11 @@ pub struct NetworkOptions {
     /// Fixed addresses for node names, like `/etc/hosts` entries or curl's `--resolve`, for
     /// clusters whose node names are not in DNS. The name is still what TLS verifies.
     pub hosts: BTreeMap<String, IpAddr>,
+    /// Send small requests as sealed datagrams once a peer has answered one (see
+    /// [`super::datagram`]); TCP otherwise.
+    pub datagrams: bool,
+    /// How often an unanswered datagram request is sent again.
+    pub retransmit: Duration,
 }
 
 impl Default for NetworkOptions {
@@ -92,6 +103,10 @@ impl Default for NetworkOptions {
             max_frame: MAX_FRAME,
             idle_per_peer: 4,
             hosts: BTreeMap::new(),
+            datagrams: true,
+            // A LAN round trip is well under a millisecond; this is a tenth of the
+            // default lease renewal period, so a renewal survives several losses.
+            retransmit: Duration::from_millis(15),
         }
     }
 }
@@ -104,6 +119,14 @@ pub struct TandemNetwork {
     dialer: Arc<Dialer>,
     peers: Arc<Mutex<PeerMap>>,
     contacts: Contacts,
+    calls: Arc<CallCounts>,
+}
+
+/// Answered calls by transport (see [`crate::node::RpcCalls`]).
+#[derive(Debug, Default)]
+struct CallCounts {
+    datagram: AtomicU64,
+    stream: AtomicU64,
 }
 
 /// Peers by node id and address.
@@ -125,6 +148,15 @@ impl TandemNetwork {
             }),
             peers: Arc::default(),
             contacts: Contacts::default(),
+            calls: Arc::default(),
+        }
+    }
+
+    /// Answered calls so far, by transport.
+    pub fn calls(&self) -> crate::node::RpcCalls {
+        crate::node::RpcCalls {
+            datagram: self.calls.datagram.load(Ordering::Relaxed),
+            stream: self.calls.stream.load(Ordering::Relaxed),
         }
     }
 
@@ -148,6 +180,8 @@ impl TandemNetwork {
             peer: self.peer(target, addr),
             conn: None,
             contacts: self.contacts.clone(),
+            udp: None,
+            calls: Arc::clone(&self.calls),
         };
         match client
             .call(&Request::Op(request), &RPCOption::new(timeout))
@@ -172,6 +206,8 @@ impl TandemNetwork {
             peer: self.peer(target, addr),
             conn: None,
             contacts: self.contacts.clone(),
+            udp: None,
+            calls: Arc::clone(&self.calls),
         };
         match client
             .call(&Request::PreVote(request), &RPCOption::new(timeout))
@@ -195,6 +231,7 @@ impl TandemNetwork {
                 idle: Mutex::default(),
                 last_failure: Mutex::default(),
                 last_success: Mutex::default(),
+                session: Mutex::default(),
             })
         });
         Arc::clone(peer)
@@ -209,6 +246,8 @@ impl RaftNetworkFactory<TandemRaft> for TandemNetwork {
             peer: self.peer(target, &node.addr),
             conn: None,
             contacts: self.contacts.clone(),
+            udp: None,
+            calls: Arc::clone(&self.calls),
         }
     }
 }
@@ -218,6 +257,9 @@ pub struct PeerClient {
     peer: Arc<Peer>,
     conn: Option<Conn>,
     contacts: Contacts,
+    /// The socket and receive buffer of datagram calls, made on first use.
+    udp: Option<(UdpSocket, SocketAddr, Vec<u8>)>,
+    calls: Arc<CallCounts>,
 }
 
 impl Drop for PeerClient {
@@ -260,6 +302,12 @@ impl PeerClient {
             self.peer
                 .failure(kind, format!("{} request: {e}", request.kind()))
         })?;
+        let ttl = option.hard_ttl();
+        let deadline = tokio::time::Instant::now() + ttl;
+        if let Some(bytes) = self.call_datagram(request, &frame[4..], deadline).await? {
+            self.calls.datagram.fetch_add(1, Ordering::Relaxed);
+            return self.reply(&bytes);
+        }
         let attempt = async {
             if let Some(mut conn) = self.conn.take().or_else(|| self.peer.take_idle()) {
                 match exchange(&mut conn, &frame, max).await {
@@ -285,12 +333,77 @@ impl PeerClient {
                 Err(e) => Err(self.peer.failure(Kind::Network, e.to_string())),
             }
         };
-        let ttl = option.hard_ttl();
-        let bytes = tokio::time::timeout(ttl, attempt).await.map_err(|_| {
-            self.peer
-                .failure(Kind::Network, format!("no answer within {ttl:?}"))
-        })??;
-        let failure = match postcard::from_bytes::<Reply>(&bytes) {
+        let bytes = tokio::time::timeout_at(deadline, attempt)
+            .await
+            .map_err(|_| {
+                self.peer
+                    .failure(Kind::Network, format!("no answer within {ttl:?}"))
+            })??;
+        self.calls.stream.fetch_add(1, Ordering::Relaxed);
+        self.reply(&bytes)
+    }
+
+    /// Try `request` (encoded as `payload`) as a datagram exchange: `Ok(None)` when it must
+    /// go over TCP (no proven session, too large for a datagram, or the peer said so).
+    async fn call_datagram(
+        &mut self,
+        request: &Request,
+        payload: &[u8],
+        deadline: tokio::time::Instant,
+    ) -> Result<Option<Vec<u8>>, Failure> {
+        let small = matches!(
+            request,
+            Request::AppendEntries(_) | Request::Vote(_) | Request::PreVote(_) | Request::Op(_)
+        ) && payload.len() <= datagram::MAX_REQUEST;
+        let Some(session) = self.peer.session() else {
+            return Ok(None);
+        };
+        let retransmit = self.peer.dialer.options.retransmit;
+        if !small {
+            return Ok(None);
+        }
+        if !session.proven() {
+            session.probe(retransmit);
+            return Ok(None);
+        }
+        if self
+            .udp
+            .as_ref()
+            .is_none_or(|(_, addr, _)| *addr != session.addr)
+        {
+            match session.socket().await {
+                Ok(socket) => {
+                    let buf = vec![0u8; datagram::MAX_REPLY + 64];
+                    self.udp = Some((socket, session.addr, buf));
+                }
+                Err(e) => {
+                    tracing::debug!(peer = %self.peer.addr, error = %e, "cluster transport: no datagram socket");
+                    return Ok(None);
+                }
+            }
+        }
+        let Some((socket, _, buf)) = self.udp.as_mut() else {
+            return Ok(None);
+        };
+        match session
+            .exchange(socket, buf, payload, deadline, retransmit)
+            .await
+        {
+            Ok(reply) => Ok(Some(reply)),
+            Err(Miss::UseTcp(why)) => {
+                tracing::debug!(peer = %self.peer.addr, why, "cluster transport: datagram call goes over TCP");
+                Ok(None)
+            }
+            Err(Miss::Timeout) => Err(self.peer.failure(
+                Kind::Network,
+                format!("no datagram answer to {} in time", request.kind()),
+            )),
+        }
+    }
+
+    /// Decode a reply; a refusal or gibberish is a failure.
+    fn reply(&mut self, bytes: &[u8]) -> Result<Reply, Failure> {
+        let failure = match postcard::from_bytes::<Reply>(bytes) {
             Ok(Reply::Refused(why)) => self.peer.failure(Kind::Network, why),
             Ok(reply) => {
                 if self.peer.target != 0 {

@@ -9,6 +9,8 @@
 //!   `BasicNode.addr` (`"<node name>:<port>"`), keeps connections, maps failures to
 //!   openraft's error kinds.
 //! * [`serve`]: the listener that hands peers' RPCs to the local `Raft`.
+//! * [`datagram`]: small RPCs (heartbeats, lease renewals, votes) over UDP on the same
+//!   port, sealed with a key exported from each mTLS connection, resent until answered.
 //!
 //! Wiring a node (compiled, not run):
 //!
@@ -33,6 +35,7 @@
 //! ```
 
 mod client;
+pub mod datagram;
 mod peer;
 pub mod pki;
 mod server;
@@ -42,6 +45,7 @@ pub mod wire;
 pub use client::NetworkOptions;
 pub use client::PeerClient;
 pub use client::TandemNetwork;
+pub use datagram::server::Sessions;
 pub use pki::init_cluster_pki;
 pub use pki::init_cluster_pki_with;
 pub use pki::ClusterPki;
@@ -49,6 +53,7 @@ pub use pki::NodeFiles;
 pub use pki::PkiError;
 pub use pki::PkiOptions;
 pub use server::serve;
+pub use server::serve_cluster;
 pub use server::serve_with;
 pub use server::Handler;
 

@@ -21,6 +21,8 @@ use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
 
 use super::client::NetworkOptions;
+use super::datagram::client::ClientSession;
+use super::datagram::{SessionKey, EXPORTER_LABEL};
 use crate::raft::types::Node;
 use crate::raft::NodeId;
 
@@ -95,9 +97,40 @@ pub(super) struct Peer {
     /// When the last successful dial started: a failure of a dial that started before it
     /// is old news (begun during a cut, timed out after the heal) and changes nothing.
     pub(super) last_success: Mutex<Option<Instant>>,
+    /// The datagram session of one of our connections to it (see [`super::datagram`]).
+    pub(super) session: Mutex<Option<Arc<ClientSession>>>,
 }
 
 impl Peer {
+    /// The datagram session, if there is one.
+    pub(super) fn session(&self) -> Option<Arc<ClientSession>> {
+        self.session
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Take the datagram session of a new connection unless the one held already works,
+    /// and probe it.
+    fn offer_session(&self, conn: &Conn) {
+        if !self.dialer.options.datagrams {
+            return;
+        }
+        let (tcp, tls) = conn.get_ref();
+        let Ok(addr) = tcp.peer_addr() else { return };
+        let Some(key) = SessionKey::export(|m| tls.export_keying_material(m, EXPORTER_LABEL, None))
+        else {
+            return;
+        };
+        let mut held = self.session.lock().unwrap_or_else(|e| e.into_inner());
+        if held.as_ref().is_some_and(|s| s.proven() && s.addr == addr) {
+            return;
+        }
+        let session = Arc::new(ClientSession::new(key, addr));
+        session.probe(self.dialer.options.retransmit);
+        *held = Some(session);
+    }
+
     pub(super) fn take_idle(&self) -> Option<Conn> {
         self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop()
     }
@@ -149,6 +182,9 @@ impl Peer {
             let started = Instant::now();
             let result = peer.dialer.connect(&peer.addr).await;
             peer.note(started, result.as_ref().err().map(String::as_str));
+            if let Ok(conn) = &result {
+                peer.offer_session(conn);
+            }
             if let Err(Ok(conn)) = tx.send(result) {
                 peer.put_idle(conn);
             }

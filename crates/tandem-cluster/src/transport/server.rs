@@ -12,11 +12,14 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio::net::TcpStream;
+use tokio::net::UdpSocket;
 use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use super::datagram::server::Sessions;
+use super::datagram::{SessionKey, EXPORTER_LABEL};
 use super::wire::encode_frame;
 use super::wire::read_frame;
 use super::wire::write_frame;
@@ -77,15 +80,35 @@ pub struct Handler {
     pub elector: Option<Arc<Elector>>,
 }
 
-/// [`serve`] with cluster operations: what a full node runs.
+/// [`serve`] with cluster operations, over TCP only.
 pub async fn serve_with(
     listener: TcpListener,
     tls: Arc<ServerConfig>,
     handler: Handler,
     stop: CancellationToken,
 ) {
+    serve_cluster(listener, None, tls, handler, stop).await
+}
+
+/// What a full node runs: [`serve_with`], and on `datagrams` (a UDP socket, normally on
+/// the listener's own address and port) the small RPCs of peers sealed with the sessions
+/// of their TLS connections (see [`super::datagram`]).
+pub async fn serve_cluster(
+    listener: TcpListener,
+    datagrams: Option<UdpSocket>,
+    tls: Arc<ServerConfig>,
+    handler: Handler,
+    stop: CancellationToken,
+) {
     let acceptor = TlsAcceptor::from(tls);
     let connections = TaskTracker::new();
+    let sessions = datagrams.as_ref().map(|_| Sessions::default());
+    if let (Some(socket), Some(sessions)) = (datagrams, &sessions) {
+        let (sessions, handler, stop) = (sessions.clone(), handler.clone(), stop.clone());
+        connections.spawn(super::datagram::server::serve(
+            socket, sessions, handler, stop,
+        ));
+    }
     let addr = listener
         .local_addr()
         .map_or_else(|e| format!("? ({e})"), |a| a.to_string());
@@ -108,10 +131,11 @@ pub async fn serve_with(
             continue;
         }
         let (acceptor, handler, stop) = (acceptor.clone(), handler.clone(), stop.clone());
+        let sessions = sessions.clone();
         connections.spawn(async move {
             tokio::select! {
                 _ = stop.cancelled() => {}
-                _ = connection(tcp, peer, acceptor, handler) => {}
+                _ = connection(tcp, peer, acceptor, handler, sessions) => {}
             }
         });
     }
@@ -122,7 +146,13 @@ pub async fn serve_with(
 }
 
 /// One peer connection, from handshake to close.
-async fn connection(tcp: TcpStream, peer: SocketAddr, acceptor: TlsAcceptor, handler: Handler) {
+async fn connection(
+    tcp: TcpStream,
+    peer: SocketAddr,
+    acceptor: TlsAcceptor,
+    handler: Handler,
+    sessions: Option<Sessions>,
+) {
     super::tune_tcp(&tcp);
     let mut stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
         Ok(Ok(stream)) => stream,
@@ -136,6 +166,14 @@ async fn connection(tcp: TcpStream, peer: SocketAddr, acceptor: TlsAcceptor, han
         }
     };
     tracing::debug!(%peer, "cluster transport: peer connected");
+    if let Some(sessions) = &sessions {
+        let tls = &stream.get_ref().1;
+        if let Some(key) =
+            SessionKey::export(|m| tls.export_keying_material(m, EXPORTER_LABEL, None))
+        {
+            sessions.insert(key);
+        }
+    }
     loop {
         let frame = match tokio::time::timeout(IDLE_TIMEOUT, read_frame(&mut stream, MAX_FRAME))
             .await
@@ -179,7 +217,7 @@ async fn connection(tcp: TcpStream, peer: SocketAddr, acceptor: TlsAcceptor, han
 
 /// Hand one RPC to the local Raft. Its error answers (not leader any more, shutting down...)
 /// are replies like any other: the client reports them to openraft as remote errors.
-async fn dispatch(handler: &Handler, request: Request) -> Reply {
+pub(super) async fn dispatch(handler: &Handler, request: Request) -> Reply {
     let raft = &handler.raft;
     match request {
         Request::AppendEntries(rpc) => {

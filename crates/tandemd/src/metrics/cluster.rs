@@ -155,6 +155,18 @@ pub(super) fn encode(out: &mut Out, sample: Option<&ClusterSample>) {
         "Entries of the replicated sticky tables, all pools together",
         gauge_value(s.sticky_entries as u64),
     );
+    let calls = out.counter(
+        "cluster_rpc_calls",
+        "Answered RPCs this member made to its peers, by transport (datagram: sealed UDP; stream: mutual TLS over TCP)",
+    );
+    for (transport, n) in [
+        ("datagram", s.rpc_calls.datagram),
+        ("stream", s.rpc_calls.stream),
+    ] {
+        calls
+            .get_or_create(&labels([("transport", transport)]))
+            .inc_by(n);
+    }
     encode_leases(out, c);
 }
 

@@ -23,7 +23,7 @@ pub use cluster::ClusterSample;
 pub use process::ProcessSample;
 /// What a [`ClusterSample`] is made of (tests build samples from them).
 pub use tandem_cluster::lease_keeper::GroupView;
-pub use tandem_cluster::node::{ClusterStatus, LeaseStatus, MemberStatus};
+pub use tandem_cluster::node::{ClusterStatus, LeaseStatus, MemberStatus, RpcCalls};
 pub use traffic::{BackendSample, PoolSample};
 pub use vrrp::{VrrpSample, KNOWN_DROP_REASONS};
 
