@@ -197,6 +197,8 @@ impl ClusterNode {
             ops: Some(ops.clone()),
             contacts: contacts.clone(),
             elector: Some(elector.clone()),
+            // A leader deaf for an election timeout is no leader to keep following.
+            deaf_after: Some(options.election_timeout),
         };
         let server = tokio::spawn(serve_cluster(
             listener,

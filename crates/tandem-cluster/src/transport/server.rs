@@ -65,6 +65,7 @@ pub async fn serve(
         ops: None,
         contacts: Contacts::default(),
         elector: None,
+        deaf_after: None,
     };
     serve_with(listener, tls, handler, stop).await
 }
@@ -78,6 +79,9 @@ pub struct Handler {
     pub ops: Option<Arc<Ops>>,
     pub contacts: Contacts,
     pub elector: Option<Arc<Elector>>,
+    /// Refuse AppendEntries arriving as datagrams from a leader that has not heard this
+    /// node's answers for this long (see [`super::datagram`]); `None`: never.
+    pub deaf_after: Option<Duration>,
 }
 
 /// [`serve`] with cluster operations, over TCP only.

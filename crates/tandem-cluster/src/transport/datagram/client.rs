@@ -23,6 +23,8 @@ pub(in crate::transport) struct ClientSession {
     pub(in crate::transport) addr: SocketAddr,
     /// The next request counter (nonces of this session's requests).
     next: AtomicU64,
+    /// The highest counter answered: sent with every request (see the module docs).
+    acked: AtomicU64,
     /// A reply came back over UDP: calls may use it.
     proven: AtomicBool,
     /// A probe is under way.
@@ -45,6 +47,7 @@ impl ClientSession {
             key,
             addr,
             next: AtomicU64::new(1),
+            acked: AtomicU64::new(0),
             proven: AtomicBool::new(false),
             probing: AtomicBool::new(false),
             silent_calls: AtomicU32::new(0),
@@ -77,7 +80,10 @@ impl ClientSession {
         retransmit: Duration,
     ) -> Result<Vec<u8>, Miss> {
         let counter = self.next.fetch_add(1, Ordering::Relaxed);
-        let datagram = self.key.seal(Kind::Request, counter, payload);
+        let mut plain = Vec::with_capacity(8 + payload.len());
+        plain.extend_from_slice(&self.acked.load(Ordering::Relaxed).to_be_bytes());
+        plain.extend_from_slice(payload);
+        let datagram = self.key.seal(Kind::Request, counter, &plain);
         loop {
             if let Err(e) = socket.send(&datagram).await {
                 if e.kind() == std::io::ErrorKind::ConnectionRefused {
@@ -99,6 +105,7 @@ impl ClientSession {
                 };
                 match self.accept(&buf[..len], counter) {
                     Some(Ok(reply)) => {
+                        self.acked.fetch_max(counter, Ordering::Relaxed);
                         self.silent_calls.store(0, Ordering::Relaxed);
                         self.proven.store(true, Ordering::Relaxed);
                         return Ok(reply);

@@ -18,9 +18,18 @@
 //! Datagram: `magic (1) | kind (1) | session id (8, BE) | counter (8, BE) | sealed payload`.
 //! The nonce is the kind (4 bytes, BE) and the counter; requests count with the client's
 //! counter, replies with the server's, so no nonce is ever used twice under one key with a
-//! different text. A request's payload is a postcard [`Request`](super::wire::Request), or
-//! nothing for a probe; a reply's is the request's counter (8 bytes) and then a postcard
+//! different text. A request's payload is the highest counter of this session the client
+//! has had an answer to (8 bytes, its *ack*) and a postcard [`Request`](super::wire::Request)
+//! (nothing more for a probe); a reply's is the request's counter (8 bytes) and a postcard
 //! [`Reply`](super::wire::Reply). The header is authenticated as associated data.
+//!
+//! A leader that cannot hear. The acks tell a server whether its answers reach the client:
+//! answers older than a bound that no ack covers mean the client is deaf to this node. A
+//! follower then stops taking that leader's AppendEntries (answering with a refusal, which
+//! the leader would see the moment it hears again), so openraft's leader lease on the
+//! follower runs out and the members that can hear each other elect. Over TCP the same
+//! leader's connections stalled and did this by accident; over datagrams its heartbeats
+//! would keep arriving and keep everyone following it ([`Recent::deaf`]).
 //!
 //! At most once. The server runs each request counter once: a copy that arrives while it
 //! runs is ignored, a later copy gets the same sealed reply again ([`Recent`]), and a
@@ -35,6 +44,7 @@ pub(super) mod server;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use ring::aead;
 
@@ -242,12 +252,16 @@ pub enum Seen {
     Stale,
 }
 
-/// The server's memory of one session's recent request counters: each runs at most once.
+/// The server's memory of one session's recent request counters (each runs at most once)
+/// and of the client's acks.
 #[derive(Debug, Default)]
 pub struct Recent {
     /// Counters at or below this are stale.
     floor: u64,
-    slots: BTreeMap<u64, Option<Arc<[u8]>>>,
+    /// Running (None) or answered, with when.
+    slots: BTreeMap<u64, Option<(Arc<[u8]>, Instant)>>,
+    /// The highest ack the client sent.
+    acked: u64,
 }
 
 impl Recent {
@@ -257,7 +271,7 @@ impl Recent {
         }
         match self.slots.get(&counter) {
             Some(None) => Seen::Running,
-            Some(Some(reply)) => Seen::Answered(Arc::clone(reply)),
+            Some(Some((reply, _))) => Seen::Answered(Arc::clone(reply)),
             None => {
                 self.slots.insert(counter, None);
                 while self.slots.len() > WINDOW {
@@ -270,11 +284,24 @@ impl Recent {
         }
     }
 
-    /// The request with `counter` was answered with `reply` (kept for its copies).
-    pub fn answered(&mut self, counter: u64, reply: Arc<[u8]>) {
+    /// The request with `counter` was answered with `reply` at `now` (kept for its copies).
+    pub fn answered(&mut self, counter: u64, reply: Arc<[u8]>, now: Instant) {
         if let Some(slot) = self.slots.get_mut(&counter) {
-            *slot = Some(reply);
+            *slot = Some((reply, now));
         }
+    }
+
+    /// A request carried the client's ack.
+    pub fn ack(&mut self, acked: u64) {
+        self.acked = self.acked.max(acked);
+    }
+
+    /// The client has not heard this server for `within`: an answer sent before
+    /// `now - within` is still above every ack it sent since.
+    pub fn deaf(&self, now: Instant, within: Duration) -> bool {
+        self.slots
+            .range(self.acked + 1..)
+            .any(|(_, slot)| matches!(slot, Some((_, at)) if now.duration_since(*at) > within))
     }
 }
 

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -26,6 +26,8 @@ pub(in crate::transport) struct ServerSession {
     replies: AtomicU64,
     recent: Mutex<Recent>,
     last_used: Mutex<Instant>,
+    /// A refusal for deafness was logged (and not yet its end).
+    deaf_logged: AtomicBool,
 }
 
 /// The sessions of the connections peers made to this node, by session id.
@@ -55,6 +57,7 @@ impl Sessions {
                 replies: AtomicU64::new(1),
                 recent: Mutex::default(),
                 last_used: Mutex::new(Instant::now()),
+                deaf_logged: AtomicBool::new(false),
             }),
         );
     }
@@ -118,11 +121,15 @@ pub(in crate::transport) async fn serve(
                 continue;
             }
         };
-        let seen = session
-            .recent
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .check(header.counter);
+        // Every request starts with the client's ack; a shorter one is no request of ours.
+        let Some((acked, payload)) = split_ack(payload) else {
+            continue;
+        };
+        let seen = {
+            let mut recent = session.recent.lock().unwrap_or_else(|e| e.into_inner());
+            recent.ack(acked);
+            recent.check(header.counter)
+        };
         match seen {
             Seen::New => {}
             Seen::Running | Seen::Stale => continue,
@@ -144,6 +151,21 @@ pub(in crate::transport) async fn serve(
     tasks.wait().await;
 }
 
+/// The request's ack and the rest.
+fn split_ack(payload: Vec<u8>) -> Option<(u64, Vec<u8>)> {
+    let ack = u64::from_be_bytes(payload.get(..8)?.try_into().ok()?);
+    Some((ack, payload[8..].to_vec()))
+}
+
+/// Whether this session's client has stopped hearing our answers (see the module docs).
+fn cannot_hear_us(session: &ServerSession, handler: &Handler) -> bool {
+    let Some(within) = handler.deaf_after else {
+        return false;
+    };
+    let recent = session.recent.lock().unwrap_or_else(|e| e.into_inner());
+    recent.deaf(Instant::now(), within)
+}
+
 /// Run one new request and send (and remember) its sealed reply.
 async fn answer(
     socket: &UdpSocket,
@@ -157,7 +179,19 @@ async fn answer(
     // An empty request is a probe: the bare counter answers it.
     if !payload.is_empty() {
         let reply = match postcard::from_bytes::<Request>(&payload) {
-            Ok(request) => dispatch(handler, request).await,
+            Ok(Request::AppendEntries(_)) if cannot_hear_us(session, handler) => {
+                let why = "this member's answers have not reached you lately: it does not follow a leader that cannot hear it";
+                if !session.deaf_logged.swap(true, Ordering::Relaxed) {
+                    tracing::warn!(%from, "cluster transport: a leader does not hear this member's answers; refusing its AppendEntries until it does");
+                }
+                Reply::Refused(why.into())
+            }
+            Ok(request) => {
+                if session.deaf_logged.swap(false, Ordering::Relaxed) {
+                    tracing::info!(%from, "cluster transport: the leader hears this member again");
+                }
+                dispatch(handler, request).await
+            }
             Err(e) => {
                 tracing::warn!(%from, reason = %e, "cluster transport: refused an undecodable datagram request");
                 Reply::Refused(format!("cannot decode the request: {e}"))
@@ -181,6 +215,6 @@ async fn answer(
         .recent
         .lock()
         .unwrap_or_else(|e| e.into_inner())
-        .answered(header.counter, Arc::clone(&sealed));
+        .answered(header.counter, Arc::clone(&sealed), Instant::now());
     let _ = socket.send_to(&sealed, from).await;
 }

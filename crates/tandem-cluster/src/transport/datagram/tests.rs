@@ -1,4 +1,5 @@
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use super::*;
 
@@ -70,7 +71,7 @@ fn each_counter_runs_once_and_its_copies_get_the_reply() {
     assert_eq!(recent.check(1), Seen::New);
     assert_eq!(recent.check(1), Seen::Running);
     let reply: Arc<[u8]> = Arc::from(&b"sealed reply"[..]);
-    recent.answered(1, Arc::clone(&reply));
+    recent.answered(1, Arc::clone(&reply), Instant::now());
     assert_eq!(recent.check(1), Seen::Answered(reply));
     // Out of order within the window is fine.
     assert_eq!(recent.check(3), Seen::New);
@@ -89,4 +90,35 @@ fn counters_older_than_the_window_are_stale() {
     assert_eq!(recent.check(11), Seen::Running);
     assert_eq!(recent.check(WINDOW as u64 + 11), Seen::New);
     assert_eq!(recent.check(11), Seen::Stale);
+}
+
+#[test]
+fn a_client_whose_acks_stop_is_deaf_after_the_bound() {
+    let start = Instant::now();
+    let within = Duration::from_millis(300);
+    let at = |ms: u64| start + Duration::from_millis(ms);
+    let mut recent = Recent::default();
+    let reply: Arc<[u8]> = Arc::from(&b"r"[..]);
+    // Answers at 0, 100, 200 ms; the client acks 1 and 2 (3's answer was lost, 4's came).
+    for (counter, ms) in [(1, 0), (2, 100), (3, 200)] {
+        assert_eq!(recent.check(counter), Seen::New);
+        recent.answered(counter, Arc::clone(&reply), at(ms));
+    }
+    recent.ack(2);
+    assert!(!recent.deaf(at(400), within), "3 answered 200 ms before");
+    assert!(
+        recent.deaf(at(501), within),
+        "3 answered 301 ms before, never acked"
+    );
+    // A later ack covers it (acks are the highest counter answered, not each one).
+    assert_eq!(recent.check(4), Seen::New);
+    recent.answered(4, Arc::clone(&reply), at(450));
+    recent.ack(4);
+    assert!(!recent.deaf(at(900), within));
+    // Acks never go back.
+    recent.ack(1);
+    assert!(!recent.deaf(at(900), within));
+    // Running requests (no answer yet) are not evidence of deafness.
+    assert_eq!(recent.check(5), Seen::New);
+    assert!(!recent.deaf(at(5000), within));
 }
