@@ -252,6 +252,9 @@ pub enum Seen {
     Stale,
 }
 
+/// A sealed reply and when it was first sent.
+type Answer = (Arc<[u8]>, Instant);
+
 /// The server's memory of one session's recent request counters (each runs at most once)
 /// and of the client's acks.
 #[derive(Debug, Default)]
@@ -259,7 +262,7 @@ pub struct Recent {
     /// Counters at or below this are stale.
     floor: u64,
     /// Running (None) or answered, with when.
-    slots: BTreeMap<u64, Option<(Arc<[u8]>, Instant)>>,
+    slots: BTreeMap<u64, Option<Answer>>,
     /// The highest ack the client sent.
     acked: u64,
 }
