@@ -23,7 +23,10 @@ fn last(b: &HttpBackend) -> Seen {
 
 #[tokio::test]
 async fn request_and_response_rules_run_listener_first_then_route() {
-    let (api, web) = (HttpBackend::start("api").await, HttpBackend::start("web").await);
+    let (api, web) = (
+        HttpBackend::start("api").await,
+        HttpBackend::start("web").await,
+    );
     let port = free_port();
     let listener = r#"
 [listener.headers.request]
@@ -68,9 +71,20 @@ headers = { response = { set = { "Cache-Control" = "max-age=60" } } }
     assert_eq!(reply.backend(), Some("api"));
     let seen = last(&api);
     assert_eq!(seen.header("x-debug"), None, "removed by the listener");
-    assert_eq!(seen.header("x-internal"), None, "set by the listener, removed by the route");
-    assert_eq!(seen.header("x-layer"), Some("route"), "the route's set runs last");
-    assert_eq!(values(&seen, "x-trace"), ["client", "listener-req-42", "route"]);
+    assert_eq!(
+        seen.header("x-internal"),
+        None,
+        "set by the listener, removed by the route"
+    );
+    assert_eq!(
+        seen.header("x-layer"),
+        Some("route"),
+        "the route's set runs last"
+    );
+    assert_eq!(
+        values(&seen, "x-trace"),
+        ["client", "listener-req-42", "route"]
+    );
     assert_eq!(seen.header("x-client"), Some("127.0.0.1"));
     assert_eq!(seen.header("x-scheme"), Some("http"));
     assert_eq!(
@@ -201,7 +215,11 @@ respond = { status = 200, body = "fixed\n" }
         let seen = last(&b);
         assert_eq!(seen.header("x-sni"), Some("www.example.test"));
         assert_eq!(seen.header("x-scheme"), Some("https"));
-        let want = if version == "--tls-max" { "TLSv1.2" } else { "TLSv1.3" };
+        let want = if version == "--tls-max" {
+            "TLSv1.2"
+        } else {
+            "TLSv1.3"
+        };
         assert_eq!(seen.header("x-tls"), Some(want));
     }
     // tandem's own answers over TLS carry it too.
@@ -244,8 +262,8 @@ fn check_config_names_the_key_of_a_bad_rule() {
         .output()
         .expect("running tandemd check-config");
     assert_eq!(out.status.code(), Some(1));
-    let report = String::from_utf8_lossy(&out.stderr).into_owned()
-        + &String::from_utf8_lossy(&out.stdout);
+    let report =
+        String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
     for words in [
         "listener[0].headers.request.set.X-Client: value \"{client}\" unknown variable {client}",
         "listener[0].headers.request.remove[0]: \"Transfer-Encoding\" is a hop-by-hop",

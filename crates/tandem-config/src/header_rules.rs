@@ -170,8 +170,10 @@ pub fn parse_template(template: &str) -> Result<Vec<Piece>, String> {
                 };
                 let name = &rest[..end];
                 let var = Variable::named(name).ok_or_else(|| {
-                    let known: Vec<String> =
-                        Variable::ALL.iter().map(|(n, _)| format!("{{{n}}}")).collect();
+                    let known: Vec<String> = Variable::ALL
+                        .iter()
+                        .map(|(n, _)| format!("{{{n}}}"))
+                        .collect();
                     format!("unknown variable {{{name}}}; known: {}", known.join(", "))
                 })?;
                 if !text.is_empty() {
@@ -243,6 +245,9 @@ mod tests {
             preload: false,
         });
         assert_eq!(parts.header_value(), "max-age=31536000; includeSubDomains");
-        assert_eq!(Hsts::Text(" max-age=60 ".into()).header_value(), "max-age=60");
+        assert_eq!(
+            Hsts::Text(" max-age=60 ".into()).header_value(),
+            "max-age=60"
+        );
     }
 }

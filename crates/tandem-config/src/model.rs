@@ -6,7 +6,9 @@
 
 use crate::cluster::NodeCluster;
 use crate::duration::HumanDuration;
-use crate::http::{AccessRuleConfig, HeaderRules, Hsts, HttpSettings, ListenerTls, PoolHttp, Route};
+use crate::http::{
+    AccessRuleConfig, HeaderRules, Hsts, HttpSettings, ListenerTls, PoolHttp, Route,
+};
 use crate::vrrp::{NodeVrrp, VipGroup};
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;

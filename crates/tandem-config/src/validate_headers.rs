@@ -25,15 +25,30 @@ const PRELOAD_MIN_AGE_SECS: u64 = 31_536_000;
 
 /// `at` is the key path of the rules, e.g. `listener[0].headers`; `forwards` is false for
 /// a route that answers itself (redirect, respond): it has no request to rewrite.
-pub(crate) fn validate_header_rules(p: &mut Problems, at: &str, rules: &HeaderRules, forwards: bool) {
+pub(crate) fn validate_header_rules(
+    p: &mut Problems,
+    at: &str,
+    rules: &HeaderRules,
+    forwards: bool,
+) {
     if !forwards && !rules.request.is_empty() {
         p.add(
             format!("{at}.request"),
             "only for routes with a pool: this route answers itself and sends no request",
         );
     }
-    validate_ops(p, &format!("{at}.request"), &rules.request, Direction::Request);
-    validate_ops(p, &format!("{at}.response"), &rules.response, Direction::Response);
+    validate_ops(
+        p,
+        &format!("{at}.request"),
+        &rules.request,
+        Direction::Request,
+    );
+    validate_ops(
+        p,
+        &format!("{at}.response"),
+        &rules.response,
+        Direction::Response,
+    );
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -53,7 +68,10 @@ fn validate_ops(p: &mut Problems, at: &str, ops: &HeaderOps, dir: Direction) {
             check_name(p, &path, name, dir);
             let lower = name.to_ascii_lowercase();
             if seen.contains(&lower) {
-                p.add(&path, format!("{name:?} is given twice (header names ignore case)"));
+                p.add(
+                    &path,
+                    format!("{name:?} is given twice (header names ignore case)"),
+                );
             }
             seen.push(lower);
             if let Err(e) = parse_template(value) {
@@ -89,14 +107,20 @@ fn check_name(p: &mut Problems, path: &str, name: &str, dir: Direction) {
 pub(crate) fn validate_rewrite(p: &mut Problems, at: &str, route: &Route, rewrite: &Rewrite) {
     let at = format!("{at}.rewrite");
     if route.path_prefix.is_none() {
-        p.add(&at, "needs the route's path_prefix: it is what is stripped or replaced");
+        p.add(
+            &at,
+            "needs the route's path_prefix: it is what is stripped or replaced",
+        );
     }
     if route.pool.is_none() {
         p.add(&at, "only for routes with a pool");
     }
     match (&rewrite.replace_prefix, rewrite.strip_prefix) {
         (Some(_), true) | (None, false) => {
-            p.add(&at, "give one of strip_prefix = true or replace_prefix = \"/...\"");
+            p.add(
+                &at,
+                "give one of strip_prefix = true or replace_prefix = \"/...\"",
+            );
         }
         (Some(to), false) => {
             let fine = to.starts_with('/')
@@ -141,7 +165,8 @@ pub(crate) fn validate_hsts(p: &mut Problems, at: &str, hsts: &Hsts, tls: bool) 
         }
         Hsts::Parts(parts) => {
             if parts.preload
-                && (!parts.include_subdomains || parts.max_age.get().as_secs() < PRELOAD_MIN_AGE_SECS)
+                && (!parts.include_subdomains
+                    || parts.max_age.get().as_secs() < PRELOAD_MIN_AGE_SECS)
             {
                 p.add(
                     format!("{at}.preload"),

@@ -466,8 +466,17 @@ fn l7_mistakes_are_refused_with_their_key_path() {
 #[test]
 fn header_rule_mistakes_are_refused_with_their_key_path() {
     let http = GOOD.replace("pool = \"web\"\n", "pool = \"web\"\nprotocol = \"http\"\n");
-    let listener = |tables: &str| http.replace("protocol = \"http\"\n", &format!("protocol = \"http\"\n{tables}"));
-    let route = |keys: &str| listener(&format!("[[listener.route]]\npath_prefix = \"/api\"\npool = \"web\"\n{keys}"));
+    let listener = |tables: &str| {
+        http.replace(
+            "protocol = \"http\"\n",
+            &format!("protocol = \"http\"\n{tables}"),
+        )
+    };
+    let route = |keys: &str| {
+        listener(&format!(
+            "[[listener.route]]\npath_prefix = \"/api\"\npool = \"web\"\n{keys}"
+        ))
+    };
     let cases = [
         (
             listener("[listener.headers.request]\nset = { \"X Bad\" = \"1\" }\n"),
@@ -568,10 +577,14 @@ fn header_rule_mistakes_are_refused_with_their_key_path() {
     let l = &cfg.cluster.listeners[0];
     assert_eq!(l.headers.request.remove, ["X-Debug"]);
     assert_eq!(
-        l.routes[0].rewrite.as_ref().and_then(|r| r.replace_prefix.as_deref()),
+        l.routes[0]
+            .rewrite
+            .as_ref()
+            .and_then(|r| r.replace_prefix.as_deref()),
         Some("/v2/")
     );
-    let again = parse(&tandem_config::to_toml(&cfg), "again.toml").unwrap_or_else(|e| panic!("{e}"));
+    let again =
+        parse(&tandem_config::to_toml(&cfg), "again.toml").unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(again.cluster.listeners[0], *l);
 }
 

@@ -17,8 +17,7 @@ impl HeaderRules {
     pub fn compile(rules: &config::HeaderRules) -> Result<Self, String> {
         Ok(HeaderRules {
             request: HeaderOps::compile(&rules.request).map_err(|e| format!("request: {e}"))?,
-            response: HeaderOps::compile(&rules.response)
-                .map_err(|e| format!("response: {e}"))?,
+            response: HeaderOps::compile(&rules.response).map_err(|e| format!("response: {e}"))?,
         })
     }
 }
@@ -67,9 +66,12 @@ impl Vars<'_> {
             }
             Variable::RequestId => out.push_str(self.request_id),
             Variable::Host => out.push_str(self.host.unwrap_or_default()),
-            Variable::Hostname => {
-                out.push_str(&self.host.map(tandem_policy::normalize_host).unwrap_or_default())
-            }
+            Variable::Hostname => out.push_str(
+                &self
+                    .host
+                    .map(tandem_policy::normalize_host)
+                    .unwrap_or_default(),
+            ),
             Variable::Scheme => out.push_str(if self.https { "https" } else { "http" }),
             Variable::TlsSni => {
                 out.push_str(self.tls.and_then(|t| t.sni.as_deref()).unwrap_or_default())
@@ -86,11 +88,20 @@ impl HeaderOps {
         };
         let templates = |map: &std::collections::BTreeMap<String, String>| {
             map.iter()
-                .map(|(n, v)| Ok((name(n)?, Template::compile(v).map_err(|e| format!("{n}: {e}"))?)))
+                .map(|(n, v)| {
+                    Ok((
+                        name(n)?,
+                        Template::compile(v).map_err(|e| format!("{n}: {e}"))?,
+                    ))
+                })
                 .collect::<Result<Vec<_>, String>>()
         };
         Ok(HeaderOps {
-            remove: ops.remove.iter().map(|n| name(n)).collect::<Result<_, _>>()?,
+            remove: ops
+                .remove
+                .iter()
+                .map(|n| name(n))
+                .collect::<Result<_, _>>()?,
             set: templates(&ops.set)?,
             add: templates(&ops.add)?,
         })
@@ -163,7 +174,10 @@ mod tests {
     use super::*;
 
     fn map(pairs: &[(&str, &str)]) -> std::collections::BTreeMap<String, String> {
-        pairs.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
@@ -199,7 +213,10 @@ mod tests {
         assert_eq!(twice, ["set", "added"]);
         assert_eq!(h.get("x-client").unwrap(), "192.0.2.7:4242 http {literal}");
         assert_eq!(h.get("x-id").unwrap(), "id-abc");
-        assert!(h.get("x-sni").is_none(), "an empty set removes the client's value");
+        assert!(
+            h.get("x-sni").is_none(),
+            "an empty set removes the client's value"
+        );
         assert!(h.get("x-none").is_none());
     }
 }

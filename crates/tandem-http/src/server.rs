@@ -15,9 +15,9 @@ use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::header_rules::TlsFacts;
 use crate::idle::{Activity, Watched};
 use crate::runtime::{first_time, lock, ListenerRuntime};
-use crate::header_rules::TlsFacts;
 use crate::service::{handle, ConnContext};
 
 /// Response bytes an HTTP/2 stream buffers beyond what the client's window lets out.

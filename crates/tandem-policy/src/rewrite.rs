@@ -83,7 +83,11 @@ mod tests {
         ];
         for (prefix, replacement, path, want) in cases {
             let got = PrefixRewrite::new(prefix, replacement).apply(path);
-            assert_eq!(got.as_deref(), want, "{prefix} -> {replacement:?} on {path}");
+            assert_eq!(
+                got.as_deref(),
+                want,
+                "{prefix} -> {replacement:?} on {path}"
+            );
         }
     }
 }

@@ -33,8 +33,8 @@ use tokio::time::Instant;
 use crate::access_log::AccessRecord;
 use crate::body::Holding;
 use crate::errors::{self, ClientBody};
-use crate::headers;
 use crate::header_rules::TlsFacts;
+use crate::headers;
 use crate::runtime::{first_time, ListenerRuntime, RouteEntry};
 use tandem_policy::{request_authority, AuthorityError, AuthoritySource, Framing};
 

@@ -50,7 +50,10 @@ pub(super) fn client_response(headers: &mut HeaderMap, status: StatusCode, rc: &
         return;
     }
     let listener = &rc.listener.headers.response;
-    let route_rules = rc.route.map(|r| &r.headers.response).filter(|r| !r.is_empty());
+    let route_rules = rc
+        .route
+        .map(|r| &r.headers.response)
+        .filter(|r| !r.is_empty());
     if !listener.is_empty() || route_rules.is_some() {
         let vars = rc.vars();
         listener.apply(headers, &vars);
