@@ -64,13 +64,35 @@ impl Rewrite {
 
 /// `Strict-Transport-Security` on a TLS listener's responses: the header text as written,
 /// or its parts.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(untagged)]
 pub enum Hsts {
     /// `hsts = "max-age=31536000; includeSubDomains"`, sent as written.
     Text(String),
     /// `hsts = { max_age = "365d", include_subdomains = true, preload = false }`.
     Parts(HstsParts),
+}
+
+/// Read by hand rather than as an untagged enum: serde's untagged errors say only "did not
+/// match any variant", hiding the misspelt key or bad duration inside the table.
+impl<'de> Deserialize<'de> for Hsts {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct HstsVisitor;
+        impl<'de> serde::de::Visitor<'de> for HstsVisitor {
+            type Value = Hsts;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a header value such as \"max-age=31536000\" or a table { max_age, include_subdomains, preload }")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Hsts, E> {
+                Ok(Hsts::Text(v.to_string()))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<Hsts, A::Error> {
+                HstsParts::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+                    .map(Hsts::Parts)
+            }
+        }
+        d.deserialize_any(HstsVisitor)
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

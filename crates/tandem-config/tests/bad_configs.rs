@@ -539,6 +539,21 @@ fn header_rule_mistakes_are_refused_with_their_key_path() {
             "needs include_subdomains = true",
         ),
         (
+            listener("hsts = { maxage = \"1d\" }\n"),
+            "listener[0].hsts.maxage",
+            "unknown field `maxage`",
+        ),
+        (
+            listener("hsts = { max_age = \"1y\" }\n"),
+            "listener[0].hsts.max_age",
+            "unknown unit \"y\"",
+        ),
+        (
+            listener("hsts = 31536000\n"),
+            "listener[0].hsts",
+            "such as \"max-age=31536000\"",
+        ),
+        (
             route("rewrite = { replace_prefix = \"v2\" }\n"),
             "listener[0].route[0].rewrite.replace_prefix",
             "must be a path",
@@ -571,11 +586,13 @@ fn header_rule_mistakes_are_refused_with_their_key_path() {
     );
     let good = good.replace(
         "protocol = \"http\"\n",
-        "protocol = \"http\"\n[listener.headers.request]\nset = { \"X-Client\" = \"{client_ip}:{client_port} {{{scheme}}}\" }\nremove = [\"X-Debug\"]\n[listener.headers.response]\nset = { \"X-Request-Id\" = \"{request_id}\" }\n",
+        "protocol = \"http\"\nhsts = { max_age = \"365d\", include_subdomains = true }\n[listener.tls]\ncertificates = [{ cert = \"/etc/tandem/tls/a.pem\", key = \"/etc/tandem/tls/a.key\" }]\n[listener.headers.request]\nset = { \"X-Client\" = \"{client_ip}:{client_port} {{{scheme}}}\" }\nremove = [\"X-Debug\"]\n[listener.headers.response]\nset = { \"X-Request-Id\" = \"{request_id}\" }\n",
     );
     let cfg = parse(&good, "headers.toml").unwrap_or_else(|e| panic!("{e}"));
     let l = &cfg.cluster.listeners[0];
     assert_eq!(l.headers.request.remove, ["X-Debug"]);
+    let hsts = l.hsts.as_ref().map(tandem_config::http::Hsts::header_value);
+    assert_eq!(hsts.as_deref(), Some("max-age=31536000; includeSubDomains"));
     assert_eq!(
         l.routes[0]
             .rewrite
