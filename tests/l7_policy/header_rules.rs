@@ -159,6 +159,10 @@ rewrite = { strip_prefix = true }
         assert_eq!(reply.status, 200, "{sent}");
         assert_eq!(last(&b).uri, want, "{sent}");
     }
+    // The same over h2c: the backend (HTTP/1.1) gets the rewritten path.
+    let reply = curl(&["--http2-prior-knowledge", &url(port, "/api/x?y=1")]).await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(last(&b).uri, "/v2/x?y=1");
 }
 
 /// `[listener.tls]` with one certificate.
