@@ -122,6 +122,10 @@ mod tests {
         assert_eq!(parse_duration("2s").unwrap(), Duration::from_secs(2));
         assert_eq!(parse_duration("1m30s").unwrap(), Duration::from_secs(90));
         assert_eq!(parse_duration("1h").unwrap(), Duration::from_secs(3600));
+        assert_eq!(
+            parse_duration("365d").unwrap(),
+            Duration::from_secs(31_536_000)
+        );
         assert_eq!(parse_duration("0s").unwrap(), Duration::ZERO);
     }
 
