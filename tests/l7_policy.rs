@@ -1,7 +1,8 @@
 //! The L7 plane end to end, policy side: routing (hosts, paths, headers, methods, first
 //! match, default, 404, redirects, fixed answers), balancing per request (round robin,
 //! header/cookie/URI hashing), cookie persistence, source-IP affinity, access rules and the
-//! JSON access log. Real hyper backends and real clients (curl, hyper) on 127.0.0.x.
+//! JSON access log; header rules, path rewrites and HSTS (`l7_policy/header_rules.rs`).
+//! Real hyper backends and real clients (curl, hyper) on 127.0.0.x.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, SocketAddr};
@@ -10,6 +11,9 @@ use std::time::Duration;
 use tandem_balance::AdminState;
 use tandem_tests::l7_backends::*;
 use tandem_tests::*;
+
+#[path = "l7_policy/header_rules.rs"]
+mod header_rules;
 
 fn addr(port: u16) -> SocketAddr {
     ([127, 0, 0, 1], port).into()

@@ -3,7 +3,7 @@
 
 use std::net::SocketAddr;
 use std::time::Duration;
-use tandem_tests::http_backends::{curl, toml_path, CertFiles, TempDir, TestCa};
+use tandem_tests::http_backends::{curl, toml_path, CertFiles, CurlOutput, TempDir, TestCa};
 use tandem_tests::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -187,6 +187,26 @@ async fn new_routes_apply_to_requests_on_an_open_keep_alive_connection() {
         "after",
         "same connection, new routes"
     );
+    node.shutdown_within(Duration::from_secs(1)).await;
+}
+
+/// Header rules are compiled with the listener: a reload swaps them with the routes.
+#[tokio::test]
+async fn header_rules_change_with_a_reload() {
+    let port = free_port();
+    let config = |value: &str| {
+        format!(
+            "[[listener]]\nname = \"web\"\nprotocol = \"http\"\nbind = \"127.0.0.1:{port}\"\n[listener.headers.response]\nset = {{ \"X-Config\" = \"{value} {{request_id}}\" }}\n[[listener.route]]\nrespond = {{ status = 200, body = \"ok\" }}\n"
+        )
+    };
+    let node = start_node(&config("one"));
+    let url = format!("http://127.0.0.1:{port}/");
+    let head = |out: CurlOutput| out.stdout.to_ascii_lowercase();
+    let before = head(curl(&["-i", "-H", "X-Request-Id: r1", &url]).await);
+    assert!(before.contains("x-config: one r1"), "{before}");
+    node.apply(cluster(&config("two")), "test").await.unwrap();
+    let after = head(curl(&["-i", "-H", "X-Request-Id: r2", &url]).await);
+    assert!(after.contains("x-config: two r2"), "{after}");
     node.shutdown_within(Duration::from_secs(1)).await;
 }
 

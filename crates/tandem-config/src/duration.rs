@@ -1,4 +1,4 @@
-//! Human durations in config files: `"250ms"`, `"2s"`, `"1m30s"`, `"1h"`.
+//! Human durations in config files: `"250ms"`, `"2s"`, `"1m30s"`, `"1h"`, `"365d"`.
 //!
 //! A bare integer is refused on purpose: `timeout = 5` is ambiguous (seconds? ms?).
 
@@ -50,14 +50,16 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
             "s" => Duration::from_secs(value),
             "m" => Duration::from_secs(value.saturating_mul(60)),
             "h" => Duration::from_secs(value.saturating_mul(3600)),
+            // Days: HSTS max-age and other long-lived settings read better as "365d".
+            "d" => Duration::from_secs(value.saturating_mul(86_400)),
             "" => {
                 return Err(format!(
-                    "bad duration {text:?}: missing unit after {value}; use ms, s, m or h"
+                    "bad duration {text:?}: missing unit after {value}; use ms, s, m, h or d"
                 ))
             }
             other => {
                 return Err(format!(
-                    "bad duration {text:?}: unknown unit {other:?}; use ms, s, m or h"
+                    "bad duration {text:?}: unknown unit {other:?}; use ms, s, m, h or d"
                 ))
             }
         };
@@ -120,6 +122,10 @@ mod tests {
         assert_eq!(parse_duration("2s").unwrap(), Duration::from_secs(2));
         assert_eq!(parse_duration("1m30s").unwrap(), Duration::from_secs(90));
         assert_eq!(parse_duration("1h").unwrap(), Duration::from_secs(3600));
+        assert_eq!(
+            parse_duration("365d").unwrap(),
+            Duration::from_secs(31_536_000)
+        );
         assert_eq!(parse_duration("0s").unwrap(), Duration::ZERO);
     }
 

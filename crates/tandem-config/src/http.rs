@@ -3,6 +3,7 @@
 //! detection). All cluster-wide.
 
 use crate::duration::HumanDuration;
+pub use crate::header_rules::{HeaderRules, Hsts, Rewrite};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
@@ -162,6 +163,12 @@ pub struct Route {
     /// ...or answer directly.
     #[serde(default)]
     pub respond: Option<FixedResponse>,
+    /// Header rules of this route, after the listener's (request rules: pool routes only).
+    #[serde(default, skip_serializing_if = "HeaderRules::is_empty")]
+    pub headers: HeaderRules,
+    /// Pool routes: the path the backend sees (the route's path_prefix stripped or replaced).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rewrite: Option<Rewrite>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -6,9 +6,11 @@
 pub mod cluster;
 mod duration;
 mod error;
+pub mod header_rules;
 pub mod http;
 mod model;
 mod validate;
+mod validate_headers;
 mod validate_http;
 mod validate_vrrp;
 pub mod vrrp;

@@ -6,7 +6,9 @@
 
 use crate::cluster::NodeCluster;
 use crate::duration::HumanDuration;
-use crate::http::{AccessRuleConfig, HttpSettings, ListenerTls, PoolHttp, Route};
+use crate::http::{
+    AccessRuleConfig, HeaderRules, Hsts, HttpSettings, ListenerTls, PoolHttp, Route,
+};
 use crate::vrrp::{NodeVrrp, VipGroup};
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
@@ -164,6 +166,12 @@ pub struct Listener {
     /// HTTP listeners: access rules, evaluated before routing.
     #[serde(default, rename = "rule")]
     pub rules: Vec<AccessRuleConfig>,
+    /// HTTP listeners: header rules for every request and response, before the route's.
+    #[serde(default, skip_serializing_if = "HeaderRules::is_empty")]
+    pub headers: HeaderRules,
+    /// HTTPS listeners: Strict-Transport-Security on every response.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hsts: Option<Hsts>,
 }
 
 impl Listener {

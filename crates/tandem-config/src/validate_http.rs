@@ -6,6 +6,7 @@ use crate::error::Problem;
 use crate::http::{HashKey, Sticky};
 use crate::model::{Algorithm, CheckKind, ClusterConfig, Listener, Pool, Protocol};
 use crate::validate::Problems;
+use crate::validate_headers::{validate_header_rules, validate_hsts, validate_rewrite};
 
 /// More worker threads than this per listener is a typo, not a machine.
 const MAX_WORKERS: u32 = 1024;
@@ -22,6 +23,8 @@ pub(crate) fn validate_http(cfg: &ClusterConfig) -> Vec<Problem> {
                 ("http", l.http.is_some()),
                 ("route", !l.routes.is_empty()),
                 ("rule", !l.rules.is_empty()),
+                ("headers", !l.headers.is_empty()),
+                ("hsts", l.hsts.is_some()),
             ] {
                 if present {
                     p.add(
@@ -113,8 +116,16 @@ fn validate_http_listener(p: &mut Problems, at: &str, l: &Listener, cfg: &Cluste
             );
         }
     }
+    validate_header_rules(p, &format!("{at}.headers"), &l.headers, true);
+    if let Some(hsts) = &l.hsts {
+        validate_hsts(p, at, hsts, l.tls.is_some());
+    }
     for (j, r) in l.routes.iter().enumerate() {
         let rat = format!("{at}.route[{j}]");
+        validate_header_rules(p, &format!("{rat}.headers"), &r.headers, r.pool.is_some());
+        if let Some(rewrite) = &r.rewrite {
+            validate_rewrite(p, &rat, r, rewrite);
+        }
         let actions = [r.pool.is_some(), r.redirect.is_some(), r.respond.is_some()];
         if actions.iter().filter(|a| **a).count() != 1 {
             p.add(rat.clone(), "give exactly one of pool, redirect or respond");

@@ -2,6 +2,9 @@
 
 use tandem_config::parse;
 
+#[path = "bad_configs/header_rules.rs"]
+mod header_rules;
+
 const GOOD: &str = r#"
 [node]
 id = "lb1"

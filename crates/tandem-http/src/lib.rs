@@ -11,6 +11,7 @@
 pub mod access_log;
 mod body;
 mod errors;
+mod header_rules;
 mod headers;
 mod idle;
 mod runtime;

@@ -9,11 +9,12 @@ use std::time::Duration;
 use tandem_config::http::{HashKey, HttpSettings, PoolHttp, Route, Sticky};
 use tandem_config::{Algorithm, ClusterConfig, Listener};
 use tandem_policy::{
-    AccessRule, AccessRules, ClientConnections, HostPattern, RateLimiter, RetryBudget, RouteMatch,
-    RouteTable, RuleAction, SameSite,
+    AccessRule, AccessRules, ClientConnections, HostPattern, PrefixRewrite, RateLimiter,
+    RetryBudget, RouteMatch, RouteTable, RuleAction, SameSite,
 };
 use tandem_proxy::{Clock, SharedPool};
 
+use crate::header_rules::HeaderRules;
 use crate::sticky::SourceIpSticky;
 use crate::upstream::{Upstream, UpstreamTls};
 
@@ -62,6 +63,24 @@ pub enum Target {
     NotFound,
 }
 
+/// What a route (or the listener's default) does with a request: its target, and what it
+/// changes on the way (header rules after the listener's, the path the backend sees).
+pub struct RouteEntry {
+    pub target: Arc<Target>,
+    pub headers: HeaderRules,
+    pub rewrite: Option<PrefixRewrite>,
+}
+
+impl RouteEntry {
+    fn plain(target: Arc<Target>) -> Self {
+        RouteEntry {
+            target,
+            headers: HeaderRules::default(),
+            rewrite: None,
+        }
+    }
+}
+
 /// One HTTP listener's request-time state.
 pub struct ListenerRuntime {
     pub name: String,
@@ -70,8 +89,12 @@ pub struct ListenerRuntime {
     pub max_connections: u64,
     pub https: bool,
     pub settings: HttpSettings,
-    pub routes: RouteTable<Arc<Target>>,
+    pub routes: RouteTable<RouteEntry>,
     pub rules: AccessRules,
+    /// Header rules of every request and response, before the route's.
+    pub headers: HeaderRules,
+    /// Strict-Transport-Security for every response (TLS listeners only).
+    pub hsts: Option<http::HeaderValue>,
     pub rate: Option<Arc<Mutex<RateLimiter>>>,
     pub per_client: Option<Arc<Mutex<ClientConnections>>>,
     pub clock: Clock,
@@ -322,13 +345,30 @@ pub fn build_listener(
             .ok_or_else(|| err(format!("no pool named {name:?}")))
     };
     let mut routes = Vec::new();
-    for r in &l.routes {
-        routes.push((route_match(r).map_err(err)?, route_target(r, &pool_target)?));
+    for (i, r) in l.routes.iter().enumerate() {
+        let entry = RouteEntry {
+            target: route_target(r, &pool_target)?,
+            headers: HeaderRules::compile(&r.headers)
+                .map_err(|e| err(format!("route[{i}].headers.{e}")))?,
+            rewrite: match (&r.rewrite, &r.path_prefix) {
+                (Some(rw), Some(prefix)) => Some(PrefixRewrite::new(prefix, rw.replacement())),
+                _ => None,
+            },
+        };
+        routes.push((route_match(r).map_err(err)?, entry));
     }
-    let default = if l.pool.is_empty() {
+    let default = RouteEntry::plain(if l.pool.is_empty() {
         Arc::new(Target::NotFound)
     } else {
         pool_target(&l.pool)?
+    });
+    let headers = HeaderRules::compile(&l.headers).map_err(|e| err(format!("headers.{e}")))?;
+    let hsts = match (&l.hsts, &l.tls) {
+        (Some(hsts), Some(_)) => Some(
+            http::HeaderValue::from_str(&hsts.header_value())
+                .map_err(|e| err(format!("hsts: {e}")))?,
+        ),
+        _ => None,
     };
     let mut rules = Vec::new();
     for r in &l.rules {
@@ -365,6 +405,8 @@ pub fn build_listener(
         settings,
         routes: RouteTable::new(routes, Some(default)),
         rules: AccessRules::new(rules),
+        headers,
+        hsts,
         rate,
         per_client,
         clock,

@@ -15,6 +15,7 @@ use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::header_rules::TlsFacts;
 use crate::idle::{Activity, Watched};
 use crate::runtime::{first_time, lock, ListenerRuntime};
 use crate::service::{handle, ConnContext};
@@ -154,7 +155,7 @@ async fn serve_client(
     tunnels: TaskTracker,
 ) {
     let Some(acceptor) = tls else {
-        return serve_io(tcp, client, runtime, live, stop, tunnels).await;
+        return serve_io(tcp, client, runtime, live, stop, tunnels, None).await;
     };
     // The TLS path is boxed: inline, its handshake and stream would make every plain
     // connection's task as large as a TLS one's.
@@ -175,7 +176,10 @@ async fn serve_tls(
 ) {
     let limit = runtime.settings.header_timeout.get();
     match tokio::time::timeout(limit, acceptor.accept(tcp)).await {
-        Ok(Ok(stream)) => serve_io(stream, client, runtime, live, stop, tunnels).await,
+        Ok(Ok(stream)) => {
+            let tls = tls_facts(stream.get_ref().1);
+            serve_io(stream, client, runtime, live, stop, tunnels, Some(tls)).await
+        }
         Ok(Err(e)) => {
             runtime
                 .stats
@@ -193,6 +197,19 @@ async fn serve_tls(
     }
 }
 
+/// What header rules may say about a client's TLS session: the name it asked for and
+/// the version agreed.
+fn tls_facts(conn: &rustls::ServerConnection) -> TlsFacts {
+    TlsFacts {
+        sni: conn.server_name().map(str::to_string),
+        version: match conn.protocol_version() {
+            Some(rustls::ProtocolVersion::TLSv1_3) => "TLSv1.3",
+            Some(rustls::ProtocolVersion::TLSv1_2) => "TLSv1.2",
+            _ => "",
+        },
+    }
+}
+
 async fn serve_io<S>(
     io: S,
     client: SocketAddr,
@@ -200,6 +217,7 @@ async fn serve_io<S>(
     live: Arc<ArcSwap<ListenerRuntime>>,
     stop: CancellationToken,
     tunnels: TaskTracker,
+    tls: Option<TlsFacts>,
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -212,6 +230,7 @@ async fn serve_io<S>(
         client_ip_value: crate::headers::ClientIp::new(client.ip()),
         activity: activity.clone(),
         tunnels,
+        tls,
     });
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder

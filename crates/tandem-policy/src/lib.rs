@@ -16,6 +16,7 @@ mod host;
 mod path;
 mod rate;
 mod retry;
+mod rewrite;
 mod route;
 mod sticky;
 
@@ -31,6 +32,7 @@ pub use host::{normalize_host, HostPattern};
 pub use path::{normalize_path, path_has_prefix};
 pub use rate::RateLimiter;
 pub use retry::RetryBudget;
+pub use rewrite::PrefixRewrite;
 pub use route::{RouteMatch, RouteTable};
 pub use sticky::{StickyEntry, StickyTable};
 

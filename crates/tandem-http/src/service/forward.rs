@@ -1,5 +1,5 @@
 //! Phase 3, upstream request: the body limit, hop-by-hop headers out, forwarding headers
-//! and the request id in; then the request to a backend chosen by [`Selection`], with the
+//! and the request id in, the path rewrite and header rules (`rewrite`); then the request to a backend chosen by [`Selection`], with the
 //! response timeout, retries (idempotent, replayable requests, within the retry budget)
 //! and the backend's health and latency accounting. A response goes on to phase 4.
 //! The request's own deadline (`request_timeout`) is enforced here too, by the same
@@ -69,6 +69,7 @@ pub(super) async fn forward(
     if let Ok(v) = HeaderValue::from_str(rc.request_id) {
         parts.headers.insert(X_REQUEST_ID, v);
     }
+    super::rewrite::upstream_request(&mut parts, rc);
     // The client's body errors are marked as the client's, so a failed exchange can tell
     // them from the backend's.
     let body = body.map_err(ClientBodyError);

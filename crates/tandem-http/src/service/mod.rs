@@ -4,10 +4,14 @@
 //! 2. [`select`]: upstream selection: the route (a pool, or an answer of our own), then per
 //!    attempt the backend (balancing, hash key, cookie or source-IP persistence).
 //! 3. [`forward`]: upstream request: hop-by-hop headers out, forwarding headers and the
-//!    request id in, the request to the backend with timeouts and retries.
+//!    request id in, then [`rewrite::upstream_request`] (the route's path rewrite, the
+//!    listener's and the route's request header rules), the request to the backend with
+//!    timeouts and retries.
 //! 4. [`response`]: the backend's response to the client: hop-by-hop headers, upgrades,
 //!    the persistence cookie and the sticky record.
-//! 5. [`log`]: status counters and the access log.
+//! 5. [`rewrite::client_response`]: the response header rules and HSTS, on every answer
+//!    (the backend's or tandem's own).
+//! 6. [`log`]: status counters and the access log.
 //!
 //! [`handle`] runs them in that order; an error at any phase becomes a response there.
 
@@ -15,6 +19,7 @@ mod filter;
 mod forward;
 mod log;
 mod response;
+mod rewrite;
 mod select;
 
 use http::{HeaderValue, Request, Response, StatusCode};
@@ -28,8 +33,9 @@ use tokio::time::Instant;
 use crate::access_log::AccessRecord;
 use crate::body::Holding;
 use crate::errors::{self, ClientBody};
+use crate::header_rules::TlsFacts;
 use crate::headers;
-use crate::runtime::{first_time, ListenerRuntime};
+use crate::runtime::{first_time, ListenerRuntime, RouteEntry};
 use tandem_policy::{request_authority, AuthorityError, AuthoritySource, Framing};
 
 /// What one client connection shares with its requests.
@@ -44,6 +50,8 @@ pub struct ConnContext {
     pub activity: Arc<crate::idle::Activity>,
     /// Upgraded streams (WebSocket) run here, so a graceful stop waits for them too.
     pub tunnels: tokio_util::task::TaskTracker,
+    /// The TLS session's SNI and version (None: plain HTTP), for header rules.
+    pub tls: Option<TlsFacts>,
 }
 
 const X_REQUEST_ID: http::HeaderName = http::HeaderName::from_static("x-request-id");
@@ -59,6 +67,8 @@ pub(crate) struct RequestCtx<'a> {
     /// The request's one authority (see [`request_host`]): routing, access rules, logs
     /// and the Host sent upstream all use it.
     pub host: Option<HeaderValue>,
+    /// The route chosen (the listener's default when none matched); None before routing.
+    pub route: Option<&'a RouteEntry>,
     pub record: AccessRecord,
 }
 
@@ -87,6 +97,7 @@ pub async fn handle(req: Request<Incoming>, ctx: Arc<ConnContext>) -> Response<C
             client_ip_value: ctx.client_ip_value.clone(),
             activity: ctx.activity.clone(),
             tunnels: ctx.tunnels.clone(),
+            tls: ctx.tls.clone(),
         })
     };
     let busy = ctx.activity.begin();
@@ -123,14 +134,17 @@ pub async fn handle(req: Request<Incoming>, ctx: Arc<ConnContext>) -> Response<C
             l.settings.access_log,
         ),
         host,
+        route: None,
     };
     // The request timeout bounds the only phase that waits (forward): it takes the
     // deadline into its response timer, so a request arms one timer, not two.
     let deadline = started + l.settings.request_timeout.get();
-    let resp = match bad_host {
+    let mut resp = match bad_host {
         Some(e) => refuse_host(&rc, e),
         None => phases(req, &mut rc, deadline).await,
     };
+    let status = resp.status();
+    rewrite::client_response(resp.headers_mut(), status, &rc);
     let bytes_out = content_length(resp.headers());
     log::finish(
         &mut rc,

@@ -12,7 +12,7 @@ use tandem_proxy::BackendLease;
 use super::filter::HeaderLookup;
 use super::RequestCtx;
 use crate::errors::{self, ClientBody};
-use crate::runtime::{KeySource, PoolRuntime, Target};
+use crate::runtime::{KeySource, ListenerRuntime, PoolRuntime, Target};
 
 pub(super) enum Routed {
     /// A response of ours: no backend involved.
@@ -20,7 +20,9 @@ pub(super) enum Routed {
     Pool(Arc<PoolRuntime>),
 }
 
-pub(super) fn route<B>(req: &Request<B>, rc: &RequestCtx<'_>) -> Routed {
+/// Finds the request's route (kept in `rc.route` for the header rules) and its target.
+pub(super) fn route<'a, B>(req: &Request<B>, rc: &mut RequestCtx<'a>) -> Routed {
+    let listener: &'a ListenerRuntime = rc.listener;
     let headers = HeaderLookup(req.headers());
     let view = RequestView {
         method: req.method().as_str(),
@@ -28,7 +30,9 @@ pub(super) fn route<B>(req: &Request<B>, rc: &RequestCtx<'_>) -> Routed {
         path: req.uri().path(),
         headers: &headers,
     };
-    let answer = match rc.listener.routes.find(&view).map(|t| &**t) {
+    let entry = listener.routes.find(&view);
+    rc.route = entry;
+    let answer = match entry.map(|e| &*e.target) {
         None | Some(Target::NotFound) => {
             rc.error(StatusCode::NOT_FOUND, "no route for this request")
         }
