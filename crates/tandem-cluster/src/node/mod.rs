@@ -197,8 +197,10 @@ impl ClusterNode {
             ops: Some(ops.clone()),
             contacts: contacts.clone(),
             elector: Some(elector.clone()),
-            // A leader deaf for an election timeout is no leader to keep following.
-            deaf_after: Some(options.election_timeout),
+            // A leader deaf for two thirds of an election timeout (at least two heartbeats,
+            // each resent many times: no loss rate short of a cut keeps every answer from
+            // it) is no leader to keep following.
+            deaf_after: Some(options.election_timeout * 2 / 3),
         };
         let server = tokio::spawn(serve_cluster(
             listener,
