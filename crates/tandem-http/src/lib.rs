@@ -13,6 +13,7 @@ mod body;
 mod errors;
 mod headers;
 mod idle;
+pub mod metered;
 mod runtime;
 mod server;
 mod service;

@@ -1,4 +1,4 @@
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use tandemd::{init_logging, LogFormat, Node};
@@ -60,6 +60,10 @@ enum Command {
         #[arg(long)]
         witness: bool,
     },
+    /// Write the man pages and bash, zsh and fish completions under DIR, laid out as in
+    /// /usr/share (for install.sh and the Debian package build).
+    #[command(hide = true)]
+    GenerateDocs { dir: PathBuf },
 }
 
 /// Where `tandemd run` looks when no --config is given (the path the packages install).
@@ -69,6 +73,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.log_format);
     let result = match cli.command {
+        Some(Command::GenerateDocs { dir }) => return generate_docs(&dir),
         Some(Command::CheckConfig { file, witness }) => return check_config(&file, witness),
         Some(Command::Run { config }) => run_file(&config, false),
         Some(Command::Witness { config }) => run_file(&config, true),
@@ -94,6 +99,19 @@ fn main() -> ExitCode {
         Err(e) => {
             eprintln!("tandemd: {e:#}");
             tandemd::systemd::status(&format!("failed: {e:#}"));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn generate_docs(dir: &std::path::Path) -> ExitCode {
+    match tandem_cli_docs::write_all(Cli::command(), dir) {
+        Ok(files) => {
+            println!("wrote {} files under {}", files.len(), dir.display());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("tandemd: {e:#}");
             ExitCode::FAILURE
         }
     }

@@ -29,6 +29,7 @@ use crate::access_log::AccessRecord;
 use crate::body::Holding;
 use crate::errors::{self, ClientBody};
 use crate::headers;
+use crate::metered::Metered;
 use crate::runtime::{first_time, ListenerRuntime};
 use tandem_policy::{request_authority, AuthorityError, AuthoritySource, Framing};
 
@@ -60,6 +61,8 @@ pub(crate) struct RequestCtx<'a> {
     /// and the Host sent upstream all use it.
     pub host: Option<HeaderValue>,
     pub record: AccessRecord,
+    /// The request body bytes read so far; set when a body is forwarded (see `forward`).
+    pub body_read: Option<Arc<std::sync::atomic::AtomicU64>>,
 }
 
 impl RequestCtx<'_> {
@@ -123,6 +126,7 @@ pub async fn handle(req: Request<Incoming>, ctx: Arc<ConnContext>) -> Response<C
             l.settings.access_log,
         ),
         host,
+        body_read: None,
     };
     // The request timeout bounds the only phase that waits (forward): it takes the
     // deadline into its response timer, so a request arms one timer, not two.
@@ -131,26 +135,11 @@ pub async fn handle(req: Request<Incoming>, ctx: Arc<ConnContext>) -> Response<C
         Some(e) => refuse_host(&rc, e),
         None => phases(req, &mut rc, deadline).await,
     };
-    let bytes_out = content_length(resp.headers());
-    log::finish(
-        &mut rc,
-        resp.status().as_u16(),
-        bytes_out,
-        started.elapsed(),
-    );
+    // Status counters now; the access log line, the byte counters and the duration when
+    // the body has gone out (its real length, also when chunked or cut short).
+    let end = log::respond(rc, ctx.listener.clone(), resp.status().as_u16(), started);
     let (parts, body) = resp.into_parts();
-    Response::from_parts(parts, Holding::new(body, busy).boxed())
-}
-
-/// The Content-Length of a message head, if it has a valid one (the access log's byte
-/// counts: the line is written when the response head goes out, before a streamed body).
-pub(crate) fn content_length(headers: &http::HeaderMap) -> Option<u64> {
-    headers
-        .get(http::header::CONTENT_LENGTH)?
-        .to_str()
-        .ok()?
-        .parse()
-        .ok()
+    Response::from_parts(parts, Holding::new(Metered::new(body, end), busy).boxed())
 }
 
 /// Request filter, upstream selection, upstream request and response, in that order.
