@@ -43,13 +43,32 @@ pub fn write_all(cmd: Command, dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
     let mut written = Vec::new();
     let man_dir = dir.join("man/man1");
     fs::create_dir_all(&man_dir).with_context(|| format!("creating {}", man_dir.display()))?;
-    write_man_pages(&cmd, &name, &man_dir, &mut written)?;
+    write_man_pages(&hide_help(cmd.clone()), &name, &man_dir, &mut written)?;
     for (shell, rel) in completion_paths(&name) {
         let mut script = Vec::new();
         clap_complete::generate(shell, &mut cmd, &name, &mut script);
         written.push(write(&dir.join(rel), &script)?);
     }
     Ok(written)
+}
+
+/// Hides clap's `help` subcommands (which `--help` covers) from the man pages, so no page
+/// lists a `NAME-help(1)` that does not exist.
+fn hide_help(mut cmd: Command) -> Command {
+    let names: Vec<String> = cmd
+        .get_subcommands()
+        .map(|s| s.get_name().to_string())
+        .collect();
+    for name in names {
+        cmd = cmd.mut_subcommand(name, |sub| {
+            if sub.get_name() == "help" {
+                sub.hide(true)
+            } else {
+                hide_help(sub)
+            }
+        });
+    }
+    cmd
 }
 
 /// The page of `cmd` as `page_name.1`, then one per visible subcommand, depth first.
@@ -67,9 +86,6 @@ fn write_man_pages(
         .with_context(|| format!("rendering the man page {page_name}.1"))?;
     written.push(write(&man_dir.join(format!("{page_name}.1")), &page)?);
     for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
-        if sub.get_name() == "help" {
-            continue;
-        }
         let sub_page = format!("{page_name}-{}", sub.get_name());
         write_man_pages(sub, &sub_page, man_dir, written)?;
     }
@@ -122,6 +138,9 @@ mod tests {
                 "fish/vendor_completions.d/sample.fish",
             ]
         );
+        let top = fs::read_to_string(dir.join("man/man1/sample.1")).unwrap();
+        assert!(top.contains("sample\\-pool(1)"), "{top}");
+        assert!(!top.contains("help(1)") && !top.contains("secret"), "{top}");
         let page = fs::read_to_string(dir.join("man/man1/sample-pool-drain.1")).unwrap();
         assert!(page.contains(".TH sample-pool-drain 1"), "{page}");
         assert!(page.contains("Drain one"), "{page}");
