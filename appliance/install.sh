@@ -312,7 +312,7 @@ remove_user() {
 
 # ---- man pages and completions -------------------------------------------------------
 
-# The binaries write them (hidden `generate-docs DIR`, the layout of /usr/share); install
+# The binaries write them (`generate-docs DIR`, the layout of /usr/share); install
 # every file they wrote, and remove pages of ours that they no longer write.
 install_docs() {
     local bin gen="$TMP/share" file rel

@@ -152,7 +152,7 @@ fn check_man_pages_and_completions(s: &Scratch) {
         }
         assert!(
             !text.contains("generate-docs"),
-            "the hidden command stays hidden"
+            "the packaging command is not a documented one"
         );
     }
 
@@ -180,6 +180,11 @@ fn check_man_pages_and_completions(s: &Scratch) {
     assert!(
         said.contains("second: drain"),
         "tandemctl backend dr<TAB>: {said}"
+    );
+    let bash = fs::read_to_string(&bash_file).unwrap();
+    assert!(
+        !bash.contains("generate-docs"),
+        "packaging only, not offered: {bash}"
     );
     let zsh = fs::read_to_string(s.path("usr/share/zsh/vendor-completions/_tandemctl")).unwrap();
     assert!(zsh.starts_with("#compdef tandemctl"), "{zsh}");

@@ -23,7 +23,7 @@ pub const INSTALLED: [(&str, u32); 7] = [
 
 /// Every file install.sh installs and the package ships outside /usr/share/doc: [`INSTALLED`]
 /// and the man pages and completions that the binaries in [`bin_dir`] generate (their
-/// hidden `generate-docs`), under usr/share, mode 0644.
+/// `generate-docs`), under usr/share, mode 0644.
 pub fn installed() -> Vec<(String, u32)> {
     let mut all: Vec<(String, u32)> = INSTALLED
         .iter()

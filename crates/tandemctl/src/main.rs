@@ -89,10 +89,6 @@ enum Command {
     },
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions { shell: clap_complete::Shell },
-    /// Write the man pages and bash, zsh and fish completions under DIR, laid out as in
-    /// /usr/share (for install.sh and the Debian package build).
-    #[command(hide = true)]
-    GenerateDocs { dir: PathBuf },
 }
 
 #[derive(Subcommand)]
@@ -112,15 +108,16 @@ pub(crate) fn duration(text: &str) -> Result<Duration, String> {
 }
 
 fn main() -> ExitCode {
+    // `tandemctl generate-docs DIR`: man pages and completions, for packaging.
+    if let Some(code) = tandem_cli_docs::generate_if_asked(Cli::command) {
+        return code;
+    }
     let cli = Cli::parse();
     if let Command::Completions { shell } = cli.command {
         let mut script = Vec::new();
         clap_complete::generate(shell, &mut Cli::command(), "tandemctl", &mut script);
         out(&String::from_utf8_lossy(&script));
         return ExitCode::SUCCESS;
-    }
-    if let Command::GenerateDocs { dir } = &cli.command {
-        return generate_docs(dir);
     }
     if let Command::Cluster {
         action: action @ cluster::ClusterCommand::Init { .. },
@@ -157,23 +154,6 @@ fn main() -> ExitCode {
                 Failure::Unreachable(_) => 3,
                 _ => 1,
             })
-        }
-    }
-}
-
-fn generate_docs(dir: &std::path::Path) -> ExitCode {
-    match tandem_cli_docs::write_all(Cli::command(), dir) {
-        Ok(files) => {
-            out(&format!(
-                "wrote {} files under {}\n",
-                files.len(),
-                dir.display()
-            ));
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("tandemctl: {e:#}");
-            ExitCode::FAILURE
         }
     }
 }
@@ -268,7 +248,6 @@ async fn run(client: &Client, command: Command, as_json: bool) -> Result<ExitCod
             action: cluster::ClusterCommand::Leave { node },
         } => return members::leave(client, &node, as_json).await,
         Command::Completions { .. }
-        | Command::GenerateDocs { .. }
         | Command::Cluster {
             action: cluster::ClusterCommand::Init { .. },
         } => {

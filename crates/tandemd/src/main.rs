@@ -60,20 +60,19 @@ enum Command {
         #[arg(long)]
         witness: bool,
     },
-    /// Write the man pages and bash, zsh and fish completions under DIR, laid out as in
-    /// /usr/share (for install.sh and the Debian package build).
-    #[command(hide = true)]
-    GenerateDocs { dir: PathBuf },
 }
 
 /// Where `tandemd run` looks when no --config is given (the path the packages install).
 const DEFAULT_CONFIG: &str = "/etc/tandem/tandem.toml";
 
 fn main() -> ExitCode {
+    // `tandemd generate-docs DIR`: man pages and completions, for packaging.
+    if let Some(code) = tandem_cli_docs::generate_if_asked(Cli::command) {
+        return code;
+    }
     let cli = Cli::parse();
     init_logging(cli.log_format);
     let result = match cli.command {
-        Some(Command::GenerateDocs { dir }) => return generate_docs(&dir),
         Some(Command::CheckConfig { file, witness }) => return check_config(&file, witness),
         Some(Command::Run { config }) => run_file(&config, false),
         Some(Command::Witness { config }) => run_file(&config, true),
@@ -99,19 +98,6 @@ fn main() -> ExitCode {
         Err(e) => {
             eprintln!("tandemd: {e:#}");
             tandemd::systemd::status(&format!("failed: {e:#}"));
-            ExitCode::FAILURE
-        }
-    }
-}
-
-fn generate_docs(dir: &std::path::Path) -> ExitCode {
-    match tandem_cli_docs::write_all(Cli::command(), dir) {
-        Ok(files) => {
-            println!("wrote {} files under {}", files.len(), dir.display());
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("tandemd: {e:#}");
             ExitCode::FAILURE
         }
     }
