@@ -22,8 +22,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 use tandem_tests::appliance_install::{
-    bin_dir, check_tandem_account, files_under, generated_docs, installed, mode, tandem_entry,
-    tree_under, BASE_GROUP, BASE_PASSWD,
+    bin_dir, check_tandem_account, files_under, generate_docs, generated_docs, installed, mode,
+    tandem_entry, tree_under, BASE_GROUP, BASE_PASSWD,
 };
 use tandem_tests::repo_root;
 
@@ -96,15 +96,8 @@ fn build_deb(out: &TempDir) -> PathBuf {
     for bin in ["tandemd", "tandemctl", "tandem-probe"] {
         std::os::unix::fs::symlink(bin_dir().join(bin), target.join("release").join(bin)).unwrap();
     }
-    // The man pages and completions, generated where the package build generates them
-    // (appliance/build-deb.sh): target/release/share.
-    for bin in ["tandemd", "tandemctl"] {
-        run_ok(
-            Command::new(bin_dir().join(bin))
-                .arg("generate-docs")
-                .arg(target.join("release/share")),
-        );
-    }
+    // The man pages and completions, where appliance/build-deb.sh generates them.
+    generate_docs(&target.join("release/share"));
     let debs = out.path("debs");
     fs::create_dir_all(&debs).unwrap();
     run_ok(

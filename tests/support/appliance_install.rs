@@ -38,10 +38,22 @@ pub fn installed() -> Vec<(String, u32)> {
 pub fn generated_docs() -> Vec<String> {
     let dir = std::env::temp_dir().join(format!("tandem-docs-{}", std::process::id()));
     let _ = fs::remove_dir_all(&dir);
+    generate_docs(&dir);
+    let docs: Vec<String> = files_under(&dir)
+        .into_keys()
+        .map(|rel| format!("usr/share/{}", rel.display()))
+        .collect();
+    fs::remove_dir_all(&dir).unwrap();
+    docs
+}
+
+/// Has the debug tandemd and tandemctl write their man pages and completions under `dir`
+/// (`generate-docs`, the layout of /usr/share), as install.sh and build-deb.sh do.
+pub fn generate_docs(dir: &Path) {
     for bin in ["tandemd", "tandemctl"] {
         let out = std::process::Command::new(bin_dir().join(bin))
             .arg("generate-docs")
-            .arg(&dir)
+            .arg(dir)
             .output()
             .unwrap_or_else(|e| panic!("{bin} generate-docs: {e}"));
         assert!(
@@ -50,12 +62,6 @@ pub fn generated_docs() -> Vec<String> {
             String::from_utf8_lossy(&out.stderr)
         );
     }
-    let docs: Vec<String> = files_under(&dir)
-        .into_keys()
-        .map(|rel| format!("usr/share/{}", rel.display()))
-        .collect();
-    fs::remove_dir_all(&dir).unwrap();
-    docs
 }
 
 /// etc/passwd of a scratch root: a few Debian system accounts, with gid 998 taken so a
