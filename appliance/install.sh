@@ -23,6 +23,11 @@
 #   /etc/tandem                                   0750 root:tandem
 #   /etc/tandem/tandem.toml                       0640 root:tandem, only if absent
 #   /etc/sysctl.d/60-tandem.conf                  0644   (applied with `sysctl --system`)
+#   $PREFIX/share/man/man1/tandemd*.1, tandemctl*.1  0644 (man pages, one per subcommand)
+#   bash, zsh and fish completions of tandemd and tandemctl under $PREFIX/share  0644
+#     (bash-completion/completions, zsh/vendor-completions, fish/vendor_completions.d)
+#   The man pages and completions are generated from the binaries (`generate-docs`), so
+#   they always describe the binaries installed.
 #   the system user and group `tandem` (no login shell, no home)
 # /var/lib/tandem is made by systemd (StateDirectory= in the unit), not here.
 #
@@ -305,6 +310,38 @@ remove_user() {
     done
 }
 
+# ---- man pages and completions -------------------------------------------------------
+
+# The binaries write them (`generate-docs DIR`, the layout of /usr/share); install
+# every file they wrote, and remove pages of ours that they no longer write.
+install_docs() {
+    local bin gen="$TMP/share" file rel
+    for bin in tandemd tandemctl; do
+        "$BIN_DIR/$bin" generate-docs "$gen" >/dev/null ||
+            die "$BIN_DIR/$bin generate-docs failed (the man pages and completions)"
+    done
+    while IFS= read -r file; do
+        rel=${file#"$gen"/}
+        install_file "$file" "$ROOT$PREFIX/share/$rel" 0644
+    done < <(find "$gen" -type f | sort)
+    for file in $(installed_docs); do
+        [[ -e $gen/${file#"$ROOT$PREFIX/share/"} ]] || remove_file "$file"
+    done
+}
+
+# Every man page and completion of ours under $ROOT$PREFIX/share, installed now.
+installed_docs() {
+    local bin f
+    for bin in tandemd tandemctl; do
+        for f in "$ROOT$PREFIX/share/man/man1/$bin.1" "$ROOT$PREFIX/share/man/man1/$bin"-*.1 \
+            "$ROOT$PREFIX/share/bash-completion/completions/$bin" \
+            "$ROOT$PREFIX/share/zsh/vendor-completions/_$bin" \
+            "$ROOT$PREFIX/share/fish/vendor_completions.d/$bin.fish"; do
+            if [[ -e $f ]]; then echo "$f"; fi
+        done
+    done
+}
+
 # ---- install -------------------------------------------------------------------------
 
 do_install() {
@@ -364,6 +401,8 @@ do_install() {
         while IFS= read -r line; do note "  $line"; done <"$TMP/check"
     fi
 
+    install_docs
+
     # sysctls
     local sysctl_file="$ROOT/etc/sysctl.d/60-tandem.conf"
     local sysctl_changed=$CHANGES
@@ -411,6 +450,10 @@ do_uninstall() {
     units_changed=$((CHANGES - units_changed))
     for bin in tandemd tandemctl tandem-probe; do
         remove_file "$ROOT$PREFIX/bin/$bin"
+    done
+    local doc
+    for doc in $(installed_docs); do
+        remove_file "$doc"
     done
     local sysctl_changed=$CHANGES
     remove_file "$ROOT/etc/sysctl.d/60-tandem.conf"

@@ -22,8 +22,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 use tandem_tests::appliance_install::{
-    bin_dir, check_tandem_account, files_under, mode, tandem_entry, tree_under, BASE_GROUP,
-    BASE_PASSWD, INSTALLED,
+    bin_dir, check_tandem_account, files_under, generate_docs, generated_docs, installed, mode,
+    tandem_entry, tree_under, BASE_GROUP, BASE_PASSWD,
 };
 use tandem_tests::repo_root;
 
@@ -96,6 +96,8 @@ fn build_deb(out: &TempDir) -> PathBuf {
     for bin in ["tandemd", "tandemctl", "tandem-probe"] {
         std::os::unix::fs::symlink(bin_dir().join(bin), target.join("release").join(bin)).unwrap();
     }
+    // The man pages and completions, where appliance/build-deb.sh generates them.
+    generate_docs(&target.join("release/share"));
     let debs = out.path("debs");
     fs::create_dir_all(&debs).unwrap();
     run_ok(
@@ -189,13 +191,18 @@ fn package_matches_install_sh() {
             "/etc/sysctl.d/",
             "/etc/tandem/",
             "/usr/share/doc/tandem/",
+            "/usr/share/man/man1/tandem",
+            "/usr/share/bash-completion/completions/tandem",
+            "/usr/share/zsh/vendor-completions/_tandem",
+            "/usr/share/fish/vendor_completions.d/tandem",
         ];
         assert!(
             mode.starts_with('d') || allowed.iter().any(|a| path.starts_with(a)),
             "{path} is outside what the package should install"
         );
     }
-    for (rel, want) in INSTALLED {
+    let installed = installed();
+    for (rel, want) in &installed {
         let (mode, _) = listing
             .get(&format!("/{rel}"))
             .unwrap_or_else(|| panic!("/{rel} is not in the package: {listing:#?}"));
@@ -210,6 +217,16 @@ fn package_matches_install_sh() {
                 .collect::<String>()
         );
         assert_eq!(mode, &want, "mode of /{rel}");
+    }
+    let docs = generated_docs();
+    for page in [
+        "usr/share/man/man1/tandemd.1",
+        "usr/share/man/man1/tandemctl-backend-drain.1",
+    ] {
+        assert!(
+            docs.iter().any(|d| d == page),
+            "{page} is generated: {docs:?}"
+        );
     }
     for doc in [
         "/usr/share/doc/tandem/copyright",
@@ -284,11 +301,11 @@ fn package_matches_install_sh() {
     let from_script = files_under(&scratch);
     assert_eq!(
         from_script.keys().cloned().collect::<BTreeSet<_>>(),
-        INSTALLED
+        installed
             .iter()
             .map(|(rel, _)| PathBuf::from(rel))
             .collect(),
-        "install.sh installs what INSTALLED (tests/support/appliance_install.rs) lists"
+        "install.sh installs what installed() (tests/support/appliance_install.rs) lists"
     );
     for (rel, (script_mode, script_content)) in &from_script {
         let (deb_mode, deb_content) = from_deb.get(rel).unwrap_or_else(|| {
@@ -429,10 +446,11 @@ fn dpkg_install_remove_purge_in_a_scratch_root() {
     // ---- install ---------------------------------------------------------------------
     root.dpkg(&["-i".as_ref(), deb.as_os_str()]);
     assert_eq!(root.status(), "install ok installed");
-    for (rel, want) in INSTALLED {
+    let installed = installed();
+    for (rel, want) in &installed {
         let path = root.path(rel);
         assert!(path.is_file(), "{rel} missing after dpkg -i");
-        assert_eq!(mode(&path), want, "mode of {rel}: {:o}", mode(&path));
+        assert_eq!(mode(&path), *want, "mode of {rel}: {:o}", mode(&path));
     }
     let user = root
         .entry("etc/passwd")
@@ -473,7 +491,7 @@ fn dpkg_install_remove_purge_in_a_scratch_root() {
     .lines()
     .map(str::to_string)
     .collect();
-    for (rel, _) in INSTALLED {
+    for (rel, _) in &installed {
         assert!(listed.contains(&format!("/{rel}")), "dpkg -L lacks /{rel}");
     }
 
@@ -529,7 +547,7 @@ fn dpkg_install_remove_purge_in_a_scratch_root() {
     // ---- remove: conffiles, state, user and group stay; units disabled ------------------
     root.dpkg(&["-r".as_ref(), "tandem".as_ref()]);
     assert_eq!(root.status(), "deinstall ok config-files");
-    for (rel, _) in INSTALLED {
+    for (rel, _) in &installed {
         let kept = CONFFILES.contains(&format!("/{rel}").as_str());
         assert_eq!(
             root.path(rel).exists(),

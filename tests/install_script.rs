@@ -12,8 +12,8 @@ use std::path::PathBuf;
 use std::process::{Command, Output};
 
 use tandem_tests::appliance_install::{
-    bin_dir, check_tandem_account, mode, tandem_entry, tree_under, BASE_GROUP, BASE_PASSWD,
-    INSTALLED,
+    bin_dir, check_tandem_account, installed, mode, tandem_entry, tree_under, BASE_GROUP,
+    BASE_PASSWD,
 };
 use tandem_tests::repo_root;
 
@@ -100,6 +100,99 @@ fn sysctl_settings(text: &str) -> Vec<(String, String)> {
         .collect()
 }
 
+/// The subcommands `BIN --help` lists (clap's "Commands:" section), `help` left out.
+fn subcommands(bin: &str) -> Vec<String> {
+    let out = Command::new(bin_dir().join(bin))
+        .arg("--help")
+        .output()
+        .unwrap();
+    let help = String::from_utf8(out.stdout).unwrap();
+    help.lines()
+        .skip_while(|l| !l.starts_with("Commands:"))
+        .skip(1)
+        .take_while(|l| l.starts_with("  "))
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|name| *name != "help")
+        .map(str::to_string)
+        .collect()
+}
+
+/// The installed man pages render with `man -l` and name every subcommand, each of which
+/// has a page of its own; the bash completion loads in bash and completes subcommands;
+/// the zsh and fish ones are the scripts for `_tandemctl` and `complete -c tandemctl`.
+fn check_man_pages_and_completions(s: &Scratch) {
+    for bin in ["tandemd", "tandemctl"] {
+        let page = s.path(&format!("usr/share/man/man1/{bin}.1"));
+        let out = Command::new("man")
+            .arg("-l")
+            .arg(&page)
+            .env("MANPAGER", "cat")
+            .env("MANWIDTH", "100")
+            .output()
+            .expect("man is installed (package man-db)");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && text.contains("SYNOPSIS"),
+            "man -l {}: {}\n{text}",
+            page.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let subs = subcommands(bin);
+        assert!(subs.len() >= 4, "{bin} --help lists its commands: {subs:?}");
+        for sub in &subs {
+            assert!(
+                text.contains(&format!("{bin}-{sub}(1)")),
+                "{bin}.1 names {sub}:\n{text}"
+            );
+            assert!(
+                s.path(&format!("usr/share/man/man1/{bin}-{sub}.1"))
+                    .is_file(),
+                "no page {bin}-{sub}.1"
+            );
+        }
+        assert!(
+            !text.contains("generate-docs"),
+            "the packaging command is not a documented one"
+        );
+    }
+
+    let bash_file = s.path("usr/share/bash-completion/completions/tandemctl");
+    let script = format!(
+        "source '{}' && complete -p tandemctl && \
+         COMP_WORDS=(tandemctl st) COMP_CWORD=1 && _tandemctl tandemctl st tandemctl && \
+         echo \"first: ${{COMPREPLY[*]}}\" && \
+         COMP_WORDS=(tandemctl backend dr) COMP_CWORD=2 && _tandemctl tandemctl dr backend && \
+         echo \"second: ${{COMPREPLY[*]}}\"",
+        bash_file.display()
+    );
+    let out = Command::new("bash")
+        .args(["--norc", "--noprofile", "-c", &script])
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "bash: {}{said}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(said.contains("-F _tandemctl tandemctl"), "{said}");
+    assert!(said.contains("first: status"), "tandemctl st<TAB>: {said}");
+    assert!(
+        said.contains("second: drain"),
+        "tandemctl backend dr<TAB>: {said}"
+    );
+    let bash = fs::read_to_string(&bash_file).unwrap();
+    assert!(
+        !bash.contains("generate-docs"),
+        "packaging only, not offered: {bash}"
+    );
+    let zsh = fs::read_to_string(s.path("usr/share/zsh/vendor-completions/_tandemctl")).unwrap();
+    assert!(zsh.starts_with("#compdef tandemctl"), "{zsh}");
+    let fish =
+        fs::read_to_string(s.path("usr/share/fish/vendor_completions.d/tandemctl.fish")).unwrap();
+    assert!(fish.contains("complete -c tandemctl"), "{fish}");
+}
+
 #[test]
 fn install_idempotent_keeps_config_uninstall_purge() {
     let s = Scratch::new("cycle");
@@ -110,14 +203,15 @@ fn install_idempotent_keeps_config_uninstall_purge() {
         out.contains("change(s)"),
         "first install reports changes:\n{out}"
     );
-    for (rel, want) in INSTALLED {
+    let installed = installed();
+    for (rel, want) in &installed {
         let path = s.path(rel);
         assert!(
             path.is_file(),
             "{} missing after install:\n{out}",
             path.display()
         );
-        assert_eq!(mode(&path), want, "mode of {rel}: {:o}", mode(&path));
+        assert_eq!(mode(&path), *want, "mode of {rel}: {:o}", mode(&path));
     }
     assert_eq!(mode(&s.path("etc/tandem")), 0o750, "etc/tandem mode");
     assert!(
@@ -140,6 +234,8 @@ fn install_idempotent_keeps_config_uninstall_purge() {
             "{unit} differs from systemd/{unit}"
         );
     }
+
+    check_man_pages_and_completions(&s);
 
     // The sysctls a VIP holder needs, each explained.
     let sysctl = fs::read_to_string(s.path("etc/sysctl.d/60-tandem.conf")).unwrap();
@@ -248,9 +344,9 @@ fn install_idempotent_keeps_config_uninstall_purge() {
         out.contains("removed"),
         "uninstall reports removals:\n{out}"
     );
-    for (rel, _) in INSTALLED
+    for (rel, _) in installed
         .iter()
-        .filter(|(r, _)| *r != "etc/tandem/tandem.toml")
+        .filter(|(r, _)| r != "etc/tandem/tandem.toml")
     {
         assert!(!s.path(rel).exists(), "{rel} still there after --uninstall");
     }
@@ -284,7 +380,7 @@ fn install_idempotent_keeps_config_uninstall_purge() {
         4,
         "only tandem's line removed:\n{passwd}"
     );
-    for (rel, _) in INSTALLED {
+    for (rel, _) in &installed {
         assert!(!s.path(rel).exists(), "{rel} still there after --purge");
     }
 }

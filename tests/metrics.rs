@@ -407,10 +407,22 @@ async fn dashboard_and_docs_name_only_metrics_the_exposition_has() {
 
     // Every exposed metric is documented; histogram series by their family name.
     let docs = std::fs::read_to_string(format!("{root}metrics.md")).unwrap();
+    let histograms: std::collections::BTreeSet<&str> = m
+        .scrape
+        .samples
+        .iter()
+        .filter(|s| matches!(s.value, prometheus_parse::Value::Histogram(_)))
+        .map(|s| s.metric.as_str())
+        .collect();
+    assert!(
+        histograms.contains(HISTOGRAM)
+            && histograms.contains("tandem_http_request_duration_seconds"),
+        "{histograms:?}"
+    );
     let family = |n: &str| {
         ["_bucket", "_count", "_sum"]
             .iter()
-            .find_map(|s| n.strip_suffix(s).filter(|b| *b == HISTOGRAM))
+            .find_map(|s| n.strip_suffix(s).filter(|b| histograms.contains(b)))
             .unwrap_or(n)
             .to_string()
     };

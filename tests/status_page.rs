@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 use tandem_tests::admin::{exchange, json, Daemon};
-use tandem_tests::http_backends::TempDir;
+use tandem_tests::http_backends::{curl, toml_path, TempDir, TestCa};
 use tandem_tests::*;
 use tokio::net::TcpStream;
 
@@ -304,4 +304,93 @@ fn check_config_refuses_the_admin_token_as_status_token() {
         err.contains("node.status.token_file: is node.admin_token_file"),
         "{err}"
     );
+}
+
+/// `[node.status.tls]`: the page over HTTPS with the configured certificate, checked by
+/// curl against the test CA (and refused without it); plain HTTP gets no page; a renewed
+/// certificate is served without a restart; check-config names a missing key file.
+#[tokio::test]
+async fn the_status_listener_serves_https_and_picks_up_a_renewed_certificate() {
+    let b1 = NameBackend::start("b1").await;
+    let (port, status_port) = (free_port(), free_port());
+    let dir = TempDir::new();
+    let ca = TestCa::new(&dir, "status");
+    let leaf = ca.leaf(&dir, "status", "status.test", &["status.test"]);
+    let tls = format!(
+        "\n[node.status.tls]\ncert = {}\nkey = {}\n",
+        toml_path(&leaf.cert),
+        toml_path(&leaf.key)
+    );
+    let listen = format!("listen = \"127.0.0.1:{status_port}\"\n");
+    let text = config(port, status_port, &[("b1", b1.addr, 1)], None).replacen(
+        &listen,
+        &format!("{listen}{tls}"),
+        1,
+    );
+    let daemon = Daemon::start(&text).await;
+    let status: std::net::SocketAddr = ([127, 0, 0, 1], status_port).into();
+    assert!(wait_listening(status, Duration::from_secs(10)).await);
+
+    let resolve = format!("status.test:{status_port}:127.0.0.1");
+    let https = |path: &str| format!("https://status.test:{status_port}{path}");
+    let trusting = |ca: &Path, path: &str| {
+        let (ca, url, resolve) = (ca.display().to_string(), https(path), resolve.clone());
+        async move { curl(&["--cacert", &ca, "--resolve", &resolve, &url]).await }
+    };
+    let out = trusting(&ca.path, "/status").await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(
+        json(out.stdout.as_bytes())["pools"][0]["backends"][0]["id"],
+        "b1"
+    );
+    let out = trusting(&ca.path, "/metrics").await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stdout
+            .contains("tandem_tls_certificate_expiry_timestamp_seconds{listener=\"node.status\""),
+        "{}",
+        out.stdout
+    );
+    // Without the test CA the certificate is not trusted (curl 60): TLS is really checked.
+    let out = curl(&["--resolve", &resolve, &https("/status")]).await;
+    assert_eq!(out.code, 60, "{out:?}");
+    // Plain HTTP to the HTTPS port gets no page.
+    let out = curl(&[&format!("http://127.0.0.1:{status_port}/status")]).await;
+    assert_ne!(out.code, 0, "{out:?}");
+    assert!(!out.stdout.contains("b1"), "{out:?}");
+
+    // Renewed under the same file names, by another CA: served on the next connection.
+    let renewed_ca = TestCa::new(&dir, "renewed");
+    renewed_ca.leaf(&dir, "status", "status.test", &["status.test"]);
+    let mut served = false;
+    for _ in 0..50 {
+        if trusting(&renewed_ca.path, "/status").await.code == 0 {
+            served = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        served,
+        "the renewed certificate is served; log:\n{}",
+        daemon.log()
+    );
+    assert_eq!(
+        trusting(&ca.path, "/status").await.code,
+        60,
+        "the old one is gone"
+    );
+    assert!(daemon.log_contains("certificate loaded again").await);
+
+    // check-config names the key path of a missing file.
+    let broken = text.replace(&toml_path(&leaf.key), &toml_path(&dir.path("missing.key")));
+    let path = dir.write("broken.toml", broken);
+    let out = Command::new(tandemd_bin())
+        .arg("check-config")
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("node.status.tls"), "{err}");
 }

@@ -21,6 +21,49 @@ pub const INSTALLED: [(&str, u32); 7] = [
     ("etc/tandem/tandem.toml", 0o640),
 ];
 
+/// Every file install.sh installs and the package ships outside /usr/share/doc: [`INSTALLED`]
+/// and the man pages and completions that the binaries in [`bin_dir`] generate (their
+/// `generate-docs`), under usr/share, mode 0644.
+pub fn installed() -> Vec<(String, u32)> {
+    let mut all: Vec<(String, u32)> = INSTALLED
+        .iter()
+        .map(|(rel, mode)| (rel.to_string(), *mode))
+        .collect();
+    all.extend(generated_docs().into_iter().map(|rel| (rel, 0o644)));
+    all
+}
+
+/// The man pages and completions of tandemd and tandemctl, as paths under the root
+/// (`usr/share/...`), from running their `generate-docs` into a scratch directory.
+pub fn generated_docs() -> Vec<String> {
+    let dir = std::env::temp_dir().join(format!("tandem-docs-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&dir);
+    generate_docs(&dir);
+    let docs: Vec<String> = files_under(&dir)
+        .into_keys()
+        .map(|rel| format!("usr/share/{}", rel.display()))
+        .collect();
+    fs::remove_dir_all(&dir).unwrap();
+    docs
+}
+
+/// Has the debug tandemd and tandemctl write their man pages and completions under `dir`
+/// (`generate-docs`, the layout of /usr/share), as install.sh and build-deb.sh do.
+pub fn generate_docs(dir: &Path) {
+    for bin in ["tandemd", "tandemctl"] {
+        let out = std::process::Command::new(bin_dir().join(bin))
+            .arg("generate-docs")
+            .arg(dir)
+            .output()
+            .unwrap_or_else(|e| panic!("{bin} generate-docs: {e}"));
+        assert!(
+            out.status.success(),
+            "{bin} generate-docs: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
 /// etc/passwd of a scratch root: a few Debian system accounts, with gid 998 taken so a
 /// test sees that the installer picks a free id.
 pub const BASE_PASSWD: &str = "root:x:0:0:root:/root:/bin/bash\n\

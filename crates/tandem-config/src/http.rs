@@ -374,7 +374,7 @@ impl Default for Outlier {
 fn default_true() -> bool {
     true
 }
-fn default_min_tls() -> String {
+pub(crate) fn default_min_tls() -> String {
     "1.2".into()
 }
 fn default_alpn() -> Vec<String> {

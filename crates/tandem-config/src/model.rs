@@ -83,6 +83,23 @@ pub struct StatusListener {
     /// `?token=<token>` for a browser); absent: no token. Read again on every request.
     #[serde(default)]
     pub token_file: Option<PathBuf>,
+    /// `[node.status.tls]`: serve HTTPS instead of HTTP (absent: plain HTTP).
+    #[serde(default)]
+    pub tls: Option<StatusTls>,
+}
+
+/// TLS on the status listener: one certificate, read at start and again whenever its
+/// files change (a renewed certificate needs no restart).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StatusTls {
+    /// PEM certificate chain, leaf first.
+    pub cert: PathBuf,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: PathBuf,
+    /// "1.2" (default) or "1.3", as `[listener.tls] min_version`.
+    #[serde(default = "crate::http::default_min_tls")]
+    pub min_version: String,
 }
 
 /// The replicated half: what traffic goes where.

@@ -50,6 +50,11 @@ pub(crate) fn validate_node(node: &NodeConfig) -> Vec<Problem> {
                 "is node.admin_token_file: use a different, read-only token",
             );
         }
+        if let Some(tls) = &status.tls {
+            if !matches!(tls.min_version.as_str(), "1.2" | "1.3") {
+                p.add("node.status.tls.min_version", "must be \"1.2\" or \"1.3\"");
+            }
+        }
     }
     if let Some(cluster) = &node.cluster {
         crate::cluster::validate(cluster, &node.id, &mut p.0);

@@ -239,6 +239,26 @@ fn cases() -> Vec<(&'static str, String, &'static str, &'static str)> {
             "node.admin_tcp",
             "needs node.admin_token_file",
         ),
+        (
+            "status TLS older than 1.2",
+            GOOD.replace(
+                "id = \"lb1\"",
+                "id = \"lb1\"\n[node.status]\nlisten = \"127.0.0.1:8404\"\n[node.status.tls]\n\
+                 cert = \"s.pem\"\nkey = \"s.key\"\nmin_version = \"1.1\"",
+            ),
+            "node.status.tls.min_version",
+            "must be \"1.2\" or \"1.3\"",
+        ),
+        (
+            "status TLS with a misspelt key",
+            GOOD.replace(
+                "id = \"lb1\"",
+                "id = \"lb1\"\n[node.status]\nlisten = \"127.0.0.1:8404\"\n[node.status.tls]\n\
+                 cert = \"s.pem\"\nkey = \"s.key\"\ncertfile = \"x\"",
+            ),
+            "node.status.tls.certfile",
+            "unknown field `certfile`",
+        ),
     ]
 }
 

@@ -29,10 +29,11 @@ pub struct AccessRecord {
     pub request_id: String,
     pub referer: String,
     pub user_agent: String,
-    /// The request's Content-Length (None: no body, or chunked).
-    pub bytes_in: Option<u64>,
-    /// The response's Content-Length (None: streamed without one).
-    pub bytes_out: Option<u64>,
+    /// Request body bytes read from the client (0 when no body was forwarded).
+    pub bytes_in: u64,
+    /// Response body bytes sent to the client, counted when the body ended (chunked and
+    /// cut-short responses included; a HEAD response sends none).
+    pub bytes_out: u64,
     pub status: u16,
     pub upstream: Option<SocketAddr>,
     pub upstream_time: Option<Duration>,
@@ -59,8 +60,8 @@ impl AccessRecord {
             request_id: String::new(),
             referer: String::new(),
             user_agent: String::new(),
-            bytes_in: None,
-            bytes_out: None,
+            bytes_in: 0,
+            bytes_out: 0,
             status: 0,
             upstream: None,
             upstream_time: None,
@@ -90,12 +91,12 @@ impl AccessRecord {
         record.request_id = request_id.to_string();
         record.referer = header(http::header::REFERER);
         record.user_agent = header(http::header::USER_AGENT);
-        record.bytes_in = crate::service::content_length(req.headers());
         record
     }
 
-    pub fn finish(&mut self, status: u16, bytes_out: Option<u64>, total: Duration) {
+    pub fn finish(&mut self, status: u16, bytes_in: u64, bytes_out: u64, total: Duration) {
         self.status = status;
+        self.bytes_in = bytes_in;
         self.bytes_out = bytes_out;
         self.total_time = total;
     }
@@ -111,7 +112,7 @@ pub fn emit(r: &AccessRecord, listener: &str, format: &str) {
         .map(|d| d.as_secs_f64() * 1000.0)
         .unwrap_or(0.0);
     let total_ms = r.total_time.as_secs_f64() * 1000.0;
-    let (bytes_in, bytes_out) = (r.bytes_in.unwrap_or(0), r.bytes_out.unwrap_or(0));
+    let (bytes_in, bytes_out) = (r.bytes_in, r.bytes_out);
     match format {
         "combined" => {
             tracing::info!(target: "access", "{}", combined(r, SystemTime::now()));
@@ -143,12 +144,13 @@ pub fn emit(r: &AccessRecord, listener: &str, format: &str) {
 }
 
 /// The NCSA combined format: `client - - [day/Mon/year:HH:MM:SS +0000] "METHOD path
-/// VERSION" status bytes "referer" "user-agent"`, in UTC. Bytes are the response's
-/// Content-Length, "-" when it streamed without one.
+/// VERSION" status bytes "referer" "user-agent"`, in UTC. Bytes are the response body
+/// bytes sent, "-" for none (as Apache's `%b`).
 pub fn combined(r: &AccessRecord, now: SystemTime) -> String {
-    let bytes = r
-        .bytes_out
-        .map_or_else(|| "-".to_string(), |b| b.to_string());
+    let bytes = match r.bytes_out {
+        0 => "-".to_string(),
+        n => n.to_string(),
+    };
     format!(
         "{} - - [{}] \"{} {} {:?}\" {} {} \"{}\" \"{}\"",
         r.client.ip(),
@@ -258,7 +260,7 @@ mod tests {
             "id",
             true,
         );
-        r.finish(200, Some(12), Duration::from_millis(3));
+        r.finish(200, 0, 12, Duration::from_millis(3));
         let line = combined(&r, SystemTime::UNIX_EPOCH);
         assert_eq!(
             line,

@@ -14,6 +14,7 @@ mod errors;
 mod header_rules;
 mod headers;
 mod idle;
+pub mod metered;
 mod runtime;
 mod server;
 mod service;

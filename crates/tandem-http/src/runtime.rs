@@ -134,6 +134,12 @@ pub struct HttpStats {
     pub bad_host: AtomicU64,
     /// Responses aborted because the client read nothing for `send_timeout`.
     pub send_timeouts: AtomicU64,
+    /// Client-side request durations: request head received to response body end.
+    pub request_seconds: crate::metered::RequestDurations,
+    /// Request body bytes read from clients (forwarded requests only).
+    pub body_bytes_in: AtomicU64,
+    /// Response body bytes handed to client connections, counted at body end.
+    pub body_bytes_out: AtomicU64,
     /// Which of the refusals above were logged already (one warning each, then debug).
     pub(crate) logged: LoggedOnce,
 }

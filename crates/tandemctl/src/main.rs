@@ -108,6 +108,10 @@ pub(crate) fn duration(text: &str) -> Result<Duration, String> {
 }
 
 fn main() -> ExitCode {
+    // `tandemctl generate-docs DIR`: man pages and completions, for packaging.
+    if let Some(code) = tandem_cli_docs::generate_if_asked(Cli::command) {
+        return code;
+    }
     let cli = Cli::parse();
     if let Command::Completions { shell } = cli.command {
         let mut script = Vec::new();

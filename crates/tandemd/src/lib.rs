@@ -53,6 +53,12 @@ pub fn check_files(config: &Config) -> Vec<String> {
             ));
         }
     }
+    if let Some(tls) = config.node.status.as_ref().and_then(|s| s.tls.as_ref()) {
+        let spec = tandem_tls::CertSpec::new(&tls.cert, &tls.key);
+        for e in tandem_tls::check_certs(&[spec], now) {
+            problems.push(format!("node.status.tls: {e}"));
+        }
+    }
     for (i, l) in config.cluster.listeners.iter().enumerate() {
         let Some(tls) = &l.tls else { continue };
         let specs: Vec<tandem_tls::CertSpec> = tls

@@ -1,4 +1,4 @@
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use tandemd::{init_logging, LogFormat, Node};
@@ -66,6 +66,10 @@ enum Command {
 const DEFAULT_CONFIG: &str = "/etc/tandem/tandem.toml";
 
 fn main() -> ExitCode {
+    // `tandemd generate-docs DIR`: man pages and completions, for packaging.
+    if let Some(code) = tandem_cli_docs::generate_if_asked(Cli::command) {
+        return code;
+    }
     let cli = Cli::parse();
     init_logging(cli.log_format);
     let result = match cli.command {

@@ -8,7 +8,7 @@
 use http::{HeaderValue, Method, Request, Response, StatusCode, Uri};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::{Body, Incoming};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use tandem_proxy::{BackendLease, ErrorKind};
 use tokio::time::Instant;
@@ -19,6 +19,7 @@ use super::{RequestCtx, X_REQUEST_ID};
 use crate::body::{client_body_failed, ClientBodyError};
 use crate::errors::ClientBody;
 use crate::headers;
+use crate::metered::CountedBody;
 use crate::runtime::{first_time, lock, PoolRuntime};
 use crate::upstream::{ConnectError, UpstreamBody, UpstreamError};
 
@@ -70,9 +71,11 @@ pub(super) async fn forward(
         parts.headers.insert(X_REQUEST_ID, v);
     }
     super::rewrite::upstream_request(&mut parts, rc);
-    // The client's body errors are marked as the client's, so a failed exchange can tell
-    // them from the backend's.
-    let body = body.map_err(ClientBodyError);
+    // Counted as it is read (the access log's bytes_in). The client's body errors are
+    // marked as the client's, so a failed exchange can tell them from the backend's.
+    let tally = Arc::new(AtomicU64::new(0));
+    rc.body_read = Some(tally.clone());
+    let body = CountedBody::new(body, tally).map_err(ClientBodyError);
     let mut body = Some(Limited::new(body, max_body as usize).boxed());
     lock(&pool.budget).record_request(now);
 

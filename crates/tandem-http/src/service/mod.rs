@@ -35,6 +35,7 @@ use crate::body::Holding;
 use crate::errors::{self, ClientBody};
 use crate::header_rules::TlsFacts;
 use crate::headers;
+use crate::metered::Metered;
 use crate::runtime::{first_time, ListenerRuntime, RouteEntry};
 use tandem_policy::{request_authority, AuthorityError, AuthoritySource, Framing};
 
@@ -70,6 +71,8 @@ pub(crate) struct RequestCtx<'a> {
     /// The route chosen (the listener's default when none matched); None before routing.
     pub route: Option<&'a RouteEntry>,
     pub record: AccessRecord,
+    /// The request body bytes read so far; set when a body is forwarded (see `forward`).
+    pub body_read: Option<Arc<std::sync::atomic::AtomicU64>>,
 }
 
 impl RequestCtx<'_> {
@@ -135,6 +138,7 @@ pub async fn handle(req: Request<Incoming>, ctx: Arc<ConnContext>) -> Response<C
         ),
         host,
         route: None,
+        body_read: None,
     };
     // The request timeout bounds the only phase that waits (forward): it takes the
     // deadline into its response timer, so a request arms one timer, not two.
@@ -145,26 +149,11 @@ pub async fn handle(req: Request<Incoming>, ctx: Arc<ConnContext>) -> Response<C
     };
     let status = resp.status();
     rewrite::client_response(resp.headers_mut(), status, &rc);
-    let bytes_out = content_length(resp.headers());
-    log::finish(
-        &mut rc,
-        resp.status().as_u16(),
-        bytes_out,
-        started.elapsed(),
-    );
+    // Status counters now; the access log line, the byte counters and the duration when
+    // the body has gone out (its real length, also when chunked or cut short).
+    let end = log::respond(rc, ctx.listener.clone(), status.as_u16(), started);
     let (parts, body) = resp.into_parts();
-    Response::from_parts(parts, Holding::new(body, busy).boxed())
-}
-
-/// The Content-Length of a message head, if it has a valid one (the access log's byte
-/// counts: the line is written when the response head goes out, before a streamed body).
-pub(crate) fn content_length(headers: &http::HeaderMap) -> Option<u64> {
-    headers
-        .get(http::header::CONTENT_LENGTH)?
-        .to_str()
-        .ok()?
-        .parse()
-        .ok()
+    Response::from_parts(parts, Holding::new(Metered::new(body, end), busy).boxed())
 }
 
 /// Request filter, upstream selection, upstream request and response, in that order.

@@ -138,11 +138,17 @@ impl Snapshot {
     }
 }
 
-/// The expiry of each TLS listener certificate, read from its file now: a renewed file
-/// shows before the reload that serves it, and an expired one still shows (the gauge is
-/// for alerting before that).
+/// The expiry of each TLS listener certificate (and the status listener's, as listener
+/// `node.status`), read from its file now: a renewed file shows before the reload that
+/// serves it, and an expired one still shows (the gauge is for alerting before that).
 fn certificates(config: &tandem_config::Config) -> Vec<(String, String, SystemTime)> {
     let mut out = Vec::new();
+    let status_tls = config.node.status.as_ref().and_then(|s| s.tls.as_ref());
+    if let Some(tls) = status_tls {
+        if let Ok(at) = tandem_tls::leaf_not_after(&tls.cert) {
+            out.push(("node.status".into(), tls.cert.display().to_string(), at));
+        }
+    }
     for l in &config.cluster.listeners {
         let Some(tls) = &l.tls else { continue };
         for c in &tls.certificates {

@@ -146,6 +146,11 @@ pub(super) fn encode_listeners(out: &mut Out, l4: &[ListenerHandle], http: &[Htt
         "http_send_timeouts",
         "Client connections closed because the client read nothing for send_timeout",
     );
+    let body_bytes = out.counter(
+        "http_body_bytes",
+        "HTTP body bytes: in = request bodies read from clients, out = response bodies sent to them (counted when the response ends)",
+    );
+    let mut durations = Vec::with_capacity(http.len());
     for l in http {
         let s = &l.stats;
         let base = labels([("listener", l.name.as_str()), ("protocol", "http")]);
@@ -195,12 +200,25 @@ pub(super) fn encode_listeners(out: &mut Out, l4: &[ListenerHandle], http: &[Htt
         send_timeouts
             .get_or_create(&listener)
             .inc_by(s.send_timeouts.load(Relaxed));
+        body_bytes
+            .get_or_create(&with(&listener, "direction", "in"))
+            .inc_by(s.body_bytes_in.load(Relaxed));
+        body_bytes
+            .get_or_create(&with(&listener, "direction", "out"))
+            .inc_by(s.body_bytes_out.load(Relaxed));
+        durations.push((listener.clone(), s.request_seconds.histogram().clone()));
         if l.tls {
             tls_failures
                 .get_or_create(&listener)
                 .inc_by(s.tls_handshake_failures.load(Relaxed));
         }
     }
+    out.histograms(
+        "http_request_duration",
+        "Client-side time from a request's head received to its response's last body byte sent.",
+        Unit::Seconds,
+        durations,
+    );
 }
 
 pub(super) fn encode_pools(out: &mut Out, pools: &[PoolSample]) {

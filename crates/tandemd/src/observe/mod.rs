@@ -4,10 +4,11 @@
 //! network (optionally behind a read-only token) never exposes what the admin API can do.
 //!
 //! Layout: this module binds, accepts and routes; `snapshot` gathers the state; `page`
-//! renders it as HTML.
+//! renders it as HTML; `tls` serves it over HTTPS when `[node.status.tls]` is set.
 
 mod page;
 mod snapshot;
+mod tls;
 
 pub use page::REFRESH_SECONDS;
 pub use snapshot::{gather, Rates, Snapshot};
@@ -32,14 +33,23 @@ use crate::Node;
 pub struct StatusSocket {
     listener: TcpListener,
     token_file: Option<PathBuf>,
+    tls: Option<Arc<tls::StatusCert>>,
 }
 
-/// Binds `[node.status]`. A token file must be readable and not empty now, so a typo
-/// stops start-up rather than locking every scraper out later.
+/// How long a client has to finish its TLS handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Binds `[node.status]`. A token file must be readable and not empty now, and a TLS
+/// certificate must load, so a typo stops start-up rather than locking every scraper out
+/// later.
 pub async fn bind(config: &StatusListener) -> anyhow::Result<StatusSocket> {
     if let Some(file) = &config.token_file {
         read_token(file)?;
     }
+    let tls = match &config.tls {
+        Some(t) => Some(Arc::new(tls::StatusCert::load(t)?)),
+        None => None,
+    };
     let listener = TcpListener::bind(config.listen).await.with_context(|| {
         format!(
             "binding the status listener on {} (node.status.listen); pick a free port",
@@ -49,6 +59,7 @@ pub async fn bind(config: &StatusListener) -> anyhow::Result<StatusSocket> {
     Ok(StatusSocket {
         listener,
         token_file: config.token_file.clone(),
+        tls,
     })
 }
 
@@ -61,13 +72,13 @@ impl StatusSocket {
     pub fn serve(self, node: Arc<Node>, stop: CancellationToken, tasks: &TaskTracker) {
         let address = self.local_addr();
         tracing::info!(address = ?address, token = self.token_file.is_some(),
-            "status page listening (read-only: /, /status, /metrics)");
+            tls = self.tls.is_some(), "status page listening (read-only: /, /status, /metrics)");
         let state = Arc::new(State {
             node,
             token_file: self.token_file,
             rates: Rates::default(),
         });
-        tasks.spawn(accept(self.listener, state, stop, tasks.clone()));
+        tasks.spawn(accept(self.listener, self.tls, state, stop, tasks.clone()));
     }
 }
 
@@ -79,6 +90,7 @@ struct State {
 
 async fn accept(
     listener: TcpListener,
+    tls: Option<Arc<tls::StatusCert>>,
     state: Arc<State>,
     stop: CancellationToken,
     tasks: TaskTracker,
@@ -88,8 +100,8 @@ async fn accept(
             _ = stop.cancelled() => return,
             a = listener.accept() => a,
         };
-        let stream = match accepted {
-            Ok((stream, _)) => stream,
+        let (stream, client) = match accepted {
+            Ok(accepted) => accepted,
             Err(e) => {
                 tracing::warn!(error = %e, "status listener: accept failed");
                 tokio::time::sleep(Duration::from_millis(100)).await;
@@ -101,12 +113,32 @@ async fn accept(
             let state = state.clone();
             async move { handle(&state, req).await }
         };
-        tasks.spawn(crate::admin::serve_http1(
-            stream,
-            handler,
-            stop.clone(),
-            "status",
-        ));
+        let Some(tls) = &tls else {
+            tasks.spawn(crate::admin::serve_http1(
+                stream,
+                handler,
+                stop.clone(),
+                "status",
+            ));
+            continue;
+        };
+        let (acceptor, stop) = (tls.acceptor(), stop.clone());
+        tasks.spawn(async move {
+            let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream))
+                .await
+            {
+                Ok(Ok(stream)) => stream,
+                Ok(Err(e)) => {
+                    tracing::debug!(%client, error = %e, "status listener: TLS handshake failed");
+                    return;
+                }
+                Err(_) => {
+                    tracing::debug!(%client, "status listener: TLS handshake timed out");
+                    return;
+                }
+            };
+            crate::admin::serve_http1(stream, handler, stop, "status").await;
+        });
     }
 }
 
