@@ -218,6 +218,7 @@ pub fn cluster_sample() -> tandemd::metrics::ClusterSample {
             able: true,
             ..Default::default()
         }],
+        rejected: vec![("tls_handshake", 2), ("frame_too_large", 1)],
     }
 }
 

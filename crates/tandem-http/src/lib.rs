@@ -17,6 +17,7 @@ mod runtime;
 mod server;
 mod service;
 mod sticky;
+mod stream_stall;
 mod upgrade;
 mod upstream;
 mod upstream_pool;

@@ -272,6 +272,20 @@ async fn serve_io<S>(
                 }
                 return;
             }
+            _ = activity.streams.stalled(send_timeout) => {
+                // An HTTP/2 stream the client opens no window for writes nothing, so the
+                // socket never blocks; it would hold its backend connection all the same.
+                let stats = &runtime.stats;
+                stats.send_timeouts.fetch_add(1, Ordering::Relaxed);
+                stats.h2_window_stalls.fetch_add(1, Ordering::Relaxed);
+                if first_time(&stats.logged.h2_window_stall) {
+                    tracing::warn!(listener = %runtime.name, %client, timeout = ?send_timeout,
+                        "HTTP/2 client opened no flow-control window for a response within the send timeout: connection closed (logged once; see tandem_http_h2_window_stalls_total)");
+                } else {
+                    tracing::debug!(listener = %runtime.name, %client, "HTTP/2 client opened no flow-control window within the send timeout: connection closed");
+                }
+                return;
+            }
             _ = activity.head_overdue(header_timeout) => {
                 // Slowloris: a head that does not complete in time; close at once.
                 tracing::debug!(listener = %runtime.name, %client, "request head not received within the header timeout");

@@ -43,7 +43,9 @@ use crate::raft::Response;
 use crate::raft::StoreError;
 use crate::state::Command;
 use crate::transport::wire::OpRequest;
-use crate::transport::{serve_with, ClusterTls, Contacts, Handler, NetworkOptions, TandemNetwork};
+use crate::transport::{
+    serve_with, ClusterTls, Contacts, Handler, NetworkOptions, Rejections, TandemNetwork,
+};
 
 /// What a node needs to take part.
 #[derive(Clone, Debug)]
@@ -96,6 +98,8 @@ pub struct ClusterNode {
     ops: Arc<Ops>,
     network: TandemNetwork,
     contacts: Contacts,
+    /// What the Raft listener refused (bad peers, bad frames, floods), by reason.
+    rejections: Arc<Rejections>,
     applied: watch::Receiver<AppliedState>,
     local_addr: SocketAddr,
     elector: Arc<Elector>,
@@ -177,11 +181,13 @@ impl ClusterNode {
             options.campaign_delay,
         ));
         tokio::spawn(elector.clone().run(stop.clone()));
+        let rejections = Arc::new(Rejections::default());
         let handler = Handler {
             raft: raft.clone(),
             ops: Some(ops.clone()),
             contacts: contacts.clone(),
             elector: Some(elector.clone()),
+            rejections: rejections.clone(),
         };
         let server = tokio::spawn(serve_with(listener, tls.server, handler, stop.clone()));
         let node = ClusterNode {
@@ -190,6 +196,7 @@ impl ClusterNode {
             ops,
             network,
             contacts,
+            rejections,
             applied,
             local_addr,
             elector,
@@ -230,6 +237,11 @@ impl ClusterNode {
 
     pub fn id(&self) -> NodeId {
         self.options.raft_id
+    }
+
+    /// What the Raft listener refused so far, by reason (`tandem_cluster_rejected_total`).
+    pub fn rejections(&self) -> &Rejections {
+        &self.rejections
     }
 
     pub fn options(&self) -> &ClusterOptions {

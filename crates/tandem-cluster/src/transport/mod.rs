@@ -35,6 +35,7 @@
 mod client;
 mod peer;
 pub mod pki;
+mod rejections;
 mod server;
 mod tls;
 pub mod wire;
@@ -48,6 +49,7 @@ pub use pki::ClusterPki;
 pub use pki::NodeFiles;
 pub use pki::PkiError;
 pub use pki::PkiOptions;
+pub use rejections::{Rejection, Rejections};
 pub use server::serve;
 pub use server::serve_with;
 pub use server::Handler;

@@ -25,6 +25,7 @@ use super::wire::Reply;
 use super::wire::Request;
 use super::wire::MAX_FRAME;
 use super::Contacts;
+use super::{Rejection, Rejections};
 use crate::node::Elector;
 use crate::node::Ops;
 use crate::raft::types::AppendEntriesResponse;
@@ -62,19 +63,22 @@ pub async fn serve(
         ops: None,
         contacts: Contacts::default(),
         elector: None,
+        rejections: Arc::default(),
     };
     serve_with(listener, tls, handler, stop).await
 }
 
 /// What the listener hands requests to: the local Raft, the cluster operations executor
 /// (absent: `Op` requests are answered with an error), the contact book it notes leaders
-/// and candidates in, and the elector that answers pre-votes (absent: refused).
+/// and candidates in, the elector that answers pre-votes (absent: refused), and the
+/// counts of what the listener refused.
 #[derive(Clone)]
 pub struct Handler {
     pub raft: Raft,
     pub ops: Option<Arc<Ops>>,
     pub contacts: Contacts,
     pub elector: Option<Arc<Elector>>,
+    pub rejections: Arc<Rejections>,
 }
 
 /// [`serve`] with cluster operations: what a full node runs.
@@ -104,7 +108,8 @@ pub async fn serve_with(
             },
         };
         if connections.len() >= MAX_CONNECTIONS {
-            tracing::warn!(%peer, limit = MAX_CONNECTIONS, "cluster transport: too many connections, refused one");
+            let detail = format!("more than {MAX_CONNECTIONS} connections open");
+            handler.rejections.refuse(Rejection::ConnectionLimit, peer, &detail);
             continue;
         }
         let (acceptor, handler, stop) = (acceptor.clone(), handler.clone(), stop.clone());
@@ -127,11 +132,13 @@ async fn connection(tcp: TcpStream, peer: SocketAddr, acceptor: TlsAcceptor, han
     let mut stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
         Ok(Ok(stream)) => stream,
         Ok(Err(e)) => {
-            tracing::warn!(%peer, reason = %e, "cluster transport: refused a peer: TLS handshake failed");
+            let detail = format!("TLS handshake failed: {e}");
+            handler.rejections.refuse(Rejection::TlsHandshake, peer, &detail);
             return;
         }
         Err(_) => {
-            tracing::warn!(%peer, reason = "no TLS handshake within 5s", "cluster transport: refused a peer");
+            let detail = format!("no TLS handshake within {HANDSHAKE_TIMEOUT:?}");
+            handler.rejections.refuse(Rejection::HandshakeTimeout, peer, &detail);
             return;
         }
     };
@@ -150,7 +157,8 @@ async fn connection(tcp: TcpStream, peer: SocketAddr, acceptor: TlsAcceptor, han
                 return;
             }
             Ok(Err(e @ FrameError::TooLarge { .. })) => {
-                tracing::warn!(%peer, reason = %e, "cluster transport: refused an oversized frame, connection closed");
+                let detail = format!("{e}; connection closed");
+                handler.rejections.refuse(Rejection::FrameTooLarge, peer, &detail);
                 close(stream).await;
                 return;
             }
@@ -162,7 +170,8 @@ async fn connection(tcp: TcpStream, peer: SocketAddr, acceptor: TlsAcceptor, han
         let reply = match postcard::from_bytes::<Request>(&frame) {
             Ok(request) => dispatch(&handler, request).await,
             Err(e) => {
-                tracing::warn!(%peer, reason = %e, "cluster transport: refused an undecodable request, connection closed");
+                let detail = format!("undecodable request ({e}); connection closed");
+                handler.rejections.refuse(Rejection::Undecodable, peer, &detail);
                 let refusal = Reply::Refused(format!("cannot decode the request: {e}"));
                 if send(&mut stream, &refusal).await.is_ok() {
                     close(stream).await;

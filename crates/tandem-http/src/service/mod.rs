@@ -30,6 +30,7 @@ use crate::body::Holding;
 use crate::errors::{self, ClientBody};
 use crate::headers;
 use crate::runtime::{first_time, ListenerRuntime};
+use crate::stream_stall::WindowWatched;
 use tandem_policy::{request_authority, AuthorityError, AuthoritySource, Framing};
 
 /// What one client connection shares with its requests.
@@ -90,6 +91,7 @@ pub async fn handle(req: Request<Incoming>, ctx: Arc<ConnContext>) -> Response<C
         })
     };
     let busy = ctx.activity.begin();
+    let http2 = req.version() == http::Version::HTTP_2;
     let l = &ctx.listener;
     l.stats.requests.fetch_add(1, Ordering::Relaxed);
     let started = Instant::now();
@@ -139,7 +141,15 @@ pub async fn handle(req: Request<Incoming>, ctx: Arc<ConnContext>) -> Response<C
         started.elapsed(),
     );
     let (parts, body) = resp.into_parts();
-    Response::from_parts(parts, Holding::new(body, busy).boxed())
+    let body = Holding::new(body, busy);
+    // HTTP/2: a stream the client gives no window writes nothing, so only the body can
+    // tell that it waits for the client (HTTP/1 blocks on the socket, seen by `Watched`).
+    let body = if http2 {
+        WindowWatched::new(body, ctx.activity.streams.clone()).boxed()
+    } else {
+        body.boxed()
+    };
+    Response::from_parts(parts, body)
 }
 
 /// The Content-Length of a message head, if it has a valid one (the access log's byte

@@ -146,6 +146,10 @@ pub(super) fn encode_listeners(out: &mut Out, l4: &[ListenerHandle], http: &[Htt
         "http_send_timeouts",
         "Client connections closed because the client read nothing for send_timeout",
     );
+    let h2_window_stalls = out.counter(
+        "http_h2_window_stalls",
+        "HTTP/2 client connections closed because a stream got no flow-control window for send_timeout (also in http_send_timeouts)",
+    );
     for l in http {
         let s = &l.stats;
         let base = labels([("listener", l.name.as_str()), ("protocol", "http")]);
@@ -195,6 +199,9 @@ pub(super) fn encode_listeners(out: &mut Out, l4: &[ListenerHandle], http: &[Htt
         send_timeouts
             .get_or_create(&listener)
             .inc_by(s.send_timeouts.load(Relaxed));
+        h2_window_stalls
+            .get_or_create(&listener)
+            .inc_by(s.h2_window_stalls.load(Relaxed));
         if l.tls {
             tls_failures
                 .get_or_create(&listener)
