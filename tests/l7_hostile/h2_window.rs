@@ -67,6 +67,33 @@ async fn stalled_client(port: u16, stall: Stall) -> Stalled {
     }
 }
 
+/// An HTTP/2 client that reads `len` bytes one DATA frame at a time, 50 ms apart, with
+/// small windows: it opens them again after every read. Returns the bytes and the time.
+async fn slow_reader(port: u16, len: usize) -> (usize, Duration) {
+    use http_body_util::BodyExt;
+    let started = Instant::now();
+    let tcp = tokio::net::TcpStream::connect(addr(port)).await.unwrap();
+    let (mut sender, conn) = hyper::client::conn::http2::Builder::new(TokioExecutor::new())
+        .adaptive_window(false)
+        .initial_stream_window_size(16 << 10)
+        .initial_connection_window_size(65_535)
+        .handshake(TokioIo::new(tcp))
+        .await
+        .expect("h2c handshake");
+    tokio::spawn(conn);
+    let req = http::Request::get(format!("http://ok.example/big/{len}"))
+        .body(Empty::<Bytes>::new())
+        .unwrap();
+    let mut body = sender.send_request(req).await.expect("response head").into_body();
+    let mut read = 0;
+    while let Some(frame) = body.frame().await {
+        let Ok(frame) = frame else { break };
+        read += frame.data_ref().map_or(0, |d| d.len());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    (read, started.elapsed())
+}
+
 fn rss_kib(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
     status
@@ -114,23 +141,9 @@ async fn http2_streams_without_a_window_are_closed_after_the_send_timeout() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     let per_stream = rss_kib(pid).saturating_sub(rss0) / clients.len() as u64;
 
-    // Meanwhile a slow but steady HTTP/2 reader (1 MB/s for 3 MB: longer than the send
-    // timeout) is served in full.
-    let slow_url = format!("http://127.0.0.1:{port}/big/{}", 3 << 20);
-    let slow = tokio::spawn(async move {
-        curl(&[
-            "-o",
-            "/dev/null",
-            "-w",
-            "%{http_code} %{size_download}",
-            "--http2-prior-knowledge",
-            "--limit-rate",
-            "1M",
-            &slow_url,
-        ])
-        .await
-    });
-
+    // Meanwhile a slow but steady HTTP/2 reader (16 KiB windows, 50 ms between reads:
+    // 256 KiB in over 3 s, longer than the send timeout) is served in full.
+    let slow = tokio::spawn(slow_reader(port, 256 << 10));
     for (stall, client) in clients {
         let ended = tokio::time::timeout(SEND_TIMEOUT + Duration::from_secs(4), client.conn).await;
         let after = client.head_at.elapsed();
@@ -144,8 +157,9 @@ async fn http2_streams_without_a_window_are_closed_after_the_send_timeout() {
             "{stall:?}: closed after {after:?}, before the send timeout"
         );
     }
-    let slow = slow.await.unwrap();
-    assert_eq!(slow.stdout, format!("200 {}", 3 << 20), "slow reader: {slow:?}");
+    let (read, took) = slow.await.unwrap();
+    assert_eq!(read, 256 << 10, "the slow reader got all of it");
+    assert!(took > SEND_TIMEOUT, "the slow reader was not slow: {took:?}");
 
     let m = scrape(&daemon).await;
     let front = [("listener", "front")];
