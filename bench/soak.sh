@@ -25,10 +25,10 @@
 # tandemd: $TANDEMD, else target/release/tandemd, else target/debug/tandemd (under
 # $CARGO_TARGET_DIR when set).
 #
-# Output: one table row per sample (elapsed, RSS, descriptors, threads), the load's
-# summaries, and a verdict comparing the mean of the first third of the samples with the
-# last third (growth of RSS over 10 % and 4 MiB, or of descriptors over 10 % and 16, is
-# reported as growth).
+# Output: one table row per sample (elapsed, RSS, descriptors, threads; the row at 0 s is
+# before the load), the load's summaries, and a verdict comparing the mean of the first
+# third of the samples under load with the last third (growth of RSS over 10 % and 4 MiB,
+# or of descriptors over 10 % and 16, is reported as growth).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
@@ -194,32 +194,40 @@ report_row() {
 START=$SECONDS
 weight=1
 flapped=""
-restart_at=-1
+restart_at=0
 reloads=0
 flaps=0
+next_reload=$RELOAD_EVERY
+next_flap=$FLAP_EVERY
+next_sample=$INTERVAL
 report_row 0
+# Deadlines rather than "elapsed % N": a step that takes more than a second (stopping a
+# backend) must not skip a sample, a reload or a flap.
 while :; do
     sleep 1
     elapsed=$((SECONDS - START))
     kill -0 "$TANDEMD_PID" 2>/dev/null || { tail -20 "$TMP/tandemd.log" >&2; die "tandemd died after ${elapsed}s (log above)"; }
-    if [ $((elapsed % RELOAD_EVERY)) -eq 0 ]; then
+    if [ "$elapsed" -ge "$next_reload" ]; then
         weight=$((3 - weight))
         write_config "$weight"
         kill -HUP "$TANDEMD_PID"
         reloads=$((reloads + 1))
+        next_reload=$((next_reload + RELOAD_EVERY))
     fi
-    if [ -z "$flapped" ] && [ $((elapsed % FLAP_EVERY)) -eq 0 ] && [ "$elapsed" -lt "$SECONDS_TOTAL" ]; then
+    if [ -z "$flapped" ] && [ "$elapsed" -ge "$next_flap" ] && [ "$elapsed" -lt "$SECONDS_TOTAL" ]; then
         flapped=b$((flaps % 2 + 1))
         stop_pid "$(eval echo "\$PID_$flapped")"
         restart_at=$((elapsed + 5))
         flaps=$((flaps + 1))
+        next_flap=$((next_flap + FLAP_EVERY))
     fi
     if [ -n "$flapped" ] && [ "$elapsed" -ge "$restart_at" ]; then
         start_backend "$flapped"
         flapped=""
     fi
-    if [ $((elapsed % INTERVAL)) -eq 0 ] || [ "$elapsed" -ge "$SECONDS_TOTAL" ]; then
+    if [ "$elapsed" -ge "$next_sample" ] || [ "$elapsed" -ge "$SECONDS_TOTAL" ]; then
         report_row "$elapsed"
+        next_sample=$((next_sample + INTERVAL))
     fi
     [ "$elapsed" -ge "$SECONDS_TOTAL" ] && break
 done
@@ -235,8 +243,9 @@ echo "load: $reloads reloads, $flaps backend flaps"
 sed 's/^/  /' "$TMP/load-rapid-reset.out" "$TMP/load-tcp.out"
 curl -fsS --max-time 5 "$URL" >/dev/null || die "tandemd stopped answering at the end"
 
-# The verdict: the mean of the first third of the samples against the last third.
-printf '%s\n' "${ROWS[@]}" | awk -F'\t' '
+# The verdict: the mean of the first third of the samples under load against the last
+# third. The sample at 0 s (before the load) is the idle baseline, not part of it.
+printf '%s\n' "${ROWS[@]:1}" | awk -F'\t' '
     { rss[NR] = $2; fds[NR] = $3 }
     END {
         third = int(NR / 3); if (third < 1) third = 1
@@ -245,6 +254,6 @@ printf '%s\n' "${ROWS[@]}" | awk -F'\t' '
         r0 /= third; r1 /= third; f0 /= third; f1 /= third
         dr = r1 - r0; df = f1 - f0
         grows = (dr > 0.10 * r0 && dr > 4096) || (df > 0.10 * f0 && df > 16)
-        printf "verdict: %s: RSS %.1f -> %.1f MiB (%+.1f %%), descriptors %.0f -> %.0f (%+.0f), first third vs last third of %d samples\n",
+        printf "verdict: %s: RSS %.1f -> %.1f MiB (%+.1f %%), descriptors %.0f -> %.0f (%+.0f), first third vs last third of %d samples under load\n",
             grows ? "GROWTH" : "stable", r0 / 1024, r1 / 1024, r0 ? 100 * dr / r0 : 0, f0, f1, df, NR
     }'

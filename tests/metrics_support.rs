@@ -119,6 +119,12 @@ impl Metrics {
     }
 }
 
+/// One scrape of a `tandemd` binary run by the admin fixture (GET /metrics on its socket).
+pub async fn scrape_daemon(daemon: &tandem_tests::admin::Daemon) -> Metrics {
+    let text = daemon.get("/metrics").await;
+    Metrics::parse(text.as_str().expect("the scrape as text"))
+}
+
 /// Scrapes every 20 ms until `check` holds (at most 5 s); returns that scrape, or panics
 /// with the last one.
 pub async fn scrape_until(node: &tandemd::Node, check: impl Fn(&Metrics) -> bool) -> Metrics {

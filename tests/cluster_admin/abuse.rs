@@ -15,21 +15,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
-use crate::metrics_support::Metrics;
+use crate::metrics_support::{scrape_daemon as scrape, Metrics};
 
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .expect("VmRSS in /proc/<pid>/status")
-}
 
-async fn scrape(daemon: &Daemon) -> Metrics {
-    let text = daemon.get("/metrics").await;
-    Metrics::parse(text.as_str().expect("the scrape as text"))
-}
 
 fn rejected(m: &Metrics, family: &str, reason: &str) -> f64 {
     m.value(family, &[("reason", reason)])

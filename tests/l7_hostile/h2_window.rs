@@ -15,7 +15,7 @@ use tandem_tests::l7_backends::{http_listener_toml, NODE_TOML};
 use tandem_tests::*;
 
 use crate::addr;
-use crate::metrics_support::Metrics;
+use crate::metrics_support::scrape_daemon as scrape;
 
 const SEND_TIMEOUT: Duration = Duration::from_secs(2);
 /// Clients per kind of stall: enough that per-stream memory stands out from the noise.
@@ -94,19 +94,7 @@ async fn slow_reader(port: u16, len: usize) -> (usize, Duration) {
     (read, started.elapsed())
 }
 
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .expect("VmRSS in /proc/<pid>/status")
-}
 
-async fn scrape(daemon: &Daemon) -> Metrics {
-    let text = daemon.get("/metrics").await;
-    Metrics::parse(text.as_str().expect("the scrape as text"))
-}
 
 #[tokio::test]
 async fn http2_streams_without_a_window_are_closed_after_the_send_timeout() {
