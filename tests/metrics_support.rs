@@ -120,6 +120,7 @@ impl Metrics {
 }
 
 /// One scrape of a `tandemd` binary run by the admin fixture (GET /metrics on its socket).
+#[allow(dead_code)] // the metrics binary scrapes in-process nodes; l7_hostile and cluster_admin use it
 pub async fn scrape_daemon(daemon: &tandem_tests::admin::Daemon) -> Metrics {
     let text = daemon.get("/metrics").await;
     Metrics::parse(text.as_str().expect("the scrape as text"))

@@ -17,8 +17,6 @@ use tokio_rustls::TlsConnector;
 
 use crate::metrics_support::{scrape_daemon as scrape, Metrics};
 
-
-
 fn rejected(m: &Metrics, family: &str, reason: &str) -> f64 {
     m.value(family, &[("reason", reason)])
 }
@@ -60,7 +58,9 @@ async fn leader_and_term(daemon: &Daemon) -> (u64, u64) {
 /// One admin request with a body of `len` bytes, written while the answer is read (the
 /// node may answer, and close, before the body is all sent). Returns the status line.
 async fn admin_post_large(daemon: &Daemon, path: &str, len: usize, chunked: bool) -> String {
-    let stream = tokio::net::UnixStream::connect(&daemon.socket).await.unwrap();
+    let stream = tokio::net::UnixStream::connect(&daemon.socket)
+        .await
+        .unwrap();
     let (mut rx, mut tx) = stream.into_split();
     let framing = if chunked {
         "Transfer-Encoding: chunked".to_string()
@@ -145,7 +145,9 @@ async fn the_cluster_port_and_the_admin_api_refuse_abuse_and_the_node_keeps_lead
 
     // A certified peer (n1's own files) sending garbage: a refusal, then the close.
     let certified = ClusterTls::from_dir(&pki, "n1").unwrap().client;
-    let mut peer = tls_peer(raft, certified.clone()).await.expect("certified TLS");
+    let mut peer = tls_peer(raft, certified.clone())
+        .await
+        .expect("certified TLS");
     let mut garbage = vec![0, 0, 0, 64];
     garbage.extend(std::iter::repeat_n(0xff, 64));
     peer.write_all(&garbage).await.unwrap();
@@ -154,7 +156,9 @@ async fn the_cluster_port_and_the_admin_api_refuse_abuse_and_the_node_keeps_lead
 
     // A 4 GiB length prefix: refused before any payload is read or allocated.
     let rss_before = rss_kib(pid);
-    let mut peer = tls_peer(raft, certified.clone()).await.expect("certified TLS");
+    let mut peer = tls_peer(raft, certified.clone())
+        .await
+        .expect("certified TLS");
     peer.write_all(&u32::MAX.to_be_bytes()).await.unwrap();
     peer.write_all(&[7u8; 1024]).await.unwrap();
     peer.flush().await.unwrap();
@@ -188,7 +192,12 @@ async fn the_cluster_port_and_the_admin_api_refuse_abuse_and_the_node_keeps_lead
     assert!(line.contains(" 413 "), "declared 50 MB: {line:?}");
     let line = admin_post_large(&daemon, "/v1/cluster/join", fifty, true).await;
     assert!(line.contains(" 413 "), "chunked 50 MB: {line:?}");
-    for bad in ["{\"seed\": ", "[1,2,3]", "{\"seed\": \"n2:7300\", \"x\": 1}", "\u{0}"] {
+    for bad in [
+        "{\"seed\": ",
+        "[1,2,3]",
+        "{\"seed\": \"n2:7300\", \"x\": 1}",
+        "\u{0}",
+    ] {
         let (status, value) = daemon
             .call(Method::POST, "/v1/cluster/join", Some(bad))
             .await;
@@ -215,7 +224,12 @@ async fn the_cluster_port_and_the_admin_api_refuse_abuse_and_the_node_keeps_lead
     assert_eq!(rejected(&m, admin, "body_too_large"), 2.0, "{}", m.text);
     assert_eq!(rejected(&m, admin, "malformed_json"), 4.0, "{}", m.text);
     let log = daemon.log();
-    for reason in ["tls_handshake", "undecodable", "frame_too_large", "connection_limit"] {
+    for reason in [
+        "tls_handshake",
+        "undecodable",
+        "frame_too_large",
+        "connection_limit",
+    ] {
         let quoted = format!("reason=\"{reason}\"");
         let bare = format!("reason={reason} ");
         let warned = log
@@ -227,12 +241,16 @@ async fn the_cluster_port_and_the_admin_api_refuse_abuse_and_the_node_keeps_lead
     }
     assert!(log.contains("admin request refused"), "{log}");
     assert_eq!(leader_and_term(&daemon).await, (leader, term), "{log}");
-    let stream = tokio::net::UnixStream::connect(&daemon.socket).await.unwrap();
+    let stream = tokio::net::UnixStream::connect(&daemon.socket)
+        .await
+        .unwrap();
     let (status, _, _) = exchange(stream, Method::GET, "/v1/status", &[], None)
         .await
         .unwrap();
     assert_eq!(status, 200);
     // A certified peer is still served: a garbage-free connection stays open.
-    let mut peer = tls_peer(raft, certified).await.expect("certified TLS after");
+    let mut peer = tls_peer(raft, certified)
+        .await
+        .expect("certified TLS after");
     assert!(!closed_within(&mut peer, Duration::from_millis(300)).await);
 }

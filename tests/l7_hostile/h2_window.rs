@@ -84,7 +84,11 @@ async fn slow_reader(port: u16, len: usize) -> (usize, Duration) {
     let req = http::Request::get(format!("http://ok.example/big/{len}"))
         .body(Empty::<Bytes>::new())
         .unwrap();
-    let mut body = sender.send_request(req).await.expect("response head").into_body();
+    let mut body = sender
+        .send_request(req)
+        .await
+        .expect("response head")
+        .into_body();
     let mut read = 0;
     while let Some(frame) = body.frame().await {
         let Ok(frame) = frame else { break };
@@ -93,8 +97,6 @@ async fn slow_reader(port: u16, len: usize) -> (usize, Duration) {
     }
     (read, started.elapsed())
 }
-
-
 
 #[tokio::test]
 async fn http2_streams_without_a_window_are_closed_after_the_send_timeout() {
@@ -115,7 +117,15 @@ async fn http2_streams_without_a_window_are_closed_after_the_send_timeout() {
     let pid = daemon.child.0.id();
     assert!(wait_listening(addr(port), Duration::from_secs(10)).await);
     let url = format!("http://127.0.0.1:{port}/big/{BIG}");
-    let warm = curl(&["-o", "/dev/null", "-w", "%{http_code}", "--http2-prior-knowledge", &url]).await;
+    let warm = curl(&[
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        "--http2-prior-knowledge",
+        &url,
+    ])
+    .await;
     assert_eq!(warm.stdout, "200", "{warm:?}");
     tokio::time::sleep(Duration::from_millis(300)).await;
 
@@ -147,7 +157,10 @@ async fn http2_streams_without_a_window_are_closed_after_the_send_timeout() {
     }
     let (read, took) = slow.await.unwrap();
     assert_eq!(read, 256 << 10, "the slow reader got all of it");
-    assert!(took > SEND_TIMEOUT, "the slow reader was not slow: {took:?}");
+    assert!(
+        took > SEND_TIMEOUT,
+        "the slow reader was not slow: {took:?}"
+    );
 
     let m = scrape(&daemon).await;
     let front = [("listener", "front")];
@@ -167,6 +180,14 @@ async fn http2_streams_without_a_window_are_closed_after_the_send_timeout() {
     assert!(per_stream < 400, "{per_stream} KiB per stalled stream");
 
     // And the listener serves on.
-    let after = curl(&["-o", "/dev/null", "-w", "%{http_code}", "--http2-prior-knowledge", &url]).await;
+    let after = curl(&[
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        "--http2-prior-knowledge",
+        &url,
+    ])
+    .await;
     assert_eq!(after.stdout, "200", "{after:?}");
 }

@@ -23,7 +23,6 @@ use crate::addr;
 const READERS: usize = 60;
 const BIG: usize = 8 << 20;
 
-
 fn fds(pid: u32) -> usize {
     std::fs::read_dir(format!("/proc/{pid}/fd"))
         .unwrap()

@@ -109,7 +109,9 @@ pub async fn serve_with(
         };
         if connections.len() >= MAX_CONNECTIONS {
             let detail = format!("more than {MAX_CONNECTIONS} connections open");
-            handler.rejections.refuse(Rejection::ConnectionLimit, peer, &detail);
+            handler
+                .rejections
+                .refuse(Rejection::ConnectionLimit, peer, &detail);
             continue;
         }
         let (acceptor, handler, stop) = (acceptor.clone(), handler.clone(), stop.clone());
@@ -133,45 +135,52 @@ async fn connection(tcp: TcpStream, peer: SocketAddr, acceptor: TlsAcceptor, han
         Ok(Ok(stream)) => stream,
         Ok(Err(e)) => {
             let detail = format!("TLS handshake failed: {e}");
-            handler.rejections.refuse(Rejection::TlsHandshake, peer, &detail);
+            handler
+                .rejections
+                .refuse(Rejection::TlsHandshake, peer, &detail);
             return;
         }
         Err(_) => {
             let detail = format!("no TLS handshake within {HANDSHAKE_TIMEOUT:?}");
-            handler.rejections.refuse(Rejection::HandshakeTimeout, peer, &detail);
+            handler
+                .rejections
+                .refuse(Rejection::HandshakeTimeout, peer, &detail);
             return;
         }
     };
     tracing::debug!(%peer, "cluster transport: peer connected");
     loop {
-        let frame = match tokio::time::timeout(IDLE_TIMEOUT, read_frame(&mut stream, MAX_FRAME))
-            .await
-        {
-            Err(_) => {
-                tracing::debug!(%peer, "cluster transport: idle connection closed");
-                return;
-            }
-            Ok(Ok(Some(frame))) => frame,
-            Ok(Ok(None)) => {
-                tracing::debug!(%peer, "cluster transport: peer closed the connection");
-                return;
-            }
-            Ok(Err(e @ FrameError::TooLarge { .. })) => {
-                let detail = format!("{e}; connection closed");
-                handler.rejections.refuse(Rejection::FrameTooLarge, peer, &detail);
-                close(stream).await;
-                return;
-            }
-            Ok(Err(e)) => {
-                tracing::debug!(%peer, error = %e, "cluster transport: connection lost");
-                return;
-            }
-        };
+        let frame =
+            match tokio::time::timeout(IDLE_TIMEOUT, read_frame(&mut stream, MAX_FRAME)).await {
+                Err(_) => {
+                    tracing::debug!(%peer, "cluster transport: idle connection closed");
+                    return;
+                }
+                Ok(Ok(Some(frame))) => frame,
+                Ok(Ok(None)) => {
+                    tracing::debug!(%peer, "cluster transport: peer closed the connection");
+                    return;
+                }
+                Ok(Err(e @ FrameError::TooLarge { .. })) => {
+                    let detail = format!("{e}; connection closed");
+                    handler
+                        .rejections
+                        .refuse(Rejection::FrameTooLarge, peer, &detail);
+                    close(stream).await;
+                    return;
+                }
+                Ok(Err(e)) => {
+                    tracing::debug!(%peer, error = %e, "cluster transport: connection lost");
+                    return;
+                }
+            };
         let reply = match postcard::from_bytes::<Request>(&frame) {
             Ok(request) => dispatch(&handler, request).await,
             Err(e) => {
                 let detail = format!("undecodable request ({e}); connection closed");
-                handler.rejections.refuse(Rejection::Undecodable, peer, &detail);
+                handler
+                    .rejections
+                    .refuse(Rejection::Undecodable, peer, &detail);
                 let refusal = Reply::Refused(format!("cannot decode the request: {e}"));
                 if send(&mut stream, &refusal).await.is_ok() {
                     close(stream).await;

@@ -70,7 +70,11 @@ impl ApiError {
     }
 
     /// A request the client got wrong in a way worth counting (`why`).
-    pub fn rejected(code: Code, why: super::rejections::Rejected, message: impl Into<String>) -> Self {
+    pub fn rejected(
+        code: Code,
+        why: super::rejections::Rejected,
+        message: impl Into<String>,
+    ) -> Self {
         ApiError {
             rejected: Some(why),
             ..Self::new(code, message)
