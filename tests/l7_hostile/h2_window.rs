@@ -140,8 +140,8 @@ async fn http2_streams_without_a_window_are_closed_after_the_send_timeout() {
     let per_stream = rss_kib(pid).saturating_sub(rss0) / clients.len() as u64;
 
     // Meanwhile a slow but steady HTTP/2 reader (16 KiB windows, 50 ms between reads:
-    // 256 KiB in over 3 s, longer than the send timeout) is served in full.
-    let slow = tokio::spawn(slow_reader(port, 256 << 10));
+    // 512 KiB in over 3 s, longer than the send timeout) is served in full.
+    let slow = tokio::spawn(slow_reader(port, 512 << 10));
     for (stall, client) in clients {
         let ended = tokio::time::timeout(SEND_TIMEOUT + Duration::from_secs(4), client.conn).await;
         let after = client.head_at.elapsed();
@@ -156,7 +156,7 @@ async fn http2_streams_without_a_window_are_closed_after_the_send_timeout() {
         );
     }
     let (read, took) = slow.await.unwrap();
-    assert_eq!(read, 256 << 10, "the slow reader got all of it");
+    assert_eq!(read, 512 << 10, "the slow reader got all of it");
     assert!(
         took > SEND_TIMEOUT,
         "the slow reader was not slow: {took:?}"

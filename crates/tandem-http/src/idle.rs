@@ -79,6 +79,11 @@ impl Activity {
         }
     }
 
+    /// Whether the last write to the client could not proceed (its socket is full).
+    pub fn writes_blocked(&self) -> bool {
+        self.blocked_since.load(Ordering::Relaxed) != 0
+    }
+
     /// Resolves once writes to the client have made no progress for `limit`.
     pub async fn send_stalled(&self, limit: Duration) {
         loop {
