@@ -4,11 +4,13 @@
 # is stopped by PID on exit (also on Ctrl-C). A check for people to read, like the other
 # benchmarks: it fails only when something could not be started or tandemd died.
 #
-# Usage: bench/soak.sh [--minutes 10] [--interval 30] [--reload-every 30] [--flap-every 20]
-#                      [--base-port 18380] [--keep-tmp]
+# Usage: bench/soak.sh [--minutes 10] [--interval 30] [--warmup 60] [--reload-every 30]
+#                      [--flap-every 20] [--base-port 18380] [--keep-tmp]
 #
 #   --minutes N       how long the load runs (default 10; 2 is a smoke run)
 #   --interval S      seconds between samples of tandemd's RSS and open descriptors (30)
+#   --warmup S        samples before this many seconds are shown but left out of the
+#                     verdict: allocator arenas and pools fill in the first minute (60)
 #   --reload-every S  seconds between reloads: the config is rewritten (a backend weight
 #                     toggles between 1 and 2) and tandemd gets SIGHUP (default 30)
 #   --flap-every S    seconds between backend flaps: one HTTP backend (in turn) is killed
@@ -27,8 +29,8 @@
 #
 # Output: one table row per sample (elapsed, RSS, descriptors, threads; the row at 0 s is
 # before the load), the load's summaries, and a verdict comparing the mean of the first
-# third of the samples under load with the last third (growth of RSS over 10 % and 4 MiB,
-# or of descriptors over 10 % and 16, is reported as growth).
+# third of the samples after the warm-up with the last third (growth of RSS over 10 % and
+# 4 MiB, or of descriptors over 10 % and 16, is reported as growth).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
@@ -37,6 +39,7 @@ source "$ROOT/bench/lib.sh"
 
 MINUTES=10
 INTERVAL=30
+WARMUP=60
 RELOAD_EVERY=30
 FLAP_EVERY=20
 BASE_PORT=18380
@@ -46,6 +49,7 @@ while [ $# -gt 0 ]; do
     case "$1" in
     --minutes) MINUTES="$2"; shift 2 ;;
     --interval) INTERVAL="$2"; shift 2 ;;
+    --warmup) WARMUP="$2"; shift 2 ;;
     --reload-every) RELOAD_EVERY="$2"; shift 2 ;;
     --flap-every) FLAP_EVERY="$2"; shift 2 ;;
     --base-port) BASE_PORT="$2"; shift 2 ;;
@@ -54,6 +58,7 @@ while [ $# -gt 0 ]; do
     *) die "unknown argument: $1 (see --help)" ;;
     esac
 done
+is_uint "$WARMUP" || die "--warmup must be a number of seconds, got \"$WARMUP\""
 for n in "$MINUTES" "$INTERVAL" "$RELOAD_EVERY" "$FLAP_EVERY" "$BASE_PORT"; do
     is_uint "$n" && [ "$n" -gt 0 ] || die "numbers must be positive integers, got \"$n\""
 done
@@ -243,17 +248,19 @@ echo "load: $reloads reloads, $flaps backend flaps"
 sed 's/^/  /' "$TMP/load-rapid-reset.out" "$TMP/load-tcp.out"
 curl -fsS --max-time 5 "$URL" >/dev/null || die "tandemd stopped answering at the end"
 
-# The verdict: the mean of the first third of the samples under load against the last
-# third. The sample at 0 s (before the load) is the idle baseline, not part of it.
-printf '%s\n' "${ROWS[@]:1}" | awk -F'\t' '
-    { rss[NR] = $2; fds[NR] = $3 }
+# The verdict: the mean of the first third of the samples after the warm-up against the
+# last third. The sample at 0 s (before the load) is the idle baseline, never part of it;
+# when the warm-up leaves fewer than two samples, every sample under load counts.
+printf '%s\n' "${ROWS[@]:1}" | awk -F'\t' -v warmup="$WARMUP" '
+    { all_rss[NR] = $2; all_fds[NR] = $3; if ($1 >= warmup) { n++; rss[n] = $2; fds[n] = $3 } }
     END {
-        third = int(NR / 3); if (third < 1) third = 1
+        if (n < 2) { n = NR; for (i = 1; i <= NR; i++) { rss[i] = all_rss[i]; fds[i] = all_fds[i] } }
+        third = int(n / 3); if (third < 1) third = 1
         for (i = 1; i <= third; i++) { r0 += rss[i]; f0 += fds[i] }
-        for (i = NR - third + 1; i <= NR; i++) { r1 += rss[i]; f1 += fds[i] }
+        for (i = n - third + 1; i <= n; i++) { r1 += rss[i]; f1 += fds[i] }
         r0 /= third; r1 /= third; f0 /= third; f1 /= third
         dr = r1 - r0; df = f1 - f0
         grows = (dr > 0.10 * r0 && dr > 4096) || (df > 0.10 * f0 && df > 16)
-        printf "verdict: %s: RSS %.1f -> %.1f MiB (%+.1f %%), descriptors %.0f -> %.0f (%+.0f), first third vs last third of %d samples under load\n",
-            grows ? "GROWTH" : "stable", r0 / 1024, r1 / 1024, r0 ? 100 * dr / r0 : 0, f0, f1, df, NR
+        printf "verdict: %s: RSS %.1f -> %.1f MiB (%+.1f %%), descriptors %.0f -> %.0f (%+.0f), first third vs last third of %d samples after the warm-up\n",
+            grows ? "GROWTH" : "stable", r0 / 1024, r1 / 1024, r0 ? 100 * dr / r0 : 0, f0, f1, df, n
     }'
