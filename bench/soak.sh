@@ -78,6 +78,8 @@ B2_PORT=$((BASE_PORT + 3))
 ECHO_PORT=$((BASE_PORT + 4))
 check_ports_free "$HTTP_PORT" "$L4_PORT" "$B1_PORT" "$B2_PORT" "$ECHO_PORT"
 SECONDS_TOTAL=$((MINUTES * 60))
+# The load outlasts the sampling by a few seconds, so the last sample is taken under load.
+LOAD_SECONDS=$((SECONDS_TOTAL + 5))
 
 make_tmp tandem-soak
 CONFIG="$TMP/tandem.toml"
@@ -167,17 +169,17 @@ load() { # load NAME CMD...: a load generator, stopped on exit like the rest
 }
 URL="http://127.0.0.1:$HTTP_PORT/"
 if command -v wrk >/dev/null; then
-    load http1 wrk -t1 -c20 -d"${SECONDS_TOTAL}s" "$URL"
+    load http1 wrk -t1 -c20 -d"${LOAD_SECONDS}s" "$URL"
 else
-    load http1 bash -c "$(declare -f curl_loop); curl_loop $SECONDS_TOTAL /dev/stdout $URL"
+    load http1 bash -c "$(declare -f curl_loop); curl_loop $LOAD_SECONDS /dev/stdout $URL"
 fi
 if command -v h2load >/dev/null; then
-    load http2 h2load -c10 -m10 -D "$SECONDS_TOTAL" "$URL"
+    load http2 h2load -c10 -m10 -D "$LOAD_SECONDS" "$URL"
 else
-    load http2 bash -c "$(declare -f curl_loop); curl_loop $SECONDS_TOTAL /dev/stdout --http2-prior-knowledge $URL"
+    load http2 bash -c "$(declare -f curl_loop); curl_loop $LOAD_SECONDS /dev/stdout --http2-prior-knowledge $URL"
 fi
-load rapid-reset python3 "$CLIENTS" rapid-reset "$HTTP_PORT" "$SECONDS_TOTAL"
-load tcp python3 "$CLIENTS" tcp "$L4_PORT" "$SECONDS_TOTAL"
+load rapid-reset python3 "$CLIENTS" rapid-reset "$HTTP_PORT" "$LOAD_SECONDS"
+load tcp python3 "$CLIENTS" tcp "$L4_PORT" "$LOAD_SECONDS"
 
 sample() { # one row: elapsed, RSS (KiB), descriptors, threads
     local rss fds threads

@@ -1,8 +1,9 @@
 //! The cluster port and the admin API under abuse (issue 14), on a real one-node cluster:
-//! peers without a cluster certificate (plain TCP, TLS with a certificate of another CA),
-//! a certified peer sending garbage or a 4 GiB length prefix, a flood of 500 connections,
-//! and admin clients sending 50 MB or malformed JSON. Each is refused with a bounded
-//! allocation, counted by reason and logged, and the node stays leader in the same term.
+//! peers without a cluster certificate (plain TCP, TLS with a self-signed certificate or
+//! one of another CA), a certified peer sending garbage or a 4 GiB length prefix, a flood
+//! of 500 connections, and admin clients sending 50 MB or malformed JSON. Each is refused
+//! with a bounded allocation, counted by reason and logged, and the node stays leader in
+//! the same term.
 
 use http::Method;
 use std::sync::Arc;
@@ -122,25 +123,33 @@ async fn the_cluster_port_and_the_admin_api_refuse_abuse_and_the_node_keeps_lead
         .unwrap();
     assert!(closed_within(&mut plain, Duration::from_secs(5)).await);
 
-    // TLS with a certificate of another (self-signed) CA: refused in the handshake.
-    let rogue_ca = TestCa::new(&work, "rogue");
-    let rogue = rogue_ca.leaf(&work, "rogue", "n1", &["n1"]);
-    let rogue_client = tandem_tls::client_config(&tandem_tls::ClientTlsSpec {
-        ca: None,
-        verify: false,
-        alpn: vec![b"tandem-raft/1".to_vec()],
-        client_cert: Some(tandem_tls::CertSpec::new(&rogue.cert, &rogue.key)),
-    })
-    .unwrap();
-    // TLS 1.3: the client learns of the refusal on its first read.
-    if let Ok(mut s) = tls_peer(raft, rogue_client).await {
-        let _ = s.write_all(&[0, 0, 0, 1, 0]).await;
-        let mut buf = [0u8; 16];
-        let read = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf)).await;
-        assert!(
-            matches!(read, Ok(Ok(0)) | Ok(Err(_))),
-            "a rogue certificate was served: {read:?}"
-        );
+    // TLS with a self-signed certificate, and with one of another CA: refused in the
+    // handshake.
+    let self_signed = rcgen::generate_simple_self_signed(vec!["n1".to_string()]).unwrap();
+    let self_signed = (
+        work.write("self.pem", self_signed.cert.pem()),
+        work.write("self.key", self_signed.signing_key.serialize_pem()),
+    );
+    let rogue = TestCa::new(&work, "rogue").leaf(&work, "rogue", "n1", &["n1"]);
+    for (cert, key) in [self_signed, (rogue.cert, rogue.key)] {
+        let client = tandem_tls::client_config(&tandem_tls::ClientTlsSpec {
+            ca: None,
+            verify: false,
+            alpn: vec![b"tandem-raft/1".to_vec()],
+            client_cert: Some(tandem_tls::CertSpec::new(&cert, &key)),
+        })
+        .unwrap();
+        // TLS 1.3: the client learns of the refusal on its first read.
+        if let Ok(mut s) = tls_peer(raft, client).await {
+            let _ = s.write_all(&[0, 0, 0, 1, 0]).await;
+            let mut buf = [0u8; 16];
+            let read = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf)).await;
+            assert!(
+                matches!(read, Ok(Ok(0)) | Ok(Err(_))),
+                "{}: a peer without a cluster certificate was served: {read:?}",
+                cert.display()
+            );
+        }
     }
 
     // A certified peer (n1's own files) sending garbage: a refusal, then the close.
@@ -213,7 +222,7 @@ async fn the_cluster_port_and_the_admin_api_refuse_abuse_and_the_node_keeps_lead
     // Counted, logged, and the node serves on, still leading in the same term.
     let m = scrape(&daemon).await;
     let cluster = "tandem_cluster_rejected_total";
-    assert!(rejected(&m, cluster, "tls_handshake") >= 2.0, "{}", m.text);
+    assert_eq!(rejected(&m, cluster, "tls_handshake"), 3.0, "{}", m.text);
     assert_eq!(rejected(&m, cluster, "undecodable"), 1.0, "{}", m.text);
     assert_eq!(rejected(&m, cluster, "frame_too_large"), 1.0, "{}", m.text);
     let over = rejected(&m, cluster, "connection_limit");
