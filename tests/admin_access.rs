@@ -93,6 +93,20 @@ async fn tcp_admin_needs_the_bearer_token() {
     )
     .await;
     assert_eq!(status, StatusCode::OK);
+
+    // Every refusal counted (none missing, none twice), one warning for all of them.
+    let metrics = daemon.get("/metrics").await;
+    let text = metrics.as_str().unwrap_or_default();
+    assert!(
+        text.contains("tandem_admin_rejected_total{reason=\"unauthorized\"} 5\n"),
+        "{text}"
+    );
+    let warnings = daemon
+        .log()
+        .lines()
+        .filter(|l| l.contains("WARN") && l.contains("admin request refused"))
+        .count();
+    assert_eq!(warnings, 1, "{}", daemon.log());
 }
 
 #[tokio::test]

@@ -2,6 +2,11 @@
 //! admin changes going through the Raft log, and the VIP commands refusing clearly where
 //! they cannot act.
 
+#[path = "cluster_admin/abuse.rs"]
+mod abuse;
+#[allow(dead_code)]
+mod metrics_support;
+
 use std::time::Duration;
 
 use tandem_tests::admin::{ctl, Daemon};
@@ -23,6 +28,25 @@ fn config(dir: &std::path::Path, raft: u16, port: u16) -> String {
     )
 }
 
+/// Waits (up to 10 s) until `tandemctl cluster status` shows n1 (raft id 1) leading;
+/// returns that status.
+async fn wait_leader(daemon: &Daemon) -> serde_json::Value {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (code, out, _) = daemon.ctl(&["--json", "cluster", "status"]).await;
+        let s: serde_json::Value = serde_json::from_str(&out).unwrap_or_default();
+        if code == 0 && s["raft"]["leader"] == 1 {
+            return s;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no leader in cluster status: {out}\n{}",
+            daemon.log()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_one_node_cluster_answers_status_changes_and_refuses_vip_overrides() {
     let work = TempDir::new();
@@ -32,20 +56,7 @@ async fn a_one_node_cluster_answers_status_changes_and_refuses_vip_overrides() {
     let daemon = Daemon::start(&config(&work.path(""), free_port(), free_port())).await;
 
     // Status: this node leads a cluster of one.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    let status = loop {
-        let (code, out, _) = daemon.ctl(&["--json", "cluster", "status"]).await;
-        let s: serde_json::Value = serde_json::from_str(&out).unwrap_or_default();
-        if code == 0 && s["raft"]["leader"] == 1 {
-            break s;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "no leader in cluster status: {out}\n{}",
-            daemon.log()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let status = wait_leader(&daemon).await;
     assert!(status["raft"]["term"].as_u64() >= Some(1), "{status}");
 
     // A backend change goes through the log: the replicated version moves on.

@@ -2,18 +2,22 @@
 //! gets wrong never count against a backend; one checked authority per request; clients
 //! that stop reading are closed after `send_timeout`, with bounded memory each. Real
 //! tandemd (in process, or the binary where its memory is measured), real backends, raw
-//! TCP for the malformed bytes and hyper for HTTP/2.
+//! TCP for the malformed bytes and the rapid-reset frames, hyper for HTTP/2.
 
 #[path = "l7_hostile/accept.rs"]
 mod accept;
 #[path = "l7_hostile/bodies.rs"]
 mod bodies;
+#[path = "l7_hostile/h2_window.rs"]
+mod h2_window;
 #[path = "l7_hostile/host.rs"]
 mod host;
 #[path = "l7_hostile/logs.rs"]
 mod logs;
 #[allow(dead_code)]
 mod metrics_support;
+#[path = "l7_hostile/rapid_reset.rs"]
+mod rapid_reset;
 #[path = "l7_hostile/stalled.rs"]
 mod stalled;
 

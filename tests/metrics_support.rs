@@ -119,6 +119,13 @@ impl Metrics {
     }
 }
 
+/// One scrape of a `tandemd` binary run by the admin fixture (GET /metrics on its socket).
+#[allow(dead_code)] // the metrics binary scrapes in-process nodes; l7_hostile and cluster_admin use it
+pub async fn scrape_daemon(daemon: &tandem_tests::admin::Daemon) -> Metrics {
+    let text = daemon.get("/metrics").await;
+    Metrics::parse(text.as_str().expect("the scrape as text"))
+}
+
 /// Scrapes every 20 ms until `check` holds (at most 5 s); returns that scrape, or panics
 /// with the last one.
 pub async fn scrape_until(node: &tandemd::Node, check: impl Fn(&Metrics) -> bool) -> Metrics {
@@ -222,6 +229,7 @@ pub fn cluster_sample() -> tandemd::metrics::ClusterSample {
             able: true,
             ..Default::default()
         }],
+        rejected: vec![("tls_handshake", 2), ("frame_too_large", 1)],
     }
 }
 

@@ -288,6 +288,17 @@ impl Drop for Child {
     }
 }
 
+/// The resident memory of process `pid` (VmRSS), in KiB.
+pub fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_else(|e| panic!("reading /proc/{pid}/status: {e}"));
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .expect("VmRSS in /proc/<pid>/status")
+}
+
 /// Waits until something accepts TCP connections on `addr`.
 pub async fn wait_listening(addr: SocketAddr, limit: Duration) -> bool {
     let deadline = tokio::time::Instant::now() + limit;

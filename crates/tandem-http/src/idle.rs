@@ -33,6 +33,8 @@ pub struct Activity {
     /// proceeding (0: the last write went through).
     blocked_since: AtomicU64,
     blocked: Notify,
+    /// HTTP/2 streams waiting for the client to open its flow-control window.
+    pub streams: Arc<crate::stream_stall::StreamStalls>,
 }
 
 /// Marks one request in flight until dropped (with its response body).
@@ -57,6 +59,7 @@ impl Activity {
             head_started: Notify::new(),
             blocked_since: AtomicU64::new(0),
             blocked: Notify::new(),
+            streams: Arc::default(),
         })
     }
 
@@ -74,6 +77,11 @@ impl Activity {
         if self.blocked_since.load(Ordering::Relaxed) != 0 {
             self.blocked_since.store(0, Ordering::Relaxed);
         }
+    }
+
+    /// Whether the last write to the client could not proceed (its socket is full).
+    pub fn writes_blocked(&self) -> bool {
+        self.blocked_since.load(Ordering::Relaxed) != 0
     }
 
     /// Resolves once writes to the client have made no progress for `limit`.

@@ -19,6 +19,7 @@ mod runtime;
 mod server;
 mod service;
 mod sticky;
+mod stream_stall;
 mod upgrade;
 mod upstream;
 mod upstream_pool;

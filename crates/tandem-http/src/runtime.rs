@@ -140,6 +140,9 @@ pub struct HttpStats {
     pub body_bytes_in: AtomicU64,
     /// Response body bytes handed to client connections, counted at body end.
     pub body_bytes_out: AtomicU64,
+    /// Of those, HTTP/2 connections closed because a stream got no flow-control window
+    /// (the client never sent WINDOW_UPDATE) for `send_timeout`.
+    pub h2_window_stalls: AtomicU64,
     /// Which of the refusals above were logged already (one warning each, then debug).
     pub(crate) logged: LoggedOnce,
 }
@@ -150,6 +153,7 @@ pub(crate) struct LoggedOnce {
     pub client_body: std::sync::atomic::AtomicBool,
     pub bad_host: std::sync::atomic::AtomicBool,
     pub send_timeout: std::sync::atomic::AtomicBool,
+    pub h2_window_stall: std::sync::atomic::AtomicBool,
 }
 
 /// True the first time it is called on `flag`.

@@ -9,6 +9,7 @@ use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
@@ -282,19 +283,56 @@ async fn serve_io<S>(
             _ = activity.send_stalled(send_timeout) => {
                 // A stalled reader: it would hold its backend connection and buffers for
                 // as long as it likes. Close at once (HTTP/1 and HTTP/2 alike).
-                runtime.stats.send_timeouts.fetch_add(1, Ordering::Relaxed);
-                if first_time(&runtime.stats.logged.send_timeout) {
-                    tracing::warn!(listener = %runtime.name, %client, timeout = ?send_timeout,
-                        "client read nothing within the send timeout: connection closed (logged once; see tandem_http_send_timeouts_total)");
-                } else {
-                    tracing::debug!(listener = %runtime.name, %client, "client read nothing within the send timeout: connection closed");
-                }
+                closed_stalled(&runtime, client, send_timeout, Stall::Socket);
+                return;
+            }
+            _ = activity.streams.stalled(send_timeout) => {
+                // An HTTP/2 stream the client opens no window for writes nothing, so the
+                // socket never blocks; it would hold its backend connection all the same.
+                // (A client that also stopped reading its socket is a plain stalled reader.)
+                let stall = if activity.writes_blocked() { Stall::Socket } else { Stall::Window };
+                closed_stalled(&runtime, client, send_timeout, stall);
                 return;
             }
             _ = activity.head_overdue(header_timeout) => {
                 // Slowloris: a head that does not complete in time; close at once.
                 tracing::debug!(listener = %runtime.name, %client, "request head not received within the header timeout");
                 return;
+            }
+        }
+    }
+}
+
+/// How a client stopped taking its responses.
+enum Stall {
+    /// Writes to its socket stopped proceeding.
+    Socket,
+    /// HTTP/2: a stream got no flow-control window, so nothing was even written.
+    Window,
+}
+
+/// Counts and logs (the first of each kind a warning, the rest debug) a connection closed
+/// because its client took no response bytes for `send_timeout`.
+fn closed_stalled(runtime: &ListenerRuntime, client: SocketAddr, timeout: Duration, stall: Stall) {
+    let stats = &runtime.stats;
+    stats.send_timeouts.fetch_add(1, Ordering::Relaxed);
+    let listener = &runtime.name;
+    match stall {
+        Stall::Socket => {
+            if first_time(&stats.logged.send_timeout) {
+                tracing::warn!(%listener, %client, ?timeout,
+                    "client read nothing within the send timeout: connection closed (logged once; see tandem_http_send_timeouts_total)");
+            } else {
+                tracing::debug!(%listener, %client, "client read nothing within the send timeout: connection closed");
+            }
+        }
+        Stall::Window => {
+            stats.h2_window_stalls.fetch_add(1, Ordering::Relaxed);
+            if first_time(&stats.logged.h2_window_stall) {
+                tracing::warn!(%listener, %client, ?timeout,
+                    "HTTP/2 client opened no flow-control window for a response within the send timeout: connection closed (logged once; see tandem_http_h2_window_stalls_total)");
+            } else {
+                tracing::debug!(%listener, %client, "HTTP/2 client opened no flow-control window within the send timeout: connection closed");
             }
         }
     }

@@ -30,6 +30,8 @@ pub struct Node {
     started: Instant,
     /// One change at a time.
     applying: tokio::sync::Mutex<()>,
+    /// Admin requests refused for what the client sent (`tandem_admin_rejected_total`).
+    admin_rejections: crate::admin::AdminRejections,
 }
 
 /// What a pool's checks depend on: restart them only when this changes.
@@ -125,6 +127,11 @@ impl Node {
         Ok(node)
     }
 
+    /// Admin requests refused so far, by reason.
+    pub fn admin_rejections(&self) -> &crate::admin::AdminRejections {
+        &self.admin_rejections
+    }
+
     /// The cluster membership, when `[node.cluster]` is configured.
     pub fn cluster(&self) -> Option<&Cluster> {
         self.cluster.get().map(|c| &**c)
@@ -146,6 +153,7 @@ impl Node {
             cluster: std::sync::OnceLock::new(),
             started: Instant::now(),
             applying: tokio::sync::Mutex::new(()),
+            admin_rejections: Default::default(),
         };
         node.sync_checks(&config.cluster)?;
         tracing::info!(node = %config.node.id, version = config.cluster.version,

@@ -44,7 +44,7 @@ use crate::raft::StoreError;
 use crate::state::Command;
 use crate::transport::wire::OpRequest;
 use crate::transport::{
-    serve_cluster, ClusterTls, Contacts, Handler, NetworkOptions, TandemNetwork,
+    serve_cluster, ClusterTls, Contacts, Handler, NetworkOptions, Rejections, TandemNetwork,
 };
 
 /// What a node needs to take part.
@@ -103,6 +103,8 @@ pub struct ClusterNode {
     ops: Arc<Ops>,
     network: TandemNetwork,
     contacts: Contacts,
+    /// What the Raft listener refused (bad peers, bad frames, floods), by reason.
+    rejections: Arc<Rejections>,
     applied: watch::Receiver<AppliedState>,
     local_addr: SocketAddr,
     elector: Arc<Elector>,
@@ -192,6 +194,7 @@ impl ClusterNode {
             options.campaign_delay,
         ));
         tokio::spawn(elector.clone().run(stop.clone()));
+        let rejections = Arc::new(Rejections::default());
         let handler = Handler {
             raft: raft.clone(),
             ops: Some(ops.clone()),
@@ -201,6 +204,7 @@ impl ClusterNode {
             // each resent many times: no loss rate short of a cut keeps every answer from
             // it) is no leader to keep following.
             deaf_after: Some(options.election_timeout * 2 / 3),
+            rejections: rejections.clone(),
         };
         let server = tokio::spawn(serve_cluster(
             listener,
@@ -215,6 +219,7 @@ impl ClusterNode {
             ops,
             network,
             contacts,
+            rejections,
             applied,
             local_addr,
             elector,
@@ -255,6 +260,11 @@ impl ClusterNode {
 
     pub fn id(&self) -> NodeId {
         self.options.raft_id
+    }
+
+    /// What the Raft listener refused so far, by reason (`tandem_cluster_rejected_total`).
+    pub fn rejections(&self) -> &Rejections {
+        &self.rejections
     }
 
     pub fn options(&self) -> &ClusterOptions {

@@ -28,6 +28,7 @@ use super::wire::Reply;
 use super::wire::Request;
 use super::wire::MAX_FRAME;
 use super::Contacts;
+use super::{Rejection, Rejections};
 use crate::node::Elector;
 use crate::node::Ops;
 use crate::raft::types::AppendEntriesResponse;
@@ -66,13 +67,15 @@ pub async fn serve(
         contacts: Contacts::default(),
         elector: None,
         deaf_after: None,
+        rejections: Arc::default(),
     };
     serve_with(listener, tls, handler, stop).await
 }
 
 /// What the listener hands requests to: the local Raft, the cluster operations executor
 /// (absent: `Op` requests are answered with an error), the contact book it notes leaders
-/// and candidates in, and the elector that answers pre-votes (absent: refused).
+/// and candidates in, the elector that answers pre-votes (absent: refused), and the
+/// counts of what the listener refused.
 #[derive(Clone)]
 pub struct Handler {
     pub raft: Raft,
@@ -82,6 +85,7 @@ pub struct Handler {
     /// Refuse AppendEntries arriving as datagrams from a leader that has not heard this
     /// node's answers for this long (see [`super::datagram`]); `None`: never.
     pub deaf_after: Option<Duration>,
+    pub rejections: Arc<Rejections>,
 }
 
 /// [`serve`] with cluster operations, over TCP only.
@@ -131,7 +135,10 @@ pub async fn serve_cluster(
             },
         };
         if connections.len() >= MAX_CONNECTIONS {
-            tracing::warn!(%peer, limit = MAX_CONNECTIONS, "cluster transport: too many connections, refused one");
+            let detail = format!("more than {MAX_CONNECTIONS} connections open");
+            handler
+                .rejections
+                .refuse(Rejection::ConnectionLimit, peer, &detail);
             continue;
         }
         let (acceptor, handler, stop) = (acceptor.clone(), handler.clone(), stop.clone());
@@ -161,11 +168,17 @@ async fn connection(
     let mut stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
         Ok(Ok(stream)) => stream,
         Ok(Err(e)) => {
-            tracing::warn!(%peer, reason = %e, "cluster transport: refused a peer: TLS handshake failed");
+            let detail = format!("TLS handshake failed: {e}");
+            handler
+                .rejections
+                .refuse(Rejection::TlsHandshake, peer, &detail);
             return;
         }
         Err(_) => {
-            tracing::warn!(%peer, reason = "no TLS handshake within 5s", "cluster transport: refused a peer");
+            let detail = format!("no TLS handshake within {HANDSHAKE_TIMEOUT:?}");
+            handler
+                .rejections
+                .refuse(Rejection::HandshakeTimeout, peer, &detail);
             return;
         }
     };
@@ -179,32 +192,37 @@ async fn connection(
         }
     }
     loop {
-        let frame = match tokio::time::timeout(IDLE_TIMEOUT, read_frame(&mut stream, MAX_FRAME))
-            .await
-        {
-            Err(_) => {
-                tracing::debug!(%peer, "cluster transport: idle connection closed");
-                return;
-            }
-            Ok(Ok(Some(frame))) => frame,
-            Ok(Ok(None)) => {
-                tracing::debug!(%peer, "cluster transport: peer closed the connection");
-                return;
-            }
-            Ok(Err(e @ FrameError::TooLarge { .. })) => {
-                tracing::warn!(%peer, reason = %e, "cluster transport: refused an oversized frame, connection closed");
-                close(stream).await;
-                return;
-            }
-            Ok(Err(e)) => {
-                tracing::debug!(%peer, error = %e, "cluster transport: connection lost");
-                return;
-            }
-        };
+        let frame =
+            match tokio::time::timeout(IDLE_TIMEOUT, read_frame(&mut stream, MAX_FRAME)).await {
+                Err(_) => {
+                    tracing::debug!(%peer, "cluster transport: idle connection closed");
+                    return;
+                }
+                Ok(Ok(Some(frame))) => frame,
+                Ok(Ok(None)) => {
+                    tracing::debug!(%peer, "cluster transport: peer closed the connection");
+                    return;
+                }
+                Ok(Err(e @ FrameError::TooLarge { .. })) => {
+                    let detail = format!("{e}; connection closed");
+                    handler
+                        .rejections
+                        .refuse(Rejection::FrameTooLarge, peer, &detail);
+                    close(stream).await;
+                    return;
+                }
+                Ok(Err(e)) => {
+                    tracing::debug!(%peer, error = %e, "cluster transport: connection lost");
+                    return;
+                }
+            };
         let reply = match postcard::from_bytes::<Request>(&frame) {
             Ok(request) => dispatch(&handler, request).await,
             Err(e) => {
-                tracing::warn!(%peer, reason = %e, "cluster transport: refused an undecodable request, connection closed");
+                let detail = format!("undecodable request ({e}); connection closed");
+                handler
+                    .rejections
+                    .refuse(Rejection::Undecodable, peer, &detail);
                 let refusal = Reply::Refused(format!("cannot decode the request: {e}"));
                 if send(&mut stream, &refusal).await.is_ok() {
                     close(stream).await;

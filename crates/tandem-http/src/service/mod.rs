@@ -37,6 +37,7 @@ use crate::header_rules::TlsFacts;
 use crate::headers;
 use crate::metered::Metered;
 use crate::runtime::{first_time, ListenerRuntime, RouteEntry};
+use crate::stream_stall::WindowWatched;
 use tandem_policy::{request_authority, AuthorityError, AuthoritySource, Framing};
 
 /// What one client connection shares with its requests.
@@ -104,6 +105,7 @@ pub async fn handle(req: Request<Incoming>, ctx: Arc<ConnContext>) -> Response<C
         })
     };
     let busy = ctx.activity.begin();
+    let http2 = req.version() == http::Version::HTTP_2;
     let l = &ctx.listener;
     l.stats.requests.fetch_add(1, Ordering::Relaxed);
     let started = Instant::now();
@@ -153,7 +155,15 @@ pub async fn handle(req: Request<Incoming>, ctx: Arc<ConnContext>) -> Response<C
     // the body has gone out (its real length, also when chunked or cut short).
     let end = log::respond(rc, ctx.listener.clone(), status.as_u16(), started);
     let (parts, body) = resp.into_parts();
-    Response::from_parts(parts, Holding::new(Metered::new(body, end), busy).boxed())
+    let body = Holding::new(Metered::new(body, end), busy);
+    // HTTP/2: a stream the client gives no window writes nothing, so only the body can
+    // tell that it waits for the client (HTTP/1 blocks on the socket, seen by `Watched`).
+    let body = if http2 {
+        WindowWatched::new(body, ctx.activity.streams.clone()).boxed()
+    } else {
+        body.boxed()
+    };
+    Response::from_parts(parts, body)
 }
 
 /// Request filter, upstream selection, upstream request and response, in that order.

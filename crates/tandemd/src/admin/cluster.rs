@@ -28,9 +28,7 @@ impl From<ApiRefusal> for ApiError {
     }
 }
 
-fn parse<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, ApiError> {
-    serde_json::from_slice(body).map_err(|e| ApiError::invalid(format!("request body: {e}")))
-}
+use super::writes::parse_json as parse;
 
 fn ok(value: serde_json::Value) -> Result<Response<Body>, ApiError> {
     Ok(json_response(StatusCode::OK, &value))

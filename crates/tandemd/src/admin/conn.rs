@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::error::{ApiError, Body, Code};
+use super::rejections::Rejected;
 use super::{listen, router};
 use crate::Node;
 
@@ -146,8 +147,8 @@ async fn handle(node: &Node, caller: &Caller, req: Request<Incoming>) -> Respons
     let path = req.uri().path().to_string();
     if let Some(file) = &caller.token_file {
         if let Err(e) = authorize(&req, file) {
-            tracing::warn!(who = %caller.who, %method, %path, reason = %e.message,
-                "admin request refused");
+            node.admin_rejections()
+                .refuse(Rejected::Unauthorized, &caller.who, &path, &e.message);
             return e.into_response();
         }
     }

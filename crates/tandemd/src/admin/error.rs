@@ -16,6 +16,8 @@ pub struct ApiError {
     pub message: String,
     /// For `method_not_allowed`: the methods the path takes (the `Allow` header).
     pub allow: Option<String>,
+    /// Set when the client sent what no endpoint takes (counted, see `rejections`).
+    pub rejected: Option<super::rejections::Rejected>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -24,6 +26,8 @@ pub enum Code {
     Invalid,
     Unauthorized,
     MethodNotAllowed,
+    /// A request body over the limit.
+    TooLarge,
     /// The cluster cannot answer now (no leader reachable): retry later.
     Unavailable,
     Failed,
@@ -36,6 +40,7 @@ impl Code {
             Code::Invalid => "invalid",
             Code::Unauthorized => "unauthorized",
             Code::MethodNotAllowed => "method_not_allowed",
+            Code::TooLarge => "too_large",
             Code::Unavailable => "unavailable",
             Code::Failed => "failed",
         }
@@ -47,6 +52,7 @@ impl Code {
             Code::Invalid => StatusCode::BAD_REQUEST,
             Code::Unauthorized => StatusCode::UNAUTHORIZED,
             Code::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Code::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Code::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             Code::Failed => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -59,6 +65,19 @@ impl ApiError {
             code,
             message: message.into(),
             allow: None,
+            rejected: None,
+        }
+    }
+
+    /// A request the client got wrong in a way worth counting (`why`).
+    pub fn rejected(
+        code: Code,
+        why: super::rejections::Rejected,
+        message: impl Into<String>,
+    ) -> Self {
+        ApiError {
+            rejected: Some(why),
+            ..Self::new(code, message)
         }
     }
     pub fn not_found(message: impl Into<String>) -> Self {

@@ -11,12 +11,14 @@ mod cluster;
 mod conn;
 mod error;
 mod listen;
+mod rejections;
 mod router;
 pub(crate) mod views;
 mod writes;
 
 pub(crate) use conn::serve_http1;
 pub(crate) use listen::same_token;
+pub use rejections::AdminRejections;
 
 use std::sync::Arc;
 use std::time::Duration;

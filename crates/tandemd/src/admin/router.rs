@@ -12,9 +12,15 @@ use crate::Node;
 
 /// Answers one request; every refusal is a JSON error.
 pub async fn route(node: &Node, req: Request<Incoming>, who: &str) -> Response<Body> {
+    let path = req.uri().path().to_string();
     match dispatch(node, req, who).await {
         Ok(response) => response,
-        Err(e) => e.into_response(),
+        Err(e) => {
+            if let Some(why) = e.rejected {
+                node.admin_rejections().refuse(why, who, &path, &e.message);
+            }
+            e.into_response()
+        }
     }
 }
 

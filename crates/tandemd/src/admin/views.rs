@@ -174,6 +174,7 @@ pub fn status(node: &Node) -> StatusView {
             ("client_body_errors", s.client_body_errors.load(Relaxed)),
             ("bad_host", s.bad_host.load(Relaxed)),
             ("send_timeouts", s.send_timeouts.load(Relaxed)),
+            ("h2_window_stalls", s.h2_window_stalls.load(Relaxed)),
             ("over_limit", s.over_limit.load(Relaxed)),
             (
                 "tls_handshake_failures",

@@ -8,25 +8,50 @@ use http_body_util::BodyExt;
 use serde::Deserialize;
 use tandem_config::BackendState;
 
-use super::error::{json_response, ApiError, Body};
+use super::error::{json_response, ApiError, Body, Code};
+use super::rejections::Rejected;
 use super::views;
 use crate::{BackendChange, Node};
 
 /// Request bodies are small JSON objects or one config file; anything larger is a mistake.
 const MAX_BODY: usize = 4 * 1024 * 1024;
 
+/// The request body, at most [`MAX_BODY`] bytes: a larger Content-Length is refused
+/// before any of it is read, a longer chunked body once the limit is passed (413).
 pub async fn read_body(body: hyper::body::Incoming) -> Result<Bytes, ApiError> {
+    use hyper::body::Body as _;
+    let too_large = |size: String| {
+        ApiError::rejected(
+            Code::TooLarge,
+            Rejected::BodyTooLarge,
+            format!("the request body ({size}) is over the {MAX_BODY}-byte limit"),
+        )
+    };
+    let declared = body.size_hint().lower();
+    if declared > MAX_BODY as u64 {
+        return Err(too_large(format!("{declared} bytes")));
+    }
     let limited = http_body_util::Limited::new(body, MAX_BODY);
     match limited.collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+            Err(too_large("chunked, longer".into()))
+        }
         Err(e) => Err(ApiError::invalid(format!(
-            "cannot read the request body (at most {MAX_BODY} bytes): {e}"
+            "cannot read the request body: {e}"
         ))),
     }
 }
 
-fn parse_json<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, ApiError> {
-    serde_json::from_slice(body).map_err(|e| ApiError::invalid(format!("request body: {e}")))
+/// `body` as the JSON object an endpoint takes; anything else is a counted refusal.
+pub(super) fn parse_json<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(body).map_err(|e| {
+        ApiError::rejected(
+            Code::Invalid,
+            Rejected::MalformedJson,
+            format!("request body: {e}"),
+        )
+    })
 }
 
 /// drain | disable | enable | weight, answered with the backend as it runs now.

@@ -20,6 +20,8 @@ pub struct ClusterSample {
     pub config_refused: bool,
     /// The lease keeper's view of each VIP group with a VRRP instance on this node.
     pub groups: Vec<GroupView>,
+    /// What the Raft listener refused, by reason.
+    pub rejected: Vec<(&'static str, u64)>,
 }
 
 impl ClusterSample {
@@ -30,6 +32,7 @@ impl ClusterSample {
             role: cluster.role,
             config_refused: cluster.config_follow().error.is_some(),
             groups: cluster.keeper.views(),
+            rejected: cluster.node.rejections().counts(),
         })
     }
 }
@@ -166,6 +169,15 @@ pub(super) fn encode(out: &mut Out, sample: Option<&ClusterSample>) {
         calls
             .get_or_create(&labels([("transport", transport)]))
             .inc_by(n);
+    }
+    let rejected = out.counter(
+        "cluster_rejected",
+        "Connections and frames the Raft listener refused, by reason (tls_handshake, handshake_timeout, frame_too_large, undecodable, connection_limit)",
+    );
+    for (reason, n) in &c.rejected {
+        rejected
+            .get_or_create(&labels([("reason", reason)]))
+            .inc_by(*n);
     }
     encode_leases(out, c);
 }

@@ -69,6 +69,8 @@ pub struct Snapshot {
     /// (listener, certificate file, its leaf's expiry) of every TLS listener's
     /// certificates, read from the files at scrape time; unreadable ones are left out.
     pub certificates: Vec<(String, String, SystemTime)>,
+    /// Admin requests refused for what the client sent, by reason.
+    pub admin_rejected: Vec<(&'static str, u64)>,
 }
 
 impl Snapshot {
@@ -97,6 +99,7 @@ impl Snapshot {
             vrrp: VrrpSample::gather(node).await,
             cluster: ClusterSample::gather(node).await,
             certificates: certificates(&config),
+            admin_rejected: node.admin_rejections().counts(),
         }
     }
 
@@ -124,6 +127,15 @@ impl Snapshot {
         traffic::encode_certificates(&mut out, &self.certificates);
         vrrp::encode(&mut out, &self.vrrp);
         cluster::encode(&mut out, self.cluster.as_ref());
+        let admin_rejected = out.counter(
+            "admin_rejected",
+            "Admin API requests refused for what the client sent, by reason (body_too_large, malformed_json, unauthorized)",
+        );
+        for (reason, n) in &self.admin_rejected {
+            admin_rejected
+                .get_or_create(&labels([("reason", reason)]))
+                .inc_by(*n);
+        }
         // Two registries, one exposition: the standard names first, without their
         // closing `# EOF` (OpenMetrics allows one, at the very end).
         let mut text = String::new();

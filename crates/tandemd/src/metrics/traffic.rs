@@ -151,6 +151,10 @@ pub(super) fn encode_listeners(out: &mut Out, l4: &[ListenerHandle], http: &[Htt
         "HTTP body bytes: in = request bodies read from clients, out = response bodies sent to them (counted when the response ends)",
     );
     let mut durations = Vec::with_capacity(http.len());
+    let h2_window_stalls = out.counter(
+        "http_h2_window_stalls",
+        "HTTP/2 client connections closed because a stream got no flow-control window for send_timeout (also in http_send_timeouts)",
+    );
     for l in http {
         let s = &l.stats;
         let base = labels([("listener", l.name.as_str()), ("protocol", "http")]);
@@ -207,6 +211,9 @@ pub(super) fn encode_listeners(out: &mut Out, l4: &[ListenerHandle], http: &[Htt
             .get_or_create(&with(&listener, "direction", "out"))
             .inc_by(s.body_bytes_out.load(Relaxed));
         durations.push((listener.clone(), s.request_seconds.histogram().clone()));
+        h2_window_stalls
+            .get_or_create(&listener)
+            .inc_by(s.h2_window_stalls.load(Relaxed));
         if l.tls {
             tls_failures
                 .get_or_create(&listener)
