@@ -189,9 +189,26 @@ pub struct Listener {
     /// HTTPS listeners: Strict-Transport-Security on every response.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hsts: Option<Hsts>,
+    /// Listeners bound to an IPv6 address: IPv6 clients only (default), or false for
+    /// dual-stack (`[::]` then also takes IPv4 clients, handled as IPv4).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ipv6_only: Option<bool>,
+    /// IPv6 clients are one client per prefix of this length (default 64) for per-client
+    /// connection limits, rate limits and source-IP hashing: a host typically owns a whole
+    /// /64 and could otherwise dodge a limit by rotating its address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_ipv6_prefix: Option<u8>,
 }
 
 impl Listener {
+    pub fn ipv6_only(&self) -> bool {
+        self.ipv6_only.unwrap_or(true)
+    }
+
+    pub fn client_ipv6_prefix(&self) -> u8 {
+        self.client_ipv6_prefix.unwrap_or(64)
+    }
+
     pub fn connect_timeout(&self) -> HumanDuration {
         self.connect_timeout
             .unwrap_or_else(|| HumanDuration::from_secs(3))

@@ -151,6 +151,18 @@ pub fn validate_cluster(cfg: &ClusterConfig) -> Vec<Problem> {
         if l.backlog() == 0 {
             p.add(format!("{at}.backlog"), "must be at least 1");
         }
+        if l.ipv6_only.is_some() && !l.bind.is_ipv6() {
+            p.add(
+                format!("{at}.ipv6_only"),
+                "applies to listeners bound to an IPv6 address (such as [::]:80); remove it",
+            );
+        }
+        if !(1..=128).contains(&l.client_ipv6_prefix()) {
+            p.add(
+                format!("{at}.client_ipv6_prefix"),
+                "must be between 1 and 128 (64: one client per /64, the usual IPv6 subnet)",
+            );
+        }
     }
 
     let mut seen_pools = HashSet::new();

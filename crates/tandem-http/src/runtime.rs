@@ -97,6 +97,8 @@ pub struct ListenerRuntime {
     pub hsts: Option<http::HeaderValue>,
     pub rate: Option<Arc<Mutex<RateLimiter>>>,
     pub per_client: Option<Arc<Mutex<ClientConnections>>>,
+    /// IPv6 clients are one client per prefix of this length (limits, hashing, stickiness).
+    pub client_ipv6_prefix: u8,
     pub clock: Clock,
     /// Survives reloads: counters belong to the listener, not to one config.
     pub stats: Arc<HttpStats>,
@@ -385,23 +387,24 @@ pub fn build_listener(
         rules.push(access_rule(r).map_err(err)?);
     }
     let settings = l.http.clone().unwrap_or_default();
-    let same = previous.filter(|p| p.settings == settings);
+    let same = previous
+        .filter(|p| p.settings == settings && p.client_ipv6_prefix == l.client_ipv6_prefix());
     let rate = match same {
         Some(p) => p.rate.clone(),
         None => settings.rate_limit.as_ref().map(|r| {
-            Arc::new(Mutex::new(RateLimiter::new(
-                r.requests_per_second,
-                r.burst,
-                r.max_clients as usize,
-            )))
+            Arc::new(Mutex::new(
+                RateLimiter::new(r.requests_per_second, r.burst, r.max_clients as usize)
+                    .with_ipv6_prefix(l.client_ipv6_prefix()),
+            ))
         }),
     };
     let per_client = match same {
         Some(p) => p.per_client.clone(),
         None => (settings.max_connections_per_client > 0).then(|| {
-            Arc::new(Mutex::new(ClientConnections::new(
-                settings.max_connections_per_client,
-            )))
+            Arc::new(Mutex::new(
+                ClientConnections::new(settings.max_connections_per_client)
+                    .with_ipv6_prefix(l.client_ipv6_prefix()),
+            ))
         }),
     };
     let tls = match &l.tls {
@@ -419,6 +422,7 @@ pub fn build_listener(
         hsts,
         rate,
         per_client,
+        client_ipv6_prefix: l.client_ipv6_prefix(),
         clock,
         stats: previous.map(|p| p.stats.clone()).unwrap_or_default(),
         tls,

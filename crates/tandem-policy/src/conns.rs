@@ -3,13 +3,15 @@
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
-use crate::canonical_ip;
+use crate::client_key;
 
 /// Open connections per client IP. Only clients with an open connection
 /// have an entry, so memory is bounded by the open connections themselves.
 #[derive(Clone, Debug, Default)]
 pub struct ClientConnections {
     max_per_ip: u32,
+    /// IPv6 clients count per prefix of this length (see [`client_key`]).
+    ipv6_prefix: u8,
     open: BTreeMap<IpAddr, u32>,
 }
 
@@ -20,14 +22,21 @@ impl ClientConnections {
     pub fn new(max_per_ip: u32) -> Self {
         ClientConnections {
             max_per_ip,
+            ipv6_prefix: 128,
             open: BTreeMap::new(),
         }
+    }
+
+    /// Count IPv6 clients per prefix of `bits` (one client per /64 with 64).
+    pub fn with_ipv6_prefix(mut self, bits: u8) -> Self {
+        self.ipv6_prefix = bits;
+        self
     }
 
     /// Count a new connection from `ip`; false (and nothing counted) when
     /// the client is at its limit. IPv4-mapped IPv6 counts as IPv4.
     pub fn try_open(&mut self, ip: IpAddr) -> bool {
-        let n = self.open.entry(canonical_ip(ip)).or_insert(0);
+        let n = self.open.entry(client_key(ip, self.ipv6_prefix)).or_insert(0);
         if self.max_per_ip != 0 && *n >= self.max_per_ip {
             return false;
         }
@@ -38,7 +47,7 @@ impl ClientConnections {
     /// A connection counted by `try_open` ended. Unknown clients are
     /// ignored, so a stray close cannot underflow.
     pub fn close(&mut self, ip: IpAddr) {
-        let ip = canonical_ip(ip);
+        let ip = client_key(ip, self.ipv6_prefix);
         if let Some(n) = self.open.get_mut(&ip) {
             *n = n.saturating_sub(1);
             if *n == 0 {
@@ -49,7 +58,7 @@ impl ClientConnections {
 
     /// Open connections of one client.
     pub fn open_for(&self, ip: IpAddr) -> u32 {
-        self.open.get(&canonical_ip(ip)).copied().unwrap_or(0)
+        self.open.get(&client_key(ip, self.ipv6_prefix)).copied().unwrap_or(0)
     }
 
     /// Clients with at least one open connection.

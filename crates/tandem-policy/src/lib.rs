@@ -20,7 +20,6 @@ mod rewrite;
 mod route;
 mod sticky;
 
-use std::net::IpAddr;
 
 pub use access::{AccessRule, AccessRules, RuleAction, Verdict};
 pub use authority::{request_authority, valid_authority, AuthorityError, AuthoritySource, Framing};
@@ -92,19 +91,13 @@ pub enum PolicyError {
     EmptyLabel(String),
 }
 
-/// The address a client is judged by: an IPv4-mapped IPv6 address
-/// (`::ffff:10.0.0.1`, what a dual-stack socket reports for IPv4 clients)
-/// is the IPv4 address it carries, so v4 rules and limits apply to it.
-pub fn canonical_ip(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
-        IpAddr::V4(_) => ip,
-    }
-}
+// Who a client is (tandem-balance's, shared with the L4 plane's source-IP hashing).
+pub use tandem_balance::{canonical_ip, client_key};
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::net::IpAddr;
 
     #[test]
     fn header_lists_compare_names_case_insensitively() {
@@ -122,5 +115,22 @@ mod tests {
         // ::1 is IPv4-compatible, not mapped: stays IPv6 loopback.
         let lo: IpAddr = "::1".parse().unwrap();
         assert_eq!(canonical_ip(lo), lo);
+    }
+
+    #[test]
+    fn ipv6_clients_are_keyed_by_their_prefix() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let a = ip("2001:db8:1:2:aaaa::1");
+        let b = ip("2001:db8:1:2:ffff:1:2:3");
+        let other = ip("2001:db8:1:3::1");
+        assert_eq!(client_key(a, 64), ip("2001:db8:1:2::"));
+        assert_eq!(client_key(a, 64), client_key(b, 64));
+        assert_ne!(client_key(a, 64), client_key(other, 64));
+        assert_eq!(client_key(a, 128), a);
+        assert_eq!(client_key(a, 48), client_key(other, 48));
+        assert_eq!(client_key(a, 0), ip("::"));
+        // IPv4, mapped or not, is never masked.
+        assert_eq!(client_key(ip("::ffff:10.1.2.3"), 64), ip("10.1.2.3"));
+        assert_eq!(client_key(ip("10.1.2.3"), 8), ip("10.1.2.3"));
     }
 }

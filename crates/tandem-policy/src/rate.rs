@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::time::Duration;
 
-use crate::canonical_ip;
+use crate::client_key;
 
 /// Slowest rate honoured: one token per ~31.7 years. Lower, zero, negative
 /// or NaN rates are raised to it, which keeps "no refill" meaning "burst,
@@ -23,6 +23,8 @@ const MIN_PER_SECOND: f64 = 1e-9;
 pub struct RateLimiter {
     /// Time per token, ≥ 1 ns.
     interval: Duration,
+    /// IPv6 clients share a bucket per prefix of this length (see [`client_key`]).
+    ipv6_prefix: u8,
     /// (burst − 1) × interval: how far ahead of `now` the TAT may run.
     tolerance: Duration,
     max_clients: usize,
@@ -56,11 +58,18 @@ impl RateLimiter {
             .unwrap_or(Duration::MAX);
         RateLimiter {
             interval,
+            ipv6_prefix: 128,
             tolerance,
             max_clients: max_clients.max(1),
             tat: BTreeMap::new(),
             by_tat: BTreeSet::new(),
         }
+    }
+
+    /// Key IPv6 clients by a prefix of `bits` (one bucket per /64 with 64).
+    pub fn with_ipv6_prefix(mut self, bits: u8) -> Self {
+        self.ipv6_prefix = bits;
+        self
     }
 
     /// Take a token for `client` at `now`. `Err(retry_after)` when the
@@ -76,7 +85,7 @@ impl RateLimiter {
     /// flood of new addresses evicts idle clients first and cannot refill
     /// its own drained buckets by pushing them out.
     pub fn check(&mut self, client: IpAddr, now: Duration) -> Result<(), Duration> {
-        let client = canonical_ip(client);
+        let client = client_key(client, self.ipv6_prefix);
         let old = self.tat.get(&client).copied();
         let tat = old.map_or(now, |t| t.max(now));
         let earliest = tat.saturating_sub(self.tolerance);

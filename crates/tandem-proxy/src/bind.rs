@@ -49,8 +49,9 @@ pub fn tcp_listener(
     name: &str,
     address: SocketAddr,
     backlog: u32,
+    v6_only: bool,
 ) -> Result<tokio::net::TcpListener, StartError> {
-    open_tcp(address, backlog, false)
+    open_tcp(address, backlog, false, v6_only)
         .and_then(|s| tokio::net::TcpListener::from_std(s.into()))
         .map_err(|e| bind_error(name, address, e))
 }
@@ -64,23 +65,32 @@ pub fn tcp_listener_group(
     name: &str,
     address: SocketAddr,
     backlog: u32,
+    v6_only: bool,
     n: usize,
 ) -> Result<Vec<std::net::TcpListener>, StartError> {
     let reuse_port = n > 1;
-    let first: std::net::TcpListener = open_tcp(address, backlog, reuse_port)
+    let first: std::net::TcpListener = open_tcp(address, backlog, reuse_port, v6_only)
         .map_err(|e| bind_error(name, address, e))?
         .into();
     let bound = first.local_addr().unwrap_or(address);
     let mut group = vec![first];
     for _ in 1..n {
         let socket =
-            open_tcp(bound, backlog, reuse_port).map_err(|e| bind_error(name, bound, e))?;
+            open_tcp(bound, backlog, reuse_port, v6_only)
+                .map_err(|e| bind_error(name, bound, e))?;
         group.push(socket.into());
     }
     Ok(group)
 }
 
-fn open_tcp(address: SocketAddr, backlog: u32, reuse_port: bool) -> std::io::Result<Socket> {
+/// `v6_only`: an IPv6 address (`[::]` above all) takes IPv6 clients only; false makes it
+/// dual-stack, IPv4 clients arriving as IPv4-mapped addresses (handled as IPv4 everywhere).
+fn open_tcp(
+    address: SocketAddr,
+    backlog: u32,
+    reuse_port: bool,
+    v6_only: bool,
+) -> std::io::Result<Socket> {
     let socket = Socket::new(
         Domain::for_address(address),
         Type::STREAM,
@@ -92,7 +102,7 @@ fn open_tcp(address: SocketAddr, backlog: u32, reuse_port: bool) -> std::io::Res
         socket.set_reuse_port(true)?;
     }
     if address.is_ipv6() {
-        socket.set_only_v6(true)?;
+        socket.set_only_v6(v6_only)?;
     }
     socket.set_nonblocking(true)?;
     socket.bind(&address.into())?;
@@ -103,6 +113,7 @@ fn open_tcp(address: SocketAddr, backlog: u32, reuse_port: bool) -> std::io::Res
 pub(crate) fn udp_socket(
     name: &str,
     address: SocketAddr,
+    v6_only: bool,
 ) -> Result<tokio::net::UdpSocket, StartError> {
     let open = || -> std::io::Result<tokio::net::UdpSocket> {
         let socket = Socket::new(
@@ -111,7 +122,7 @@ pub(crate) fn udp_socket(
             Some(Protocol::UDP),
         )?;
         if address.is_ipv6() {
-            socket.set_only_v6(true)?;
+            socket.set_only_v6(v6_only)?;
         }
         socket.set_nonblocking(true)?;
         socket.bind(&address.into())?;

@@ -188,7 +188,7 @@ impl Plane {
         let stop = self.stop.child_token();
         let (local_addr, live, task) = match l.protocol {
             Protocol::Udp => {
-                let socket = bind::udp_socket(&l.name, l.bind)?;
+                let socket = bind::udp_socket(&l.name, l.bind, l.ipv6_only())?;
                 let local = socket.local_addr().unwrap_or(l.bind);
                 let live = Arc::new(ArcSwap::from_pointee(Live {
                     settings: Arc::new(udp_settings(l)),
@@ -203,7 +203,7 @@ impl Plane {
                 (local, LiveState::Udp(live), task)
             }
             _ => {
-                let socket = bind::tcp_listener(&l.name, l.bind, l.backlog())?;
+                let socket = bind::tcp_listener(&l.name, l.bind, l.backlog(), l.ipv6_only())?;
                 let local = socket.local_addr().unwrap_or(l.bind);
                 let live = Arc::new(ArcSwap::from_pointee(Live {
                     settings: Arc::new(TcpSettings::from_config(l)),
@@ -304,5 +304,6 @@ fn udp_settings(l: &ListenerConfig) -> UdpSettings {
         name: l.name.clone(),
         max_flows: l.max_connections as usize,
         idle_timeout: l.idle_timeout().get(),
+        client_ipv6_prefix: l.client_ipv6_prefix(),
     }
 }

@@ -24,6 +24,8 @@ pub(crate) struct TcpSettings {
     pub connect_attempts: u32,
     pub idle_timeout: Duration,
     pub proxy_protocol: ProxyProtocol,
+    /// Source-IP hashing keys IPv6 clients by this prefix.
+    pub client_ipv6_prefix: u8,
 }
 
 impl TcpSettings {
@@ -35,6 +37,7 @@ impl TcpSettings {
             connect_attempts: l.connect_attempts().max(1),
             idle_timeout: l.idle_timeout().get(),
             proxy_protocol: l.proxy_protocol,
+            client_ipv6_prefix: l.client_ipv6_prefix(),
         }
     }
 }
@@ -141,7 +144,7 @@ async fn connect_upstream(
     pool: &Arc<SharedPool>,
     stats: &ListenerStats,
 ) -> Option<(TcpStream, BackendLease)> {
-    let key = ip_key(&peer);
+    let key = ip_key(&peer, settings.client_ipv6_prefix);
     let mut tried: Vec<usize> = Vec::new();
     for _ in 0..settings.connect_attempts {
         let lease = pool.acquire(Some(key.as_slice()), &tried)?;
@@ -180,13 +183,11 @@ async fn connect_upstream(
     None
 }
 
-/// The client IP's bytes, the key for source-IP hashing (v4-mapped v6 counts as v4).
-pub fn ip_key(peer: &SocketAddr) -> Vec<u8> {
-    match peer.ip() {
+/// The client's bytes, the key for source-IP hashing: v4-mapped v6 counts as v4, and an
+/// IPv6 client is its first `ipv6_prefix` bits (see [`tandem_balance::client_key`]).
+pub fn ip_key(peer: &SocketAddr, ipv6_prefix: u8) -> Vec<u8> {
+    match tandem_balance::client_key(peer.ip(), ipv6_prefix) {
         std::net::IpAddr::V4(v4) => v4.octets().to_vec(),
-        std::net::IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => v4.octets().to_vec(),
-            None => v6.octets().to_vec(),
-        },
+        std::net::IpAddr::V6(v6) => v6.octets().to_vec(),
     }
 }

@@ -22,6 +22,8 @@ pub(crate) struct UdpSettings {
     pub name: String,
     pub max_flows: usize,
     pub idle_timeout: Duration,
+    /// Source-IP hashing keys IPv6 clients by this prefix.
+    pub client_ipv6_prefix: u8,
 }
 
 struct Flow {
@@ -106,7 +108,7 @@ async fn open_flow(
         tracing::debug!(listener = %settings.name, client = %client, "flow table full, dropping datagram");
         return None;
     }
-    let key = crate::tcp::ip_key(&client);
+    let key = crate::tcp::ip_key(&client, settings.client_ipv6_prefix);
     let Some(lease) = pool.acquire(Some(key.as_slice()), &[]) else {
         ListenerStats::bump(&stats.no_backend);
         tracing::warn!(listener = %settings.name, client = %client, "no backend available for new udp flow");

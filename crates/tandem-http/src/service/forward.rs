@@ -38,7 +38,8 @@ pub(super) async fn forward(
         );
     }
     let now = l.clock.now();
-    let selection = Selection::new(&req, pool, &rc.conn.client, now);
+    let client_key = tandem_proxy::ip_key(&rc.conn.client, l.client_ipv6_prefix);
+    let selection = Selection::new(&req, pool, &client_key, now);
     let upgrade = is_upgrade(&req);
     let retryable_method = is_idempotent(req.method()) && !upgrade;
     let mut req = req;

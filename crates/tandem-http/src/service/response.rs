@@ -63,7 +63,8 @@ pub(super) fn respond(
     }
     if let Some(sticky) = &pool.source_ip_sticky {
         // Refreshed on every use: the entry expires `ttl` after the client's last request.
-        sticky.record(tandem_proxy::ip_key(&rc.conn.client), &backend_id, now);
+        let key = tandem_proxy::ip_key(&rc.conn.client, rc.conn.listener.client_ipv6_prefix);
+        sticky.record(key, &backend_id, now);
     }
     Response::from_parts(parts, Holding::new(body, hold).boxed())
 }

@@ -3,7 +3,6 @@
 //! with its hash key, after the backend a persistence cookie or sticky entry asks for.
 
 use http::{Request, Response, StatusCode};
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tandem_policy::RequestView;
@@ -71,12 +70,8 @@ pub(super) struct Selection {
 }
 
 impl Selection {
-    pub fn new<B>(
-        req: &Request<B>,
-        pool: &PoolRuntime,
-        client: &SocketAddr,
-        now: Duration,
-    ) -> Self {
+    /// `client` is the client's key ([`tandem_proxy::ip_key`]: its IPv6 prefix).
+    pub fn new<B>(req: &Request<B>, pool: &PoolRuntime, client: &[u8], now: Duration) -> Self {
         Selection {
             key: hash_key(req, &pool.key, client),
             preferred: preferred_backend(req, pool, client, now),
@@ -101,10 +96,10 @@ impl Selection {
 }
 
 /// The key hash algorithms look at, per the pool's key source.
-fn hash_key<B>(req: &Request<B>, source: &KeySource, client: &SocketAddr) -> Option<Vec<u8>> {
+fn hash_key<B>(req: &Request<B>, source: &KeySource, client: &[u8]) -> Option<Vec<u8>> {
     match source {
         KeySource::None => None,
-        KeySource::SourceIp => Some(tandem_proxy::ip_key(client)),
+        KeySource::SourceIp => Some(client.to_vec()),
         KeySource::Header(name) => req.headers().get(name).map(|v| v.as_bytes().to_vec()),
         KeySource::Cookie(name) => {
             let values = req
@@ -129,7 +124,7 @@ fn hash_key<B>(req: &Request<B>, source: &KeySource, client: &SocketAddr) -> Opt
 fn preferred_backend<B>(
     req: &Request<B>,
     pool: &PoolRuntime,
-    client: &SocketAddr,
+    client: &[u8],
     now: Duration,
 ) -> Option<String> {
     if let Some(cookie) = &pool.cookie {
@@ -144,7 +139,7 @@ fn preferred_backend<B>(
             .find_backend(|id| tandem_policy::persistence_value(id) == value);
     }
     if let Some(sticky) = &pool.source_ip_sticky {
-        return sticky.get(&tandem_proxy::ip_key(client), now);
+        return sticky.get(client, now);
     }
     None
 }
