@@ -14,6 +14,8 @@ use tandem_tests::*;
 
 #[path = "l7_policy/header_rules.rs"]
 mod header_rules;
+#[path = "l7_policy/ipv6.rs"]
+mod ipv6;
 
 fn addr(port: u16) -> SocketAddr {
     ([127, 0, 0, 1], port).into()

@@ -1,6 +1,6 @@
 //! Who a client is, for limits, rate limits and source-IP hashing.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 
 /// The client identity limits and hashing key on: [`canonical_ip`], and for IPv6 only its
 /// first `ipv6_prefix` bits (a host usually owns a whole /64 and can rotate addresses in
@@ -25,4 +25,9 @@ pub fn canonical_ip(ip: IpAddr) -> IpAddr {
         IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
         IpAddr::V4(_) => ip,
     }
+}
+
+/// [`canonical_ip`] for a socket address (the port kept).
+pub fn canonical_addr(addr: SocketAddr) -> SocketAddr {
+    SocketAddr::new(canonical_ip(addr.ip()), addr.port())
 }

@@ -24,7 +24,7 @@ mod settings;
 pub use std::time::Duration;
 
 pub use backend::{AdminState, Backend, BackendSpec, Health};
-pub use client::{canonical_ip, client_key};
+pub use client::{canonical_addr, canonical_ip, client_key};
 pub use context::PickContext;
 pub use hash::stable_hash;
 pub use pool::Pool;

@@ -179,7 +179,8 @@ impl HttpPlane {
                     workers: n,
                     error,
                 })?;
-            let sockets = tandem_proxy::bind_tcp_group(&l.name, l.bind, l.backlog(), l.ipv6_only(), n)?;
+            let sockets =
+                tandem_proxy::bind_tcp_group(&l.name, l.bind, l.backlog(), l.ipv6_only(), n)?;
             let local_addr = sockets[0].local_addr().unwrap_or(l.bind);
             tracing::info!(listener = %l.name, address = %local_addr, tls = rt.tls.is_some(), workers = n, "listening (http)");
             let live = Arc::new(ArcSwap::new(rt));

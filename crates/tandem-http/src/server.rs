@@ -62,9 +62,11 @@ async fn accept_loop(
         let runtime = live.load_full();
         let tls = runtime.tls.clone();
         let (tcp, client) = match accepted {
-            Ok(pair) => {
+            Ok((tcp, client)) => {
                 backoff.succeeded(&runtime.name);
-                pair
+                // A dual-stack listener's IPv4 clients are IPv4 to everything after this
+                // (logs, X-Forwarded-For, Forwarded, variables, rules), not ::ffff:a.b.c.d.
+                (tcp, tandem_balance::canonical_addr(client))
             }
             Err(e) => {
                 // EMFILE and friends: pause the listener, growing, logged once; never exit.

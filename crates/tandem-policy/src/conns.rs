@@ -36,7 +36,10 @@ impl ClientConnections {
     /// Count a new connection from `ip`; false (and nothing counted) when
     /// the client is at its limit. IPv4-mapped IPv6 counts as IPv4.
     pub fn try_open(&mut self, ip: IpAddr) -> bool {
-        let n = self.open.entry(client_key(ip, self.ipv6_prefix)).or_insert(0);
+        let n = self
+            .open
+            .entry(client_key(ip, self.ipv6_prefix))
+            .or_insert(0);
         if self.max_per_ip != 0 && *n >= self.max_per_ip {
             return false;
         }
@@ -58,7 +61,10 @@ impl ClientConnections {
 
     /// Open connections of one client.
     pub fn open_for(&self, ip: IpAddr) -> u32 {
-        self.open.get(&client_key(ip, self.ipv6_prefix)).copied().unwrap_or(0)
+        self.open
+            .get(&client_key(ip, self.ipv6_prefix))
+            .copied()
+            .unwrap_or(0)
     }
 
     /// Clients with at least one open connection.
@@ -74,6 +80,23 @@ impl ClientConnections {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ipv6_clients_in_one_prefix_share_a_limit() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let mut c = ClientConnections::new(2).with_ipv6_prefix(64);
+        assert!(c.try_open(ip("2001:db8:0:1::a")));
+        assert!(c.try_open(ip("2001:db8:0:1::b")));
+        assert!(!c.try_open(ip("2001:db8:0:1:ffff::c")), "third in the /64");
+        assert!(c.try_open(ip("2001:db8:0:2::a")), "another /64");
+        assert_eq!(c.open_for(ip("2001:db8:0:1::99")), 2);
+        c.close(ip("2001:db8:0:1::b"));
+        assert!(c.try_open(ip("2001:db8:0:1::c")));
+        // Whole addresses with 128.
+        let mut whole = ClientConnections::new(1).with_ipv6_prefix(128);
+        assert!(whole.try_open(ip("2001:db8::a")));
+        assert!(whole.try_open(ip("2001:db8::b")));
+    }
 
     #[test]
     fn limits_per_client_and_forgets_idle_ones() {

@@ -20,7 +20,6 @@ mod rewrite;
 mod route;
 mod sticky;
 
-
 pub use access::{AccessRule, AccessRules, RuleAction, Verdict};
 pub use authority::{request_authority, valid_authority, AuthorityError, AuthoritySource, Framing};
 pub use conns::ClientConnections;

@@ -75,9 +75,8 @@ pub fn tcp_listener_group(
     let bound = first.local_addr().unwrap_or(address);
     let mut group = vec![first];
     for _ in 1..n {
-        let socket =
-            open_tcp(bound, backlog, reuse_port, v6_only)
-                .map_err(|e| bind_error(name, bound, e))?;
+        let socket = open_tcp(bound, backlog, reuse_port, v6_only)
+            .map_err(|e| bind_error(name, bound, e))?;
         group.push(socket.into());
     }
     Ok(group)
