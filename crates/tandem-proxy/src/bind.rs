@@ -100,7 +100,7 @@ fn open_tcp(address: SocketAddr, backlog: u32, reuse_port: bool) -> std::io::Res
     Ok(socket)
 }
 
-pub(crate) fn udp_socket(
+pub fn udp_socket(
     name: &str,
     address: SocketAddr,
 ) -> Result<tokio::net::UdpSocket, StartError> {
