@@ -431,7 +431,7 @@ async fn dashboard_and_docs_name_only_metrics_the_exposition_has() {
             assert!(
                 series
                     .iter()
-                    .any(|s| matches!(s.labels.get("protocol").map(String::as_str), Some("tcp" | "udp"))),
+                    .any(|s| matches!(s.labels.get("protocol"), Some("tcp" | "udp"))),
                 "{expr}: selects no L4 series"
             );
         }
