@@ -22,8 +22,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 use tandem_tests::appliance_install::{
-    bin_dir, check_tandem_account, files_under, generated_docs, installed, mode,
-    tandem_entry, tree_under, BASE_GROUP, BASE_PASSWD,
+    bin_dir, check_tandem_account, files_under, generated_docs, installed, mode, tandem_entry,
+    tree_under, BASE_GROUP, BASE_PASSWD,
 };
 use tandem_tests::repo_root;
 
@@ -138,9 +138,20 @@ fn in_deb(rel: &Path) -> PathBuf {
 /// (XFL 2), no time stamp and no file name, so a rebuild gives the same bytes.
 fn gunzip_policy(gz: &[u8], rel: &Path) -> Vec<u8> {
     let what = rel.display();
-    assert!(gz.len() > 10 && gz[..3] == [0x1f, 0x8b, 8], "{what}.gz is not gzip");
-    assert_eq!(gz[3] & 0x08, 0, "{what}.gz keeps a file name (gzip without -n)");
-    assert_eq!(gz[4..8], [0, 0, 0, 0], "{what}.gz has a time stamp (gzip without -n)");
+    assert!(
+        gz.len() > 10 && gz[..3] == [0x1f, 0x8b, 8],
+        "{what}.gz is not gzip"
+    );
+    assert_eq!(
+        gz[3] & 0x08,
+        0,
+        "{what}.gz keeps a file name (gzip without -n)"
+    );
+    assert_eq!(
+        gz[4..8],
+        [0, 0, 0, 0],
+        "{what}.gz has a time stamp (gzip without -n)"
+    );
     assert_eq!(gz[8], 2, "{what}.gz is not at -9");
     let mut child = Command::new("gzip")
         .arg("-dc")
@@ -374,7 +385,10 @@ fn package_matches_install_sh() {
         .keys()
         .filter(|p| p.starts_with("usr/share/man") && p.extension().is_none_or(|e| e != "gz"))
         .collect();
-    assert!(plain.is_empty(), "uncompressed man pages in the package: {plain:?}");
+    assert!(
+        plain.is_empty(),
+        "uncompressed man pages in the package: {plain:?}"
+    );
     for unit in ["tandemd.service", "tandem-witness.service"] {
         assert_eq!(
             from_deb[&Path::new("lib/systemd/system").join(unit)].1,

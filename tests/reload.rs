@@ -147,15 +147,14 @@ async fn a_refused_config_changes_nothing() {
         ("http", tcp_taken.local_addr().unwrap()),
         ("udp", udp_taken.local_addr().unwrap()),
     ] {
-        let moved = tcp_config(free_port(), "round_robin", &[("b", b.addr, 1)], "", "")
-            .replacen(
-                "[[pool]]",
-                &format!(
-                    "[[listener]]\nname = \"taken\"\nprotocol = \"{protocol}\"\n\
+        let moved = tcp_config(free_port(), "round_robin", &[("b", b.addr, 1)], "", "").replacen(
+            "[[pool]]",
+            &format!(
+                "[[listener]]\nname = \"taken\"\nprotocol = \"{protocol}\"\n\
                      bind = \"{taken}\"\npool = \"p\"\n\n[[pool]]"
-                ),
-                1,
-            );
+            ),
+            1,
+        );
         let err = node
             .apply(cluster(&moved), "test")
             .await

@@ -277,7 +277,10 @@ fn systemctl_reload(unit: &str, config: &Path, socket: &Path, main_pid: u32) -> 
     assert!(lines[0].contains(" check-config "), "{unit}: {lines:?}");
     // Synchronous: the last line waits for the daemon's answer; a signal would not.
     assert!(lines[1].ends_with(" reload"), "{unit}: {lines:?}");
-    assert!(!lines.iter().any(|l| l.contains("kill")), "{unit}: {lines:?}");
+    assert!(
+        !lines.iter().any(|l| l.contains("kill")),
+        "{unit}: {lines:?}"
+    );
     let mut said = String::new();
     for line in lines {
         let line = line
@@ -336,7 +339,9 @@ async fn systemctl_reload_waits_for_the_apply_and_fails_when_it_is_refused() {
     let taken_addr = taken.local_addr().unwrap();
     let refused = first.replacen(
         "[[pool]]",
-        &format!("[[listener]]\nname = \"taken\"\nbind = \"{taken_addr}\"\npool = \"p\"\n\n[[pool]]"),
+        &format!(
+            "[[listener]]\nname = \"taken\"\nbind = \"{taken_addr}\"\npool = \"p\"\n\n[[pool]]"
+        ),
         1,
     );
     std::fs::write(&config, &refused).unwrap();
@@ -347,7 +352,10 @@ async fn systemctl_reload_waits_for_the_apply_and_fails_when_it_is_refused() {
         .unwrap();
     assert!(check.status.success(), "{check:?}");
     let (ok, said) = systemctl_reload("tandemd.service", &config, &socket, child.0.id());
-    assert!(!ok, "a config the daemon refuses must fail the reload: {said}");
+    assert!(
+        !ok,
+        "a config the daemon refuses must fail the reload: {said}"
+    );
     assert!(
         said.contains("reload refused, tandemd keeps its running config")
             && said.contains(&taken_addr.to_string()),

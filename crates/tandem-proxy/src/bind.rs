@@ -100,10 +100,9 @@ fn open_tcp(address: SocketAddr, backlog: u32, reuse_port: bool) -> std::io::Res
     Ok(socket)
 }
 
-pub fn udp_socket(
-    name: &str,
-    address: SocketAddr,
-) -> Result<tokio::net::UdpSocket, StartError> {
+/// A bound UDP socket for a listener, for tokio (tandemd also probes reload addresses
+/// with it).
+pub fn udp_socket(name: &str, address: SocketAddr) -> Result<tokio::net::UdpSocket, StartError> {
     let open = || -> std::io::Result<tokio::net::UdpSocket> {
         let socket = Socket::new(
             Domain::for_address(address),
