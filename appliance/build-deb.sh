@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Build the Debian package `tandem` (cargo-deb, [package.metadata.deb] in
-# crates/tandemd/Cargo.toml): a release build of the binaries, then their man pages and
-# shell completions generated from them into target/release/share (the package's assets;
-# never committed, so they cannot drift from the binaries), then the package.
+# crates/tandemd/Cargo.toml): a release build of the binaries, then their man pages
+# (gzip -9n) and shell completions generated from them into target/release/share by
+# package-docs.sh (the package's assets; never committed, so they cannot drift from the
+# binaries), then the package.
 #
 # Usage: appliance/build-deb.sh [extra cargo-deb arguments, e.g. --output DIR]
 # Needs cargo-deb (`cargo install cargo-deb --locked`; .ci/run --deps-only does it).
@@ -14,8 +15,5 @@ target=$(cargo metadata --format-version 1 --no-deps | sed -n 's/.*"target_direc
 [[ -n $target ]] || { echo "build-deb.sh: cannot find cargo's target directory" >&2; exit 1; }
 
 cargo build --release --locked --workspace --bins
-rm -rf "$target/release/share"
-for bin in tandemd tandemctl; do
-    "$target/release/$bin" generate-docs "$target/release/share"
-done
+appliance/package-docs.sh "$target/release" "$target/release/share"
 cargo deb -p tandemd --no-build --locked "$@"

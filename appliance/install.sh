@@ -222,12 +222,14 @@ write_config() {
     cat "$REPO/appliance/etc/tandem/tandem.toml"
 }
 
-# The unit as shipped, with ExecStart pointing at $PREFIX/bin when PREFIX is not /usr.
+# The unit as shipped, with ExecStart and ExecReload (tandemd, tandemctl) pointing at
+# $PREFIX/bin when PREFIX is not /usr.
 write_unit() {
     if [[ $PREFIX == /usr ]]; then
         cat "$REPO/systemd/$1"
     else
-        sed "s#/usr/bin/tandemd#$PREFIX/bin/tandemd#g" "$REPO/systemd/$1"
+        sed -e "s#/usr/bin/tandemd#$PREFIX/bin/tandemd#g" \
+            -e "s#/usr/bin/tandemctl#$PREFIX/bin/tandemctl#g" "$REPO/systemd/$1"
     fi
 }
 

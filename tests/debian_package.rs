@@ -22,8 +22,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 use tandem_tests::appliance_install::{
-    bin_dir, check_tandem_account, files_under, generate_docs, generated_docs, installed, mode,
-    tandem_entry, tree_under, BASE_GROUP, BASE_PASSWD,
+    bin_dir, check_tandem_account, files_under, generated_docs, installed, mode, tandem_entry,
+    tree_under, BASE_GROUP, BASE_PASSWD,
 };
 use tandem_tests::repo_root;
 
@@ -96,8 +96,13 @@ fn build_deb(out: &TempDir) -> PathBuf {
     for bin in ["tandemd", "tandemctl", "tandem-probe"] {
         std::os::unix::fs::symlink(bin_dir().join(bin), target.join("release").join(bin)).unwrap();
     }
-    // The man pages and completions, where appliance/build-deb.sh generates them.
-    generate_docs(&target.join("release/share"));
+    // The man pages (gzipped) and completions, by the script build-deb.sh runs.
+    run_ok(
+        Command::new("bash")
+            .arg(repo_root().join("appliance/package-docs.sh"))
+            .arg(bin_dir())
+            .arg(target.join("release/share")),
+    );
     let debs = out.path("debs");
     fs::create_dir_all(&debs).unwrap();
     run_ok(
@@ -115,6 +120,53 @@ fn build_deb(out: &TempDir) -> PathBuf {
         .collect();
     assert_eq!(found.len(), 1, "one .deb in {}: {found:?}", debs.display());
     found.into_iter().next().unwrap()
+}
+
+/// Where the package has what install.sh installs at `rel`: man pages are gzipped in the
+/// package (Debian policy), plain from install.sh.
+fn in_deb(rel: &Path) -> PathBuf {
+    if rel.starts_with("usr/share/man") {
+        let mut name = rel.as_os_str().to_owned();
+        name.push(".gz");
+        PathBuf::from(name)
+    } else {
+        rel.to_path_buf()
+    }
+}
+
+/// The page in a gzip file made the way Debian policy asks (`gzip -9n`): best compression
+/// (XFL 2), no time stamp and no file name, so a rebuild gives the same bytes.
+fn gunzip_policy(gz: &[u8], rel: &Path) -> Vec<u8> {
+    let what = rel.display();
+    assert!(
+        gz.len() > 10 && gz[..3] == [0x1f, 0x8b, 8],
+        "{what}.gz is not gzip"
+    );
+    assert_eq!(
+        gz[3] & 0x08,
+        0,
+        "{what}.gz keeps a file name (gzip without -n)"
+    );
+    assert_eq!(
+        gz[4..8],
+        [0, 0, 0, 0],
+        "{what}.gz has a time stamp (gzip without -n)"
+    );
+    assert_eq!(gz[8], 2, "{what}.gz is not at -9");
+    let mut child = Command::new("gzip")
+        .arg("-dc")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("gzip runs");
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(gz).unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "gzip -dc {what}.gz: {}", out.status);
+    out.stdout
 }
 
 /// Every path (files and directories) under `root`, relative.
@@ -204,7 +256,7 @@ fn package_matches_install_sh() {
     let installed = installed();
     for (rel, want) in &installed {
         let (mode, _) = listing
-            .get(&format!("/{rel}"))
+            .get(&format!("/{}", in_deb(Path::new(rel)).display()))
             .unwrap_or_else(|| panic!("/{rel} is not in the package: {listing:#?}"));
         let want = format!(
             "-{}",
@@ -307,20 +359,36 @@ fn package_matches_install_sh() {
             .collect(),
         "install.sh installs what installed() (tests/support/appliance_install.rs) lists"
     );
+    let mut pages = 0;
     for (rel, (script_mode, script_content)) in &from_script {
-        let (deb_mode, deb_content) = from_deb.get(rel).unwrap_or_else(|| {
+        let (deb_mode, deb_content) = from_deb.get(&in_deb(rel)).unwrap_or_else(|| {
             panic!(
                 "install.sh installs {} but the package lacks it",
                 rel.display()
             )
         });
         assert_eq!(deb_mode, script_mode, "mode of {}", rel.display());
+        let deb_content = if in_deb(rel) == *rel {
+            deb_content.clone()
+        } else {
+            pages += 1;
+            gunzip_policy(deb_content, rel)
+        };
         assert!(
-            deb_content == script_content,
+            deb_content == *script_content,
             "{} differs between the package and install.sh",
             rel.display()
         );
     }
+    assert!(pages >= 2, "man pages compared: {pages}");
+    let plain: Vec<&PathBuf> = from_deb
+        .keys()
+        .filter(|p| p.starts_with("usr/share/man") && p.extension().is_none_or(|e| e != "gz"))
+        .collect();
+    assert!(
+        plain.is_empty(),
+        "uncompressed man pages in the package: {plain:?}"
+    );
     for unit in ["tandemd.service", "tandem-witness.service"] {
         assert_eq!(
             from_deb[&Path::new("lib/systemd/system").join(unit)].1,
@@ -446,7 +514,11 @@ fn dpkg_install_remove_purge_in_a_scratch_root() {
     // ---- install ---------------------------------------------------------------------
     root.dpkg(&["-i".as_ref(), deb.as_os_str()]);
     assert_eq!(root.status(), "install ok installed");
-    let installed = installed();
+    // install.sh's list, with the package's gzipped man pages.
+    let installed: Vec<(String, u32)> = installed()
+        .into_iter()
+        .map(|(rel, mode)| (in_deb(Path::new(&rel)).display().to_string(), mode))
+        .collect();
     for (rel, want) in &installed {
         let path = root.path(rel);
         assert!(path.is_file(), "{rel} missing after dpkg -i");

@@ -404,6 +404,51 @@ async fn dashboard_and_docs_name_only_metrics_the_exposition_has() {
         unknown.is_empty(),
         "dashboard queries name metrics the exposition lacks: {unknown:?}"
     );
+    // Labels too: every `by (...)` label is carried by the query's metrics in the scrape
+    // (`instance` is Prometheus'), and the L4 panels' protocol matcher selects series.
+    for expr in &exprs {
+        let metrics = metric_names_in(expr);
+        let series: Vec<_> = m
+            .scrape
+            .samples
+            .iter()
+            .filter(|s| {
+                metrics.contains(&s.metric) || metrics.contains(&format!("{}_bucket", s.metric))
+            })
+            .collect();
+        let carried: std::collections::BTreeSet<&str> = series
+            .iter()
+            .flat_map(|s| s.labels.keys().map(String::as_str))
+            .chain(["instance", "le"])
+            .collect();
+        for clause in expr.split("by (").skip(1) {
+            let labels = clause.split(')').next().unwrap_or_default();
+            for label in labels.split(',').map(str::trim) {
+                assert!(carried.contains(label), "{expr}: no series has {label}");
+            }
+        }
+        if expr.contains(r#"protocol=~"tcp|udp""#) {
+            assert!(
+                series
+                    .iter()
+                    .any(|s| matches!(s.labels.get("protocol"), Some("tcp" | "udp"))),
+                "{expr}: selects no L4 series"
+            );
+        }
+    }
+    // L4-only pools do not look idle: their connections, open counts and bytes are shown.
+    for needed in [
+        r#"tandem_listener_connections_accepted_total{instance=~"$instance",protocol=~"tcp|udp"}"#,
+        r#"tandem_listener_connections_active{instance=~"$instance",protocol=~"tcp|udp"}"#,
+        r#"tandem_listener_bytes_total{instance=~"$instance",protocol=~"tcp|udp"}"#,
+        "rate(tandem_backend_picks_total",
+        "sum by (pool) (tandem_backend_active_connections",
+    ] {
+        assert!(
+            exprs.iter().any(|e| e.contains(needed)),
+            "no dashboard query with {needed}"
+        );
+    }
 
     // Every exposed metric is documented; histogram series by their family name.
     let docs = std::fs::read_to_string(format!("{root}metrics.md")).unwrap();

@@ -137,6 +137,39 @@ async fn a_refused_config_changes_nothing() {
         "the old config still serves"
     );
     assert_eq!(node.config().cluster.pools[0].backends.len(), 1);
+
+    // Valid, but a new listener's port is held by someone else (TCP for an HTTP listener,
+    // UDP for a UDP one): refused before the pool moves to b or the old listener goes.
+    let b = NameBackend::start("b").await;
+    let tcp_taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let udp_taken = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    for (protocol, taken) in [
+        ("http", tcp_taken.local_addr().unwrap()),
+        ("udp", udp_taken.local_addr().unwrap()),
+    ] {
+        let moved = tcp_config(free_port(), "round_robin", &[("b", b.addr, 1)], "", "").replacen(
+            "[[pool]]",
+            &format!(
+                "[[listener]]\nname = \"taken\"\nprotocol = \"{protocol}\"\n\
+                     bind = \"{taken}\"\npool = \"p\"\n\n[[pool]]"
+            ),
+            1,
+        );
+        let err = node
+            .apply(cluster(&moved), "test")
+            .await
+            .expect_err("a port someone holds is refused");
+        assert!(
+            err.to_string().contains(&format!("cannot bind {taken}")),
+            "{protocol}: {err}"
+        );
+        assert_eq!(
+            which_backend(local(port)).await.as_deref(),
+            Some("a"),
+            "{protocol}: the old listener and pool still serve"
+        );
+        assert_eq!(node.config().cluster.listeners.len(), 1);
+    }
     node.shutdown_within(Duration::from_secs(1)).await;
 }
 

@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
-use tandem_tests::admin::{exchange, Daemon};
+use tandem_tests::admin::{exchange, tandemctl_bin, Daemon};
 use tandem_tests::http_backends::TempDir;
 use tandem_tests::*;
 use tokio::net::UnixDatagram;
@@ -18,11 +18,10 @@ use tokio::time::Instant;
 
 const UNITS: [&str; 2] = ["tandemd.service", "tandem-witness.service"];
 
-/// The units, copied into `dir` with ExecStart on the tandemd just built (verify checks
-/// that the program exists).
+/// The units, copied into `dir` with ExecStart and ExecReload on the tandemd and tandemctl
+/// just built (verify checks that the programs exist).
 fn units_in(dir: &TempDir) -> Vec<PathBuf> {
     let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("../systemd");
-    let bin = tandemd_bin();
     UNITS
         .iter()
         .map(|name| {
@@ -30,7 +29,8 @@ fn units_in(dir: &TempDir) -> Vec<PathBuf> {
             assert!(text.contains("ExecStart=/usr/bin/tandemd "), "{name}");
             dir.write(
                 name,
-                text.replace("/usr/bin/tandemd", bin.to_str().unwrap()),
+                text.replace("/usr/bin/tandemd", tandemd_bin().to_str().unwrap())
+                    .replace("/usr/bin/tandemctl", tandemctl_bin().to_str().unwrap()),
             )
         })
         .collect()
@@ -259,9 +259,10 @@ async fn tandemd_notifies_ready_watchdog_reload_and_stop() {
 }
 
 /// `systemctl reload` as systemd runs it: the unit's ExecReload= lines in order, stopping
-/// at the first that fails (each line here is a plain argv, no shell). Returns whether the
-/// reload succeeded and what the commands printed.
-fn systemctl_reload(unit: &str, config: &Path, main_pid: u32) -> (bool, String) {
+/// at the first that fails (each line here is a plain argv, no shell), with the shipped
+/// paths moved to the test's config and admin socket. Returns whether the reload
+/// succeeded and what the commands printed.
+fn systemctl_reload(unit: &str, config: &Path, socket: &Path, main_pid: u32) -> (bool, String) {
     let text = std::fs::read_to_string(
         Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("../systemd")
@@ -272,14 +273,25 @@ fn systemctl_reload(unit: &str, config: &Path, main_pid: u32) -> (bool, String) 
         .lines()
         .filter_map(|l| l.strip_prefix("ExecReload="))
         .collect();
-    assert!(lines.len() >= 2, "{unit}: check, then signal: {lines:?}");
+    assert_eq!(lines.len(), 2, "{unit}: check, then reload: {lines:?}");
+    assert!(lines[0].contains(" check-config "), "{unit}: {lines:?}");
+    // Synchronous: the last line waits for the daemon's answer; a signal would not.
+    assert!(lines[1].ends_with(" reload"), "{unit}: {lines:?}");
+    assert!(
+        !lines.iter().any(|l| l.contains("kill")),
+        "{unit}: {lines:?}"
+    );
     let mut said = String::new();
     for line in lines {
         let line = line
             .replace("/usr/bin/tandemd", tandemd_bin().to_str().unwrap())
+            .replace("/usr/bin/tandemctl", tandemctl_bin().to_str().unwrap())
             .replace("/etc/tandem/tandem.toml", config.to_str().unwrap())
             .replace("/etc/tandem/witness.toml", config.to_str().unwrap())
+            .replace("/run/tandem/admin.sock", socket.to_str().unwrap())
+            .replace("/run/tandem-witness/admin.sock", socket.to_str().unwrap())
             .replace("$MAINPID", &main_pid.to_string());
+        assert!(!line.contains("/run/") && !line.contains("/etc/"), "{line}");
         let argv: Vec<&str> = line.split_whitespace().collect();
         let out = Command::new(argv[0]).args(&argv[1..]).output().unwrap();
         said.push_str(&String::from_utf8_lossy(&out.stdout));
@@ -291,34 +303,81 @@ fn systemctl_reload(unit: &str, config: &Path, main_pid: u32) -> (bool, String) 
     (true, said)
 }
 
-/// The unit checks the config before it signals: a broken file fails `systemctl reload`
-/// and the daemon is not even asked; a good one reloads.
+/// The unit checks the config, then reloads through the admin socket and waits for the
+/// answer: a broken file fails `systemctl reload` and the daemon is not even asked; a good
+/// one is serving when the command returns; one the daemon refuses at apply time (a port
+/// already taken) fails it too, and the old config keeps serving.
 #[tokio::test]
-async fn systemctl_reload_fails_on_a_broken_config_and_sends_nothing() {
+async fn systemctl_reload_waits_for_the_apply_and_fails_when_it_is_refused() {
     let dir = TempDir::new();
     let mut notes = Notifications::bind(&dir);
-    let (mut child, _, _backend) = spawn(&dir, &notes.path, Some("1")).await;
+    let (mut child, proxy, _backend) = spawn(&dir, &notes.path, Some("1")).await;
     notes.expect("READY=1").await;
     let config = dir.path("tandem.toml");
-    let good = std::fs::read_to_string(&config).unwrap();
+    let socket = dir.path("admin.sock");
+    let first = std::fs::read_to_string(&config).unwrap();
+    let other = NameBackend::start("c").await;
+    let backend_b = first
+        .lines()
+        .find_map(|l| l.strip_prefix("address = "))
+        .unwrap()
+        .to_string();
+    let good = first.replace(&backend_b, &format!("\"{}\"", other.addr));
 
-    let (ok, said) = systemctl_reload("tandemd.service", &config, child.0.id());
+    // Applied by the time the command returns: no retry on the next request.
+    std::fs::write(&config, &good).unwrap();
+    let (ok, said) = systemctl_reload("tandemd.service", &config, &socket, child.0.id());
     assert!(ok, "a good config reloads: {said}");
+    assert!(said.contains("reloaded: "), "{said}");
+    assert_eq!(which_backend(proxy).await.as_deref(), Some("c"));
     notes.expect("RELOADING=1").await;
     let (_, after) = notes.expect("READY=1").await;
-    assert!(status(&after).contains("reloaded by SIGHUP"), "{after:?}");
+    assert!(status(&after).contains("reloaded by"), "{after:?}");
 
-    // A key path error: check-config names it, and no SIGHUP reaches the daemon.
+    // Passes check-config, refused at apply: a second listener on a port someone holds.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let taken_addr = taken.local_addr().unwrap();
+    let refused = first.replacen(
+        "[[pool]]",
+        &format!(
+            "[[listener]]\nname = \"taken\"\nbind = \"{taken_addr}\"\npool = \"p\"\n\n[[pool]]"
+        ),
+        1,
+    );
+    std::fs::write(&config, &refused).unwrap();
+    let check = Command::new(tandemd_bin())
+        .arg("check-config")
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(check.status.success(), "{check:?}");
+    let (ok, said) = systemctl_reload("tandemd.service", &config, &socket, child.0.id());
+    assert!(
+        !ok,
+        "a config the daemon refuses must fail the reload: {said}"
+    );
+    assert!(
+        said.contains("reload refused, tandemd keeps its running config")
+            && said.contains(&taken_addr.to_string()),
+        "{said}"
+    );
+    assert_eq!(which_backend(proxy).await.as_deref(), Some("c"));
+    notes.expect("RELOADING=1").await;
+    let (_, kept) = notes.expect("READY=1").await;
+    assert!(status(&kept).contains("refused"), "{kept:?}");
+    drop(taken);
+
+    // A key path error: check-config names it, and the daemon is not asked.
     std::fs::write(&config, good.replace("round_robin", "round_robinn")).unwrap();
-    let (ok, said) = systemctl_reload("tandemd.service", &config, child.0.id());
+    let (ok, said) = systemctl_reload("tandemd.service", &config, &socket, child.0.id());
     assert!(!ok, "a broken config must fail the reload");
     assert!(said.contains("pool[0].algorithm"), "{said}");
     let quiet = tokio::time::timeout(Duration::from_millis(700), notes.rx.recv()).await;
-    assert!(quiet.is_err(), "the daemon was signalled: {quiet:?}");
+    assert!(quiet.is_err(), "the daemon was asked: {quiet:?}");
 
     // The witness unit checks its file as a witness's: [node.cluster] is required.
     std::fs::write(&config, &good).unwrap();
-    let (ok, said) = systemctl_reload("tandem-witness.service", &config, child.0.id());
+    let (ok, said) = systemctl_reload("tandem-witness.service", &config, &socket, child.0.id());
     assert!(!ok, "a file without [node.cluster] is no witness config");
     assert!(said.contains("node.cluster"), "{said}");
 
@@ -478,7 +537,17 @@ async fn a_cluster_member_is_ready_only_once_it_has_a_leader() {
         "{ready:?}\n{}",
         logs(&dir)
     );
-    // The witness reloads its file on SIGHUP like a node (ExecReload in its unit).
+    // The witness reloads its file through its unit's ExecReload lines, like a node.
+    let (ok, said) = systemctl_reload("tandem-witness.service", &w, &w_sock, witness.0.id());
+    assert!(ok, "the witness reloads: {said}\n{}", logs(&dir));
+    notes.expect("RELOADING=1").await;
+    let (_, reloaded) = notes.expect("READY=1").await;
+    assert!(
+        status(&reloaded).contains("reloaded by"),
+        "{reloaded:?}\n{}",
+        logs(&dir)
+    );
+    // SIGHUP still reloads it (asynchronously).
     witness.signal(Signal::SIGHUP);
     notes.expect("RELOADING=1").await;
     let (_, reloaded) = notes.expect("READY=1").await;

@@ -109,7 +109,9 @@ fn open_tcp(
     Ok(socket)
 }
 
-pub(crate) fn udp_socket(
+/// A bound UDP socket for a listener, for tokio (tandemd also probes reload addresses
+/// with it).
+pub fn udp_socket(
     name: &str,
     address: SocketAddr,
     v6_only: bool,

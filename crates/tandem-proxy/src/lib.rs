@@ -19,7 +19,10 @@ mod udp;
 
 pub use accept_backoff::AcceptBackoff;
 pub use backend_metrics::{BackendMetrics, ErrorKind, RESPONSE_BUCKETS, STATUS_CLASSES};
-pub use bind::{tcp_listener as bind_tcp, tcp_listener_group as bind_tcp_group, StartError};
+pub use bind::{
+    tcp_listener as bind_tcp, tcp_listener_group as bind_tcp_group, udp_socket as bind_udp,
+    StartError,
+};
 pub use clock::Clock;
 pub use history::{HealthEvent, HEALTH_HISTORY};
 pub use pipe::{pipe, PipeOutcome};

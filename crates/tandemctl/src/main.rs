@@ -224,7 +224,19 @@ async fn run(client: &Client, command: Command, as_json: bool) -> Result<ExitCod
         ),
         Command::Vrrp => print(as_json, &client.get("/v1/vrrp").await?, show::vrrp),
         Command::Reload => {
-            let answer = client.json(Method::POST, "/v1/reload", None).await?;
+            // ExecReload runs this: the journal line must say the old config still serves.
+            let answer = client
+                .json(Method::POST, "/v1/reload", None)
+                .await
+                .map_err(|failure| match failure {
+                    Failure::Refused { message, body } => Failure::Refused {
+                        message: format!(
+                            "reload refused, tandemd keeps its running config: {message}"
+                        ),
+                        body,
+                    },
+                    other => other,
+                })?;
             print(as_json, &answer, |v| {
                 format!("reloaded: {}", show::applied(&v["applied"]))
             });

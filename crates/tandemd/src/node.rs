@@ -232,6 +232,7 @@ impl Node {
             version: candidate.cluster.version,
             ..Default::default()
         };
+        self.probe_new_listeners(&candidate.cluster)?;
         let before = self.config();
         if before.cluster.vip_groups != candidate.cluster.vip_groups {
             report
@@ -257,6 +258,36 @@ impl Node {
         *lock(&self.config) = candidate;
         tracing::info!(who, %report, "config applied");
         Ok(report)
+    }
+
+    /// Binds every address `cluster` adds a listener on, and lets go at once: the planes
+    /// bind only after moving pools and removing listeners, so a port someone else holds
+    /// must refuse the apply here, before anything changes. Addresses our own listeners
+    /// hold are left to the planes. A port taken between this probe and the real bind
+    /// still fails the apply half-way (the error says which listener).
+    fn probe_new_listeners(&self, cluster: &ClusterConfig) -> Result<(), ApplyError> {
+        use tandem_config::Protocol;
+        let ours: std::collections::HashSet<(bool, std::net::SocketAddr)> = self
+            .plane
+            .listeners()
+            .iter()
+            .map(|h| (h.protocol == Protocol::Udp, h.local_addr))
+            .chain(self.http.listeners().iter().map(|h| (false, h.local_addr)))
+            .collect();
+        for l in &cluster.listeners {
+            let udp = l.protocol == Protocol::Udp;
+            if l.bind.port() == 0 || ours.contains(&(udp, l.bind)) {
+                continue;
+            }
+            let probe = if udp {
+                tandem_proxy::bind_udp(&l.name, l.bind, l.ipv6_only()).map(drop)
+            } else {
+                tandem_proxy::bind_tcp_group(&l.name, l.bind, l.backlog(), l.ipv6_only(), 1)
+                    .map(drop)
+            };
+            probe.map_err(|e| ApplyError::Failed(e.into()))?;
+        }
+        Ok(())
     }
 
     /// Reads the config file again and applies its cluster part (node-local settings other
