@@ -321,7 +321,7 @@ impl LeaseMachine {
 
     /// Another node holds the lease but has not renewed it for a whole contender wait, so
     /// it cannot hold the VIP any more (as of the last tick). VRRP uses it to take over
-    /// after two silent advert intervals instead of a full Master_Down_Interval.
+    /// after one silent advert interval instead of a full Master_Down_Interval.
     pub fn lapsed(&self) -> bool {
         self.lapsed
     }

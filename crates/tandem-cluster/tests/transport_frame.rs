@@ -128,7 +128,7 @@ async fn frame_oversized_or_undecodable_closes_that_connection_and_the_server_ke
         "no reply to an oversized frame: {read:?} {rest:?}"
     );
     let line = logs
-        .line_with(&["WARN", "oversized frame", &format!("peer={me}")])
+        .line_with(&["WARN", "reason=\"frame_too_large\"", &format!("peer={me}")])
         .await;
     assert!(line.contains("67108865 bytes"), "{line}");
 

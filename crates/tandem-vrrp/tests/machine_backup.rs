@@ -334,8 +334,8 @@ fn a_designated_backup_takes_over_without_skew_time() {
     );
 }
 
-/// The fence saw the master's lease lapse: the backup takes over after two silent advert
-/// intervals instead of 3 intervals + Skew_Time; a master that still advertises keeps its
+/// The fence saw the master's lease lapse: the backup takes over after one silent advert
+/// interval instead of 3 intervals + Skew_Time; a master that still advertises keeps its
 /// place.
 #[test]
 fn a_lapsed_lease_shortens_the_wait_for_a_silent_master() {
@@ -343,10 +343,10 @@ fn a_lapsed_lease_shortens_the_wait_for_a_silent_master() {
     inst.on_advert(advert(PEER, 200), Duration::from_secs(1));
     let full = Duration::from_secs(1) + inst.master_down_interval();
     assert_eq!(inst.poll_timeout(), Some(full));
-    // Lapsed 0.5 s after the last advert (1 s intervals): due at 1 s + 2 s.
+    // Lapsed 0.5 s after the last advert (1 s intervals): due at 1 s + 1 s.
     assert!(inst.set_lease_lapsed(true, ms(1500)).is_empty());
-    assert_eq!(inst.poll_timeout(), Some(Duration::from_secs(3)));
-    let out = inst.on_timer(Duration::from_secs(3));
+    assert_eq!(inst.poll_timeout(), Some(Duration::from_secs(2)));
+    let out = inst.on_timer(Duration::from_secs(2));
     assert_eq!(
         out.last(),
         Some(&transition(
@@ -359,8 +359,8 @@ fn a_lapsed_lease_shortens_the_wait_for_a_silent_master() {
     // Lapsed long after the silence began: at once.
     let mut inst = backup(cfg(100));
     inst.on_advert(advert(PEER, 200), Duration::from_secs(1));
-    inst.set_lease_lapsed(true, ms(3500));
-    assert_eq!(inst.poll_timeout(), Some(ms(3500)));
+    inst.set_lease_lapsed(true, ms(2500));
+    assert_eq!(inst.poll_timeout(), Some(ms(2500)));
 
     // The master still advertises: its adverts restore the full timer.
     let mut inst = backup(cfg(100));
@@ -373,7 +373,7 @@ fn a_lapsed_lease_shortens_the_wait_for_a_silent_master() {
     );
     assert_eq!(
         Reason::MasterLeaseLapsed.to_string(),
-        "the master's lease lapsed and no advertisement came for two intervals"
+        "the master's lease lapsed and no advertisement came for an interval"
     );
 }
 

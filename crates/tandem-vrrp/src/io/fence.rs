@@ -30,7 +30,7 @@ pub struct FenceLink {
     /// [`Instance::set_designated`](crate::machine::Instance::set_designated)).
     pub designated: watch::Receiver<bool>,
     /// true: the lease holder (another node) let its lease lapse. As Backup the instance
-    /// then takes over after two silent advert intervals (see
+    /// then takes over after one silent advert interval (see
     /// [`Instance::set_lease_lapsed`](crate::machine::Instance::set_lease_lapsed)).
     pub lapsed: watch::Receiver<bool>,
     /// The nftables fence that silences the group's VIPs when the permit ends, even if

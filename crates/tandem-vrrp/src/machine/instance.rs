@@ -15,7 +15,7 @@ enum DownCause {
     MasterLeft,
     /// We are ignoring this lower-priority master's adverts so we can preempt it.
     Preempting { src: Ipv4Addr, priority: u8 },
-    /// The master's lease lapsed; the timer was shortened to two silent intervals.
+    /// The master's lease lapsed; the timer was shortened to one silent interval.
     LeaseLapsed,
 }
 
@@ -320,16 +320,17 @@ impl Instance {
     /// Whether the fence has seen the holder's lease lapse: no renewal applied for a whole
     /// contender wait, so the old master cannot hold the addresses any more. A Backup then
     /// does not wait the full Master_Down_Interval (3 intervals + Skew_Time): it takes over
-    /// once the master has also been silent for two intervals. The lease, not VRRP, keeps
-    /// the VIP to one holder, so an early takeover is safe; the two silent intervals keep a
-    /// master that still advertises (only its renewals are lost) from being chased away.
+    /// once the master has also been silent for one interval. The lease, not VRRP, keeps
+    /// the VIP to one holder, so an early takeover is safe (a master whose lease lapsed is
+    /// fenced out and falls silent when its permit ends); a master that still advertises
+    /// resets the timer with each advert, so it is not chased away while it is heard.
     /// A lapse is judged on the lease's own clock, which lets a crash fail over faster than
     /// VRRP alone would.
     pub fn set_lease_lapsed(&mut self, lapsed: bool, now: Duration) -> Vec<Action> {
         self.lease_lapsed = lapsed;
         if lapsed && self.state == State::Backup && self.down_cause == DownCause::Silence {
             let silent_since = self.last_peer_advert.unwrap_or(Duration::ZERO);
-            let quick = (silent_since + self.master_adver_interval * 2).max(now);
+            let quick = (silent_since + self.master_adver_interval).max(now);
             if self.deadline.is_some_and(|d| quick < d) {
                 self.deadline = Some(quick);
                 self.down_cause = DownCause::LeaseLapsed;

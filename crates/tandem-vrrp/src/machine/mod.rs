@@ -113,7 +113,7 @@ pub enum Reason {
     /// Backup → Master: the master advertised priority 0 and we waited only Skew_Time.
     MasterLeft,
     /// Backup → Master: the master's lease lapsed (so it cannot hold the addresses) and it
-    /// fell silent for two advert intervals ([`Instance::set_lease_lapsed`]).
+    /// fell silent for an advert interval ([`Instance::set_lease_lapsed`]).
     MasterLeaseLapsed,
     InterfaceDown,
     InterfaceUp,
@@ -151,7 +151,7 @@ impl fmt::Display for Reason {
             Reason::MasterLeft => write!(f, "master left (advertised priority 0)"),
             Reason::MasterLeaseLapsed => write!(
                 f,
-                "the master's lease lapsed and no advertisement came for two intervals"
+                "the master's lease lapsed and no advertisement came for an interval"
             ),
             Reason::InterfaceDown => write!(f, "interface down"),
             Reason::InterfaceUp => write!(f, "interface up"),
