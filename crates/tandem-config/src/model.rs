@@ -189,6 +189,9 @@ pub struct Listener {
     /// HTTPS listeners: Strict-Transport-Security on every response.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hsts: Option<Hsts>,
+    /// HTTP listeners: response compression (off unless given).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compression: Option<crate::compression::Compression>,
 }
 
 impl Listener {
