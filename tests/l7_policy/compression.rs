@@ -106,7 +106,7 @@ fn node(content: &ContentBackend, port: u16, compression: &str, routes: &str) ->
 async fn compresses_with_the_negotiated_encoding_and_decodes_to_the_original() {
     let content = ContentBackend::start().await;
     let port = free_port();
-    let _node = start_node(&node(&content, port, "compression = {}", ""));
+    let node = start_node(&node(&content, port, "compression = {}", ""));
     let dir = TempDir::new();
     let text = big_text();
     let u = url(port, "/text");
@@ -191,6 +191,38 @@ async fn compresses_with_the_negotiated_encoding_and_decodes_to_the_original() {
     .await;
     assert_eq!(r.header("content-encoding"), Some("br"));
     assert!(r.body == json, "h2c br decodes to the original");
+
+    // The counters: responses by encoding, bytes before and after.
+    let m = tandemd::metrics::Snapshot::gather(&node).await.encode();
+    let value = |series: &str| -> f64 {
+        m.lines()
+            .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("{series} missing from /metrics"))
+    };
+    let on = |labels: &str| format!("{{listener=\"front\",{labels}}}");
+    let count = |a: &str| {
+        value(&format!(
+            "tandem_http_compressed_responses_total{}",
+            on(&format!("algorithm=\"{a}\""))
+        ))
+    };
+    assert_eq!(count("gzip"), 5.0);
+    assert_eq!(count("zstd"), 3.0);
+    assert_eq!(count("br"), 3.0);
+    let bytes_in = value(&format!(
+        "tandem_http_compressed_bytes_total{}",
+        on("stage=\"in\"")
+    ));
+    let bytes_out = value(&format!(
+        "tandem_http_compressed_bytes_total{}",
+        on("stage=\"out\"")
+    ));
+    let expected_in = 9 * text.len() + 2 * json.len();
+    assert_eq!(bytes_in, expected_in as f64);
+    assert!(
+        bytes_out > 0.0 && bytes_out < bytes_in / 2.0,
+        "{bytes_out} of {bytes_in}"
+    );
 }
 
 #[tokio::test]
