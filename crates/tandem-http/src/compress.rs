@@ -395,6 +395,8 @@ impl AsyncBufRead for BodyReader {
     }
 }
 
+// Always boxed in `CompressedBody`, so the brotli state's size costs no other variant.
+#[allow(clippy::large_enum_variant)]
 enum Encoder {
     Brotli(BrotliEncoder<BodyReader>),
     Zstd(ZstdEncoder<BodyReader>),
