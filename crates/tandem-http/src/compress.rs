@@ -129,6 +129,12 @@ impl CompressionPolicy {
         if ty.eq_ignore_ascii_case("text") && sub.eq_ignore_ascii_case("event-stream") {
             return false;
         }
+        // gRPC compresses its own messages and needs its trailers, which this drops.
+        if ty.eq_ignore_ascii_case("application")
+            && sub.get(..4).is_some_and(|g| g.eq_ignore_ascii_case("grpc"))
+        {
+            return false;
+        }
         self.types.iter().any(|p| {
             ty.eq_ignore_ascii_case(&p.ty)
                 && p.sub.as_ref().is_none_or(|s| sub.eq_ignore_ascii_case(s))
@@ -509,6 +515,14 @@ mod tests {
         assert!(p.type_matches(b"text/html; charset=utf-8"));
         assert!(p.type_matches(b"Application/JSON"));
         assert!(!p.type_matches(b"text/event-stream"));
+        let any = CompressionPolicy::compile(&Compression {
+            content_types: vec!["application/*".into()],
+            ..Compression::default()
+        })
+        .unwrap();
+        assert!(any.type_matches(b"application/xml"));
+        assert!(!any.type_matches(b"application/grpc"));
+        assert!(!any.type_matches(b"application/grpc+proto"));
         assert!(!p.type_matches(b"image/png"));
         assert!(!p.type_matches(b"application/jsonx"));
         assert!(!p.type_matches(b"garbage"));
