@@ -360,3 +360,67 @@ fn check_config_names_the_key_of_a_bad_compression_setting() {
         assert!(report.contains(words), "{words:?} missing from:\n{report}");
     }
 }
+
+/// The body is compressed as it streams: when the backend pauses half way, the client
+/// already has the compressed first half (the encoder flushes when its input stalls), and
+/// the whole decodes to the original once the backend finishes.
+#[tokio::test]
+async fn compresses_as_the_body_streams() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let content = ContentBackend::start().await;
+    let port = free_port();
+    let _node = start_node(&node(
+        &content,
+        port,
+        "compression = { algorithms = [\"gzip\"] }",
+        "",
+    ));
+    let mut tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    tcp.write_all(
+        b"GET /slow HTTP/1.1\r\nHost: x\r\nAccept-Encoding: gzip\r\nConnection: close\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    // Read until the head and the first chunk of body have arrived, the backend held.
+    let mut got = Vec::new();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    let head_end = loop {
+        let mut buf = [0u8; 16384];
+        let n = tokio::time::timeout_at(deadline, tcp.read(&mut buf))
+            .await
+            .expect("compressed bytes before the backend finished")
+            .unwrap();
+        assert!(n > 0, "closed early: {:?}", String::from_utf8_lossy(&got));
+        got.extend_from_slice(&buf[..n]);
+        if let Some(i) = got.windows(4).position(|w| w == b"\r\n\r\n") {
+            // The head, then at least one chunk of more than a gzip header.
+            let body = &got[i + 4..];
+            if body.len() > 200 {
+                break i + 4;
+            }
+        }
+    };
+    let head = String::from_utf8_lossy(&got[..head_end]).to_ascii_lowercase();
+    assert!(head.contains("content-encoding: gzip"), "{head}");
+    assert!(head.contains("transfer-encoding: chunked"), "{head}");
+    content.finish_slow();
+    tcp.read_to_end(&mut got).await.unwrap();
+    // De-chunk, then decode.
+    let mut body = Vec::new();
+    let mut rest = &got[head_end..];
+    loop {
+        let line_end = rest.windows(2).position(|w| w == b"\r\n").unwrap();
+        let size =
+            usize::from_str_radix(std::str::from_utf8(&rest[..line_end]).unwrap().trim(), 16)
+                .unwrap();
+        rest = &rest[line_end + 2..];
+        if size == 0 {
+            break;
+        }
+        body.extend_from_slice(&rest[..size]);
+        rest = &rest[size + 2..];
+    }
+    assert!(decode("gzip", &body) == big_text());
+}

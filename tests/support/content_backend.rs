@@ -1,6 +1,7 @@
 //! A backend with bodies worth compressing, for the response compression tests: one path
 //! per case (large text with a strong ETag and byte ranges, chunked JSON, a small body,
-//! an image, a body already encoded, `Cache-Control: no-transform`).
+//! an image, a body already encoded, `Cache-Control: no-transform`, and a body held half
+//! way until the test lets it finish).
 
 use bytes::Bytes;
 use http_body_util::BodyExt;
@@ -12,6 +13,7 @@ use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -65,9 +67,30 @@ impl Body for Chunks {
     }
 }
 
+/// A body fed through a channel: what was sent so far, then the rest when the test says.
+struct Fed(tokio::sync::mpsc::UnboundedReceiver<Bytes>);
+
+impl Body for Fed {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        self.get_mut()
+            .0
+            .poll_recv(cx)
+            .map(|c| c.map(|c| Ok(Frame::data(c))))
+    }
+}
+
+type Held = Arc<Mutex<Option<tokio::sync::mpsc::UnboundedSender<Bytes>>>>;
+
 pub struct ContentBackend {
     pub addr: SocketAddr,
     stop: CancellationToken,
+    held: Held,
 }
 
 impl Drop for ContentBackend {
@@ -84,16 +107,19 @@ impl ContentBackend {
         let addr = listener.local_addr().unwrap();
         let stop = CancellationToken::new();
         let token = stop.clone();
+        let held: Held = Arc::default();
+        let shared = held.clone();
         tokio::spawn(async move {
             loop {
                 let (tcp, _) = tokio::select! {
                     _ = token.cancelled() => return,
                     r = listener.accept() => match r { Ok(a) => a, Err(_) => continue },
                 };
-                let token = token.clone();
+                let (token, held) = (token.clone(), shared.clone());
                 tokio::spawn(async move {
+                    let service = service_fn(move |req| answer(req, held.clone()));
                     let conn = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(tcp), service_fn(answer));
+                        .serve_connection(TokioIo::new(tcp), service);
                     tokio::select! {
                         _ = token.cancelled() => {}
                         _ = conn => {}
@@ -101,7 +127,18 @@ impl ContentBackend {
                 });
             }
         });
-        ContentBackend { addr, stop }
+        ContentBackend { addr, stop, held }
+    }
+
+    /// `/slow` sends the first 50 000 bytes of [`big_text`] and holds the rest until this.
+    pub fn finish_slow(&self) {
+        let tx = self
+            .held
+            .lock()
+            .unwrap()
+            .take()
+            .expect("a /slow response is held");
+        tx.send(Bytes::from(big_text()[50_000..].to_vec())).unwrap();
     }
 
     /// A `[[pool]]` named `name` with this backend.
@@ -117,7 +154,7 @@ fn full(b: impl Into<Bytes>) -> Answer {
     http_body_util::Full::new(b.into()).boxed()
 }
 
-async fn answer(req: Request<Incoming>) -> Result<Response<Answer>, Infallible> {
+async fn answer(req: Request<Incoming>, held: Held) -> Result<Response<Answer>, Infallible> {
     let r = Response::builder().header("x-backend", "content");
     let text = big_text();
     let resp = match req.uri().path() {
@@ -139,6 +176,12 @@ async fn answer(req: Request<Incoming>) -> Result<Response<Answer>, Infallible> 
             let chunks = json.chunks(7000).map(Bytes::copy_from_slice).collect();
             r.header("content-type", "application/json")
                 .body(Chunks(chunks).boxed())
+        }
+        "/slow" => {
+            let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+            tx.send(Bytes::from(text[..50_000].to_vec())).unwrap();
+            *held.lock().unwrap() = Some(tx);
+            r.header("content-type", "text/plain").body(Fed(rx).boxed())
         }
         "/small" => r
             .header("content-type", "text/plain")

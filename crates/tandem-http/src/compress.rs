@@ -1,7 +1,8 @@
 //! Response compression (docs/http.md "Compression"): the encoding negotiated from the
 //! client's Accept-Encoding, the checks that leave a response alone, and a streaming body
 //! that compresses as the backend's bytes arrive (bounded memory: one input chunk and the
-//! encoder's window, never the whole body).
+//! encoder's window, never the whole body). async-compression's encoders flush whenever
+//! their input stalls, so a pause of the backend never holds back bytes it already sent.
 
 use async_compression::tokio::bufread::{BrotliEncoder, GzipEncoder, ZstdEncoder};
 use async_compression::Level;
@@ -124,8 +125,8 @@ impl CompressionPolicy {
         let Some((ty, sub)) = essence.split_once('/') else {
             return false;
         };
-        // Server-sent events must reach the client event by event: an encoder holds
-        // them back until its block fills.
+        // Server-sent events: small events, each flushed on its own (the encoder flushes
+        // whenever the backend pauses), so compression gains little and costs latency.
         if ty.eq_ignore_ascii_case("text") && sub.eq_ignore_ascii_case("event-stream") {
             return false;
         }
