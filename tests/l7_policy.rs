@@ -1,7 +1,8 @@
 //! The L7 plane end to end, policy side: routing (hosts, paths, headers, methods, first
 //! match, default, 404, redirects, fixed answers), balancing per request (round robin,
 //! header/cookie/URI hashing), cookie persistence, source-IP affinity, access rules and the
-//! JSON access log; header rules, path rewrites and HSTS (`l7_policy/header_rules.rs`).
+//! JSON access log; header rules, path rewrites and HSTS (`l7_policy/header_rules.rs`);
+//! response compression (`l7_policy/compression.rs`).
 //! Real hyper backends and real clients (curl, hyper) on 127.0.0.x.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -12,6 +13,8 @@ use tandem_balance::AdminState;
 use tandem_tests::l7_backends::*;
 use tandem_tests::*;
 
+#[path = "l7_policy/compression.rs"]
+mod compression;
 #[path = "l7_policy/header_rules.rs"]
 mod header_rules;
 #[path = "l7_policy/ipv6.rs"]

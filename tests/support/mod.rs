@@ -313,6 +313,7 @@ pub async fn wait_listening(addr: SocketAddr, limit: Duration) -> bool {
 pub mod admin;
 pub mod appliance_install;
 pub mod cluster_lab;
+pub mod content_backend;
 pub mod http_backends;
 pub mod l7_backends;
 pub mod lab_script;

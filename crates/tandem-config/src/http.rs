@@ -169,6 +169,9 @@ pub struct Route {
     /// Pool routes: the path the backend sees (the route's path_prefix stripped or replaced).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rewrite: Option<Rewrite>,
+    /// Pool routes: response compression instead of the listener's (`enabled = false`: none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compression: Option<crate::compression::Compression>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

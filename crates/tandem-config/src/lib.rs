@@ -4,6 +4,7 @@
 //! so an operator can fix it without reading code.
 
 pub mod cluster;
+pub mod compression;
 mod duration;
 mod error;
 pub mod header_rules;

@@ -198,6 +198,9 @@ pub struct Listener {
     /// /64 and could otherwise dodge a limit by rotating its address.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_ipv6_prefix: Option<u8>,
+    /// HTTP listeners: response compression (off unless given).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compression: Option<crate::compression::Compression>,
 }
 
 impl Listener {

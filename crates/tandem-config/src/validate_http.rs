@@ -2,6 +2,7 @@
 //! the HTTP side of pools. Certificate files are checked by `tandemd check-config` (it
 //! reads them); this module checks only the text.
 
+use crate::compression::validate_compression;
 use crate::error::Problem;
 use crate::http::{HashKey, Sticky};
 use crate::model::{Algorithm, CheckKind, ClusterConfig, Listener, Pool, Protocol};
@@ -25,6 +26,7 @@ pub(crate) fn validate_http(cfg: &ClusterConfig) -> Vec<Problem> {
                 ("rule", !l.rules.is_empty()),
                 ("headers", !l.headers.is_empty()),
                 ("hsts", l.hsts.is_some()),
+                ("compression", l.compression.is_some()),
             ] {
                 if present {
                     p.add(
@@ -120,8 +122,17 @@ fn validate_http_listener(p: &mut Problems, at: &str, l: &Listener, cfg: &Cluste
     if let Some(hsts) = &l.hsts {
         validate_hsts(p, at, hsts, l.tls.is_some());
     }
+    if let Some(c) = &l.compression {
+        validate_compression(p, at, c);
+    }
     for (j, r) in l.routes.iter().enumerate() {
         let rat = format!("{at}.route[{j}]");
+        if let Some(c) = &r.compression {
+            validate_compression(p, &rat, c);
+            if r.pool.is_none() {
+                p.add(format!("{rat}.compression"), "only for routes with a pool");
+            }
+        }
         validate_header_rules(p, &format!("{rat}.headers"), &r.headers, r.pool.is_some());
         if let Some(rewrite) = &r.rewrite {
             validate_rewrite(p, &rat, r, rewrite);

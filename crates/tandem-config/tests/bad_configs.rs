@@ -2,6 +2,8 @@
 
 use tandem_config::parse;
 
+#[path = "bad_configs/compression.rs"]
+mod compression;
 #[path = "bad_configs/header_rules.rs"]
 mod header_rules;
 

@@ -10,6 +10,7 @@
 
 pub mod access_log;
 mod body;
+pub mod compress;
 mod errors;
 mod header_rules;
 mod headers;

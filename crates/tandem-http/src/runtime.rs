@@ -14,6 +14,8 @@ use tandem_policy::{
 };
 use tandem_proxy::{Clock, SharedPool};
 
+use crate::compress::{CompressionPolicy, CompressionStats};
+
 use crate::header_rules::HeaderRules;
 use crate::sticky::SourceIpSticky;
 use crate::upstream::{Upstream, UpstreamTls};
@@ -69,6 +71,8 @@ pub struct RouteEntry {
     pub target: Arc<Target>,
     pub headers: HeaderRules,
     pub rewrite: Option<PrefixRewrite>,
+    /// The route's own compression (None: the listener's).
+    pub compression: Option<Arc<CompressionPolicy>>,
 }
 
 impl RouteEntry {
@@ -77,6 +81,7 @@ impl RouteEntry {
             target,
             headers: HeaderRules::default(),
             rewrite: None,
+            compression: None,
         }
     }
 }
@@ -95,6 +100,11 @@ pub struct ListenerRuntime {
     pub headers: HeaderRules,
     /// Strict-Transport-Security for every response (TLS listeners only).
     pub hsts: Option<http::HeaderValue>,
+    /// Response compression (None: off unless a route turns it on).
+    pub compression: Option<Arc<CompressionPolicy>>,
+    /// Whether this listener or any of its routes compresses (else the request path
+    /// skips compression altogether).
+    pub compresses: bool,
     pub rate: Option<Arc<Mutex<RateLimiter>>>,
     pub per_client: Option<Arc<Mutex<ClientConnections>>>,
     /// IPv6 clients are one client per prefix of this length (limits, hashing, stickiness).
@@ -145,6 +155,8 @@ pub struct HttpStats {
     /// Of those, HTTP/2 connections closed because a stream got no flow-control window
     /// (the client never sent WINDOW_UPDATE) for `send_timeout`.
     pub h2_window_stalls: AtomicU64,
+    /// Responses compressed and the bytes through the encoders.
+    pub compression: Arc<CompressionStats>,
     /// Which of the refusals above were logged already (one warning each, then debug).
     pub(crate) logged: LoggedOnce,
 }
@@ -366,6 +378,12 @@ pub fn build_listener(
                 (Some(rw), Some(prefix)) => Some(PrefixRewrite::new(prefix, rw.replacement())),
                 _ => None,
             },
+            compression: match &r.compression {
+                Some(c) => Some(Arc::new(
+                    CompressionPolicy::compile(c).map_err(|e| err(format!("route[{i}].{e}")))?,
+                )),
+                None => None,
+            },
         };
         routes.push((route_match(r).map_err(err)?, entry));
     }
@@ -382,6 +400,11 @@ pub fn build_listener(
         ),
         _ => None,
     };
+    let compression = match &l.compression {
+        Some(c) => Some(Arc::new(CompressionPolicy::compile(c).map_err(err)?)),
+        None => None,
+    };
+    let compresses = compression.is_some() || l.routes.iter().any(|r| r.compression.is_some());
     let mut rules = Vec::new();
     for r in &l.rules {
         rules.push(access_rule(r).map_err(err)?);
@@ -420,6 +443,8 @@ pub fn build_listener(
         rules: AccessRules::new(rules),
         headers,
         hsts,
+        compression,
+        compresses,
         rate,
         per_client,
         client_ipv6_prefix: l.client_ipv6_prefix(),

@@ -11,7 +11,9 @@
 //!    the persistence cookie and the sticky record.
 //! 5. [`rewrite::client_response`]: the response header rules and HSTS, on every answer
 //!    (the backend's or tandem's own).
-//! 6. [`log`]: status counters and the access log.
+//! 6. [`crate::compress`]: response compression (the route's or the listener's), when
+//!    the request, the response and the policy allow it.
+//! 7. [`log`]: status counters and the access log.
 //!
 //! [`handle`] runs them in that order; an error at any phase becomes a response there.
 
@@ -32,6 +34,7 @@ use tokio::time::Instant;
 
 use crate::access_log::AccessRecord;
 use crate::body::Holding;
+use crate::compress;
 use crate::errors::{self, ClientBody};
 use crate::header_rules::TlsFacts;
 use crate::headers;
@@ -145,12 +148,22 @@ pub async fn handle(req: Request<Incoming>, ctx: Arc<ConnContext>) -> Response<C
     // The request timeout bounds the only phase that waits (forward): it takes the
     // deadline into its response timer, so a request arms one timer, not two.
     let deadline = started + l.settings.request_timeout.get();
+    let facts = l.compresses.then(|| compress::RequestFacts::of(&req));
     let mut resp = match bad_host {
         Some(e) => refuse_host(&rc, e),
         None => phases(req, &mut rc, deadline).await,
     };
     let status = resp.status();
     rewrite::client_response(resp.headers_mut(), status, &rc);
+    if let Some(facts) = &facts {
+        let policy = rc
+            .route
+            .and_then(|r| r.compression.as_ref())
+            .or(l.compression.as_ref());
+        if let Some(policy) = policy {
+            resp = compress::maybe_compress(policy, facts, resp, &l.stats.compression);
+        }
+    }
     // Status counters now; the access log line, the byte counters and the duration when
     // the body has gone out (its real length, also when chunked or cut short).
     let end = log::respond(rc, ctx.listener.clone(), status.as_u16(), started);

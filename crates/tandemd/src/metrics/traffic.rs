@@ -150,6 +150,14 @@ pub(super) fn encode_listeners(out: &mut Out, l4: &[ListenerHandle], http: &[Htt
         "http_body_bytes",
         "HTTP body bytes: in = request bodies read from clients, out = response bodies sent to them (counted when the response ends)",
     );
+    let compressed = out.counter(
+        "http_compressed_responses",
+        "HTTP responses compressed by tandem, by encoding (br, zstd, gzip)",
+    );
+    let compressed_bytes = out.counter(
+        "http_compressed_bytes",
+        "Response body bytes through tandem's compression: in = before, out = after",
+    );
     let mut durations = Vec::with_capacity(http.len());
     let h2_window_stalls = out.counter(
         "http_h2_window_stalls",
@@ -210,6 +218,18 @@ pub(super) fn encode_listeners(out: &mut Out, l4: &[ListenerHandle], http: &[Htt
         body_bytes
             .get_or_create(&with(&listener, "direction", "out"))
             .inc_by(s.body_bytes_out.load(Relaxed));
+        let c = &s.compression;
+        for algo in tandem_http::compress::Algorithm::ALL {
+            compressed
+                .get_or_create(&with(&listener, "algorithm", algo.name()))
+                .inc_by(c.responses(algo));
+        }
+        compressed_bytes
+            .get_or_create(&with(&listener, "stage", "in"))
+            .inc_by(c.bytes_in.load(Relaxed));
+        compressed_bytes
+            .get_or_create(&with(&listener, "stage", "out"))
+            .inc_by(c.bytes_out.load(Relaxed));
         durations.push((listener.clone(), s.request_seconds.histogram().clone()));
         h2_window_stalls
             .get_or_create(&listener)
