@@ -7,7 +7,7 @@ use nix::sys::signal::Signal;
 use std::net::SocketAddr;
 use std::time::Duration;
 use tandem_tests::admin::*;
-use tandem_tests::http_backends::TempDir;
+use tandem_tests::TempDir;
 use tandem_tests::*;
 
 fn local(port: u16) -> SocketAddr {

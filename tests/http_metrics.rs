@@ -14,8 +14,9 @@ use prometheus_parse::Value;
 use std::net::SocketAddr;
 use std::time::Duration;
 use tandem_tests::admin::Daemon;
-use tandem_tests::http_backends::{curl, HttpBackend, TempDir};
+use tandem_tests::http_backends::{curl, HttpBackend};
 use tandem_tests::l7_backends::{http_listener_toml, NODE_TOML};
+use tandem_tests::TempDir;
 use tandem_tests::*;
 
 /// GET (or POST with `--data-binary`) through curl; returns (body, bytes curl received).

@@ -16,6 +16,8 @@ use tandem_tests::*;
 mod header_rules;
 #[path = "l7_policy/ipv6.rs"]
 mod ipv6;
+#[path = "l7_policy/sticky_replication.rs"]
+mod sticky_replication;
 
 fn addr(port: u16) -> SocketAddr {
     ([127, 0, 0, 1], port).into()

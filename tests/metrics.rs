@@ -572,7 +572,7 @@ async fn a_single_node_cluster_exposes_raft_config_and_sticky_metrics() {
         HttpBackend::start("h1").await,
         HttpBackend::start("h2").await,
     );
-    let work = tandem_tests::http_backends::TempDir::new();
+    let work = tandem_tests::TempDir::new();
     let pki = work.path("pki");
     let (code, out, err) =
         tandem_tests::admin::ctl(&["cluster", "init", "--dir", pki.to_str().unwrap(), "n1"]).await;
