@@ -3,6 +3,8 @@
 //! (prometheus-parse). Counters must follow the traffic the test sends and what the
 //! backends saw; health and ejection states must follow backends dying.
 
+#[path = "metrics/http_metrics.rs"]
+mod http_metrics;
 mod metrics_support;
 
 use metrics_support::*;

@@ -6,10 +6,7 @@
 //! went out, taken at the body's end) and a chunked request body; the request-duration
 //! histogram must hold one observation per response, in the right buckets.
 
-#[allow(dead_code)]
-mod metrics_support;
-
-use metrics_support::Metrics;
+use crate::metrics_support::Metrics;
 use prometheus_parse::Value;
 use std::net::SocketAddr;
 use std::time::Duration;

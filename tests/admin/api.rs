@@ -1,5 +1,5 @@
 //! The admin API of a real `tandemd run`, over its real Unix socket: every
-//! endpoint and its JSON errors (access, tokens and the socket: admin_access.rs).
+//! endpoint and its JSON errors (access, tokens and the socket: access.rs).
 
 use http::{Method, StatusCode};
 use serde_json::{json, Value};
