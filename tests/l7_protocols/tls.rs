@@ -3,22 +3,12 @@
 //! certificate checks of `tandemd check-config`. Certificates are made at test time by a
 //! throwaway CA (rcgen) in a scratch directory; clients are curl; loopback only.
 
+use super::health_of;
 use std::path::Path;
 use std::time::Duration;
 use tandem_balance::Health;
 use tandem_tests::http_backends::*;
 use tandem_tests::*;
-
-fn health_of(node: &tandemd::Node, id: &str) -> Health {
-    node.plane()
-        .pool("p")
-        .unwrap()
-        .snapshot()
-        .iter()
-        .find(|b| b.id == id)
-        .unwrap()
-        .health
-}
 
 /// `[listener.tls]` serving `certs` in order (the first is the default).
 fn listener_tls(certs: &[&CertFiles]) -> String {
