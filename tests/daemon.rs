@@ -1,5 +1,6 @@
 //! The tandemd binary as an operator meets it: check-config, bad configs, SIGTERM drain,
-//! and the demo driven with real curl.
+//! and the demo driven with real curl; the example configs, logs and live reload as modules
+//! (one test binary, issue 14).
 
 use nix::sys::signal::Signal;
 use std::net::SocketAddr;
@@ -8,6 +9,13 @@ use std::time::Duration;
 use tandem_tests::*;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
+
+#[path = "daemon/examples.rs"]
+mod examples;
+#[path = "daemon/logs.rs"]
+mod logs;
+#[path = "daemon/reload.rs"]
+mod reload;
 
 fn write_temp(name: &str, text: &str) -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("tandem-test-{}", std::process::id()));
