@@ -27,17 +27,6 @@ fn local(port: u16) -> SocketAddr {
     ([127, 0, 0, 1], port).into()
 }
 
-fn health_of(node: &tandemd::Node, id: &str) -> Health {
-    node.plane()
-        .pool("p")
-        .unwrap()
-        .snapshot()
-        .iter()
-        .find(|b| b.id == id)
-        .unwrap()
-        .health
-}
-
 /// The value of `name:` in curl's `-i`/`-D -` output (response headers), lowercased name.
 fn response_header(out: &str, name: &str) -> Option<String> {
     let head = out.split("\r\n\r\n").next().unwrap_or("");

@@ -13,11 +13,6 @@ use tandem_tests::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-/// An address on loopback where nothing listens (bound once, then released).
-fn dead_address() -> SocketAddr {
-    addr(free_port())
-}
-
 /// Pool lines for backends given as (id, address).
 fn pool_of(name: &str, algorithm: &str, backends: &[(&str, SocketAddr)], extra: &str) -> String {
     let mut t = format!("\n[[pool]]\nname = \"{name}\"\nalgorithm = \"{algorithm}\"\n{extra}\n");

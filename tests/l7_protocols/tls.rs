@@ -3,7 +3,6 @@
 //! certificate checks of `tandemd check-config`. Certificates are made at test time by a
 //! throwaway CA (rcgen) in a scratch directory; clients are curl; loopback only.
 
-use super::health_of;
 use std::path::Path;
 use std::time::Duration;
 use tandem_balance::Health;

@@ -63,6 +63,23 @@ impl Drop for TempDir {
     }
 }
 
+/// 127.0.0.1 on a port that was free a moment ago: nothing listens there (a dead backend).
+pub fn dead_address() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], free_port()))
+}
+
+/// The health of backend `id` in pool "p" (the pool `tcp_config` makes) of a running node.
+pub fn health_of(node: &tandemd::Node, id: &str) -> tandem_balance::Health {
+    node.plane()
+        .pool("p")
+        .unwrap()
+        .snapshot()
+        .iter()
+        .find(|b| b.id == id)
+        .unwrap()
+        .health
+}
+
 /// A free UDP port on 127.0.0.1.
 pub fn free_udp_port() -> u16 {
     std::net::UdpSocket::bind("127.0.0.1:0")
