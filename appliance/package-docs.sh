@@ -3,7 +3,7 @@
 # binaries in BIN_DIR (`generate-docs`) under SHARE_DIR (the layout of /usr/share), with
 # the man pages gzip-compressed as Debian policy wants (`gzip -9n`: best compression, no
 # name or time stamp, so the same page always gives the same bytes). build-deb.sh runs
-# it; tests/debian_package.rs runs it on the debug binaries. install.sh installs the
+# it; tests/packaging/debian_package.rs runs it on the debug binaries. install.sh installs the
 # pages uncompressed (man reads both).
 #
 # Usage: appliance/package-docs.sh BIN_DIR SHARE_DIR

@@ -10,7 +10,7 @@ mod metrics_support;
 use std::time::Duration;
 
 use tandem_tests::admin::{ctl, Daemon};
-use tandem_tests::http_backends::TempDir;
+use tandem_tests::TempDir;
 use tandem_tests::*;
 
 /// A bootstrapped one-node cluster (`n1`) with one TCP listener and a VIP group but no

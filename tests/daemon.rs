@@ -1,5 +1,6 @@
 //! The tandemd binary as an operator meets it: check-config, bad configs, SIGTERM drain,
-//! and the demo driven with real curl.
+//! and the demo driven with real curl; the example configs, logs and live reload as modules
+//! (one test binary, issue 14).
 
 use nix::sys::signal::Signal;
 use std::net::SocketAddr;
@@ -9,19 +10,19 @@ use tandem_tests::*;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
-fn write_temp(name: &str, text: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("tandem-test-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join(name);
-    std::fs::write(&path, text).unwrap();
-    path
-}
+#[path = "daemon/examples.rs"]
+mod examples;
+#[path = "daemon/logs.rs"]
+mod logs;
+#[path = "daemon/reload.rs"]
+mod reload;
 
 #[test]
 fn check_config_accepts_a_good_file() {
-    let path = write_temp(
+    let scratch = TempDir::new();
+    let path = scratch.write(
         "good.toml",
-        &tcp_config(
+        tcp_config(
             8080,
             "round_robin",
             &[("a", "127.0.0.1:9001".parse().unwrap(), 1)],
@@ -54,7 +55,8 @@ fn a_bad_config_exits_non_zero_naming_file_and_key_path() {
         "",
         "",
     );
-    let path = write_temp("dup.toml", &text);
+    let scratch = TempDir::new();
+    let path = scratch.write("dup.toml", &text);
     for args in [vec!["check-config"], vec!["run", "--config"]] {
         let out = Command::new(tandemd_bin())
             .args(&args)
@@ -92,7 +94,8 @@ async fn sigterm_stops_accepting_and_lets_open_connections_finish() {
     let port = free_port();
     let text = tcp_config(port, "round_robin", &[("b", backend.addr, 1)], "", "")
         .replace("drain_timeout = \"2s\"", "drain_timeout = \"10s\"");
-    let path = write_temp(&format!("drain-{port}.toml"), &text);
+    let scratch = TempDir::new();
+    let path = scratch.write(&format!("drain-{port}.toml"), &text);
     let mut child = Child(
         Command::new(tandemd_bin())
             .args(["run", "--config"])
@@ -153,7 +156,8 @@ async fn the_drain_timeout_bounds_a_graceful_stop() {
     let port = free_port();
     let text = tcp_config(port, "round_robin", &[("b", backend.addr, 1)], "", "")
         .replace("drain_timeout = \"2s\"", "drain_timeout = \"500ms\"");
-    let path = write_temp(&format!("cut-{port}.toml"), &text);
+    let scratch = TempDir::new();
+    let path = scratch.write(&format!("cut-{port}.toml"), &text);
     let mut child = Child(
         Command::new(tandemd_bin())
             .args(["run", "--config"])

@@ -13,12 +13,18 @@ use tandem_balance::AdminState;
 use tandem_tests::l7_backends::*;
 use tandem_tests::*;
 
+#[path = "l7_policy/access.rs"]
+mod access;
 #[path = "l7_policy/compression.rs"]
 mod compression;
 #[path = "l7_policy/header_rules.rs"]
 mod header_rules;
 #[path = "l7_policy/ipv6.rs"]
 mod ipv6;
+#[path = "l7_policy/limits.rs"]
+mod limits;
+#[path = "l7_policy/sticky_replication.rs"]
+mod sticky_replication;
 
 fn addr(port: u16) -> SocketAddr {
     ([127, 0, 0, 1], port).into()

@@ -1,7 +1,7 @@
 //! The L7 plane end to end over plain TCP: HTTP/1.1 keep-alive, h2c, WebSocket upgrades,
 //! gRPC-style HTTP/2 with trailers, forwarding and hop-by-hop headers, and the proxy's own
 //! error responses. Real clients (curl, hyper) and real backends (hyper, raw TCP) on
-//! loopback. TLS is in `l7_tls.rs`.
+//! loopback. TLS is in `l7_protocols/tls.rs`.
 
 use bytes::Bytes;
 use http::{Request, StatusCode, Version};
@@ -18,20 +18,13 @@ use tokio::net::TcpStream;
 
 #[path = "l7_protocols/errors.rs"]
 mod errors;
+#[path = "l7_protocols/tls.rs"]
+mod tls;
+#[path = "l7_protocols/workers.rs"]
+mod workers;
 
 fn local(port: u16) -> SocketAddr {
     ([127, 0, 0, 1], port).into()
-}
-
-fn health_of(node: &tandemd::Node, id: &str) -> Health {
-    node.plane()
-        .pool("p")
-        .unwrap()
-        .snapshot()
-        .iter()
-        .find(|b| b.id == id)
-        .unwrap()
-        .health
 }
 
 /// The value of `name:` in curl's `-i`/`-D -` output (response headers), lowercased name.

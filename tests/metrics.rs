@@ -3,6 +3,8 @@
 //! (prometheus-parse). Counters must follow the traffic the test sends and what the
 //! backends saw; health and ejection states must follow backends dying.
 
+#[path = "metrics/http_metrics.rs"]
+mod http_metrics;
 mod metrics_support;
 
 use metrics_support::*;
@@ -572,7 +574,7 @@ async fn a_single_node_cluster_exposes_raft_config_and_sticky_metrics() {
         HttpBackend::start("h1").await,
         HttpBackend::start("h2").await,
     );
-    let work = tandem_tests::http_backends::TempDir::new();
+    let work = tandem_tests::TempDir::new();
     let pki = work.path("pki");
     let (code, out, err) =
         tandem_tests::admin::ctl(&["cluster", "init", "--dir", pki.to_str().unwrap(), "n1"]).await;

@@ -9,7 +9,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 use tandem_tests::admin::{exchange, json, Daemon};
-use tandem_tests::http_backends::{curl, toml_path, TempDir, TestCa};
+use tandem_tests::http_backends::{curl, toml_path, TestCa};
+use tandem_tests::TempDir;
 use tandem_tests::*;
 use tokio::net::TcpStream;
 

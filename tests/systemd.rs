@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 use tandem_tests::admin::{exchange, tandemctl_bin, Daemon};
-use tandem_tests::http_backends::TempDir;
+use tandem_tests::TempDir;
 use tandem_tests::*;
 use tokio::net::UnixDatagram;
 use tokio::sync::mpsc;

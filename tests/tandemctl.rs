@@ -5,7 +5,7 @@ use serde_json::{json, Value};
 use std::net::SocketAddr;
 use std::time::Duration;
 use tandem_tests::admin::*;
-use tandem_tests::http_backends::TempDir;
+use tandem_tests::TempDir;
 use tandem_tests::*;
 use tokio::io::AsyncWriteExt;
 

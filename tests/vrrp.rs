@@ -5,6 +5,10 @@ use nix::sys::signal::Signal;
 use std::time::Duration;
 use tandem_tests::netns::Lab;
 use tandem_tests::vrrp_lab::*;
+#[path = "vrrp/behaviour.rs"]
+mod behaviour;
+#[path = "vrrp/keepalived.rs"]
+mod keepalived;
 
 /// Two nodes (n1 priority 150, n2 priority 100), both with who-am-I backends.
 async fn pair(lab: &mut Lab, n1: NodeSpec, n2: NodeSpec) -> (usize, usize) {

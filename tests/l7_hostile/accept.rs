@@ -2,8 +2,9 @@
 //! a warning every 20 ms; it accepts again when descriptors free up.
 
 use std::time::Duration;
-use tandem_tests::http_backends::{HttpBackend, TempDir};
+use tandem_tests::http_backends::HttpBackend;
 use tandem_tests::l7_backends::{http_listener_toml, NODE_TOML};
+use tandem_tests::TempDir;
 use tandem_tests::*;
 use tokio::net::TcpStream;
 

@@ -2,8 +2,9 @@
 //! is quoted and escaped, so each line has exactly one `status=` and one `upstream=`.
 
 use std::time::Duration;
-use tandem_tests::http_backends::{HttpBackend, TempDir};
+use tandem_tests::http_backends::HttpBackend;
 use tandem_tests::l7_backends::{http_listener_toml, NODE_TOML};
+use tandem_tests::TempDir;
 use tandem_tests::*;
 
 use crate::{addr, send_raw, status_of};

@@ -6,7 +6,7 @@
 
 use super::url;
 use tandem_tests::content_backend::{big_json, big_text, ContentBackend};
-use tandem_tests::http_backends::TempDir;
+
 use tandem_tests::l7_backends::*;
 use tandem_tests::*;
 

@@ -4,8 +4,9 @@
 //! variables only exist over TLS; check-config names the key of a bad rule.
 
 use super::{addr, url};
-use tandem_tests::http_backends::{toml_path, CertFiles, TempDir, TestCa};
+use tandem_tests::http_backends::{toml_path, CertFiles, TestCa};
 use tandem_tests::l7_backends::*;
+use tandem_tests::TempDir;
 use tandem_tests::*;
 
 /// Every value of `name` the backend saw in its last request, in order.

@@ -5,8 +5,8 @@
 
 use std::net::{Ipv6Addr, SocketAddr};
 
-use tandem_tests::http_backends::TempDir;
 use tandem_tests::l7_backends::*;
+use tandem_tests::TempDir;
 use tandem_tests::*;
 
 fn listener(name: &str, bind: &str, pool: &str, extra: &str) -> String {

@@ -17,7 +17,7 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::http_backends::TempDir;
+use crate::TempDir;
 use crate::{read_line, tandemd_bin, Child};
 
 /// `tandemctl`, built beside `tandemd` (scripts/test builds every binary).

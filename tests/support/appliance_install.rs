@@ -1,7 +1,7 @@
 //! What appliance/install.sh and the Debian package put on a machine, and how a test looks
 //! at it: the one list of installed files and modes, the accounts a scratch root starts
 //! with, the checks on the `tandem` user and group, and file tree snapshots. Shared by
-//! tests/install_script.rs and tests/debian_package.rs, so the two install paths are held
+//! tests/packaging/install_script.rs and tests/packaging/debian_package.rs, so the two install paths are held
 //! to the same list and the same checks.
 
 use std::collections::BTreeMap;

@@ -1,9 +1,10 @@
 //! Shared helpers for the end-to-end tests: real backends on loopback, free ports, a
-//! running node, the daemon binary, and polling with a deadline (never a bare sleep).
+//! running node, the daemon binary, a scratch directory, and polling with a deadline
+//! (never a bare sleep). The one copy of each for every test binary in tests/.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -16,6 +17,67 @@ pub fn free_port() -> u16 {
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .expect("binding 127.0.0.1:0 to find a free port")
+}
+
+/// A fresh directory under the system temp dir, removed on drop (also when a test fails).
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    pub fn new() -> TempDir {
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "tandem-test-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&dir).expect("create temp dir");
+        TempDir(dir)
+    }
+
+    /// `name` inside the directory (a leading `/` is ignored: `path("/etc/x")` is `<dir>/etc/x`).
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.0.join(name.trim_start_matches('/'))
+    }
+
+    /// The directory itself.
+    pub fn root(&self) -> &std::path::Path {
+        &self.0
+    }
+
+    pub fn write(&self, name: &str, contents: impl AsRef<[u8]>) -> PathBuf {
+        let path = self.path(name);
+        std::fs::write(&path, contents).expect("write temp file");
+        path
+    }
+}
+
+impl Default for TempDir {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// 127.0.0.1 on a port that was free a moment ago: nothing listens there (a dead backend).
+pub fn dead_address() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], free_port()))
+}
+
+/// The health of backend `id` in pool "p" (the pool `tcp_config` makes) of a running node.
+pub fn health_of(node: &tandemd::Node, id: &str) -> tandem_balance::Health {
+    node.plane()
+        .pool("p")
+        .unwrap()
+        .snapshot()
+        .iter()
+        .find(|b| b.id == id)
+        .unwrap()
+        .health
 }
 
 /// A free UDP port on 127.0.0.1.

@@ -1,32 +1,13 @@
 //! The admin API of a real `tandemd run`, over its real Unix socket: every
-//! endpoint and its JSON errors (access, tokens and the socket: admin_access.rs).
+//! endpoint and its JSON errors (access, tokens and the socket: access.rs).
 
+use super::{local, two_backends};
 use http::{Method, StatusCode};
 use serde_json::{json, Value};
-use std::net::SocketAddr;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::time::Duration;
 use tandem_tests::admin::*;
 use tandem_tests::*;
-
-fn local(port: u16) -> SocketAddr {
-    ([127, 0, 0, 1], port).into()
-}
-
-/// A node with listener "front" on `port` in front of pool "p" = a, b (weight 1, 2).
-async fn two_backends() -> (NameBackend, NameBackend, u16, String) {
-    let a = NameBackend::start("a").await;
-    let b = NameBackend::start("b").await;
-    let port = free_port();
-    let config = tcp_config(
-        port,
-        "round_robin",
-        &[("a", a.addr, 1), ("b", b.addr, 2)],
-        "",
-        "",
-    );
-    (a, b, port, config)
-}
 
 #[tokio::test]
 async fn status_pools_and_backends_describe_the_running_node() {

@@ -1,15 +1,10 @@
 //! Source-IP sticky tables as a cluster layer replicates them: a plane reports the entries
 //! it pins, another plane given them through `merge_sticky` routes the same client to the
 //! same backend, and nothing learnt that way is reported back. Real HTTP over loopback:
-//! two hyper backends naming themselves, clients on 127.0.0.1 and 127.0.0.2.
+//! two backends naming themselves (the kit's `HttpBackend`), clients on 127.0.0.x.
+//! (Moved here from crates/tandem-http/tests/sticky_replication.rs, issue 14.)
 
-use bytes::Bytes;
-use http_body_util::Full;
-use hyper::service::service_fn;
-use hyper::{Request, Response};
-use hyper_util::rt::TokioIo;
 use std::collections::HashMap;
-use std::convert::Infallible;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,80 +12,30 @@ use tandem_config::ClusterConfig;
 use tandem_http::HttpPlane;
 use tandem_policy::StickyEntry;
 use tandem_proxy::{Clock, SharedPool};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpSocket};
+use tandem_tests::l7_backends::*;
 
 const TTL: Duration = Duration::from_secs(600);
-
-/// An HTTP/1.1 backend answering every request with `x-backend: <name>`.
-async fn backend(name: &'static str) -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                return;
-            };
-            tokio::spawn(async move {
-                let service = service_fn(move |_req: Request<hyper::body::Incoming>| async move {
-                    Ok::<_, Infallible>(
-                        Response::builder()
-                            .header("x-backend", name)
-                            .body(Full::new(Bytes::from(name)))
-                            .unwrap(),
-                    )
-                });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-            });
-        }
-    });
-    addr
-}
 
 /// The config: listener "front" on pool "web" (round robin over a then b, source-IP
 /// sticky), plus a pool "plain" without stickiness. `response_timeout` lets a reload
 /// change the pool's HTTP settings without touching `sticky`.
-fn config(a: SocketAddr, b: SocketAddr, response_timeout: &str) -> ClusterConfig {
+fn config(a: &HttpBackend, b: &HttpBackend, response_timeout: &str) -> ClusterConfig {
+    let web_http = format!(
+        "[pool.http]\nresponse_timeout = \"{response_timeout}\"\nsticky = {{ kind = \"source_ip\", ttl = \"10m\", max_entries = 100 }}"
+    );
     let toml = format!(
-        r#"
-[node]
-id = "test"
-admin_socket = ""
-
-[[listener]]
-name = "front"
-protocol = "http"
-bind = "127.0.0.1:1"
-pool = "web"
-[[listener.route]]
-path_prefix = "/plain"
-pool = "plain"
-
-[[pool]]
-name = "web"
-algorithm = "round_robin"
-[pool.http]
-response_timeout = "{response_timeout}"
-sticky = {{ kind = "source_ip", ttl = "10m", max_entries = 100 }}
-[[pool.backend]]
-id = "a"
-address = "{a}"
-[[pool.backend]]
-id = "b"
-address = "{b}"
-
-[[pool]]
-name = "plain"
-algorithm = "round_robin"
-[[pool.backend]]
-id = "a"
-address = "{a}"
-"#
+        "{NODE_TOML}{}{}{}",
+        http_listener_toml(
+            "front",
+            1,
+            "web",
+            "[[listener.route]]\npath_prefix = \"/plain\"\npool = \"plain\""
+        ),
+        pool_toml("web", "round_robin", &[a, b], &web_http),
+        pool_toml("plain", "round_robin", &[a], ""),
     );
     let mut cluster = tandem_config::parse(&toml, "test.toml")
-        .unwrap_or_else(|e| panic!("test config is invalid:\n{e}"))
+        .unwrap_or_else(|e| panic!("test config is invalid:\n{e}\n---\n{toml}"))
         .cluster;
     // Validation wants a fixed port; the plane itself binds any.
     cluster.listeners[0].bind = "127.0.0.1:0".parse().unwrap();
@@ -121,36 +66,12 @@ fn start(config: &ClusterConfig) -> Node {
 
 /// GET / from source address 127.0.0.`host`; returns the backend that answered.
 async fn get_from(front: SocketAddr, host: u8) -> String {
-    let socket = TcpSocket::new_v4().unwrap();
-    socket
-        .bind(SocketAddr::new(
-            IpAddr::V4(Ipv4Addr::new(127, 0, 0, host)),
-            0,
-        ))
-        .unwrap();
-    let mut stream = socket.connect(front).await.unwrap();
-    stream
-        .write_all(b"GET / HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n")
-        .await
-        .unwrap();
-    let mut raw = Vec::new();
-    tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut raw))
-        .await
-        .expect("response in time")
-        .unwrap();
-    let text = String::from_utf8_lossy(&raw);
-    let head = text.split("\r\n\r\n").next().unwrap();
-    assert!(
-        head.starts_with("HTTP/1.1 200"),
-        "unexpected response:\n{text}"
-    );
-    head.lines()
-        .find_map(|l| {
-            let (name, value) = l.split_once(':')?;
-            name.eq_ignore_ascii_case("x-backend")
-                .then(|| value.trim().to_string())
-        })
-        .unwrap_or_else(|| panic!("no x-backend header:\n{text}"))
+    let reply = http_get_from(front, IpAddr::V4(Ipv4Addr::new(127, 0, 0, host)), "/").await;
+    assert_eq!(reply.status, 200, "unexpected response: {reply:?}");
+    reply
+        .backend()
+        .unwrap_or_else(|| panic!("no x-backend header: {reply:?}"))
+        .to_string()
 }
 
 fn key(host: u8) -> Vec<u8> {
@@ -159,8 +80,8 @@ fn key(host: u8) -> Vec<u8> {
 
 #[tokio::test]
 async fn sticky_entries_replicate_between_planes() {
-    let (a, b) = (backend("a").await, backend("b").await);
-    let cfg = config(a, b, "30s");
+    let (a, b) = (HttpBackend::start("a").await, HttpBackend::start("b").await);
+    let cfg = config(&a, &b, "30s");
     let one = start(&cfg);
 
     // Round robin: the first client gets a, the second b; each is pinned.
@@ -257,8 +178,8 @@ async fn sticky_entries_replicate_between_planes() {
 
 #[tokio::test]
 async fn sticky_tables_survive_reloads() {
-    let (a, b) = (backend("a").await, backend("b").await);
-    let cfg = config(a, b, "30s");
+    let (a, b) = (HttpBackend::start("a").await, HttpBackend::start("b").await);
+    let cfg = config(&a, &b, "30s");
     let node = start(&cfg);
     assert_eq!(get_from(node.front, 2).await, "a");
     assert_eq!(get_from(node.front, 1).await, "b");
@@ -268,7 +189,9 @@ async fn sticky_tables_survive_reloads() {
     // (and its journal state) stays, clients keep their backends.
     node.plane.apply(&cfg, &node.pools).unwrap();
     assert_eq!(node.plane.sticky_sizes(), [("web".to_string(), 2)]);
-    node.plane.apply(&config(a, b, "20s"), &node.pools).unwrap();
+    node.plane
+        .apply(&config(&a, &b, "20s"), &node.pools)
+        .unwrap();
     assert_eq!(node.plane.sticky_sizes(), [("web".to_string(), 2)]);
     assert_eq!(get_from(node.front, 1).await, "b");
     assert_eq!(get_from(node.front, 2).await, "a");

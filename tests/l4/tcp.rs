@@ -11,11 +11,6 @@ fn proxy_addr(port: u16) -> SocketAddr {
     ([127, 0, 0, 1], port).into()
 }
 
-/// An address on loopback where nothing listens (bound once, then released).
-fn dead_address() -> SocketAddr {
-    proxy_addr(free_port())
-}
-
 #[tokio::test]
 async fn connect_failure_is_retried_on_another_backend() {
     let alive = NameBackend::start("alive").await;

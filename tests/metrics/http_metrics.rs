@@ -6,16 +6,14 @@
 //! went out, taken at the body's end) and a chunked request body; the request-duration
 //! histogram must hold one observation per response, in the right buckets.
 
-#[allow(dead_code)]
-mod metrics_support;
-
-use metrics_support::Metrics;
+use crate::metrics_support::Metrics;
 use prometheus_parse::Value;
 use std::net::SocketAddr;
 use std::time::Duration;
 use tandem_tests::admin::Daemon;
-use tandem_tests::http_backends::{curl, HttpBackend, TempDir};
+use tandem_tests::http_backends::{curl, HttpBackend};
 use tandem_tests::l7_backends::{http_listener_toml, NODE_TOML};
+use tandem_tests::TempDir;
 use tandem_tests::*;
 
 /// GET (or POST with `--data-binary`) through curl; returns (body, bytes curl received).

@@ -15,14 +15,14 @@ use tandem_tests::*;
 struct Logged {
     child: Child,
     lines: Arc<Mutex<Vec<String>>>,
-    _dir: tandem_tests::http_backends::TempDir,
+    _dir: tandem_tests::TempDir,
 }
 
 impl Logged {
     /// `tandemd [args] run --config <toml>`; `journal` sets JOURNAL_STREAM to the
     /// device:inode of the pipe given as its stderr, as systemd does.
     fn start(toml: &str, args: &[&str], journal: bool) -> Logged {
-        let dir = tandem_tests::http_backends::TempDir::new();
+        let dir = tandem_tests::TempDir::new();
         let file = dir.write("tandem.toml", toml);
         let (read, write) = nix::unistd::pipe().expect("a pipe");
         let mut command = Command::new(tandemd_bin());

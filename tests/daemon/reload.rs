@@ -3,7 +3,8 @@
 
 use std::net::SocketAddr;
 use std::time::Duration;
-use tandem_tests::http_backends::{curl, toml_path, CertFiles, CurlOutput, TempDir, TestCa};
+use tandem_tests::http_backends::{curl, toml_path, CertFiles, CurlOutput, TestCa};
+use tandem_tests::TempDir;
 use tandem_tests::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;

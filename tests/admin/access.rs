@@ -2,32 +2,13 @@
 //! naming who asked, and the Unix socket's life cycle (never stolen from a live daemon,
 //! a stale one replaced, removed on stop). A real `tandemd run` each time.
 
+use super::{local, two_backends};
 use http::{Method, StatusCode};
 use nix::sys::signal::Signal;
-use std::net::SocketAddr;
 use std::time::Duration;
 use tandem_tests::admin::*;
-use tandem_tests::http_backends::TempDir;
+use tandem_tests::TempDir;
 use tandem_tests::*;
-
-fn local(port: u16) -> SocketAddr {
-    ([127, 0, 0, 1], port).into()
-}
-
-/// A listener on a free port in front of pool "p" = a, b; `admin_socket = ""` to fill in.
-async fn two_backends() -> (NameBackend, NameBackend, u16, String) {
-    let a = NameBackend::start("a").await;
-    let b = NameBackend::start("b").await;
-    let port = free_port();
-    let config = tcp_config(
-        port,
-        "round_robin",
-        &[("a", a.addr, 1), ("b", b.addr, 2)],
-        "",
-        "",
-    );
-    (a, b, port, config)
-}
 
 #[tokio::test]
 async fn tcp_admin_needs_the_bearer_token() {

@@ -10,17 +10,6 @@ use tandem_tests::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
-fn health_of(node: &tandemd::Node, id: &str) -> Health {
-    node.plane()
-        .pool("p")
-        .unwrap()
-        .snapshot()
-        .iter()
-        .find(|b| b.id == id)
-        .unwrap()
-        .health
-}
-
 #[tokio::test]
 async fn a_killed_backend_goes_down_after_fall_checks_and_returns_after_rise() {
     let a = NameBackend::start("a").await;

@@ -1,29 +1,13 @@
 //! L7 access rules (the small WAF), the listener's total connection cap and the JSON
 //! access log, end to end.
 
-use std::net::{IpAddr, SocketAddr};
+use super::{addr, ip, is_token, url};
+use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tandem_tests::l7_backends::*;
 use tandem_tests::*;
-
-fn addr(port: u16) -> SocketAddr {
-    ([127, 0, 0, 1], port).into()
-}
-
-fn url(port: u16, path: &str) -> String {
-    format!("http://127.0.0.1:{port}{path}")
-}
-
-fn ip(last: u8) -> IpAddr {
-    IpAddr::from([127, 0, 0, last])
-}
-
-/// 16 lowercase hex digits: tandem's persistence cookie value.
-fn is_token(v: &str) -> bool {
-    v.len() == 16 && v.bytes().all(|b| b.is_ascii_hexdigit())
-}
 
 /// The value of cookie `name` in a Set-Cookie header value.
 

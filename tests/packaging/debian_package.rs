@@ -25,29 +25,7 @@ use tandem_tests::appliance_install::{
     bin_dir, check_tandem_account, files_under, generated_docs, installed, mode, tandem_entry,
     tree_under, BASE_GROUP, BASE_PASSWD,
 };
-use tandem_tests::repo_root;
-
-/// A temporary directory, removed when dropped.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!("tandem-deb-{name}-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-
-    fn path(&self, rel: &str) -> PathBuf {
-        self.0.join(rel.trim_start_matches('/'))
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
-}
+use tandem_tests::{repo_root, TempDir};
 
 fn show(cmd: &str, out: &Output) -> String {
     format!(
@@ -191,7 +169,7 @@ fn parse_contents(listing: &str) -> BTreeMap<String, (String, String)> {
 
 #[test]
 fn package_matches_install_sh() {
-    let out = TempDir::new("static");
+    let out = TempDir::new();
     let deb = build_deb(&out);
 
     // ---- control fields ------------------------------------------------------------
@@ -428,7 +406,7 @@ const ROOT_FILES: [(&str, &str, u32); 4] = [
 
 impl Root {
     fn new(deb: &Path) -> Self {
-        let dir = TempDir::new("root");
+        let dir = TempDir::new();
         fs::create_dir_all(dir.path("etc")).unwrap();
         for (rel, text, mode) in ROOT_FILES {
             fs::write(dir.path(rel), text).unwrap();
@@ -461,7 +439,7 @@ impl Root {
     fn dpkg(&self, args: &[&std::ffi::OsStr]) -> String {
         run_ok(
             Command::new("dpkg")
-                .arg(format!("--root={}", self.dir.0.display()))
+                .arg(format!("--root={}", self.dir.root().display()))
                 .arg(format!("--log={}", self.path("dpkg.log").display()))
                 .arg("--force-script-chrootless")
                 .args(args)
@@ -474,7 +452,7 @@ impl Root {
 
     fn status(&self) -> String {
         let out = Command::new("dpkg-query")
-            .arg(format!("--root={}", self.dir.0.display()))
+            .arg(format!("--root={}", self.dir.root().display()))
             .args(["-W", "-f=${Status}", "tandem"])
             .output()
             .unwrap();
@@ -495,7 +473,7 @@ fn dpkg_install_remove_purge_in_a_scratch_root() {
          maintainer scripts chown files and run useradd --prefix, which need root; run it \
          as root (CI does). It does not skip, and it changes nothing outside its scratch root."
     );
-    let out = TempDir::new("dpkg");
+    let out = TempDir::new();
     let deb = build_deb(&out);
     let root = Root::new(&deb);
     let host = [
@@ -505,7 +483,7 @@ fn dpkg_install_remove_purge_in_a_scratch_root() {
         "/var/log/dpkg.log",
     ]
     .map(|p| (p, fs::read(p).ok()));
-    let before = paths_under(&root.dir.0);
+    let before = paths_under(root.dir.root());
     let before_files: Vec<Vec<u8>> = ROOT_FILES
         .iter()
         .map(|(rel, ..)| fs::read(root.path(rel)).unwrap())
@@ -557,7 +535,7 @@ fn dpkg_install_remove_purge_in_a_scratch_root() {
     assert!(check.status.success(), "{}", show("check-config", &check));
     let listed: BTreeSet<String> = run_ok(
         Command::new("dpkg-query")
-            .arg(format!("--root={}", root.dir.0.display()))
+            .arg(format!("--root={}", root.dir.root().display()))
             .args(["-L", "tandem"]),
     )
     .lines()
@@ -581,7 +559,7 @@ fn dpkg_install_remove_purge_in_a_scratch_root() {
     );
     run_ok(
         Command::new("systemctl")
-            .arg(format!("--root={}", root.dir.0.display()))
+            .arg(format!("--root={}", root.dir.root().display()))
             .args(["enable", "tandemd.service"]),
     );
     let wants = root.path("etc/systemd/system/multi-user.target.wants/tandemd.service");
@@ -665,7 +643,7 @@ fn dpkg_install_remove_purge_in_a_scratch_root() {
     }
     // What is new since before the install: dpkg's own database and log, the shadow tools'
     // backups (etc/passwd- ...), and the directories `systemctl enable` made above.
-    let left: Vec<PathBuf> = paths_under(&root.dir.0)
+    let left: Vec<PathBuf> = paths_under(root.dir.root())
         .difference(&before)
         .filter(|p| {
             !(p.starts_with("var/lib/dpkg")

@@ -3,6 +3,7 @@
 //! (header timeout, head size, header count, body size, keep-alive timeout, connections per
 //! client, rate limit). Real hyper backends and real clients (curl, hyper, raw TCP).
 
+use super::{addr, url};
 use std::collections::BTreeSet;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::Ordering;
@@ -11,19 +12,6 @@ use tandem_tests::l7_backends::*;
 use tandem_tests::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-
-fn addr(port: u16) -> SocketAddr {
-    ([127, 0, 0, 1], port).into()
-}
-
-fn url(port: u16, path: &str) -> String {
-    format!("http://127.0.0.1:{port}{path}")
-}
-
-/// An address on loopback where nothing listens (bound once, then released).
-fn dead_address() -> SocketAddr {
-    addr(free_port())
-}
 
 /// Pool lines for backends given as (id, address).
 fn pool_of(name: &str, algorithm: &str, backends: &[(&str, SocketAddr)], extra: &str) -> String {

@@ -9,17 +9,6 @@ use tandem_balance::Health;
 use tandem_tests::http_backends::*;
 use tandem_tests::*;
 
-fn health_of(node: &tandemd::Node, id: &str) -> Health {
-    node.plane()
-        .pool("p")
-        .unwrap()
-        .snapshot()
-        .iter()
-        .find(|b| b.id == id)
-        .unwrap()
-        .health
-}
-
 /// `[listener.tls]` serving `certs` in order (the first is the default).
 fn listener_tls(certs: &[&CertFiles]) -> String {
     let list: Vec<String> = certs

@@ -2,6 +2,7 @@
 //! request fails, and the change shows in where new connections go. Each load is a
 //! bounded number of short connections (greeting, echo, close) from a few clients.
 
+use super::local;
 use http::{Method, StatusCode};
 use nix::sys::signal::Signal;
 use serde_json::json;
@@ -10,10 +11,6 @@ use std::time::Duration;
 use tandem_tests::admin::*;
 use tandem_tests::*;
 use tokio::io::AsyncWriteExt;
-
-fn local(port: u16) -> SocketAddr {
-    ([127, 0, 0, 1], port).into()
-}
 
 /// Lets the load run until at least `n` more exchanges have happened (bounded wait).
 async fn let_traffic_flow(proxy: SocketAddr, daemon: &Daemon, n: u64) {

@@ -2,8 +2,9 @@
 
 use std::path::PathBuf;
 use std::process::Command;
-use tandem_tests::http_backends::{TempDir, TestCa};
+use tandem_tests::http_backends::TestCa;
 use tandem_tests::tandemd_bin;
+use tandem_tests::TempDir;
 
 fn examples() -> Vec<PathBuf> {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../config");
