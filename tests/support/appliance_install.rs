@@ -36,7 +36,10 @@ pub fn installed() -> Vec<(String, u32)> {
 /// The man pages and completions of tandemd and tandemctl, as paths under the root
 /// (`usr/share/...`), from running their `generate-docs` into a scratch directory.
 pub fn generated_docs() -> Vec<String> {
-    let dir = std::env::temp_dir().join(format!("tandem-docs-{}", std::process::id()));
+    // One directory per call: tests in one binary run this at the same time.
+    static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("tandem-docs-{}-{call}", std::process::id()));
     let _ = fs::remove_dir_all(&dir);
     generate_docs(&dir);
     let docs: Vec<String> = files_under(&dir)
