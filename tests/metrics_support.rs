@@ -119,11 +119,22 @@ impl Metrics {
     }
 }
 
-/// One scrape of a `tandemd` binary run by the admin fixture (GET /metrics on its socket).
-#[allow(dead_code)] // the metrics binary scrapes in-process nodes; l7_hostile and cluster_admin use it
+/// One scrape of a `tandemd` binary run by the admin fixture: GET /metrics on its admin
+/// socket with an HTTP client, which must answer 200 with the exposition content type.
 pub async fn scrape_daemon(daemon: &tandem_tests::admin::Daemon) -> Metrics {
-    let text = daemon.get("/metrics").await;
-    Metrics::parse(text.as_str().expect("the scrape as text"))
+    let stream = tokio::net::UnixStream::connect(&daemon.socket)
+        .await
+        .expect("the admin socket accepts");
+    let (status, headers, body) =
+        tandem_tests::admin::exchange(stream, http::Method::GET, "/metrics", &[], None)
+            .await
+            .expect("GET /metrics answers");
+    assert_eq!(status, http::StatusCode::OK);
+    assert_eq!(
+        headers.get(http::header::CONTENT_TYPE).unwrap(),
+        tandemd::metrics::CONTENT_TYPE
+    );
+    Metrics::parse(std::str::from_utf8(&body).expect("UTF-8 exposition"))
 }
 
 /// Scrapes every 20 ms until `check` holds (at most 5 s); returns that scrape, or panics

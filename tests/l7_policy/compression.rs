@@ -340,14 +340,7 @@ fn check_config_names_the_key_of_a_bad_compression_setting() {
         )
     );
     let file = dir.write("bad-compression.toml", text);
-    let out = std::process::Command::new(tandemd_bin())
-        .arg("check-config")
-        .arg(&file)
-        .output()
-        .expect("running tandemd check-config");
-    assert_eq!(out.status.code(), Some(1));
-    let report =
-        String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
+    let report = check_config_refusal(&file);
     for words in [
         "listener[0].compression.algorithms[1]: unknown encoding \"deflate\"",
         "listener[0].compression.algorithms[2]: \"gzip\" is listed twice",

@@ -261,14 +261,7 @@ fn check_config_names_the_key_of_a_bad_rule() {
         )
     );
     let file = dir.write("bad-headers.toml", text);
-    let out = std::process::Command::new(tandemd_bin())
-        .arg("check-config")
-        .arg(&file)
-        .output()
-        .expect("running tandemd check-config");
-    assert_eq!(out.status.code(), Some(1));
-    let report =
-        String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
+    let report = check_config_refusal(&file);
     for words in [
         "listener[0].headers.request.set.X-Client: value \"{client}\" unknown variable {client}",
         "listener[0].headers.request.remove[0]: \"Transfer-Encoding\" is a hop-by-hop",

@@ -60,14 +60,7 @@ fn check_config_explains_the_ipv6_keys() {
         listener("v6", &format!("[::]:{}", free_port()), "p", "client_ipv6_prefix = 129\n"),
     );
     let file = dir.write("ipv6.toml", text);
-    let out = std::process::Command::new(tandemd_bin())
-        .arg("check-config")
-        .arg(&file)
-        .output()
-        .expect("running tandemd check-config");
-    assert_eq!(out.status.code(), Some(1));
-    let report =
-        String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
+    let report = check_config_refusal(&file);
     for words in [
         "listener[0].ipv6_only: applies to listeners bound to an IPv6 address",
         "listener[1].client_ipv6_prefix: must be between 1 and 128",

@@ -298,6 +298,23 @@ pub fn repo_root() -> PathBuf {
         .to_path_buf()
 }
 
+/// `tandemd check-config FILE` for a config it must refuse: asserts exit status 1 and
+/// returns everything it printed (stderr, then stdout), for the caller to look for the key
+/// paths in.
+pub fn check_config_refusal(file: &std::path::Path) -> String {
+    let out = std::process::Command::new(tandemd_bin())
+        .arg("check-config")
+        .arg(file)
+        .output()
+        .expect("running tandemd check-config");
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "check-config must refuse {file:?}"
+    );
+    String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout)
+}
+
 /// The `tandemd` binary next to the test executable (scripts/test builds it first).
 pub fn tandemd_bin() -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
