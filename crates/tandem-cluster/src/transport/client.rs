@@ -355,13 +355,13 @@ impl PeerClient {
             request,
             Request::AppendEntries(_) | Request::Vote(_) | Request::PreVote(_) | Request::Op(_)
         ) && payload.len() <= datagram::MAX_REQUEST;
+        if !small {
+            return Ok(None);
+        }
         let Some(session) = self.peer.session() else {
             return Ok(None);
         };
         let retransmit = self.peer.dialer.options.retransmit;
-        if !small {
-            return Ok(None);
-        }
         if !session.proven() {
             session.probe(retransmit);
             return Ok(None);
