@@ -18,6 +18,8 @@ use tokio::net::TcpStream;
 
 #[path = "l7_protocols/errors.rs"]
 mod errors;
+#[path = "l7_protocols/parking.rs"]
+mod parking;
 #[path = "l7_protocols/tls.rs"]
 mod tls;
 #[path = "l7_protocols/workers.rs"]

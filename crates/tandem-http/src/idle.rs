@@ -11,6 +11,8 @@
 //! proceed (the client's receive window and our socket buffer are full) and when one did
 //! again, so a client that stops reading is found and closed, for HTTP/1 and HTTP/2 alike.
 
+use bytes::Bytes;
+use std::cell::RefCell;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -33,6 +35,9 @@ pub struct Activity {
     /// proceeding (0: the last write went through).
     blocked_since: AtomicU64,
     blocked: Notify,
+    /// Told when a request ends or a blocked write proceeds: the moments an HTTP/1
+    /// connection may become parkable (see [`Activity::parkable`]).
+    settled: Notify,
     /// HTTP/2 streams waiting for the client to open its flow-control window.
     pub streams: Arc<crate::stream_stall::StreamStalls>,
 }
@@ -46,6 +51,7 @@ impl Drop for Busy {
         a.idle_since_ms
             .store(a.origin.elapsed().as_millis() as u64, Ordering::Relaxed);
         a.in_flight.fetch_sub(1, Ordering::Relaxed);
+        a.settled.notify_one();
     }
 }
 
@@ -59,6 +65,7 @@ impl Activity {
             head_started: Notify::new(),
             blocked_since: AtomicU64::new(0),
             blocked: Notify::new(),
+            settled: Notify::new(),
             streams: Arc::default(),
         })
     }
@@ -76,6 +83,23 @@ impl Activity {
     fn write_proceeded(&self) {
         if self.blocked_since.load(Ordering::Relaxed) != 0 {
             self.blocked_since.store(0, Ordering::Relaxed);
+            self.settled.notify_one();
+        }
+    }
+
+    /// Resolves once an HTTP/1 connection is between requests with nothing pending: no
+    /// request in flight, no byte of a next head read, every response byte written. hyper
+    /// can then give the connection back without losing anything (see `connection.rs`).
+    pub async fn parkable(&self) {
+        loop {
+            let settled = self.settled.notified();
+            if self.in_flight.load(Ordering::Relaxed) == 0
+                && self.head_since.load(Ordering::Relaxed) == 0
+                && self.blocked_since.load(Ordering::Relaxed) == 0
+            {
+                return;
+            }
+            settled.await;
         }
     }
 
@@ -167,7 +191,13 @@ impl Activity {
     }
 }
 
-const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+pub const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+thread_local! {
+    /// Where a parked connection's next bytes are read: one buffer per worker thread,
+    /// not one per connection (see [`Watched::poll_fill`]).
+    static SCRATCH: RefCell<Box<[u8]>> = RefCell::new(vec![0; 16 * 1024].into_boxed_slice());
+}
 
 /// A client connection that reports the bytes it reads to the connection's [`Activity`].
 pub struct Watched<S> {
@@ -175,6 +205,10 @@ pub struct Watched<S> {
     activity: Arc<Activity>,
     /// Bytes of the HTTP/2 preface matched so far; `usize::MAX` once it is HTTP/1.
     preface: usize,
+    /// Bytes already read from the client and not yet given to the reader: what a parked
+    /// connection received, or what hyper had read and not used when it gave the
+    /// connection back. Served before the socket is read again.
+    replay: Bytes,
 }
 
 impl<S> Watched<S> {
@@ -183,7 +217,50 @@ impl<S> Watched<S> {
             inner,
             activity,
             preface: 0,
+            replay: Bytes::new(),
         }
+    }
+
+    /// Puts bytes back in front of what is still to be read.
+    pub fn unread(&mut self, bytes: Bytes) {
+        if bytes.is_empty() {
+            return;
+        }
+        self.replay = if self.replay.is_empty() {
+            bytes
+        } else {
+            [bytes.as_ref(), self.replay.as_ref()].concat().into()
+        };
+    }
+
+    /// The bytes read and not yet given to the reader.
+    pub fn pending(&self) -> &[u8] {
+        &self.replay
+    }
+}
+
+impl<S: AsyncRead + Unpin> Watched<S> {
+    /// Waits for the client's next bytes without a buffer of the connection's own: reads
+    /// into the worker thread's scratch buffer and keeps only what arrived (behind what
+    /// was pending). Ready(Ok(0)): the client closed its side.
+    pub fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<std::io::Result<usize>> {
+        SCRATCH.with_borrow_mut(|scratch| {
+            let mut buf = ReadBuf::new(scratch);
+            match Pin::new(&mut self.inner).poll_read(cx, &mut buf) {
+                Poll::Ready(Ok(())) => {
+                    let got = buf.filled();
+                    let n = got.len();
+                    self.replay = if self.replay.is_empty() {
+                        Bytes::copy_from_slice(got)
+                    } else {
+                        [self.replay.as_ref(), got].concat().into()
+                    };
+                    Poll::Ready(Ok(n))
+                }
+                Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+                Poll::Pending => Poll::Pending,
+            }
+        })
     }
 
     fn observe(&mut self, bytes: &[u8]) {
@@ -221,6 +298,13 @@ impl<S: AsyncRead + Unpin> AsyncRead for Watched<S> {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<std::io::Result<()>> {
         let this = self.get_mut();
+        if !this.replay.is_empty() {
+            let take = this.replay.len().min(buf.remaining());
+            let bytes = this.replay.split_to(take);
+            buf.put_slice(&bytes);
+            this.observe(&bytes);
+            return Poll::Ready(Ok(()));
+        }
         let before = buf.filled().len();
         let polled = Pin::new(&mut this.inner).poll_read(cx, buf);
         if matches!(polled, Poll::Ready(Ok(()))) && buf.filled().len() > before {

@@ -2,7 +2,8 @@
 //! and bridging (rustls), routing, access rules, rate limits, persistence, retries and
 //! outlier detection, over the same balanced pools as the L4 plane.
 //!
-//! Layout: `runtime` compiles the config; `server` accepts clients; `service` is the
+//! Layout: `runtime` compiles the config; `server` accepts clients and `connection`
+//! serves each one (HTTP/1.1 parked between requests, or HTTP/2); `service` is the
 //! per-request path, one module per phase (filter, select, forward, response, log);
 //! `upstream` and `upstream_pool` hold the connections to backends. `apply` moves a
 //! running plane to a new config: kept listeners keep their sockets and swap their
@@ -11,6 +12,7 @@
 pub mod access_log;
 mod body;
 pub mod compress;
+mod connection;
 mod errors;
 mod header_rules;
 mod headers;

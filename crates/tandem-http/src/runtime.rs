@@ -134,6 +134,9 @@ pub struct HttpStats {
     pub connections: AtomicU64,
     /// Client connections open now (TLS handshakes included).
     pub active_connections: AtomicU64,
+    /// HTTP/1.1 client connections parked between requests now: open, holding no buffers
+    /// (part of `active_connections`).
+    pub idle_connections: AtomicU64,
     pub over_client_limit: AtomicU64,
     /// Connections closed at once because the listener had `max_connections` open.
     pub over_limit: AtomicU64,

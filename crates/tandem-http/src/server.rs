@@ -1,28 +1,19 @@
 //! Accepting HTTP clients: connection limits per client, TLS handshake (bounded by the
-//! header timeout), then hyper serving HTTP/1.1 and HTTP/2 on the same port, with upgrades.
+//! header timeout), then the connection's own loop (`connection.rs`) serving HTTP/1.1 or
+//! HTTP/2 on the same port.
 
 use arc_swap::ArcSwap;
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
-use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
-use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::connection;
 use crate::header_rules::TlsFacts;
-use crate::idle::{Activity, Watched};
-use crate::runtime::{first_time, lock, ListenerRuntime};
-use crate::service::{handle, ConnContext};
-
-/// Response bytes an HTTP/2 stream buffers beyond what the client's window lets out.
-const H2_SEND_BUF_PER_STREAM: usize = 64 * 1024;
+use crate::runtime::{lock, ListenerRuntime};
 
 /// A worker's accept loop over its own socket of the listener, run on that worker's
 /// runtime: its connections are tasks of the same thread.
@@ -158,7 +149,8 @@ async fn serve_client(
     tunnels: TaskTracker,
 ) {
     let Some(acceptor) = tls else {
-        return serve_io(tcp, client, runtime, live, stop, tunnels, None).await;
+        let ctx = connection::context(runtime, live, client, tunnels, None);
+        return connection::serve(tcp, ctx, stop).await;
     };
     // The TLS path is boxed: inline, its handshake and stream would make every plain
     // connection's task as large as a TLS one's.
@@ -181,7 +173,8 @@ async fn serve_tls(
     match tokio::time::timeout(limit, acceptor.accept(tcp)).await {
         Ok(Ok(stream)) => {
             let tls = tls_facts(stream.get_ref().1);
-            serve_io(stream, client, runtime, live, stop, tunnels, Some(tls)).await
+            let ctx = connection::context(runtime, live, client, tunnels, Some(tls));
+            connection::serve(stream, ctx, stop).await
         }
         Ok(Err(e)) => {
             runtime
@@ -210,132 +203,5 @@ fn tls_facts(conn: &rustls::ServerConnection) -> TlsFacts {
             Some(rustls::ProtocolVersion::TLSv1_2) => "TLSv1.2",
             _ => "",
         },
-    }
-}
-
-async fn serve_io<S>(
-    io: S,
-    client: SocketAddr,
-    runtime: Arc<ListenerRuntime>,
-    live: Arc<ArcSwap<ListenerRuntime>>,
-    stop: CancellationToken,
-    tunnels: TaskTracker,
-    tls: Option<TlsFacts>,
-) where
-    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
-    let settings = &runtime.settings;
-    let activity = Activity::new();
-    let ctx = Arc::new(ConnContext {
-        listener: runtime.clone(),
-        live,
-        client,
-        client_ip_value: crate::headers::ClientIp::new(client.ip()),
-        activity: activity.clone(),
-        tunnels,
-        tls,
-    });
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        // The header timeout is ours (below): hyper's also runs while a keep-alive
-        // connection is idle, and would cost a timer reset per request. No timer for
-        // hyper's HTTP/1, so none per request.
-        .header_read_timeout(None)
-        // hyper answers 431 when the head is larger than its buffer or has too many headers.
-        .max_buf_size((settings.max_header_bytes as usize).max(8192))
-        .max_headers(settings.max_headers as usize)
-        .keep_alive(true);
-    builder
-        .http2()
-        .timer(TokioTimer::new())
-        .max_header_list_size(settings.max_header_bytes)
-        // Response bytes buffered per stream while the client grants no window: hyper's
-        // 400 KiB default times 256 streams let one client pin 100 MB.
-        .max_send_buf_size(H2_SEND_BUF_PER_STREAM)
-        .max_concurrent_streams(256);
-    let service = service_fn(move |req| {
-        let ctx = ctx.clone();
-        async move { Ok::<_, Infallible>(handle(req, ctx).await) }
-    });
-    let io = Watched::new(io, activity.clone());
-    let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
-    tokio::pin!(conn);
-    let keepalive = settings.keepalive_timeout.get();
-    let header_timeout = settings.header_timeout.get();
-    let send_timeout = settings.send_timeout.get();
-    let mut closing = false;
-    loop {
-        tokio::select! {
-            result = conn.as_mut() => {
-                if let Err(e) = result {
-                    tracing::debug!(listener = %runtime.name, %client, error = %e, "connection ended with an error");
-                }
-                return;
-            }
-            _ = stop.cancelled(), if !closing => {
-                // Finish in-flight requests, refuse new ones, close idle keep-alives.
-                conn.as_mut().graceful_shutdown();
-                closing = true;
-            }
-            _ = activity.idle_for(keepalive), if !closing => {
-                conn.as_mut().graceful_shutdown();
-                closing = true;
-            }
-            _ = activity.send_stalled(send_timeout) => {
-                // A stalled reader: it would hold its backend connection and buffers for
-                // as long as it likes. Close at once (HTTP/1 and HTTP/2 alike).
-                closed_stalled(&runtime, client, send_timeout, Stall::Socket);
-                return;
-            }
-            _ = activity.streams.stalled(send_timeout) => {
-                // An HTTP/2 stream the client opens no window for writes nothing, so the
-                // socket never blocks; it would hold its backend connection all the same.
-                // (A client that also stopped reading its socket is a plain stalled reader.)
-                let stall = if activity.writes_blocked() { Stall::Socket } else { Stall::Window };
-                closed_stalled(&runtime, client, send_timeout, stall);
-                return;
-            }
-            _ = activity.head_overdue(header_timeout) => {
-                // Slowloris: a head that does not complete in time; close at once.
-                tracing::debug!(listener = %runtime.name, %client, "request head not received within the header timeout");
-                return;
-            }
-        }
-    }
-}
-
-/// How a client stopped taking its responses.
-enum Stall {
-    /// Writes to its socket stopped proceeding.
-    Socket,
-    /// HTTP/2: a stream got no flow-control window, so nothing was even written.
-    Window,
-}
-
-/// Counts and logs (the first of each kind a warning, the rest debug) a connection closed
-/// because its client took no response bytes for `send_timeout`.
-fn closed_stalled(runtime: &ListenerRuntime, client: SocketAddr, timeout: Duration, stall: Stall) {
-    let stats = &runtime.stats;
-    stats.send_timeouts.fetch_add(1, Ordering::Relaxed);
-    let listener = &runtime.name;
-    match stall {
-        Stall::Socket => {
-            if first_time(&stats.logged.send_timeout) {
-                tracing::warn!(%listener, %client, ?timeout,
-                    "client read nothing within the send timeout: connection closed (logged once; see tandem_http_send_timeouts_total)");
-            } else {
-                tracing::debug!(%listener, %client, "client read nothing within the send timeout: connection closed");
-            }
-        }
-        Stall::Window => {
-            stats.h2_window_stalls.fetch_add(1, Ordering::Relaxed);
-            if first_time(&stats.logged.h2_window_stall) {
-                tracing::warn!(%listener, %client, ?timeout,
-                    "HTTP/2 client opened no flow-control window for a response within the send timeout: connection closed (logged once; see tandem_http_h2_window_stalls_total)");
-            } else {
-                tracing::debug!(%listener, %client, "HTTP/2 client opened no flow-control window within the send timeout: connection closed");
-            }
-        }
     }
 }

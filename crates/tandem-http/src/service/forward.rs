@@ -42,8 +42,6 @@ pub(super) async fn forward(
     let selection = Selection::new(&req, pool, &client_key, now);
     let upgrade = is_upgrade(&req);
     let retryable_method = is_idempotent(req.method()) && !upgrade;
-    let mut req = req;
-    let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
     let (mut parts, body) = req.into_parts();
     // A body-less request can be sent again; a streamed body cannot.
     let replayable = body.is_end_stream();
@@ -190,7 +188,7 @@ pub(super) async fn forward(
                     pool,
                     selection.preferred.as_deref(),
                     rc,
-                    client_upgrade,
+                    upgrade,
                     now,
                 );
             }

@@ -57,6 +57,9 @@ pub struct ConnContext {
     pub tunnels: tokio_util::task::TaskTracker,
     /// The TLS session's SNI and version (None: plain HTTP), for header rules.
     pub tls: Option<TlsFacts>,
+    /// Where the client's stream goes when a request is answered 101 (shared by the
+    /// contexts a reload makes, since the connection loop holds the first one).
+    pub upgrade: Arc<crate::upgrade::Handover>,
 }
 
 const X_REQUEST_ID: http::HeaderName = http::HeaderName::from_static("x-request-id");
@@ -105,6 +108,7 @@ pub async fn handle(req: Request<Incoming>, ctx: Arc<ConnContext>) -> Response<C
             activity: ctx.activity.clone(),
             tunnels: ctx.tunnels.clone(),
             tls: ctx.tls.clone(),
+            upgrade: ctx.upgrade.clone(),
         })
     };
     let busy = ctx.activity.begin();

@@ -22,7 +22,7 @@ pub(super) fn respond(
     pool: &PoolRuntime,
     preferred: Option<&str>,
     rc: &RequestCtx<'_>,
-    client_upgrade: Option<hyper::upgrade::OnUpgrade>,
+    client_upgrade: bool,
     now: Duration,
 ) -> Response<ClientBody> {
     let mut resp = resp;
@@ -36,8 +36,9 @@ pub(super) fn respond(
     // An upgraded stream keeps its backend lease for as long as it lives, so
     // least-connections counts open WebSockets; other responses hold it in the body.
     let mut hold = Some(lease);
-    if switching {
-        if let (Some(client_side), Some(lease)) = (client_upgrade, hold.take()) {
+    if switching && client_upgrade {
+        if let Some(lease) = hold.take() {
+            let client_side = rc.conn.upgrade.expect();
             let backend_side = hyper::upgrade::on(&mut resp);
             upgrade::tunnel(client_side, backend_side, lease, &rc.conn.tunnels);
         }

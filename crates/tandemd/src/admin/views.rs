@@ -162,6 +162,7 @@ pub fn status(node: &Node) -> StatusView {
         let counters = BTreeMap::from([
             ("connections", s.connections.load(Relaxed)),
             ("active", s.active_connections.load(Relaxed)),
+            ("idle", s.idle_connections.load(Relaxed)),
             ("requests", s.requests.load(Relaxed)),
             ("responses_2xx", s.responses_2xx.load(Relaxed)),
             ("responses_3xx", s.responses_3xx.load(Relaxed)),

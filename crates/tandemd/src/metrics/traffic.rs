@@ -159,6 +159,10 @@ pub(super) fn encode_listeners(out: &mut Out, l4: &[ListenerHandle], http: &[Htt
         "Response body bytes through tandem's compression: in = before, out = after",
     );
     let mut durations = Vec::with_capacity(http.len());
+    let parked = out.gauge(
+        "http_idle_connections",
+        "HTTP/1.1 client connections idle between requests now, parked without buffers (part of listener_connections_active)",
+    );
     let h2_window_stalls = out.counter(
         "http_h2_window_stalls",
         "HTTP/2 client connections closed because a stream got no flow-control window for send_timeout (also in http_send_timeouts)",
@@ -172,6 +176,9 @@ pub(super) fn encode_listeners(out: &mut Out, l4: &[ListenerHandle], http: &[Htt
         active
             .get_or_create(&base)
             .set(gauge_value(s.active_connections.load(Relaxed)));
+        parked
+            .get_or_create(&labels([("listener", l.name.as_str())]))
+            .set(gauge_value(s.idle_connections.load(Relaxed)));
         refused
             .get_or_create(&with(&base, "reason", "client_limit"))
             .inc_by(s.over_client_limit.load(Relaxed));

@@ -1,0 +1,350 @@
+//! One client connection, after accept (and TLS): its first bytes choose HTTP/2 (the
+//! preface) or HTTP/1.1, then the connection's loop runs with its timeouts.
+//!
+//! HTTP/1.1 connections are **parked** between requests: once a response is out and
+//! nothing else is pending, hyper gives the connection back and its buffers (about
+//! 16 KiB: hyper's read buffer and head buffer, which it keeps for a connection's whole
+//! life) are freed. A parked connection is a socket and a small task; its next bytes are
+//! read into the worker thread's scratch buffer, then a new hyper connection serves them.
+//! This is what HAProxy and nginx do with an idle keep-alive connection, and what makes
+//! thousands of idle clients cheap. Upgrades (101) are handed over by this loop too (see
+//! `upgrade.rs`), since hyper runs without its own upgrade machinery here.
+
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use std::convert::Infallible;
+use std::future::{poll_fn, Future};
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio_util::sync::CancellationToken;
+
+use crate::errors::ClientBody;
+use crate::idle::{Activity, Watched, H2_PREFACE};
+use crate::runtime::{first_time, ListenerRuntime};
+use crate::service::{handle, ConnContext};
+
+/// Response bytes an HTTP/2 stream buffers beyond what the client's window lets out.
+const H2_SEND_BUF_PER_STREAM: usize = 64 * 1024;
+
+/// How long a closing connection may take to send its last bytes (TLS close_notify).
+const SHUTDOWN_LIMIT: Duration = Duration::from_secs(1);
+
+/// Serves one client connection until it ends.
+pub async fn serve<S>(io: S, ctx: Arc<ConnContext>, stop: CancellationToken)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let mut io = Watched::new(io, ctx.activity.clone());
+    let runtime = ctx.listener.clone();
+    if !first_bytes(&mut io, &ctx, &stop).await {
+        return;
+    }
+    if io.pending().starts_with(H2_PREFACE) {
+        serve_http2(io, ctx, &runtime, stop).await
+    } else {
+        serve_http1(io, ctx, &runtime, stop).await
+    }
+}
+
+/// Waits for the first bytes (enough of them to tell the HTTP/2 preface from an HTTP/1
+/// request line) within the header timeout. False: the connection is to be closed.
+async fn first_bytes<S>(io: &mut Watched<S>, ctx: &ConnContext, stop: &CancellationToken) -> bool
+where
+    S: AsyncRead + Unpin,
+{
+    let runtime = &ctx.listener;
+    let header_timeout = runtime.settings.header_timeout.get();
+    loop {
+        let got = tokio::select! {
+            r = poll_fn(|cx| io.poll_fill(cx)) => r,
+            _ = stop.cancelled() => return false,
+            _ = ctx.activity.head_overdue(header_timeout) => {
+                tracing::debug!(listener = %runtime.name, client = %ctx.client, "request head not received within the header timeout");
+                return false;
+            }
+        };
+        match got {
+            Ok(0) | Err(_) => return false,
+            Ok(_) => {}
+        }
+        let seen = io.pending();
+        let n = seen.len().min(H2_PREFACE.len());
+        if n == H2_PREFACE.len() || seen[..n] != H2_PREFACE[..n] {
+            return true;
+        }
+    }
+}
+
+/// hyper's HTTP/1 server, as each round of a connection uses it.
+fn http1_builder(runtime: &ListenerRuntime) -> hyper::server::conn::http1::Builder {
+    let settings = &runtime.settings;
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        // The header timeout is ours (`Activity::head_overdue`): hyper's would also run
+        // while a keep-alive connection is idle, and cost a timer reset per request.
+        .header_read_timeout(None)
+        // hyper answers 431 when the head is larger than its buffer or has too many headers.
+        .max_buf_size((settings.max_header_bytes as usize).max(8192))
+        .max_headers(settings.max_headers as usize)
+        .keep_alive(true);
+    builder
+}
+
+async fn serve_http1<S>(
+    mut io: Watched<S>,
+    ctx: Arc<ConnContext>,
+    runtime: &ListenerRuntime,
+    stop: CancellationToken,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let activity = ctx.activity.clone();
+    let settings = &runtime.settings;
+    let (keepalive, header_timeout, send_timeout) = (
+        settings.keepalive_timeout.get(),
+        settings.header_timeout.get(),
+        settings.send_timeout.get(),
+    );
+    // Boxed: hyper's connection polls its service future in place (`poll_without_shutdown`
+    // needs it `Unpin`), and the box is freed when the request ends.
+    let service = {
+        let ctx = ctx.clone();
+        service_fn(move |req| {
+            let ctx = ctx.clone();
+            Box::pin(async move { Ok::<_, Infallible>(handle(req, ctx).await) })
+                as Pin<
+                    Box<
+                        dyn Future<Output = Result<hyper::Response<ClientBody>, Infallible>> + Send,
+                    >,
+                >
+        })
+    };
+    loop {
+        // Serving: hyper reads what is pending, then the socket, until a request ends
+        // with nothing else pending. The connection is boxed so that a parked
+        // connection's task does not keep room for it.
+        let mut conn =
+            Box::pin(http1_builder(runtime).serve_connection(TokioIo::new(io), service.clone()));
+        let mut ending = stop.is_cancelled();
+        if ending {
+            conn.as_mut().graceful_shutdown();
+        }
+        let mut parking = false;
+        let result = loop {
+            tokio::select! {
+                // hyper first: a request that just ended may have ended the connection
+                // too (Connection: close), which must not be taken for a park.
+                biased;
+                r = poll_fn(|cx| conn.poll_without_shutdown(cx)) => break r,
+                _ = stop.cancelled(), if !ending => {
+                    // Finish the request in flight, then close.
+                    conn.as_mut().graceful_shutdown();
+                    ending = true;
+                }
+                _ = activity.parkable(), if !ending && !parking => {
+                    // hyper is idle with nothing buffered: this makes it give the
+                    // connection back at once (a connection it is serving it would
+                    // finish first, answering `Connection: close`; `parkable` rules
+                    // that out).
+                    conn.as_mut().graceful_shutdown();
+                    parking = true;
+                }
+                _ = activity.send_stalled(send_timeout) => {
+                    closed_stalled(runtime, ctx.client, send_timeout, Stall::Socket);
+                    return;
+                }
+                _ = activity.head_overdue(header_timeout) => {
+                    // Slowloris: a head that does not complete in time; close at once.
+                    tracing::debug!(listener = %runtime.name, client = %ctx.client, "request head not received within the header timeout");
+                    return;
+                }
+            }
+        };
+        if let Err(e) = result {
+            tracing::debug!(listener = %runtime.name, client = %ctx.client, error = %e, "connection ended with an error");
+            return;
+        }
+        let parts = Pin::into_inner(conn).into_parts();
+        io = parts.io.into_inner();
+        io.unread(parts.read_buf);
+        if let Some(waiting) = ctx.upgrade.take() {
+            // The 101 is out: the rest of the connection belongs to the tunnel.
+            let _ = waiting.send(Box::new(io));
+            return;
+        }
+        if !parking || ending {
+            // hyper ended it (the client closed or asked to) or we are stopping.
+            close(&mut io).await;
+            return;
+        }
+        // Parked: no hyper connection and no buffers until the client sends again.
+        if io.pending().is_empty() {
+            let _parked = Parked::new(runtime);
+            let got = tokio::select! {
+                r = poll_fn(|cx| io.poll_fill(cx)) => r,
+                _ = stop.cancelled() => {
+                    close(&mut io).await;
+                    return;
+                }
+                _ = activity.idle_for(keepalive) => {
+                    close(&mut io).await;
+                    return;
+                }
+            };
+            match got {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    }
+}
+
+/// Counts a parked connection in the listener's stats while it lasts.
+struct Parked<'a>(&'a ListenerRuntime);
+
+impl<'a> Parked<'a> {
+    fn new(runtime: &'a ListenerRuntime) -> Self {
+        runtime
+            .stats
+            .idle_connections
+            .fetch_add(1, Ordering::Relaxed);
+        Parked(runtime)
+    }
+}
+
+impl Drop for Parked<'_> {
+    fn drop(&mut self) {
+        self.0
+            .stats
+            .idle_connections
+            .fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Ends a connection hyper no longer serves: its write side is shut (TLS: close_notify),
+/// within a bound.
+async fn close<S: AsyncWrite + Unpin>(io: &mut S) {
+    let _ = tokio::time::timeout(SHUTDOWN_LIMIT, io.shutdown()).await;
+}
+
+async fn serve_http2<S>(
+    io: Watched<S>,
+    ctx: Arc<ConnContext>,
+    runtime: &ListenerRuntime,
+    stop: CancellationToken,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let settings = &runtime.settings;
+    let activity = ctx.activity.clone();
+    let client = ctx.client;
+    let mut builder = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
+    builder
+        .timer(TokioTimer::new())
+        .max_header_list_size(settings.max_header_bytes)
+        // Response bytes buffered per stream while the client grants no window: hyper's
+        // 400 KiB default times 256 streams let one client pin 100 MB.
+        .max_send_buf_size(H2_SEND_BUF_PER_STREAM)
+        .max_concurrent_streams(256);
+    let service = service_fn(move |req| {
+        let ctx = ctx.clone();
+        async move { Ok::<_, Infallible>(handle(req, ctx).await) }
+    });
+    let conn = builder.serve_connection(TokioIo::new(io), service);
+    tokio::pin!(conn);
+    let keepalive = settings.keepalive_timeout.get();
+    let send_timeout = settings.send_timeout.get();
+    let mut closing = false;
+    loop {
+        tokio::select! {
+            result = conn.as_mut() => {
+                if let Err(e) = result {
+                    tracing::debug!(listener = %runtime.name, %client, error = %e, "connection ended with an error");
+                }
+                return;
+            }
+            _ = stop.cancelled(), if !closing => {
+                // Finish in-flight streams, refuse new ones (GOAWAY).
+                conn.as_mut().graceful_shutdown();
+                closing = true;
+            }
+            _ = activity.idle_for(keepalive), if !closing => {
+                conn.as_mut().graceful_shutdown();
+                closing = true;
+            }
+            _ = activity.send_stalled(send_timeout) => {
+                // A stalled reader: it would hold its backend connections and buffers for
+                // as long as it likes. Close at once.
+                closed_stalled(runtime, client, send_timeout, Stall::Socket);
+                return;
+            }
+            _ = activity.streams.stalled(send_timeout) => {
+                // A stream the client opens no window for writes nothing, so the socket
+                // never blocks; it would hold its backend connection all the same. (A
+                // client that also stopped reading its socket is a plain stalled reader.)
+                let stall = if activity.writes_blocked() { Stall::Socket } else { Stall::Window };
+                closed_stalled(runtime, client, send_timeout, stall);
+                return;
+            }
+        }
+    }
+}
+
+/// The per-connection state shared with its requests.
+pub fn context(
+    runtime: Arc<ListenerRuntime>,
+    live: Arc<arc_swap::ArcSwap<ListenerRuntime>>,
+    client: SocketAddr,
+    tunnels: tokio_util::task::TaskTracker,
+    tls: Option<crate::header_rules::TlsFacts>,
+) -> Arc<ConnContext> {
+    Arc::new(ConnContext {
+        listener: runtime,
+        live,
+        client,
+        client_ip_value: crate::headers::ClientIp::new(client.ip()),
+        activity: Activity::new(),
+        tunnels,
+        tls,
+        upgrade: Arc::default(),
+    })
+}
+
+/// How a client stopped taking its responses.
+enum Stall {
+    /// Writes to its socket stopped proceeding.
+    Socket,
+    /// HTTP/2: a stream got no flow-control window, so nothing was even written.
+    Window,
+}
+
+/// Counts and logs (the first of each kind a warning, the rest debug) a connection closed
+/// because its client took no response bytes for `send_timeout`.
+fn closed_stalled(runtime: &ListenerRuntime, client: SocketAddr, timeout: Duration, stall: Stall) {
+    let stats = &runtime.stats;
+    stats.send_timeouts.fetch_add(1, Ordering::Relaxed);
+    let listener = &runtime.name;
+    match stall {
+        Stall::Socket => {
+            if first_time(&stats.logged.send_timeout) {
+                tracing::warn!(%listener, %client, ?timeout,
+                    "client read nothing within the send timeout: connection closed (logged once; see tandem_http_send_timeouts_total)");
+            } else {
+                tracing::debug!(%listener, %client, "client read nothing within the send timeout: connection closed");
+            }
+        }
+        Stall::Window => {
+            stats.h2_window_stalls.fetch_add(1, Ordering::Relaxed);
+            if first_time(&stats.logged.h2_window_stall) {
+                tracing::warn!(%listener, %client, ?timeout,
+                    "HTTP/2 client opened no flow-control window for a response within the send timeout: connection closed (logged once; see tandem_http_h2_window_stalls_total)");
+            } else {
+                tracing::debug!(%listener, %client, "HTTP/2 client opened no flow-control window within the send timeout: connection closed");
+            }
+        }
+    }
+}
