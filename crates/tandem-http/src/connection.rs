@@ -123,16 +123,20 @@ async fn serve_http1<S>(
                 >
         })
     };
+    // The connection's timers outlive its rounds: each re-arms once per period, not per
+    // request (a request costs no timer).
+    let stopped = stop.cancelled();
+    let idle = activity.idle_for(keepalive);
+    let stalled = activity.send_stalled(send_timeout);
+    let overdue = activity.head_overdue(header_timeout);
+    tokio::pin!(stopped, idle, stalled, overdue);
+    let mut ending = false;
     loop {
         // Serving: hyper reads what is pending, then the socket, until a request ends
         // with nothing else pending. The connection is boxed so that a parked
         // connection's task does not keep room for it.
         let mut conn =
             Box::pin(http1_builder(runtime).serve_connection(TokioIo::new(io), service.clone()));
-        let mut ending = stop.is_cancelled();
-        if ending {
-            conn.as_mut().graceful_shutdown();
-        }
         let mut parking = false;
         let result = loop {
             tokio::select! {
@@ -140,7 +144,7 @@ async fn serve_http1<S>(
                 // too (Connection: close), which must not be taken for a park.
                 biased;
                 r = poll_fn(|cx| conn.poll_without_shutdown(cx)) => break r,
-                _ = stop.cancelled(), if !ending => {
+                _ = &mut stopped, if !ending => {
                     // Finish the request in flight, then close.
                     conn.as_mut().graceful_shutdown();
                     ending = true;
@@ -153,11 +157,17 @@ async fn serve_http1<S>(
                     conn.as_mut().graceful_shutdown();
                     parking = true;
                 }
-                _ = activity.send_stalled(send_timeout) => {
+                _ = &mut idle, if !ending => {
+                    // Idle past the keep-alive timeout without being parkable (a head
+                    // begun, say): close once the round is over.
+                    conn.as_mut().graceful_shutdown();
+                    ending = true;
+                }
+                _ = &mut stalled => {
                     closed_stalled(runtime, ctx.client, send_timeout, Stall::Socket);
                     return;
                 }
-                _ = activity.head_overdue(header_timeout) => {
+                _ = &mut overdue => {
                     // Slowloris: a head that does not complete in time; close at once.
                     tracing::debug!(listener = %runtime.name, client = %ctx.client, "request head not received within the header timeout");
                     return;
@@ -186,11 +196,11 @@ async fn serve_http1<S>(
             let _parked = Parked::new(runtime);
             let got = tokio::select! {
                 r = poll_fn(|cx| io.poll_fill(cx)) => r,
-                _ = stop.cancelled() => {
+                _ = &mut stopped => {
                     close(&mut io).await;
                     return;
                 }
-                _ = activity.idle_for(keepalive) => {
+                _ = &mut idle => {
                     close(&mut io).await;
                     return;
                 }

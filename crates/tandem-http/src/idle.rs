@@ -157,10 +157,8 @@ impl Activity {
             let started = self.head_started.notified();
             let since = self.head_since.load(Ordering::Relaxed);
             if since == 0 || self.in_flight.load(Ordering::Relaxed) > 0 {
-                tokio::select! {
-                    _ = started => {}
-                    _ = tokio::time::sleep(limit) => {}
-                }
+                // No head awaited: the next one's first byte tells (`bytes_in`).
+                started.await;
                 continue;
             }
             let deadline = self.origin + Duration::from_millis(since - 1) + limit;
