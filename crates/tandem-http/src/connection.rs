@@ -44,9 +44,13 @@ where
         return;
     }
     if io.pending().starts_with(H2_PREFACE) {
-        serve_http2(io, ctx, &runtime, stop).await
+        // Boxed: inline, hyper's HTTP/2 connection would make every HTTP/1.1
+        // connection's task (parked ones too) as large as an HTTP/2 one's.
+        Box::pin(serve_http2(io, ctx, &runtime, stop)).await
     } else {
-        serve_http1(io, ctx, &runtime, stop).await
+        // Boxed too, once per connection: the task's own future stays small, and what a
+        // connection holds while parked is this box (about 1.3 KiB) and its socket.
+        Box::pin(serve_http1(io, ctx, &runtime, stop)).await
     }
 }
 
