@@ -175,9 +175,18 @@ impl Dns {
             .filter(|(_, s)| s.is_due(now))
             .map(|(n, _)| n.clone())
             .collect();
-        let mut changed = false;
+        // All at once: a name whose server times out must not hold up the others.
+        let mut lookups = tokio::task::JoinSet::new();
         for name in due {
-            let answer = lookup::lookup(&self.resolver, &name).await;
+            let resolver = self.resolver.clone();
+            lookups.spawn(async move {
+                let answer = lookup::lookup(&resolver, &name).await;
+                (name, answer)
+            });
+        }
+        let mut changed = false;
+        while let Some(joined) = lookups.join_next().await {
+            let Ok((name, answer)) = joined else { continue };
             let now = Instant::now();
             let mut names = self.lock();
             // Removed by a config change while we asked: nothing to do.
