@@ -346,7 +346,10 @@ async fn named_backends_follow_dns_changes_under_load_with_no_failed_request() {
         .ctl(&["backend", "add", "srv", "more", "app.test:9013"])
         .await;
     assert_eq!(code, 0, "{out}{err}");
-    assert!(out.contains("more@198.51.100.12:9013") && out.contains("(app.test:9013)"), "{out}");
+    assert!(
+        out.contains("more@198.51.100.12:9013") && out.contains("(app.test:9013)"),
+        "{out}"
+    );
     let (code, out, err) = daemon
         .ctl(&["backend", "add", "srv", "bad", "nothere.test:80"])
         .await;

@@ -33,8 +33,9 @@ pub fn resolver(dns: &tandem_config::dns::NodeDns) -> anyhow::Result<TokioResolv
     // tandem schedules its own lookups by TTL; hickory's cache would only answer them
     // from memory with a shrinking TTL.
     options.cache_size = 0;
+    // A server that is gone is noticed within seconds (unanswered UDP only times out).
     options.timeout = Duration::from_secs(2);
-    options.attempts = 2;
+    options.attempts = 1;
     Ok(builder.build())
 }
 

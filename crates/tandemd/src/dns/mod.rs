@@ -13,7 +13,7 @@ pub mod lookup;
 pub mod schedule;
 
 use hickory_resolver::TokioResolver;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Instant;
 use tandem_config::{Backend, BackendAddress, ClusterConfig};
@@ -161,61 +161,54 @@ impl Dns {
         out
     }
 
-    /// When the next name is due (None: no name).
-    fn next_due(&self) -> Option<Instant> {
-        self.lock().values().map(NameState::next_at).min()
+    /// When the next name not being asked already is due (None: none).
+    fn next_due(&self, asking: &HashSet<BackendAddress>) -> Option<Instant> {
+        self.lock()
+            .iter()
+            .filter(|(n, _)| !asking.contains(*n))
+            .map(|(_, s)| s.next_at())
+            .min()
     }
 
-    /// Asks every due name again; true when some name's addresses changed.
-    async fn refresh_due(&self) -> bool {
-        let now = Instant::now();
-        let due: Vec<BackendAddress> = self
-            .lock()
+    /// The names due at `now` that are not being asked already.
+    fn due(&self, now: Instant, asking: &HashSet<BackendAddress>) -> Vec<BackendAddress> {
+        self.lock()
             .iter()
-            .filter(|(_, s)| s.is_due(now))
+            .filter(|(n, s)| s.is_due(now) && !asking.contains(*n))
             .map(|(n, _)| n.clone())
-            .collect();
-        // All at once: a name whose server times out must not hold up the others.
-        let mut lookups = tokio::task::JoinSet::new();
-        for name in due {
-            let resolver = self.resolver.clone();
-            lookups.spawn(async move {
-                let answer = lookup::lookup(&resolver, &name).await;
-                (name, answer)
-            });
-        }
-        let mut changed = false;
-        while let Some(joined) = lookups.join_next().await {
-            let Ok((name, answer)) = joined else { continue };
-            let now = Instant::now();
-            let mut names = self.lock();
-            // Removed by a config change while we asked: nothing to do.
-            let Some(state) = names.get_mut(&name) else {
-                continue;
-            };
-            let before = state.endpoints().to_vec();
-            let event = state.on_answer(now, answer, &self.timing);
-            let after = addresses(state);
-            changed |= before != state.endpoints();
-            let keep = humantime(self.timing.keep_stale);
-            match event {
-                Event::Unchanged | Event::StillFailing => {}
-                Event::Changed => {
-                    tracing::info!(%name, addresses = ?after, "backend name resolves to new addresses")
-                }
-                Event::Recovered => {
-                    tracing::info!(%name, addresses = ?after, "backend name resolves again")
-                }
-                Event::Failing(why) if before.is_empty() => {
-                    tracing::warn!(%name, reason = %why, "backend name does not resolve; retrying")
-                }
-                Event::Failing(why) => tracing::warn!(%name, reason = %why, keep_stale = %keep,
-                    addresses = ?after, "backend name no longer resolves; keeping its last addresses for keep_stale"),
-                Event::GaveUp => tracing::warn!(%name, keep_stale = %keep,
-                    "backend name has not resolved for keep_stale; its backends leave the pool"),
+            .collect()
+    }
+
+    /// Takes one lookup's answer (logging what changed); true when the name's addresses
+    /// changed.
+    fn take_answer(&self, name: &BackendAddress, answer: schedule::Answer) -> bool {
+        let now = Instant::now();
+        let mut names = self.lock();
+        // Removed by a config change while we asked: nothing to do.
+        let Some(state) = names.get_mut(name) else {
+            return false;
+        };
+        let before = state.endpoints().to_vec();
+        let event = state.on_answer(now, answer, &self.timing);
+        let after = addresses(state);
+        let keep = humantime(self.timing.keep_stale);
+        match event {
+            Event::Unchanged | Event::StillFailing => {}
+            Event::Changed => {
+                tracing::info!(%name, addresses = ?after, "backend name resolves to new addresses")
             }
+            Event::Recovered => {
+                tracing::info!(%name, addresses = ?after, "backend name resolves again")
+            }
+            Event::Failing(why) if before.is_empty() => {
+                tracing::warn!(%name, reason = %why, "backend name does not resolve; retrying")
+            }
+            Event::Failing(why) => tracing::warn!(%name, reason = %why, keep_stale = %keep,
+                addresses = ?after, "backend name no longer resolves; keeping its last addresses for keep_stale"),
+            Event::GaveUp => tracing::warn!(%name, keep_stale = %keep,
+                "backend name has not resolved for keep_stale; its backends leave the pool"),
         }
-        changed
+        before != state.endpoints()
     }
 }
 
@@ -231,21 +224,41 @@ fn humantime(d: std::time::Duration) -> String {
     tandem_config::format_duration(d)
 }
 
-/// The loop: sleeps until the next name is due (or names were added), asks, and has the
-/// node re-apply its config when addresses changed. Ends with `stop` or the node.
+/// The loop: asks each name when it is due (each lookup on its own, so a name whose
+/// server times out holds up no other), and has the node re-apply its config when a
+/// name's addresses changed. Ends with `stop` or the node.
 pub async fn run(dns: Arc<Dns>, node: Weak<crate::Node>, stop: CancellationToken) {
+    let mut lookups = tokio::task::JoinSet::new();
+    let mut asking: HashSet<BackendAddress> = HashSet::new();
     loop {
+        for name in dns.due(Instant::now(), &asking) {
+            asking.insert(name.clone());
+            let resolver = dns.resolver.clone();
+            lookups.spawn(async move {
+                let answer = lookup::lookup(&resolver, &name).await;
+                (name, answer)
+            });
+        }
         let due = dns
-            .next_due()
+            .next_due(&asking)
             .unwrap_or_else(|| Instant::now() + std::time::Duration::from_secs(3600));
         tokio::select! {
             _ = stop.cancelled() => return,
-            _ = dns.wake.notified() => continue,
+            _ = dns.wake.notified() => {}
             _ = tokio::time::sleep_until(due.into()) => {}
-        }
-        if dns.refresh_due().await {
-            let Some(node) = node.upgrade() else { return };
-            node.refresh_names().await;
+            Some(joined) = lookups.join_next(), if !lookups.is_empty() => {
+                let Ok((name, answer)) = joined else {
+                    // A lookup task panicked: forget what was in flight, ask again.
+                    asking.clear();
+                    lookups.abort_all();
+                    continue;
+                };
+                asking.remove(&name);
+                if dns.take_answer(&name, answer) {
+                    let Some(node) = node.upgrade() else { return };
+                    node.refresh_names().await;
+                }
+            }
         }
     }
 }
