@@ -315,6 +315,26 @@ async fn named_backends_follow_dns_changes_under_load_with_no_failed_request() {
 
     // Resolved at start: one backend per address, ids from the name, the name shown.
     wait_for(&daemon, &[12, 13]).await;
+    // Metrics: a series per resolved address, the name in the backend id.
+    let stream = tokio::net::UnixStream::connect(&daemon.socket)
+        .await
+        .unwrap();
+    let (status, _, metrics) =
+        tandem_tests::admin::exchange(stream, http::Method::GET, "/metrics", &[], None)
+            .await
+            .unwrap();
+    assert_eq!(status, http::StatusCode::OK);
+    let metrics = String::from_utf8_lossy(&metrics);
+    for id in [
+        "app@198.51.100.12:8080",
+        "app@198.51.100.13:7000",
+        "svc@198.51.100.13:9013",
+    ] {
+        assert!(
+            metrics.contains(&format!("backend=\"{id}\"")),
+            "{id} missing:\n{metrics}"
+        );
+    }
     let web = pool_backends(&daemon, "web").await;
     assert!(
         web.contains(&(
