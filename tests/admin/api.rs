@@ -151,7 +151,7 @@ async fn errors_are_json_with_a_code_and_the_right_status() {
             Some(r#"{"id":"c","address":"nowhere"}"#),
             StatusCode::BAD_REQUEST,
             "invalid",
-            "invalid socket address",
+            "\"nowhere\" has no port",
         ),
         (
             Method::POST,

@@ -68,8 +68,30 @@ impl Daemon {
 
     /// Starts tandemd on an existing config file, without waiting.
     pub fn spawn(dir: TempDir, config: PathBuf, socket: PathBuf) -> Daemon {
+        Self::spawn_command(
+            std::process::Command::new(tandemd_bin()),
+            dir,
+            config,
+            socket,
+        )
+    }
+
+    /// [`spawn`](Self::spawn) inside a network namespace (`ip netns exec` execs tandemd,
+    /// so the PID is tandemd's own). The admin socket is a file: reachable from here.
+    pub fn spawn_in(ns: &str, dir: TempDir, config: PathBuf, socket: PathBuf) -> Daemon {
+        let mut command = std::process::Command::new("ip");
+        command.args(["netns", "exec", ns]).arg(tandemd_bin());
+        Self::spawn_command(command, dir, config, socket)
+    }
+
+    fn spawn_command(
+        mut command: std::process::Command,
+        dir: TempDir,
+        config: PathBuf,
+        socket: PathBuf,
+    ) -> Daemon {
         let mut child = Child(
-            std::process::Command::new(tandemd_bin())
+            command
                 .args(["run", "--config"])
                 .arg(&config)
                 .env("RUST_LOG", "info")

@@ -393,6 +393,7 @@ pub mod admin;
 pub mod appliance_install;
 pub mod cluster_lab;
 pub mod content_backend;
+pub mod dnsmasq;
 pub mod http_backends;
 pub mod l7_backends;
 pub mod lab_script;

@@ -3,8 +3,10 @@
 //! Every error names the file, the key path (`pool[0].backend[1].weight`) and what is wrong,
 //! so an operator can fix it without reading code.
 
+pub mod backend_address;
 pub mod cluster;
 pub mod compression;
+pub mod dns;
 mod duration;
 mod error;
 pub mod header_rules;
@@ -16,6 +18,7 @@ mod validate_http;
 mod validate_vrrp;
 pub mod vrrp;
 
+pub use backend_address::BackendAddress;
 pub use duration::{format_duration, parse_duration, HumanDuration};
 pub use error::{ConfigError, Problem};
 pub use model::*;

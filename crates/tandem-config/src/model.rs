@@ -53,6 +53,9 @@ pub struct NodeConfig {
     /// Membership of a tandem cluster (absent: standalone).
     #[serde(default)]
     pub cluster: Option<NodeCluster>,
+    /// How backends written as DNS names are resolved.
+    #[serde(default)]
+    pub dns: crate::dns::NodeDns,
 }
 
 impl Default for NodeConfig {
@@ -67,6 +70,7 @@ impl Default for NodeConfig {
             status: None,
             vrrp: None,
             cluster: None,
+            dns: Default::default(),
         }
     }
 }
@@ -412,7 +416,8 @@ pub enum BackendState {
 pub struct Backend {
     /// Stable id, unique in the pool; survives reloads and keys persistence.
     pub id: String,
-    pub address: SocketAddr,
+    /// IP:port, host:port (A/AAAA records) or an SRV name (`_http._tcp.example.com`).
+    pub address: crate::BackendAddress,
     #[serde(default = "default_weight")]
     pub weight: u32,
     /// 0 = unlimited.
@@ -420,6 +425,10 @@ pub struct Backend {
     pub max_connections: u32,
     #[serde(default)]
     pub state: BackendState,
+    /// Set by the daemon on the backends it made from a DNS name: that name (never
+    /// written in files; `address` is then the resolved IP).
+    #[serde(skip)]
+    pub resolved_from: Option<String>,
 }
 
 impl Pool {

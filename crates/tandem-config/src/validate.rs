@@ -59,6 +59,7 @@ pub(crate) fn validate_node(node: &NodeConfig) -> Vec<Problem> {
     if let Some(cluster) = &node.cluster {
         crate::cluster::validate(cluster, &node.id, &mut p.0);
     }
+    crate::dns::validate(&node.dns, &mut p);
     p.0
 }
 
@@ -236,13 +237,13 @@ fn validate_pool(p: &mut Problems, at: &str, pool: &Pool) {
                 format!("duplicate backend id {:?} in pool {:?}", b.id, pool.name),
             );
         }
-        if !addresses.insert(b.address) {
+        if !addresses.insert(&b.address) {
             p.add(
                 format!("{bat}.address"),
                 format!("{} is listed twice in pool {:?}", b.address, pool.name),
             );
         }
-        if b.address.port() == 0 {
+        if b.address.port() == Some(0) {
             p.add(format!("{bat}.address"), "port 0 cannot be connected to");
         }
         if b.weight > 10_000 {

@@ -27,6 +27,23 @@ address = "127.0.0.1:9002"
 "#;
 
 #[test]
+fn backends_may_be_dns_names_and_srv_names() {
+    let text = GOOD
+        .replace("127.0.0.1:9001", "app.internal:9001")
+        .replace("127.0.0.1:9002", "_http._tcp.api.internal");
+    let cfg = parse(&text, "good.toml").expect("names are valid backend addresses");
+    let backends = &cfg.cluster.pools[0].backends;
+    assert_eq!(backends[0].address.dns_name(), Some("app.internal"));
+    assert_eq!(backends[0].address.port(), Some(9001));
+    assert_eq!(
+        backends[1].address.dns_name(),
+        Some("_http._tcp.api.internal")
+    );
+    assert_eq!(backends[1].address.port(), None);
+    assert_eq!(cfg.node.dns, tandem_config::dns::NodeDns::default());
+}
+
+#[test]
 fn the_good_base_config_parses() {
     let cfg = parse(GOOD, "good.toml").expect("base config is valid");
     assert_eq!(cfg.node.id, "lb1");
@@ -82,7 +99,25 @@ fn cases() -> Vec<(&'static str, String, &'static str, &'static str)> {
             "bad address",
             GOOD.replace("127.0.0.1:9001", "127.0.0.1:99999"),
             "pool[0].backend[0].address",
-            "invalid socket address",
+            "port \"99999\" is not a number from 0 to 65535",
+        ),
+        (
+            "bad backend host name",
+            GOOD.replace("127.0.0.1:9001", "app_1.internal:80"),
+            "pool[0].backend[0].address",
+            "may hold only letters, digits and inner hyphens",
+        ),
+        (
+            "node.dns bounds the wrong way round",
+            GOOD.replace("id = \"lb1\"\n", "id = \"lb1\"\n[node.dns]\nmin_ttl = \"1m\"\nmax_ttl = \"10s\"\n"),
+            "node.dns.max_ttl",
+            "must be at least node.dns.min_ttl",
+        ),
+        (
+            "backend name without a port",
+            GOOD.replace("127.0.0.1:9001", "app.internal"),
+            "pool[0].backend[0].address",
+            "has no port; expected IP:port, [IPv6]:port, host:port",
         ),
         (
             "hostname instead of address",

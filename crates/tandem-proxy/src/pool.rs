@@ -17,6 +17,8 @@ use crate::history::{HealthEvent, HealthHistory};
 struct State {
     balance: Pool,
     addresses: Vec<SocketAddr>,
+    /// The DNS name each backend was resolved from (None: written as an IP).
+    names: Vec<Option<String>>,
     /// Bumped on reconfigure, so a lease taken before knows its index may have moved.
     generation: u64,
     /// Counters per backend id; a reconfigure keeps those of surviving backends.
@@ -105,7 +107,7 @@ impl Drop for BackendLease {
 
 impl SharedPool {
     pub fn new(config: &PoolConfig, clock: Clock) -> Arc<Self> {
-        let (settings, specs, addresses) = translate(config);
+        let (settings, specs, addresses, names) = translate(config);
         Arc::new(SharedPool {
             name: config.name.clone(),
             config: Mutex::new(config.clone()),
@@ -114,6 +116,7 @@ impl SharedPool {
             state: Mutex::new(State {
                 balance: Pool::new(settings, specs),
                 addresses,
+                names,
                 generation: 0,
                 metrics: HashMap::new(),
             }),
@@ -226,10 +229,11 @@ impl SharedPool {
         }
         *current = config.clone();
         drop(current);
-        let (settings, specs, addresses) = translate(config);
+        let (settings, specs, addresses, names) = translate(config);
         let mut state = self.lock();
         state.balance.reconfigure(settings, specs);
         state.addresses = addresses;
+        state.names = names;
         state.generation += 1;
         state
             .metrics
@@ -286,9 +290,11 @@ impl SharedPool {
             .backends()
             .iter()
             .zip(&state.addresses)
-            .map(|(b, addr)| BackendStatus {
+            .zip(&state.names)
+            .map(|((b, addr), name)| BackendStatus {
                 id: b.id().to_string(),
                 address: *addr,
+                dns_name: name.clone(),
                 health: b.health(),
                 admin: b.admin(),
                 active: b.active(),
@@ -344,6 +350,8 @@ impl SharedPool {
 pub struct BackendStatus {
     pub id: String,
     pub address: SocketAddr,
+    /// The DNS name this backend was resolved from (None: written as an IP).
+    pub dns_name: Option<String>,
     pub health: Health,
     pub admin: AdminState,
     pub active: u32,
@@ -374,7 +382,16 @@ impl tandem_health::HealthSink for SharedPool {
     }
 }
 
-fn translate(config: &PoolConfig) -> (PoolSettings, Vec<BackendSpec>, Vec<SocketAddr>) {
+type Translated = (
+    PoolSettings,
+    Vec<BackendSpec>,
+    Vec<SocketAddr>,
+    Vec<Option<String>>,
+);
+
+/// The pure pool's view of a config. Backends still written as DNS names are left out:
+/// the daemon replaces them by their resolved addresses before a pool sees them.
+fn translate(config: &PoolConfig) -> Translated {
     use tandem_balance::Algorithm as A;
     let algorithm = match config.algorithm {
         CfgAlgorithm::RoundRobin => A::RoundRobin,
@@ -415,10 +432,14 @@ fn translate(config: &PoolConfig) -> (PoolSettings, Vec<BackendSpec>, Vec<Socket
         passive,
         seed: tandem_balance::stable_hash(config.name.as_bytes()),
     };
-    let specs = config
+    let resolved: Vec<(&tandem_config::Backend, SocketAddr)> = config
         .backends
         .iter()
-        .map(|b| BackendSpec {
+        .filter_map(|b| Some((b, b.address.ip()?)))
+        .collect();
+    let specs = resolved
+        .iter()
+        .map(|(b, _)| BackendSpec {
             id: b.id.clone(),
             weight: b.weight,
             max_connections: b.max_connections,
@@ -429,6 +450,10 @@ fn translate(config: &PoolConfig) -> (PoolSettings, Vec<BackendSpec>, Vec<Socket
             },
         })
         .collect();
-    let addresses = config.backends.iter().map(|b| b.address).collect();
-    (settings, specs, addresses)
+    let addresses = resolved.iter().map(|(_, a)| *a).collect();
+    let names = resolved
+        .iter()
+        .map(|(b, _)| b.resolved_from.clone())
+        .collect();
+    (settings, specs, addresses, names)
 }

@@ -39,7 +39,8 @@ pub enum BackendCommand {
     Add {
         pool: String,
         id: String,
-        /// IP:port.
+        /// IP:port, host:port (every A/AAAA record of the name) or an SRV name
+        /// (_http._tcp.example.com: port and weight from its records).
         address: String,
         #[arg(long, default_value_t = 1)]
         weight: u32,

@@ -81,7 +81,7 @@ pub fn pool(p: &Value) -> String {
     for b in p["backends"].as_array().into_iter().flatten() {
         t.row(vec![
             cell(&b["id"]),
-            cell(&b["address"]),
+            address(b),
             cell(&b["state"]),
             cell(&b["health"]),
             cell(&b["weight"]),
@@ -93,6 +93,14 @@ pub fn pool(p: &Value) -> String {
     }
     out.push_str(&t.render());
     out
+}
+
+/// The address, and the DNS name it was resolved from when there is one.
+fn address(b: &Value) -> String {
+    match b["dns_name"].as_str() {
+        Some(name) => format!("{} ({name})", cell(&b["address"])),
+        None => cell(&b["address"]),
+    }
 }
 
 fn notes(b: &Value) -> String {
@@ -119,7 +127,7 @@ pub fn backend(b: &Value) -> String {
     let mut out = format!(
         "backend {} at {}: {}, health {}, weight {}, {} active connection(s), {} picks{}{}\n",
         cell(&b["id"]),
-        cell(&b["address"]),
+        address(b),
         cell(&b["state"]),
         cell(&b["health"]),
         cell(&b["weight"]),

@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod cluster;
 pub mod demo;
+pub mod dns;
 mod logging;
 pub mod metrics;
 mod node;

@@ -32,6 +32,9 @@ pub struct Node {
     applying: tokio::sync::Mutex<()>,
     /// Admin requests refused for what the client sent (`tandem_admin_rejected_total`).
     admin_rejections: crate::admin::AdminRejections,
+    /// Backends written as DNS names: their addresses, and the loop that keeps them fresh.
+    dns: Arc<crate::dns::Dns>,
+    dns_loop: CancellationToken,
 }
 
 /// What a pool's checks depend on: restart them only when this changes.
@@ -115,7 +118,13 @@ impl Node {
     /// Starts the node: planes, then the cluster member when `[node.cluster]` is set
     /// (waiting, bounded, until it hears a leader), then VRRP fenced by the lease.
     pub async fn start_with_vrrp(config: Config) -> anyhow::Result<Arc<Node>> {
-        let node = Node::start(config.clone())?;
+        // Names first: one that does not resolve stops the start (unless
+        // node.dns.start_unresolved), before any socket is bound.
+        let dns = crate::dns::Dns::new(&config.node.dns).context("setting up the DNS resolver")?;
+        dns.resolve_new(&config.cluster)
+            .await
+            .map_err(|problems| anyhow::anyhow!("backend names do not resolve:\n{problems}"))?;
+        let node = Node::start_with_dns(config.clone(), dns)?;
         if let Some(settings) = &config.node.cluster {
             let cluster = Arc::new(Cluster::start(&config.node, settings).await?);
             let _ = node.cluster.set(cluster.clone());
@@ -138,10 +147,19 @@ impl Node {
     }
 
     /// Starts the forwarding planes and health checks (no VRRP). Fails, naming the
-    /// listener and address, when a socket cannot be bound.
+    /// listener and address, when a socket cannot be bound. Backends written as DNS names
+    /// join their pools once the background loop has resolved them (moments later);
+    /// [`start_with_vrrp`](Self::start_with_vrrp) resolves them before starting.
     pub fn start(config: Config) -> anyhow::Result<Arc<Node>> {
-        let plane = Plane::start(&config.cluster).context("starting the forwarding plane")?;
-        let http = tandem_http::HttpPlane::start(&config.cluster, &plane.pools(), plane.clock())
+        let dns = crate::dns::Dns::new(&config.node.dns).context("setting up the DNS resolver")?;
+        Node::start_with_dns(config, dns)
+    }
+
+    fn start_with_dns(config: Config, dns: crate::dns::Dns) -> anyhow::Result<Arc<Node>> {
+        dns.track(&config.cluster);
+        let running = dns.expand(&config.cluster);
+        let plane = Plane::start(&running).context("starting the forwarding plane")?;
+        let http = tandem_http::HttpPlane::start(&running, &plane.pools(), plane.clock())
             .context("starting the HTTP plane")?;
         let node = Node {
             config: Mutex::new(config.clone()),
@@ -154,12 +172,43 @@ impl Node {
             started: Instant::now(),
             applying: tokio::sync::Mutex::new(()),
             admin_rejections: Default::default(),
+            dns: Arc::new(dns),
+            dns_loop: CancellationToken::new(),
         };
-        node.sync_checks(&config.cluster)?;
+        node.sync_checks(&running)?;
         tracing::info!(node = %config.node.id, version = config.cluster.version,
             listeners = config.cluster.listeners.len(), pools = config.cluster.pools.len(),
             "node started");
-        Ok(Arc::new(node))
+        let node = Arc::new(node);
+        tokio::spawn(crate::dns::run(
+            node.dns.clone(),
+            Arc::downgrade(&node),
+            node.dns_loop.clone(),
+        ));
+        Ok(node)
+    }
+
+    /// Moves the planes to the current addresses of the backend names (called by the DNS
+    /// loop when they changed): the same apply as a config change, without a new version.
+    pub(crate) async fn refresh_names(&self) {
+        let _one_at_a_time = self.applying.lock().await;
+        let running = self.dns.expand(&self.config().cluster);
+        let outcome = self
+            .plane
+            .apply(&running)
+            .map_err(anyhow::Error::from)
+            .and_then(|l4| {
+                self.http
+                    .apply(&running, &self.plane.pools())
+                    .map_err(anyhow::Error::from)?;
+                self.sync_checks(&running)?;
+                Ok(l4.pools_updated)
+            });
+        match outcome {
+            Ok(pools) => tracing::info!(?pools, "pools follow their backend names' new addresses"),
+            Err(e) => tracing::error!(error = %format!("{e:#}"),
+                "applying new addresses of backend names failed"),
+        }
     }
 
     /// Remembers the file `reload_from_disk` (SIGHUP, `tandemctl reload`) reads.
@@ -228,6 +277,12 @@ impl Node {
         if !file_problems.is_empty() {
             return Err(ApplyError::Invalid(file_problems.join("\n")));
         }
+        // A new backend name must resolve before the change goes in (see resolve_new).
+        self.dns
+            .resolve_new(&candidate.cluster)
+            .await
+            .map_err(ApplyError::Invalid)?;
+        let running = self.dns.expand(&candidate.cluster);
         let mut report = ApplyReport {
             version: candidate.cluster.version,
             ..Default::default()
@@ -241,20 +296,19 @@ impl Node {
         }
         let l4 = self
             .plane
-            .apply(&candidate.cluster)
+            .apply(&running)
             .map_err(|e| ApplyError::Failed(e.into()))?;
         let l7 = self
             .http
-            .apply(&candidate.cluster, &self.plane.pools())
+            .apply(&running, &self.plane.pools())
             .map_err(|e| ApplyError::Failed(e.into()))?;
         report.listeners_added = l4.listeners_added.into_iter().chain(l7.added).collect();
         report.listeners_removed = l4.listeners_removed.into_iter().chain(l7.removed).collect();
         report.pools_added = l4.pools_added;
         report.pools_removed = l4.pools_removed;
         report.pools_updated = l4.pools_updated;
-        report.checks_restarted = self
-            .sync_checks(&candidate.cluster)
-            .map_err(ApplyError::Failed)?;
+        report.checks_restarted = self.sync_checks(&running).map_err(ApplyError::Failed)?;
+        self.dns.retain_used(&candidate.cluster);
         *lock(&self.config) = candidate;
         tracing::info!(who, %report, "config applied");
         Ok(report)
@@ -491,6 +545,7 @@ impl Node {
         if let Some(cluster) = self.cluster.get() {
             cluster.keeper.release_all(Duration::from_secs(3)).await;
         }
+        self.dns_loop.cancel();
         for (_, (_, token)) in lock(&self.checks).drain() {
             token.cancel();
         }

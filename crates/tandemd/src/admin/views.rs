@@ -52,6 +52,10 @@ pub struct PoolView {
 pub struct BackendView {
     pub id: String,
     pub address: String,
+    /// The DNS name (host:port or SRV name) this backend was resolved from; absent for a
+    /// backend written as an IP address.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dns_name: Option<String>,
     /// enabled | drain | disabled (operator intent).
     pub state: &'static str,
     /// up | down (health checks).
@@ -235,11 +239,19 @@ pub fn pool_view(shared: &SharedPool) -> PoolView {
     }
 }
 
+/// One backend by id; for a backend written as a DNS name, its first resolved address
+/// (`<id>@<address>`).
 pub fn backend(shared: &SharedPool, id: &str) -> Result<BackendView, ApiError> {
-    shared
-        .snapshot()
-        .into_iter()
-        .find(|b| b.id == id)
+    let resolved = format!("{id}@");
+    let snapshot = shared.snapshot();
+    let exact = snapshot.iter().position(|b| b.id == id);
+    let found = exact.or_else(|| {
+        snapshot
+            .iter()
+            .position(|b| b.dns_name.is_some() && b.id.starts_with(&resolved))
+    });
+    found
+        .map(|i| snapshot[i].clone())
         .map(|b| backend_view(shared, b))
         .ok_or_else(|| {
             ApiError::not_found(format!("pool {:?} has no backend {id:?}", shared.name()))
@@ -263,6 +275,7 @@ fn backend_view(shared: &SharedPool, b: BackendStatus) -> BackendView {
             })
             .collect(),
         address: b.address.to_string(),
+        dns_name: b.dns_name,
         state,
         health: health_str(b.health),
         weight: b.weight,

@@ -110,7 +110,8 @@ pub async fn add_backend(
         .change_backend(pool, &id, BackendChange::Add(backend), who)
         .await?;
     let shared = views::find_pool(node, pool)?;
-    let view = views::backend(&shared, &id)?;
+    // null for a DNS name that has no address yet (node.dns.start_unresolved).
+    let view = views::backend(&shared, &id).ok();
     Ok(json_response(
         StatusCode::CREATED,
         &serde_json::json!({ "backend": view, "applied": report }),
