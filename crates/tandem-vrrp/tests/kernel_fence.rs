@@ -124,7 +124,7 @@ async fn kernel_fence_scenario(node: &str, peer: &str) {
     // The reader the drills' observer and tandem-holders use, checked against the fence.
     let state = || fence_state(VIP).expect("nfnetlink dump of the fence");
     assert_eq!(state(), FenceState::NoFence, "no table yet");
-    let fence = KernelFence::install(&[VIP], ms(100))
+    let fence = KernelFence::install(&[VIP.into()], ms(100))
         .await
         .expect("kernel fence installs (nft from Debian's nftables)");
     assert_eq!(state(), FenceState::Closed, "installed, nothing permitted");
@@ -136,7 +136,7 @@ async fn kernel_fence_scenario(node: &str, peer: &str) {
 
     // A long permit: echoes flow.
     fence
-        .permit(&[VIP], Instant::now() + Duration::from_secs(5))
+        .permit(&[VIP.into()], Instant::now() + Duration::from_secs(5))
         .await
         .expect("permit");
     eventually(
@@ -149,7 +149,7 @@ async fn kernel_fence_scenario(node: &str, peer: &str) {
 
     // Shortened to end 300 ms from now, then nobody acts: echoes stop at its end.
     let until = Instant::now() + ms(300);
-    let took = fence.permit(&[VIP], until).await.expect("refresh");
+    let took = fence.permit(&[VIP.into()], until).await.expect("refresh");
     tokio::time::sleep(ms(700)).await;
     let last = prober.last_echo().expect("echoes");
     let (early, late) = (

@@ -23,7 +23,7 @@ fn cfg(priority: u8) -> InstanceConfig {
 
 fn advert(src: Ipv4Addr, priority: u8) -> Advert {
     Advert {
-        src,
+        src: src.into(),
         priority,
         max_advert_int_cs: 100,
     }
@@ -73,13 +73,13 @@ fn master_yields_to_higher_priority_and_learns_its_interval() {
     let (mut inst, t0) = master(cfg(100));
     let now = t0 + ms(300);
     let higher = Advert {
-        src: LOW_IP,
+        src: LOW_IP.into(),
         priority: 150,
         max_advert_int_cs: 200,
     };
     let out = inst.on_advert(higher, now);
     let reason = Reason::Preempted {
-        by: LOW_IP,
+        by: LOW_IP.into(),
         priority: 150,
     };
     // A farewell advert (so the winner re-announces), then the yield.
@@ -101,7 +101,7 @@ fn master_yields_to_higher_priority_and_learns_its_interval() {
         inst.poll_timeout(),
         Some(now + Duration::from_micros(7_218_750))
     );
-    assert_eq!(inst.current_master(), Some(LOW_IP));
+    assert_eq!(inst.current_master(), Some(LOW_IP.into()));
     // The same advert again: no second transition.
     assert!(inst.on_advert(higher, now + secs(2)).is_empty());
 }
@@ -114,7 +114,7 @@ fn equal_priority_tie_break_by_primary_address() {
         let out = inst.on_advert(advert(peer, 100), t0 + ms(100));
         if we_yield {
             let reason = Reason::HigherPriorityMaster {
-                src: peer,
+                src: peer.into(),
                 priority: 100,
             };
             assert_eq!(
@@ -159,7 +159,7 @@ fn lower_priority_rogue_gets_an_advert_and_a_reannounce() {
     let (mut inst, t0) = master(cfg(100));
     let now = t0 + ms(400);
     let rogue = Advert {
-        src: HIGH_IP,
+        src: HIGH_IP.into(),
         priority: 50,
         max_advert_int_cs: 25,
     };
@@ -176,7 +176,7 @@ fn lower_priority_rogue_gets_an_advert_and_a_reannounce() {
     );
     // A Master keeps its own interval whatever the rogue advertises.
     assert_eq!(inst.master_adver_interval(), secs(1));
-    assert_eq!(inst.current_master(), Some(LOCAL));
+    assert_eq!(inst.current_master(), Some(LOCAL.into()));
 }
 
 #[test]
@@ -343,7 +343,7 @@ fn a_demoted_master_hands_over_and_does_not_preempt_back() {
         assert!(a.on_timer(now + ms(999)).is_empty());
         now += secs(1);
     }
-    assert_eq!(a.current_master(), Some(LOW_IP));
+    assert_eq!(a.current_master(), Some(LOW_IP.into()));
 
     // Demotion lifted: A is 150 again and preempts B by letting its timer run out.
     let due = a.poll_timeout().unwrap();
@@ -361,7 +361,7 @@ fn a_demoted_master_hands_over_and_does_not_preempt_back() {
             State::Backup,
             State::Master,
             Reason::PreemptingLowerPriority {
-                src: LOW_IP,
+                src: LOW_IP.into(),
                 priority: 100
             }
         ))
@@ -465,15 +465,15 @@ fn reasons_read_well() {
         Reason::OwnerStartup,
         Reason::MasterDown,
         Reason::Preempted {
-            by: ip,
+            by: ip.into(),
             priority: 9,
         },
         Reason::HigherPriorityMaster {
-            src: ip,
+            src: ip.into(),
             priority: 9,
         },
         Reason::PreemptingLowerPriority {
-            src: ip,
+            src: ip.into(),
             priority: 9,
         },
         Reason::MasterLeft,
