@@ -154,6 +154,40 @@ fn tie_break_seen_from_both_sides() {
     assert!(from_b.contains(&Action::Reannounce));
 }
 
+/// An IPv6 instance runs the same machine: the tie-break compares link-local addresses
+/// as 128-bit numbers, and the peer named in the reason is the IPv6 one.
+#[test]
+fn ipv6_tie_break_compares_link_local_addresses() {
+    let low: std::net::Ipv6Addr = "fe80::ff:fe00:1".parse().unwrap();
+    let high: std::net::Ipv6Addr = "fe80::ff:fe00:2".parse().unwrap();
+    let mut a = Instance::new(InstanceConfig::new("a", 51, 100, low));
+    let mut b = Instance::new(InstanceConfig::new("b", 51, 100, high));
+    a.startup(Duration::ZERO);
+    b.startup(Duration::ZERO);
+    let t = a.poll_timeout().unwrap();
+    a.on_timer(t);
+    b.on_timer(t);
+    let v6 = |src: std::net::Ipv6Addr| Advert {
+        src: src.into(),
+        priority: 100,
+        max_advert_int_cs: 100,
+    };
+    let from_a = a.on_advert(v6(high), t);
+    let from_b = b.on_advert(v6(low), t);
+    assert_eq!(a.state(), State::Backup);
+    assert_eq!(a.current_master(), Some(high.into()));
+    assert!(from_a.contains(&transition(
+        State::Master,
+        State::Backup,
+        Reason::HigherPriorityMaster {
+            src: high.into(),
+            priority: 100
+        }
+    )));
+    assert_eq!(b.state(), State::Master);
+    assert!(from_b.contains(&Action::Reannounce));
+}
+
 #[test]
 fn lower_priority_rogue_gets_an_advert_and_a_reannounce() {
     let (mut inst, t0) = master(cfg(100));
