@@ -70,7 +70,9 @@ fn peer_resolved(peer: &str) -> bool {
 }
 
 async fn scenario(peer: &str) {
-    use tandem_vrrp::io::KernelFence;
+    use tandem_vrrp::io::{fence_state, FenceState, KernelFence};
+    let state = || fence_state(VIP6).expect("nfnetlink dump of the fence");
+    assert_eq!(state(), FenceState::NoFence, "no table yet");
     let fence = KernelFence::install(&[VIP6.into()], ms(100))
         .await
         .expect("kernel fence installs (nft from Debian's nftables)");
@@ -80,6 +82,7 @@ async fn scenario(peer: &str) {
         SocketAddr::from((VIP6, 7007)),
     );
 
+    assert_eq!(state(), FenceState::Closed, "installed, nothing permitted");
     // Nothing permitted: no echo, and the VIP is not even resolved (the node's neighbour
     // advertisements for it leave from the VIP and are dropped).
     tokio::time::sleep(ms(500)).await;
@@ -101,6 +104,7 @@ async fn scenario(peer: &str) {
     )
     .await;
     assert!(peer_resolved(peer), "resolved under the permit");
+    assert_eq!(state(), FenceState::Open, "permitted");
 
     // Shortened to end 300 ms from now; then nobody acts.
     let until = Instant::now() + ms(300);
@@ -122,6 +126,7 @@ async fn scenario(peer: &str) {
         0,
         "nothing answers once the permit ended"
     );
+    assert_eq!(state(), FenceState::Closed, "the element expired");
 
     // Neighbour discovery: with the peer's entry gone, the VIP is not resolved again.
     run("ip", &["-n", peer, "-6", "neigh", "flush", "dev", "eth0"]);
@@ -132,4 +137,5 @@ async fn scenario(peer: &str) {
         run("ip", &["-n", peer, "-6", "neigh"])
     );
     fence.remove().await;
+    assert_eq!(state(), FenceState::NoFence, "removed");
 }
