@@ -7,8 +7,12 @@ use tandem_tests::netns::Lab;
 use tandem_tests::vrrp_lab::*;
 #[path = "vrrp/behaviour.rs"]
 mod behaviour;
+#[path = "vrrp/ipv6.rs"]
+mod ipv6;
 #[path = "vrrp/keepalived.rs"]
 mod keepalived;
+#[path = "vrrp/keepalived6.rs"]
+mod keepalived6;
 
 /// Two nodes (n1 priority 150, n2 priority 100), both with who-am-I backends.
 async fn pair(lab: &mut Lab, n1: NodeSpec, n2: NodeSpec) -> (usize, usize) {

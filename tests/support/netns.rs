@@ -1,13 +1,13 @@
 //! A network-namespace lab for cluster drills: a bridge in a "hub" namespace, N node
 //! namespaces and a client namespace joined to it by veth pairs, addresses from
-//! 198.51.100.0/24. Every name carries a unique prefix so tests run in parallel; `Drop`
+//! 198.51.100.0/24 (and 2001:db8:51::/64 after [`Lab::enable_ipv6`]). Every name carries a unique prefix so tests run in parallel; `Drop`
 //! kills what the lab started (by PID) and deletes every namespace, on failure too.
 //!
 //! Needs root (CAP_NET_ADMIN, CAP_SYS_ADMIN): without it, `Lab::new` fails with a clear
 //! message. It never skips.
 
 use std::fs::File;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::fd::AsFd;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -182,12 +182,83 @@ impl Lab {
             .collect()
     }
 
+    /// IPv4 and IPv6 addresses on a host's eth0, with the kernel's flags for each
+    /// (`tentative`, `nodad`, `dynamic`...).
+    pub fn addresses_with_flags(&self, host: &Host) -> Vec<(IpAddr, String)> {
+        let out = run("ip", &["-n", &host.ns, "-o", "addr", "show", "dev", "eth0"]);
+        out.lines()
+            .filter_map(|l| {
+                let mut words = l
+                    .split_whitespace()
+                    .skip_while(|w| *w != "inet" && *w != "inet6");
+                words.next()?;
+                let ip = words.next()?.split('/').next()?.parse().ok()?;
+                Some((ip, words.collect::<Vec<_>>().join(" ")))
+            })
+            .collect()
+    }
+
+    /// Gives every host an IPv6 address from 2001:db8:51::/64 (node i: ::11+i, the client
+    /// ::50, as for IPv4) and waits until each link-local address has finished duplicate
+    /// address detection (IPv6 adverts leave from it).
+    pub fn enable_ipv6(&self) {
+        for host in self.nodes.iter().chain(std::iter::once(&self.client)) {
+            let last = host.ip.octets()[3];
+            let ip = Ipv6Addr::new(0x2001, 0xdb8, 0x51, 0, 0, 0, 0, u16::from(last));
+            run(
+                "ip",
+                &[
+                    "-n",
+                    &host.ns,
+                    "addr",
+                    "add",
+                    &format!("{ip}/64"),
+                    "dev",
+                    "eth0",
+                    "nodad",
+                ],
+            );
+        }
+        let start = std::time::Instant::now();
+        for host in self.nodes.iter().chain(std::iter::once(&self.client)) {
+            loop {
+                let ready = self.addresses_with_flags(host).iter().any(|(ip, flags)| {
+                    matches!(ip, IpAddr::V6(v6) if v6.segments()[0] == 0xfe80)
+                        && !flags.contains("tentative")
+                });
+                if ready {
+                    break;
+                }
+                assert!(
+                    start.elapsed() < Duration::from_secs(10),
+                    "{}: no usable IPv6 link-local address after 10 s (is IPv6 disabled?): {:?}",
+                    host.ns,
+                    self.addresses_with_flags(host)
+                );
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+    }
+
+    /// A host's IPv6 link-local address (after [`Lab::enable_ipv6`]).
+    pub fn link_local(&self, host: &Host) -> Ipv6Addr {
+        self.addresses_with_flags(host)
+            .into_iter()
+            .find_map(|(ip, _)| match ip {
+                IpAddr::V6(v6) if v6.segments()[0] == 0xfe80 => Some(v6),
+                _ => None,
+            })
+            .unwrap_or_else(|| panic!("{} has no link-local address", host.ns))
+    }
+
     /// The `valid_lft` the kernel reports for `ip` on a host, in seconds (None: absent or forever).
-    pub fn valid_lifetime(&self, host: &Host, ip: Ipv4Addr) -> Option<u64> {
-        let out = run("ip", &["-n", &host.ns, "-4", "addr", "show", "dev", "eth0"]);
+    pub fn valid_lifetime(&self, host: &Host, ip: impl Into<IpAddr>) -> Option<u64> {
+        let ip: IpAddr = ip.into();
+        let out = run("ip", &["-n", &host.ns, "addr", "show", "dev", "eth0"]);
+        let family = if ip.is_ipv6() { "inet6" } else { "inet" };
         let mut lines = out.lines();
         while let Some(line) = lines.next() {
-            if line.contains(&format!("inet {ip}/")) {
+            if line.contains(&format!("{family} {ip}/")) {
                 let next = lines.next()?;
                 let v = next
                     .split_whitespace()
@@ -200,14 +271,20 @@ impl Lab {
     }
 
     /// Hosts (by index into `nodes`) that hold `ip` now.
-    pub fn holders(&self, ip: Ipv4Addr) -> Vec<usize> {
+    pub fn holders(&self, ip: impl Into<IpAddr>) -> Vec<usize> {
+        let ip: IpAddr = ip.into();
         (0..self.nodes.len())
-            .filter(|i| self.addresses(&self.nodes[*i]).contains(&ip))
+            .filter(|i| {
+                self.addresses_with_flags(&self.nodes[*i])
+                    .iter()
+                    .any(|(held, _)| *held == ip)
+            })
             .collect()
     }
 
     /// The MAC the client's neighbour table has for `ip`, if any.
-    pub fn client_neighbour(&self, ip: Ipv4Addr) -> Option<String> {
+    pub fn client_neighbour(&self, ip: impl Into<IpAddr>) -> Option<String> {
+        let ip: IpAddr = ip.into();
         let out = run(
             "ip",
             &["-n", &self.client.ns, "neigh", "show", &ip.to_string()],
@@ -220,7 +297,7 @@ impl Lab {
 
     /// Drops VRRP (protocol 112) between the nodes, in both directions, at the bridge.
     pub fn partition_vrrp(&self) {
-        let script = "table bridge lab {\n chain forward_filter {\n  type filter hook forward priority 0; policy accept;\n  ip protocol 112 drop\n }\n}\n";
+        let script = "table bridge lab {\n chain forward_filter {\n  type filter hook forward priority 0; policy accept;\n  ip protocol 112 drop\n  ip6 nexthdr 112 drop\n }\n}\n";
         nft_in(&self.hub, script);
     }
 
@@ -243,6 +320,16 @@ impl Lab {
 
     /// A socket created inside a namespace (it stays there whatever thread uses it).
     pub fn socket_in(&self, ns: &str, kind: socket2::Type) -> socket2::Socket {
+        self.socket_in_domain(ns, kind, socket2::Domain::IPV4)
+    }
+
+    /// [`Lab::socket_in`] for a given address family.
+    pub fn socket_in_domain(
+        &self,
+        ns: &str,
+        kind: socket2::Type,
+        domain: socket2::Domain,
+    ) -> socket2::Socket {
         let path = format!("/var/run/netns/{ns}");
         std::thread::scope(|s| {
             s.spawn(|| {
@@ -254,8 +341,7 @@ impl Lab {
                 } else {
                     socket2::Protocol::UDP
                 };
-                socket2::Socket::new(socket2::Domain::IPV4, kind, Some(proto))
-                    .expect("socket in namespace")
+                socket2::Socket::new(domain, kind, Some(proto)).expect("socket in namespace")
             })
             .join()
             .expect("namespace thread")
@@ -264,7 +350,11 @@ impl Lab {
 
     /// A TCP listener inside a namespace, for tokio.
     pub fn listen_in(&self, ns: &str, addr: SocketAddr) -> tokio::net::TcpListener {
-        let s = self.socket_in(ns, socket2::Type::STREAM);
+        let s = self.socket_in_domain(
+            ns,
+            socket2::Type::STREAM,
+            socket2::Domain::for_address(addr),
+        );
         s.set_reuse_address(true).unwrap();
         s.bind(&addr.into())
             .unwrap_or_else(|e| panic!("bind {addr} in {ns}: {e}"));
@@ -275,7 +365,11 @@ impl Lab {
 
     /// Connects from the client namespace to `addr` and reads one line, within `limit`.
     pub async fn client_ask(&self, addr: SocketAddr, limit: Duration) -> Option<String> {
-        let s = self.socket_in(&self.client.ns, socket2::Type::STREAM);
+        let s = self.socket_in_domain(
+            &self.client.ns,
+            socket2::Type::STREAM,
+            socket2::Domain::for_address(addr),
+        );
         s.set_nonblocking(true).ok()?;
         let socket = tokio::net::TcpSocket::from_std_stream(s.into());
         let attempt = async {

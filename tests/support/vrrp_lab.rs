@@ -2,7 +2,7 @@
 //! with a listener on :7000 that answers with the node's name, so a client can see which
 //! node holds the VIP.
 
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -10,12 +10,18 @@ use crate::netns::Lab;
 use crate::NameBackend;
 
 pub const VIP: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 100);
+/// The IPv6 VIP of [`NodeSpec::ipv6`] labs (after [`Lab::enable_ipv6`]).
+pub const VIP6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0x51, 0, 0, 0, 0, 0x100);
 pub const VRID: u8 = 51;
 /// The port of the per-node "who am I" listener reached through the VIP.
 pub const PORT: u16 = 7000;
 
 pub fn vip_addr() -> SocketAddr {
     SocketAddr::from((VIP, PORT))
+}
+
+pub fn vip6_addr() -> SocketAddr {
+    SocketAddr::from((VIP6, PORT))
 }
 
 /// Per-test scratch directory (configs, logs), removed on success by the OS tmp cleaner;
@@ -32,6 +38,9 @@ pub struct NodeSpec {
     pub advert_interval: &'static str,
     pub preempt: bool,
     pub unicast: bool,
+    /// An IPv6 instance: the VIP is [`VIP6`], unicast peers are link-local, the "who"
+    /// listener binds `[::]`.
+    pub ipv6: bool,
     /// Extra lines in `[node.vrrp]`.
     pub extra_node: String,
     /// Extra lines after the instance (e.g. `[[node.vrrp.instance.track]]` tables).
@@ -45,6 +54,7 @@ impl NodeSpec {
             advert_interval,
             preempt: true,
             unicast: false,
+            ipv6: false,
             extra_node: String::new(),
             extra_instance: String::new(),
         }
@@ -64,7 +74,13 @@ pub fn tandem_config(lab: &Lab, i: usize, spec: &NodeSpec) -> String {
             .iter()
             .enumerate()
             .filter(|(j, _)| *j != i)
-            .map(|(_, n)| format!("\"{}\"", n.ip))
+            .map(|(_, n)| {
+                if spec.ipv6 {
+                    format!("\"{}\"", lab.link_local(n))
+                } else {
+                    format!("\"{}\"", n.ip)
+                }
+            })
             .collect()
     } else {
         Vec::new()
@@ -89,13 +105,13 @@ priority = {prio}
 [[vip_group]]
 name = "front"
 vrid = {VRID}
-addresses = ["{VIP}/24"]
+addresses = ["{vip}"]
 advert_interval = "{interval}"
 preempt = {preempt}
 
 [[listener]]
 name = "who"
-bind = "0.0.0.0:{PORT}"
+bind = "{bind}:{PORT}"
 pool = "local"
 
 [[pool]]
@@ -113,6 +129,12 @@ address = "127.0.0.1:{backend}"
         interval = spec.advert_interval,
         preempt = spec.preempt,
         backend = PORT + 1,
+        vip = if spec.ipv6 {
+            format!("{VIP6}/64")
+        } else {
+            format!("{VIP}/24")
+        },
+        bind = if spec.ipv6 { "[::]" } else { "0.0.0.0" },
     )
 }
 
@@ -150,9 +172,19 @@ pub fn node_log(lab: &Lab, i: usize) -> String {
 /// Polls every 10 ms until exactly `expected` hold the VIP, or `limit` passes. Returns the
 /// time it took.
 pub async fn wait_holders(lab: &Lab, expected: &[usize], limit: Duration) -> Option<Duration> {
+    wait_holders_of(lab, VIP.into(), expected, limit).await
+}
+
+/// [`wait_holders`] for any VIP.
+pub async fn wait_holders_of(
+    lab: &Lab,
+    vip: IpAddr,
+    expected: &[usize],
+    limit: Duration,
+) -> Option<Duration> {
     let start = tokio::time::Instant::now();
     while start.elapsed() < limit {
-        if lab.holders(VIP) == expected {
+        if lab.holders(vip) == expected {
             return Some(start.elapsed());
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
@@ -162,10 +194,20 @@ pub async fn wait_holders(lab: &Lab, expected: &[usize], limit: Duration) -> Opt
 
 /// Polls from the client every 20 ms until the node named `name` answers through the VIP.
 pub async fn wait_client_reaches(lab: &Lab, name: &str, limit: Duration) -> Option<Duration> {
+    wait_client_reaches_at(lab, vip_addr(), name, limit).await
+}
+
+/// [`wait_client_reaches`] through any VIP address.
+pub async fn wait_client_reaches_at(
+    lab: &Lab,
+    addr: SocketAddr,
+    name: &str,
+    limit: Duration,
+) -> Option<Duration> {
     let start = tokio::time::Instant::now();
     while start.elapsed() < limit {
         if lab
-            .client_ask(vip_addr(), Duration::from_millis(200))
+            .client_ask(addr, Duration::from_millis(200))
             .await
             .as_deref()
             == Some(name)
@@ -185,14 +227,35 @@ pub fn start_keepalived(
     advert_int: &str,
     preempt: bool,
 ) -> usize {
+    keepalived_with(lab, i, priority, advert_int, preempt, false)
+}
+
+/// keepalived with an IPv6 instance (`native_ipv6`, [`VIP6`]) on node `i`.
+pub fn start_keepalived6(lab: &mut Lab, i: usize, priority: u8, advert_int: &str) -> usize {
+    keepalived_with(lab, i, priority, advert_int, true, true)
+}
+
+fn keepalived_with(
+    lab: &mut Lab,
+    i: usize,
+    priority: u8,
+    advert_int: &str,
+    preempt: bool,
+    ipv6: bool,
+) -> usize {
     let dir = scratch(lab);
+    let (native, vip) = if ipv6 {
+        ("    native_ipv6\n", format!("{VIP6}/64"))
+    } else {
+        ("", format!("{VIP}/24"))
+    };
     let conf = dir.join(format!("keepalived-n{}.conf", i + 1));
     let nopreempt = if preempt { "" } else { "    nopreempt\n" };
     std::fs::write(
         &conf,
         format!(
             "global_defs {{\n    router_id n{n}\n    vrrp_version 3\n    vrrp_garp_master_delay 5\n    script_user root\n}}\n\
-             vrrp_instance front {{\n    state BACKUP\n    interface eth0\n    virtual_router_id {VRID}\n    priority {priority}\n    advert_int {advert_int}\n{nopreempt}    virtual_ipaddress {{\n        {VIP}/24\n    }}\n}}\n",
+             vrrp_instance front {{\n    state BACKUP\n    interface eth0\n    virtual_router_id {VRID}\n    priority {priority}\n    advert_int {advert_int}\n{native}{nopreempt}    virtual_ipaddress {{\n        {vip}\n    }}\n}}\n",
             n = i + 1
         ),
     )
@@ -229,10 +292,21 @@ pub fn keepalived_log(lab: &Lab, i: usize) -> String {
 
 /// Waits until node `i` alone holds the VIP and keeps it for `stable`.
 pub async fn wait_stable_holder(lab: &Lab, i: usize, stable: Duration, limit: Duration) -> bool {
+    wait_stable_holder_of(lab, VIP.into(), i, stable, limit).await
+}
+
+/// [`wait_stable_holder`] for any VIP.
+pub async fn wait_stable_holder_of(
+    lab: &Lab,
+    vip: IpAddr,
+    i: usize,
+    stable: Duration,
+    limit: Duration,
+) -> bool {
     let start = tokio::time::Instant::now();
     let mut since: Option<tokio::time::Instant> = None;
     while start.elapsed() < limit {
-        if lab.holders(VIP) == [i] {
+        if lab.holders(vip) == [i] {
             let s = *since.get_or_insert_with(tokio::time::Instant::now);
             if s.elapsed() >= stable {
                 return true;

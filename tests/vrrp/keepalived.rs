@@ -16,7 +16,7 @@ const KEEPALIVED_COMPLAINTS: [&str; 6] = [
     "error",
 ];
 
-fn assert_no_complaints(lab: &Lab, tandem: usize, keepalived: usize) {
+pub(super) fn assert_no_complaints(lab: &Lab, tandem: usize, keepalived: usize) {
     let k = keepalived_log(lab, keepalived).to_lowercase();
     for word in KEEPALIVED_COMPLAINTS {
         let hits: Vec<&str> = k
@@ -42,7 +42,7 @@ fn assert_no_complaints(lab: &Lab, tandem: usize, keepalived: usize) {
     }
 }
 
-fn logs(lab: &Lab, tandem: usize, keepalived: usize) -> String {
+pub(super) fn logs(lab: &Lab, tandem: usize, keepalived: usize) -> String {
     format!(
         "--- tandem ---\n{}\n--- keepalived ---\n{}",
         node_log(lab, tandem),

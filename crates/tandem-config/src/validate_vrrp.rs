@@ -22,9 +22,17 @@ pub(crate) fn validate_groups(out: &mut Vec<Problem>, groups: &[VipGroup]) {
                 format!("duplicate vip_group name {:?}", g.name),
             );
         }
+        let parsed: Vec<_> = g.addresses.iter().filter_map(|a| parse_vip(a)).collect();
+        let v6 = parsed.first().is_some_and(|(ip, _)| ip.is_ipv6());
+        if parsed.iter().any(|(ip, _)| ip.is_ipv6() != v6) {
+            p.add(
+                format!("{at}.addresses"),
+                "mixes IPv4 and IPv6 addresses: an IPv4 and an IPv6 virtual router are separate VRRP instances (RFC 5798); put the IPv6 addresses in a vip_group of their own (it may use the same vrid)",
+            );
+        }
         if g.vrid == 0 {
             p.add(format!("{at}.vrid"), "must be between 1 and 255");
-        } else if !vrids.insert(g.vrid) {
+        } else if !vrids.insert((g.vrid, v6)) {
             p.add(
                 format!("{at}.vrid"),
                 format!("vrid {} is used by another vip_group", g.vrid),
@@ -40,7 +48,7 @@ pub(crate) fn validate_groups(out: &mut Vec<Problem>, groups: &[VipGroup]) {
             match parse_vip(text) {
                 None => p.add(
                     format!("{at}.addresses[{j}]"),
-                    format!("{text:?} is not an IPv4 unicast address with optional /prefix, e.g. \"198.51.100.100/24\""),
+                    format!("{text:?} is not a unicast address with optional /prefix, e.g. \"198.51.100.100/24\" or \"2001:db8::100/64\""),
                 ),
                 Some((ip, _)) => {
                     if !all_addresses.insert(ip) {
@@ -104,7 +112,10 @@ pub(crate) fn validate_node_vrrp(node: &NodeConfig, cluster: &ClusterConfig) -> 
     }
     let mut peers = HashSet::new();
     for (i, peer) in v.unicast_peers.iter().enumerate() {
-        if peer.is_unspecified() || peer.is_multicast() || peer.is_broadcast() {
+        if peer.is_unspecified()
+            || peer.is_multicast()
+            || matches!(peer, std::net::IpAddr::V4(v4) if v4.is_broadcast())
+        {
             p.add(
                 format!("node.vrrp.unicast_peers[{i}]"),
                 format!("{peer} is not a unicast address"),
@@ -116,7 +127,15 @@ pub(crate) fn validate_node_vrrp(node: &NodeConfig, cluster: &ClusterConfig) -> 
                 format!("{peer} is listed twice"),
             );
         }
-        if Some(*peer) == v.source {
+        if let std::net::IpAddr::V6(v6) = peer {
+            if v6.segments()[0] & 0xffc0 != 0xfe80 {
+                p.add(
+                    format!("node.vrrp.unicast_peers[{i}]"),
+                    format!("{peer} is not link-local: IPv6 adverts are sent from and accepted only from link-local addresses (RFC 5798), so name the peer's fe80:: address"),
+                );
+            }
+        }
+        if Some(*peer) == v.source.map(std::net::IpAddr::V4) {
             p.add(
                 format!("node.vrrp.unicast_peers[{i}]"),
                 "a node is not its own peer: this is node.vrrp.source",

@@ -4,7 +4,7 @@
 
 use crate::duration::HumanDuration;
 use serde::{Deserialize, Serialize};
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 
 /// A virtual address set that one node at a time holds (one VRRP virtual router).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -13,7 +13,10 @@ pub struct VipGroup {
     pub name: String,
     /// VRRP virtual router id, 1..=255, unique on the network segment.
     pub vrid: u8,
-    /// Addresses with an optional prefix length: "198.51.100.100/24" (default /32).
+    /// Addresses with an optional prefix length: "198.51.100.100/24" (default /32) or
+    /// "2001:db8::100/64" (default /128). All of one family: an IPv4 and an IPv6 virtual
+    /// router are separate VRRP instances (RFC 5798), so IPv6 VIPs get their own group
+    /// (it may reuse the IPv4 group's vrid).
     pub addresses: Vec<String>,
     /// How often the master advertises (sent in centiseconds: 10ms steps, 10ms..40.95s).
     #[serde(default = "default_advert_interval")]
@@ -48,9 +51,12 @@ pub struct NodeVrrp {
     pub interface: String,
     #[serde(default)]
     pub fencing: Fencing,
-    /// Send adverts to these peers instead of multicast 224.0.0.18, and accept only theirs.
+    /// Send adverts to these peers instead of multicast 224.0.0.18 / ff02::12, and accept
+    /// only theirs. IPv4 peers serve IPv4 groups, IPv6 peers IPv6 groups; IPv6 peers are
+    /// the peers' link-local addresses (IPv6 adverts are sent from, and accepted only
+    /// from, link-local addresses: RFC 5798 section 5.1.2.1).
     #[serde(default)]
-    pub unicast_peers: Vec<Ipv4Addr>,
+    pub unicast_peers: Vec<IpAddr>,
     /// Source address of adverts (default: the interface's first IPv4 address).
     #[serde(default)]
     pub source: Option<Ipv4Addr>,
@@ -128,15 +134,25 @@ impl Track {
     }
 }
 
-/// "198.51.100.100/24" → (address, 24); "198.51.100.100" → (address, 32).
-pub fn parse_vip(text: &str) -> Option<(Ipv4Addr, u8)> {
+/// "198.51.100.100/24" → (address, 24); "198.51.100.100" → (address, 32);
+/// "2001:db8::100/64" → (address, 64); "2001:db8::100" → (address, 128).
+pub fn parse_vip(text: &str) -> Option<(IpAddr, u8)> {
     let (addr, len) = match text.split_once('/') {
-        Some((a, l)) => (a, l.parse().ok()?),
-        None => (text, 32),
+        Some((a, l)) => (a, Some(l.parse::<u8>().ok()?)),
+        None => (text, None),
     };
-    let ip: Ipv4Addr = addr.parse().ok()?;
-    (len <= 32 && !ip.is_unspecified() && !ip.is_multicast() && !ip.is_broadcast())
-        .then_some((ip, len))
+    match addr.parse::<IpAddr>().ok()? {
+        IpAddr::V4(ip) => {
+            let len = len.unwrap_or(32);
+            (len <= 32 && !ip.is_unspecified() && !ip.is_multicast() && !ip.is_broadcast())
+                .then_some((IpAddr::V4(ip), len))
+        }
+        IpAddr::V6(ip) => {
+            let len = len.unwrap_or(128);
+            (len <= 128 && !ip.is_unspecified() && !ip.is_multicast() && !ip.is_loopback())
+                .then_some((IpAddr::V6(ip), len))
+        }
+    }
 }
 
 fn default_advert_interval() -> HumanDuration {

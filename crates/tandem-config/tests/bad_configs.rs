@@ -386,6 +386,30 @@ fn a_vrrp_config_parses_with_defaults() {
 }
 
 #[test]
+fn an_ipv6_vip_group_parses_beside_an_ipv4_one_with_the_same_vrid() {
+    use tandem_config::vrrp::parse_vip;
+    assert_eq!(
+        parse_vip("2001:db8::100"),
+        Some(("2001:db8::100".parse().unwrap(), 128))
+    );
+    assert_eq!(
+        parse_vip("2001:db8::100/64"),
+        Some(("2001:db8::100".parse().unwrap(), 64))
+    );
+    assert_eq!(parse_vip("ff02::12"), None, "multicast");
+    assert_eq!(parse_vip("::"), None, "unspecified");
+    let text = format!("{VRRP}{}", GOOD.replace("[node]\nid = \"lb1\"\n", ""))
+        .replace(
+            "interface = \"eth1\"",
+            "interface = \"eth1\"\nunicast_peers = [\"198.51.100.12\", \"fe80::2\"]",
+        )
+        + "\n[[vip_group]]\nname = \"front6\"\nvrid = 51\naddresses = [\"2001:db8::100/64\"]\n\n[[node.vrrp.instance]]\ngroup = \"front6\"\npriority = 150\n";
+    let cfg = parse(&text, "v6.toml").unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(cfg.cluster.vip_groups.len(), 2);
+    assert_eq!(cfg.node.vrrp.unwrap().unicast_peers.len(), 2);
+}
+
+#[test]
 fn bad_vrrp_configs_are_refused_with_their_key_path() {
     let base = format!("{VRRP}{}", GOOD.replace("[node]\nid = \"lb1\"\n", ""));
     let cases = [
@@ -402,7 +426,28 @@ fn bad_vrrp_configs_are_refused_with_their_key_path() {
         (
             base.replace("198.51.100.100/24", "198.51.100.300"),
             "vip_group[0].addresses[0]",
-            "not an IPv4",
+            "not a unicast address",
+        ),
+        (
+            base.replace(
+                "198.51.100.100/24\"",
+                "198.51.100.100/24\", \"2001:db8::100\"",
+            ),
+            "vip_group[0].addresses",
+            "mixes IPv4 and IPv6",
+        ),
+        (
+            base.replace("198.51.100.100/24", "2001:db8::100/129"),
+            "vip_group[0].addresses[0]",
+            "not a unicast address",
+        ),
+        (
+            base.replace(
+                "interface = \"eth1\"",
+                "interface = \"eth1\"\nunicast_peers = [\"2001:db8::12\"]",
+            ),
+            "node.vrrp.unicast_peers[0]",
+            "not link-local",
         ),
         (
             base.replace("\"100ms\"", "\"105ms\""),

@@ -144,7 +144,7 @@ fn spec() -> InstanceSpec {
         advert_interval: ms(100),
         preempt: true,
         preempt_delay: Duration::ZERO,
-        addresses: vec![(VIP, 24)],
+        addresses: vec![(VIP.into(), 24)],
         interface: "eth0".into(),
         unicast_peers: Vec::new(),
         source: None,

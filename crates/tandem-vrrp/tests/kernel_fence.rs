@@ -2,6 +2,8 @@
 //! a peer only while the fence permits it, and stops within milliseconds of the permit's end
 //! with no daemon acting; the nfnetlink reader agrees with it at every step.
 
+#[path = "kernel_fence/ipv6.rs"]
+mod ipv6;
 mod netns_pair;
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -20,6 +22,11 @@ struct Prober {
 
 impl Prober {
     fn start(ns: &str) -> Prober {
+        Prober::start_between(ns, (PEER_IP, 0).into(), (VIP, 7007).into())
+    }
+
+    /// Probes `to` from `from` inside `ns`.
+    fn start_between(ns: &str, from: std::net::SocketAddr, to: std::net::SocketAddr) -> Prober {
         let echoes = Arc::new(Mutex::new(Vec::new()));
         let stop = Arc::new(AtomicBool::new(false));
         let ns = ns.to_string();
@@ -27,8 +34,8 @@ impl Prober {
             let (echoes, stop) = (echoes.clone(), stop.clone());
             move || {
                 enter(&ns);
-                let s = std::net::UdpSocket::bind((PEER_IP, 0)).expect("prober socket");
-                s.connect((VIP, 7007)).expect("prober connect");
+                let s = std::net::UdpSocket::bind(from).expect("prober socket");
+                s.connect(to).expect("prober connect");
                 s.set_read_timeout(Some(ms(2))).unwrap();
                 let mut buf = [0u8; 16];
                 while !stop.load(Ordering::Relaxed) {
@@ -124,7 +131,7 @@ async fn kernel_fence_scenario(node: &str, peer: &str) {
     // The reader the drills' observer and tandem-holders use, checked against the fence.
     let state = || fence_state(VIP).expect("nfnetlink dump of the fence");
     assert_eq!(state(), FenceState::NoFence, "no table yet");
-    let fence = KernelFence::install(&[VIP], ms(100))
+    let fence = KernelFence::install(&[VIP.into()], ms(100))
         .await
         .expect("kernel fence installs (nft from Debian's nftables)");
     assert_eq!(state(), FenceState::Closed, "installed, nothing permitted");
@@ -136,7 +143,7 @@ async fn kernel_fence_scenario(node: &str, peer: &str) {
 
     // A long permit: echoes flow.
     fence
-        .permit(&[VIP], Instant::now() + Duration::from_secs(5))
+        .permit(&[VIP.into()], Instant::now() + Duration::from_secs(5))
         .await
         .expect("permit");
     eventually(
@@ -149,7 +156,7 @@ async fn kernel_fence_scenario(node: &str, peer: &str) {
 
     // Shortened to end 300 ms from now, then nobody acts: echoes stop at its end.
     let until = Instant::now() + ms(300);
-    let took = fence.permit(&[VIP], until).await.expect("refresh");
+    let took = fence.permit(&[VIP.into()], until).await.expect("refresh");
     tokio::time::sleep(ms(700)).await;
     let last = prober.last_echo().expect("echoes");
     let (early, late) = (

@@ -19,7 +19,7 @@ fn cfg(priority: u8) -> InstanceConfig {
 
 fn advert(src: Ipv4Addr, priority: u8) -> Advert {
     Advert {
-        src,
+        src: src.into(),
         priority,
         max_advert_int_cs: 100,
     }
@@ -115,7 +115,7 @@ fn startup_backup_becomes_master_after_exactly_mdi() {
             transition(State::Backup, State::Master, Reason::MasterDown),
         ]
     );
-    assert_eq!(inst.current_master(), Some(LOCAL));
+    assert_eq!(inst.current_master(), Some(LOCAL.into()));
     assert_eq!(inst.poll_timeout(), Some(mdi + Duration::from_secs(1)));
     // The same instant again: nothing more.
     assert!(inst.on_timer(mdi).is_empty());
@@ -160,7 +160,7 @@ fn higher_or_equal_priority_adverts_keep_a_backup_a_backup() {
             t += Duration::from_secs(1);
         }
         assert_eq!(inst.state(), State::Backup);
-        assert_eq!(inst.current_master(), Some(src));
+        assert_eq!(inst.current_master(), Some(src.into()));
         // When the adverts stop, we take over exactly one MDI after the last one.
         let last = t - Duration::from_secs(1);
         let mdi = inst.master_down_interval();
@@ -187,7 +187,7 @@ fn preempting_reason_names_the_lower_master() {
     inst.on_advert(advert(LOW_PEER, 100), ms(500));
     let out = inst.on_timer(inst.poll_timeout().unwrap());
     let reason = Reason::PreemptingLowerPriority {
-        src: LOW_PEER,
+        src: LOW_PEER.into(),
         priority: 100,
     };
     assert_eq!(
@@ -206,7 +206,7 @@ fn preempt_off_keeps_following_a_lower_priority_master() {
         None
     );
     assert_eq!(inst.state(), State::Backup);
-    assert_eq!(inst.current_master(), Some(LOW_PEER));
+    assert_eq!(inst.current_master(), Some(LOW_PEER.into()));
 }
 
 #[test]
@@ -381,7 +381,7 @@ fn a_lapsed_lease_shortens_the_wait_for_a_silent_master() {
 fn backup_adopts_the_masters_interval() {
     let mut inst = backup(cfg(100));
     let slow = Advert {
-        src: PEER,
+        src: PEER.into(),
         priority: 200,
         max_advert_int_cs: 300,
     };
@@ -416,7 +416,7 @@ fn backup_adopts_the_masters_interval() {
 fn ignored_lower_priority_advert_does_not_change_the_learned_interval() {
     let mut inst = backup(cfg(200));
     let odd = Advert {
-        src: LOW_PEER,
+        src: LOW_PEER.into(),
         priority: 100,
         max_advert_int_cs: 25,
     };

@@ -23,7 +23,7 @@ fn cfg(priority: u8) -> InstanceConfig {
 
 fn advert(src: Ipv4Addr, priority: u8) -> Advert {
     Advert {
-        src,
+        src: src.into(),
         priority,
         max_advert_int_cs: 100,
     }
@@ -73,13 +73,13 @@ fn master_yields_to_higher_priority_and_learns_its_interval() {
     let (mut inst, t0) = master(cfg(100));
     let now = t0 + ms(300);
     let higher = Advert {
-        src: LOW_IP,
+        src: LOW_IP.into(),
         priority: 150,
         max_advert_int_cs: 200,
     };
     let out = inst.on_advert(higher, now);
     let reason = Reason::Preempted {
-        by: LOW_IP,
+        by: LOW_IP.into(),
         priority: 150,
     };
     // A farewell advert (so the winner re-announces), then the yield.
@@ -101,7 +101,7 @@ fn master_yields_to_higher_priority_and_learns_its_interval() {
         inst.poll_timeout(),
         Some(now + Duration::from_micros(7_218_750))
     );
-    assert_eq!(inst.current_master(), Some(LOW_IP));
+    assert_eq!(inst.current_master(), Some(LOW_IP.into()));
     // The same advert again: no second transition.
     assert!(inst.on_advert(higher, now + secs(2)).is_empty());
 }
@@ -114,7 +114,7 @@ fn equal_priority_tie_break_by_primary_address() {
         let out = inst.on_advert(advert(peer, 100), t0 + ms(100));
         if we_yield {
             let reason = Reason::HigherPriorityMaster {
-                src: peer,
+                src: peer.into(),
                 priority: 100,
             };
             assert_eq!(
@@ -154,12 +154,46 @@ fn tie_break_seen_from_both_sides() {
     assert!(from_b.contains(&Action::Reannounce));
 }
 
+/// An IPv6 instance runs the same machine: the tie-break compares link-local addresses
+/// as 128-bit numbers, and the peer named in the reason is the IPv6 one.
+#[test]
+fn ipv6_tie_break_compares_link_local_addresses() {
+    let low: std::net::Ipv6Addr = "fe80::ff:fe00:1".parse().unwrap();
+    let high: std::net::Ipv6Addr = "fe80::ff:fe00:2".parse().unwrap();
+    let mut a = Instance::new(InstanceConfig::new("a", 51, 100, low));
+    let mut b = Instance::new(InstanceConfig::new("b", 51, 100, high));
+    a.startup(Duration::ZERO);
+    b.startup(Duration::ZERO);
+    let t = a.poll_timeout().unwrap();
+    a.on_timer(t);
+    b.on_timer(t);
+    let v6 = |src: std::net::Ipv6Addr| Advert {
+        src: src.into(),
+        priority: 100,
+        max_advert_int_cs: 100,
+    };
+    let from_a = a.on_advert(v6(high), t);
+    let from_b = b.on_advert(v6(low), t);
+    assert_eq!(a.state(), State::Backup);
+    assert_eq!(a.current_master(), Some(high.into()));
+    assert!(from_a.contains(&transition(
+        State::Master,
+        State::Backup,
+        Reason::HigherPriorityMaster {
+            src: high.into(),
+            priority: 100
+        }
+    )));
+    assert_eq!(b.state(), State::Master);
+    assert!(from_b.contains(&Action::Reannounce));
+}
+
 #[test]
 fn lower_priority_rogue_gets_an_advert_and_a_reannounce() {
     let (mut inst, t0) = master(cfg(100));
     let now = t0 + ms(400);
     let rogue = Advert {
-        src: HIGH_IP,
+        src: HIGH_IP.into(),
         priority: 50,
         max_advert_int_cs: 25,
     };
@@ -176,7 +210,7 @@ fn lower_priority_rogue_gets_an_advert_and_a_reannounce() {
     );
     // A Master keeps its own interval whatever the rogue advertises.
     assert_eq!(inst.master_adver_interval(), secs(1));
-    assert_eq!(inst.current_master(), Some(LOCAL));
+    assert_eq!(inst.current_master(), Some(LOCAL.into()));
 }
 
 #[test]
@@ -343,7 +377,7 @@ fn a_demoted_master_hands_over_and_does_not_preempt_back() {
         assert!(a.on_timer(now + ms(999)).is_empty());
         now += secs(1);
     }
-    assert_eq!(a.current_master(), Some(LOW_IP));
+    assert_eq!(a.current_master(), Some(LOW_IP.into()));
 
     // Demotion lifted: A is 150 again and preempts B by letting its timer run out.
     let due = a.poll_timeout().unwrap();
@@ -361,7 +395,7 @@ fn a_demoted_master_hands_over_and_does_not_preempt_back() {
             State::Backup,
             State::Master,
             Reason::PreemptingLowerPriority {
-                src: LOW_IP,
+                src: LOW_IP.into(),
                 priority: 100
             }
         ))
@@ -465,15 +499,15 @@ fn reasons_read_well() {
         Reason::OwnerStartup,
         Reason::MasterDown,
         Reason::Preempted {
-            by: ip,
+            by: ip.into(),
             priority: 9,
         },
         Reason::HigherPriorityMaster {
-            src: ip,
+            src: ip.into(),
             priority: 9,
         },
         Reason::PreemptingLowerPriority {
-            src: ip,
+            src: ip.into(),
             priority: 9,
         },
         Reason::MasterLeft,

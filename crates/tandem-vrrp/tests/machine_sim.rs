@@ -202,7 +202,7 @@ impl Net {
                 }
                 self.queue.pop();
                 let advert = Advert {
-                    src,
+                    src: src.into(),
                     priority,
                     max_advert_int_cs: cs,
                 };
@@ -303,7 +303,7 @@ proptest! {
             }
             // Every Backup knows who the Master is.
             for &i in &live {
-                prop_assert_eq!(net.nodes[i].inst.as_ref().unwrap().current_master(), Some(ip(m)));
+                prop_assert_eq!(net.nodes[i].inst.as_ref().unwrap().current_master(), Some(ip(m).into()));
             }
         }
     }

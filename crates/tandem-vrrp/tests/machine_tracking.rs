@@ -14,7 +14,7 @@ fn ms(n: u64) -> Duration {
 
 fn advert(src: Ipv4Addr, priority: u8) -> Advert {
     Advert {
-        src,
+        src: src.into(),
         priority,
         max_advert_int_cs: 100,
     }
@@ -133,7 +133,7 @@ fn degraded_master_is_replaced_by_a_preempting_backup() {
     }
     let out = b.on_timer(b_due);
     let reason = Reason::PreemptingLowerPriority {
-        src: a_ip,
+        src: a_ip.into(),
         priority: 80,
     };
     assert_eq!(
@@ -146,7 +146,7 @@ fn degraded_master_is_replaced_by_a_preempting_backup() {
     );
     let out = a.on_advert(advert(PEER, 90), b_due);
     let reason = Reason::Preempted {
-        by: PEER,
+        by: PEER.into(),
         priority: 90,
     };
     assert_eq!(

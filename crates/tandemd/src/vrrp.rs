@@ -31,7 +31,7 @@ pub struct Vrrp {
 pub async fn choose_fence(
     fencing: Fencing,
     cluster: Option<&Cluster>,
-    vips: &[std::net::Ipv4Addr],
+    vips: &[std::net::IpAddr],
 ) -> anyhow::Result<(Arc<dyn Fence>, Option<Arc<KernelFence>>)> {
     let voters = cluster.map_or(0, Cluster::voters);
     let raft = match (fencing, cluster) {
@@ -150,7 +150,7 @@ impl Vrrp {
         let Some(node_vrrp) = &config.node.vrrp else {
             return Ok(None);
         };
-        let vips: Vec<std::net::Ipv4Addr> = node_vrrp
+        let vips: Vec<std::net::IpAddr> = node_vrrp
             .instances
             .iter()
             .filter_map(|inst| {
@@ -196,7 +196,7 @@ impl Vrrp {
                     .clone()
                     .unwrap_or_else(|| node_vrrp.interface.clone()),
                 unicast_peers: node_vrrp.unicast_peers.clone(),
-                source: node_vrrp.source,
+                source: node_vrrp.source.map(std::net::IpAddr::V4),
                 garp_count: node_vrrp.garp_count,
                 garp_repeat_after: node_vrrp.garp_repeat_after.get(),
                 garp_refresh: node_vrrp.garp_refresh.get(),

@@ -7,7 +7,7 @@
 use nix::sys::socket::{
     recv, sendto, socket, AddressFamily, MsgFlags, NetlinkAddr, SockFlag, SockProtocol, SockType,
 };
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::os::fd::AsRawFd;
 
 const NFNL_SUBSYS_NFTABLES: u16 = 10;
@@ -59,8 +59,14 @@ fn attrs(mut data: &[u8]) -> Vec<(u16, &[u8])> {
     out
 }
 
-/// The fence state of `vip` in this thread's namespace.
-pub fn fence_state(vip: Ipv4Addr) -> std::io::Result<FenceState> {
+/// The fence state of `vip` in this thread's namespace (IPv4 VIPs live in the `held` set,
+/// IPv6 ones in `held6`).
+pub fn fence_state(vip: impl Into<IpAddr>) -> std::io::Result<FenceState> {
+    let vip: IpAddr = vip.into();
+    let (set, octets): (&[u8], Vec<u8>) = match vip {
+        IpAddr::V4(v4) => (b"held\0", v4.octets().to_vec()),
+        IpAddr::V6(v6) => (b"held6\0", v6.octets().to_vec()),
+    };
     let fd = socket(
         AddressFamily::Netlink,
         SockType::Raw,
@@ -69,7 +75,7 @@ pub fn fence_state(vip: Ipv4Addr) -> std::io::Result<FenceState> {
     )?;
     let mut body = vec![NFPROTO_INET, 0, 0, 0];
     attr(&mut body, NFTA_SET_ELEM_LIST_TABLE, b"tandem_fence\0");
-    attr(&mut body, NFTA_SET_ELEM_LIST_SET, b"held\0");
+    attr(&mut body, NFTA_SET_ELEM_LIST_SET, set);
     let mut msg = Vec::with_capacity(16 + body.len());
     msg.extend_from_slice(&((16 + body.len()) as u32).to_ne_bytes());
     msg.extend_from_slice(&((NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_GETSETELEM).to_ne_bytes());
@@ -136,7 +142,7 @@ pub fn fence_state(vip: Ipv4Addr) -> std::io::Result<FenceState> {
                                 .iter()
                                 .find(|(k, _)| *k == NFTA_SET_ELEM_EXPIRATION)
                                 .map(|(_, v)| u64::from_be_bytes(v[..8].try_into().unwrap()));
-                            if key == Some(&vip.octets()[..]) && expires != Some(0) {
+                            if key == Some(&octets[..]) && expires != Some(0) {
                                 open = true;
                             }
                         }

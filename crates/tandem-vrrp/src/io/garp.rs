@@ -1,14 +1,15 @@
-//! Gratuitous ARP on its own thread: pnet_datalink's sender is blocking, and a burst must
-//! never stall the protocol loop.
+//! Gratuitous ARP (IPv4 VIPs) and unsolicited neighbour advertisements (IPv6 VIPs) on
+//! their own thread: pnet_datalink's sender is blocking, and a burst must never stall the
+//! protocol loop.
 
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::sync::mpsc;
 
-use crate::wire::gratuitous_arp_frame;
+use crate::wire::{gratuitous_arp_frame, unsolicited_na_frame};
 
-/// Sends gratuitous ARP frames on one interface.
+/// Sends announcement frames on one interface.
 pub struct GarpSender {
-    queue: mpsc::Sender<Vec<[u8; 42]>>,
+    queue: mpsc::Sender<Vec<Vec<u8>>>,
 }
 
 impl GarpSender {
@@ -27,7 +28,7 @@ impl GarpSender {
             pnet_datalink::Channel::Ethernet(tx, _rx) => tx,
             _ => return Err(std::io::Error::other("unsupported datalink channel")),
         };
-        let (queue, frames) = mpsc::channel::<Vec<[u8; 42]>>();
+        let (queue, frames) = mpsc::channel::<Vec<Vec<u8>>>();
         let name = interface.to_string();
         std::thread::Builder::new()
             .name(format!("garp-{name}"))
@@ -36,8 +37,8 @@ impl GarpSender {
                     for frame in burst {
                         match tx.send_to(&frame, None) {
                             Some(Ok(())) => {}
-                            Some(Err(e)) => tracing::warn!(interface = %name, error = %e, "gratuitous ARP not sent"),
-                            None => tracing::warn!(interface = %name, "gratuitous ARP not sent: no buffer"),
+                            Some(Err(e)) => tracing::warn!(interface = %name, error = %e, "VIP announcement not sent"),
+                            None => tracing::warn!(interface = %name, "VIP announcement not sent: no buffer"),
                         }
                     }
                 }
@@ -45,12 +46,16 @@ impl GarpSender {
         Ok(GarpSender { queue })
     }
 
-    /// Queues `count` gratuitous ARPs for each address.
-    pub fn announce(&self, mac: [u8; 6], addresses: &[Ipv4Addr], count: u32) {
+    /// Queues `count` announcements for each address: a gratuitous ARP for an IPv4 one,
+    /// an unsolicited neighbour advertisement with the override flag for an IPv6 one.
+    pub fn announce(&self, mac: [u8; 6], addresses: &[IpAddr], count: u32) {
         let mut burst = Vec::new();
         for _ in 0..count {
             for ip in addresses {
-                burst.push(gratuitous_arp_frame(mac, *ip));
+                burst.push(match ip {
+                    IpAddr::V4(v4) => gratuitous_arp_frame(mac, *v4).to_vec(),
+                    IpAddr::V6(v6) => unsolicited_na_frame(mac, *v6).to_vec(),
+                });
             }
         }
         let _ = self.queue.send(burst);

@@ -10,6 +10,12 @@
 //! - rules dropping IP traffic to and from a VIP, ARP requests for it and ARP packets sent
 //!   from it, unless the VIP is in `held`.
 //!
+//! IPv6 VIPs have their own pair of sets in the `inet` table (`vips6`, `held6`: a set has
+//! one address type) and the same rules with `ip6`. That also silences the neighbour
+//! advertisements announcing an IPv6 VIP: Linux answers a solicitation for an address of
+//! its own from that address, so the egress rule drops the answer once the lease lapses
+//! (IPv6 has no ARP table to fence; neighbour discovery is ICMPv6 inside IPv6).
+//!
 //! The holder refreshes its elements after every confirmed renewal ([`KernelFence::permit`]).
 //! A SIGKILLed, frozen or wedged daemon therefore stops answering for the VIP when the last
 //! element times out: the kernel checks an element's expiry on every lookup, so the fence
@@ -24,7 +30,7 @@
 //! time `nft` took; [`KernelFence::permit`] returns that figure so the caller can check it
 //! against the lateness the lease timing allows (`kernel_late`).
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::process::Stdio;
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
@@ -54,7 +60,7 @@ pub enum KernelFenceError {
 
 /// The fence of one node's leased VIPs.
 pub struct KernelFence {
-    vips: Vec<Ipv4Addr>,
+    vips: Vec<IpAddr>,
     /// How late an element may end after the time it was computed for (the lease
     /// timing's `kernel_late`); a slower refresh is logged by the speaker.
     allowed_lateness: Duration,
@@ -64,7 +70,7 @@ impl KernelFence {
     /// Installs both tables, replacing any left by an earlier run (a crash leaves them in
     /// place; they then keep the VIPs silent, which is the safe state).
     pub async fn install(
-        vips: &[Ipv4Addr],
+        vips: &[IpAddr],
         allowed_lateness: Duration,
     ) -> Result<KernelFence, KernelFenceError> {
         let fence = KernelFence {
@@ -81,22 +87,21 @@ impl KernelFence {
     }
 
     /// The VIPs this fence covers.
-    pub fn vips(&self) -> &[Ipv4Addr] {
+    pub fn vips(&self) -> &[IpAddr] {
         &self.vips
     }
 
     fn ruleset(&self) -> String {
-        let list = self
-            .vips
-            .iter()
-            .map(|ip| ip.to_string())
-            .collect::<Vec<_>>()
-            .join(", ");
-        let elements = if list.is_empty() {
-            String::new()
-        } else {
-            format!(" elements = {{ {list} }};")
+        let elements = |list: String| {
+            if list.is_empty() {
+                String::new()
+            } else {
+                format!(" elements = {{ {list} }};")
+            }
         };
+        let (v4, v6) = split(&self.vips);
+        let elements6 = elements(join(&v6));
+        let elements = elements(join(&v4));
         let mut s = String::new();
         for family in ["inet", "arp"] {
             // "add then delete" removes a leftover table without failing when there is none.
@@ -106,10 +111,14 @@ impl KernelFence {
             "table inet {TABLE} {{\n\
              \tset vips {{ type ipv4_addr;{elements} }}\n\
              \tset held {{ type ipv4_addr; flags timeout; }}\n\
+             \tset vips6 {{ type ipv6_addr;{elements6} }}\n\
+             \tset held6 {{ type ipv6_addr; flags timeout; }}\n\
              \tchain ingress {{ type filter hook prerouting priority -300; policy accept; \
-             ip daddr @vips ip daddr != @held counter drop; }}\n\
+             ip daddr @vips ip daddr != @held counter drop; \
+             ip6 daddr @vips6 ip6 daddr != @held6 counter drop; }}\n\
              \tchain egress {{ type filter hook output priority -300; policy accept; \
-             ip saddr @vips ip saddr != @held counter drop; }}\n\
+             ip saddr @vips ip saddr != @held counter drop; \
+             ip6 saddr @vips6 ip6 saddr != @held6 counter drop; }}\n\
              }}\n\
              table arp {TABLE} {{\n\
              \tset vips {{ type ipv4_addr;{elements} }}\n\
@@ -127,7 +136,7 @@ impl KernelFence {
     /// the elements end at most that much after `now + window`.
     pub async fn permit(
         &self,
-        ips: &[Ipv4Addr],
+        ips: &[IpAddr],
         until: Instant,
     ) -> Result<Duration, KernelFenceError> {
         let started = Instant::now();
@@ -137,13 +146,13 @@ impl KernelFence {
             self.revoke(ips).await?;
             return Ok(Duration::ZERO);
         }
-        let list = join(ips);
         let mut s = String::new();
-        for family in ["inet", "arp"] {
+        for (family, set, ips) in held_sets(ips) {
+            let list = join(&ips);
             s += &format!(
-                "add element {family} {TABLE} held {{ {list} }}\n\
-                 delete element {family} {TABLE} held {{ {list} }}\n\
-                 add element {family} {TABLE} held {{ {} }}\n",
+                "add element {family} {TABLE} {set} {{ {list} }}\n\
+                 delete element {family} {TABLE} {set} {{ {list} }}\n\
+                 add element {family} {TABLE} {set} {{ {} }}\n",
                 ips.iter()
                     .map(|ip| format!("{ip} timeout {ms}ms"))
                     .collect::<Vec<_>>()
@@ -155,16 +164,16 @@ impl KernelFence {
     }
 
     /// Silences `ips` now.
-    pub async fn revoke(&self, ips: &[Ipv4Addr]) -> Result<(), KernelFenceError> {
+    pub async fn revoke(&self, ips: &[IpAddr]) -> Result<(), KernelFenceError> {
         if ips.is_empty() {
             return Ok(());
         }
-        let list = join(ips);
         let mut s = String::new();
-        for family in ["inet", "arp"] {
+        for (family, set, ips) in held_sets(ips) {
+            let list = join(&ips);
             s += &format!(
-                "add element {family} {TABLE} held {{ {list} }}\n\
-                 delete element {family} {TABLE} held {{ {list} }}\n"
+                "add element {family} {TABLE} {set} {{ {list} }}\n\
+                 delete element {family} {TABLE} {set} {{ {list} }}\n"
             );
         }
         nft(&s, "revocation", "inet/arp").await?;
@@ -191,7 +200,37 @@ impl KernelFence {
     }
 }
 
-fn join(ips: &[Ipv4Addr]) -> String {
+/// IPv4 and IPv6 addresses apart.
+fn split(ips: &[IpAddr]) -> (Vec<Ipv4Addr>, Vec<Ipv6Addr>) {
+    let mut v4 = Vec::new();
+    let mut v6 = Vec::new();
+    for ip in ips {
+        match ip {
+            IpAddr::V4(a) => v4.push(*a),
+            IpAddr::V6(a) => v6.push(*a),
+        }
+    }
+    (v4, v6)
+}
+
+/// The `held` sets `ips` go in: IPv4 in inet `held` and arp `held`, IPv6 in inet
+/// `held6`. Sets with nothing to change are left out (nft refuses an empty element list).
+fn held_sets(ips: &[IpAddr]) -> Vec<(&'static str, &'static str, Vec<IpAddr>)> {
+    let (v4, v6) = split(ips);
+    let v4: Vec<IpAddr> = v4.into_iter().map(IpAddr::V4).collect();
+    let v6: Vec<IpAddr> = v6.into_iter().map(IpAddr::V6).collect();
+    let mut out = Vec::new();
+    if !v4.is_empty() {
+        out.push(("inet", "held", v4.clone()));
+        out.push(("arp", "held", v4));
+    }
+    if !v6.is_empty() {
+        out.push(("inet", "held6", v6));
+    }
+    out
+}
+
+fn join<T: std::fmt::Display>(ips: &[T]) -> String {
     ips.iter()
         .map(|ip| ip.to_string())
         .collect::<Vec<_>>()

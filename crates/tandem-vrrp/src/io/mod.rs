@@ -1,6 +1,7 @@
 //! The I/O shell around the state machine: raw sockets, netlink, gratuitous ARP, hooks,
 //! trackers and the fencing seam ([`Fence`]). One task per instance ([`spawn_instance`]).
 
+mod family;
 mod fence;
 pub mod fence_reader;
 mod garp;
@@ -8,6 +9,7 @@ mod hooks;
 pub mod kernel_fence;
 mod netlink;
 mod socket;
+mod socket6;
 mod speaker;
 mod stats;
 pub mod tracker;
@@ -20,7 +22,7 @@ pub use netlink::{LinkInfo, Netlink, NetlinkError};
 pub use stats::VrrpStats;
 pub use tracker::{Probe, TrackerSpec};
 
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 use tokio::sync::watch;
@@ -37,12 +39,16 @@ pub struct InstanceSpec {
     pub advert_interval: Duration,
     pub preempt: bool,
     pub preempt_delay: Duration,
-    /// (address, prefix length).
-    pub addresses: Vec<(Ipv4Addr, u8)>,
+    /// (address, prefix length), all of one family: that family is the instance's
+    /// (RFC 5798: an IPv4 and an IPv6 virtual router are separate instances).
+    pub addresses: Vec<(IpAddr, u8)>,
     pub interface: String,
-    /// Empty: multicast to 224.0.0.18.
-    pub unicast_peers: Vec<Ipv4Addr>,
-    pub source: Option<Ipv4Addr>,
+    /// Empty: multicast to 224.0.0.18 (IPv4) or ff02::12 (IPv6). Peers of the other
+    /// family than the instance's are ignored.
+    pub unicast_peers: Vec<IpAddr>,
+    /// Source of IPv4 adverts (IPv6 adverts always leave from the link-local address);
+    /// None: the interface's first IPv4 address that is not a VIP.
+    pub source: Option<IpAddr>,
     pub garp_count: u32,
     pub garp_repeat_after: Duration,
     pub garp_refresh: Duration,
@@ -50,6 +56,11 @@ pub struct InstanceSpec {
 }
 
 impl InstanceSpec {
+    /// Whether this is an IPv6 instance (its addresses are IPv6).
+    pub fn is_ipv6(&self) -> bool {
+        self.addresses.first().is_some_and(|(ip, _)| ip.is_ipv6())
+    }
+
     /// Kernel lifetime of the installed VIPs: three advert intervals, at least 2 s (the
     /// kernel counts whole seconds and checks expiry about once a second). Renewed with
     /// every advert, so a live master never lets it run out.
@@ -67,7 +78,7 @@ pub struct InstanceStatus {
     pub state: State,
     pub base_priority: u8,
     pub effective_priority: u8,
-    pub master: Option<Ipv4Addr>,
+    pub master: Option<IpAddr>,
     pub holds_addresses: bool,
     pub last_transition: Option<(State, State, String, SystemTime)>,
     /// VRRP is master but the fence does not permit holding the addresses (yet).
@@ -89,6 +100,14 @@ pub enum SpeakerError {
         "interface {0:?} has no IPv4 address to send adverts from; add one or set node.vrrp.source"
     )]
     NoSourceAddress(String),
+    #[error(
+        "interface {0:?} has no usable IPv6 link-local address to send IPv6 adverts from \
+         (waited {1:?}); enable IPv6 on it (net.ipv6.conf.<if>.disable_ipv6 = 0, addr_gen_mode) \
+         and check that duplicate address detection did not fail"
+    )]
+    NoLinkLocal(String, std::time::Duration),
+    #[error("vip_group {0:?} mixes IPv4 and IPv6 addresses in one instance; give each family its own instance")]
+    MixedFamilies(String),
     #[error("opening raw sockets on {0:?}: {1} (tandemd needs CAP_NET_RAW)")]
     Socket(String, std::io::Error),
 }

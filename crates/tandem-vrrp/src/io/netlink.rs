@@ -4,11 +4,18 @@
 //! while we are master. If the daemon is SIGKILLed or hangs, the kernel drops the address
 //! by itself when the lifetime runs out, so a dead node stops answering ARP for the VIP
 //! (keepalived leaves it configured forever in that case).
+//!
+//! IPv6 VIPs are added with IFA_F_NODAD: duplicate address detection would keep a new
+//! master's address tentative (unusable) for a second or more, and would fail it outright
+//! while the old master's lifetime has not yet run out (keepalived users see FAULT states
+//! from exactly that). VRRP already decides who holds the address.
 
 use futures::TryStreamExt;
-use netlink_packet_route::address::{AddressAttribute, AddressMessage, CacheInfo};
+use netlink_packet_route::address::{
+    AddressAttribute, AddressFlags, AddressHeaderFlags, AddressMessage, CacheInfo,
+};
 use netlink_packet_route::link::{LinkAttribute, LinkFlags};
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::Duration;
 
 /// What we need to know of one interface.
@@ -81,6 +88,35 @@ impl Netlink {
 
     /// IPv4 addresses on the interface, in kernel order (the primary first).
     pub async fn ipv4_addresses(&self, index: u32) -> Result<Vec<(Ipv4Addr, u8)>, NetlinkError> {
+        Ok(self
+            .addresses(index)
+            .await?
+            .into_iter()
+            .filter_map(|(ip, len, _)| match ip {
+                IpAddr::V4(v4) => Some((v4, len)),
+                IpAddr::V6(_) => None,
+            })
+            .collect())
+    }
+
+    /// The interface's usable (not tentative, not failed) IPv6 link-local address, the
+    /// source of IPv6 adverts (RFC 5798 section 5.1.2.1).
+    pub async fn ipv6_link_local(&self, index: u32) -> Result<Option<Ipv6Addr>, NetlinkError> {
+        let unusable = AddressFlags::Tentative | AddressFlags::Dadfailed;
+        Ok(self
+            .addresses(index)
+            .await?
+            .into_iter()
+            .find_map(|(ip, _, flags)| match ip {
+                IpAddr::V6(v6) if crate::wire::is_link_local(v6) && !flags.intersects(unusable) => {
+                    Some(v6)
+                }
+                _ => None,
+            }))
+    }
+
+    /// Every address on the interface with its prefix length and flags.
+    async fn addresses(&self, index: u32) -> Result<Vec<(IpAddr, u8, AddressFlags)>, NetlinkError> {
         let mut out = Vec::new();
         let mut stream = self
             .handle
@@ -94,26 +130,39 @@ impl Netlink {
             source: e,
         })? {
             if let Some(ip) = address_of(&msg) {
-                out.push((ip, msg.header.prefix_len));
+                let flags = msg
+                    .attributes
+                    .iter()
+                    .find_map(|a| match a {
+                        AddressAttribute::Flags(f) => Some(*f),
+                        _ => None,
+                    })
+                    .unwrap_or_else(|| {
+                        AddressFlags::from_bits_retain(msg.header.flags.bits().into())
+                    });
+                out.push((ip, msg.header.prefix_len, flags));
             }
         }
         Ok(out)
     }
 
-    /// Adds (or renews) `ip/prefix` with a finite lifetime.
+    /// Adds (or renews) `ip/prefix` with a finite lifetime (IPv6: without DAD).
     pub async fn add_with_lifetime(
         &self,
         index: u32,
-        ip: Ipv4Addr,
+        ip: IpAddr,
         prefix: u8,
         lifetime: Duration,
     ) -> Result<(), NetlinkError> {
         let secs = lifetime.as_secs().clamp(1, u32::MAX as u64 - 1) as u32;
-        let mut request = self
-            .handle
-            .address()
-            .add(index, IpAddr::V4(ip), prefix)
-            .replace();
+        let mut request = self.handle.address().add(index, ip, prefix).replace();
+        if ip.is_ipv6() {
+            let message = request.message_mut();
+            message.header.flags |= AddressHeaderFlags::Nodad;
+            message
+                .attributes
+                .push(AddressAttribute::Flags(AddressFlags::Nodad));
+        }
         let mut info = CacheInfo::default();
         info.ifa_valid = secs;
         info.ifa_preferred = secs;
@@ -129,13 +178,13 @@ impl Netlink {
     }
 
     /// Removes `ip` from the interface; absent already is fine.
-    pub async fn remove(&self, index: u32, ip: Ipv4Addr) -> Result<bool, NetlinkError> {
+    pub async fn remove(&self, index: u32, ip: IpAddr) -> Result<bool, NetlinkError> {
         let mut stream = self
             .handle
             .address()
             .get()
             .set_link_index_filter(index)
-            .set_address_filter(IpAddr::V4(ip))
+            .set_address_filter(ip)
             .execute();
         let mut removed = false;
         while let Some(msg) = stream.try_next().await.map_err(|e| NetlinkError::Request {
@@ -168,13 +217,13 @@ fn libc_eaddrnotavail() -> i32 {
     nix::errno::Errno::EADDRNOTAVAIL as i32
 }
 
-fn address_of(msg: &AddressMessage) -> Option<Ipv4Addr> {
+fn address_of(msg: &AddressMessage) -> Option<IpAddr> {
     let mut local = None;
     let mut address = None;
     for attr in &msg.attributes {
         match attr {
-            AddressAttribute::Local(IpAddr::V4(ip)) => local = Some(*ip),
-            AddressAttribute::Address(IpAddr::V4(ip)) => address = Some(*ip),
+            AddressAttribute::Local(ip) => local = Some(*ip),
+            AddressAttribute::Address(ip) => address = Some(*ip),
             _ => {}
         }
     }

@@ -84,7 +84,7 @@ fn unsafe_as_uninit(buf: &mut [u8]) -> &mut [std::mem::MaybeUninit<u8>] {
     unsafe { &mut *(buf as *mut [u8] as *mut [std::mem::MaybeUninit<u8>]) }
 }
 
-fn register(socket: Socket) -> io::Result<AsyncFd<Socket>> {
+pub(super) fn register(socket: Socket) -> io::Result<AsyncFd<Socket>> {
     // SAFETY: the AsyncFd owns the socket, so the descriptor stays open for as long as it
     // is registered, and nothing else closes it.
     unsafe { AsyncFd::register(socket) }.map_err(io::Error::from)

@@ -8,25 +8,24 @@
 //! carries out its [`HoldStep`]s (fence, netlink, gratuitous ARP).
 
 use std::collections::HashSet;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use super::family::{AdvertSockets, Outgoing, Received};
 use super::fence::{FenceEvent, FenceSide};
 use super::garp::GarpSender;
 use super::hooks::{HookEvent, HookRunner};
 use super::kernel_fence::KernelFence;
 use super::netlink::{LinkInfo, Netlink};
-use super::socket::VrrpSockets;
 use super::stats::VrrpStats;
 use super::{tracker, FenceLink, InstanceSpec, InstanceStatus, Permit, SpeakerError};
 use crate::machine::{
     Action, Advert as MachineAdvert, DropReason, Hold, HoldStep, Instance, InstanceConfig, State,
 };
-use crate::wire::{parse_advert, Advert, VrrpRepr, VRRP_MULTICAST_V4};
 
 /// After a failed address install, how long the priority stays lowered before VRRP may
 /// try again (long enough not to flap the VIP every few adverts).
@@ -38,8 +37,8 @@ pub(super) struct Speaker {
     machine: Instance,
     netlink: Netlink,
     link: LinkInfo,
-    source: Ipv4Addr,
-    sockets: VrrpSockets,
+    source: IpAddr,
+    sockets: AdvertSockets,
     garp: GarpSender,
     hooks: HookRunner,
     fence: FenceSide,
@@ -63,7 +62,7 @@ pub(super) struct Speaker {
     fence_until: Option<Instant>,
     /// Next gratuitous ARP burst while holding (the repeat burst, then periodic refresh).
     next_garp: Option<Instant>,
-    warned: HashSet<(Ipv4Addr, &'static str)>,
+    warned: HashSet<(IpAddr, &'static str)>,
 }
 
 impl Speaker {
@@ -82,21 +81,14 @@ impl Speaker {
                 tracing::info!(instance = %spec.group, address = %ip, "removed a stale virtual address left by an earlier run");
             }
         }
-        let source = match spec.source {
-            Some(ip) => ip,
-            None => netlink
-                .ipv4_addresses(link.index)
-                .await?
-                .into_iter()
-                .map(|(ip, _)| ip)
-                .find(|ip| !spec.addresses.iter().any(|(vip, _)| vip == ip))
-                .ok_or_else(|| SpeakerError::NoSourceAddress(spec.interface.clone()))?,
-        };
-        let sockets = VrrpSockets::open(
+        let source = super::family::resolve_source(&spec, &netlink, link.index).await?;
+        let sockets = AdvertSockets::open(
             &spec.interface,
             link.index,
             source,
-            spec.unicast_peers.is_empty(),
+            spec.unicast_peers
+                .iter()
+                .all(|p| p.is_ipv4() != source.is_ipv4()),
         )
         .map_err(|e| SpeakerError::Socket(spec.interface.clone(), e))?;
         let garp = GarpSender::open(&spec.interface)
@@ -147,6 +139,23 @@ impl Speaker {
         self.origin.elapsed()
     }
 
+    fn vips(&self) -> Vec<IpAddr> {
+        self.spec.addresses.iter().map(|(ip, _)| *ip).collect()
+    }
+
+    /// The unicast peers of this instance's family (the list is shared by a node's
+    /// IPv4 and IPv6 instances). IPv6 peers are link-local addresses: IPv6 adverts leave
+    /// from, and are accepted only from, link-local addresses (RFC 5798 section 5.1.2.1).
+    fn peers(&self) -> Vec<IpAddr> {
+        let v6 = self.source.is_ipv6();
+        self.spec
+            .unicast_peers
+            .iter()
+            .copied()
+            .filter(|p| p.is_ipv6() == v6)
+            .collect()
+    }
+
     pub(super) async fn run(mut self, stop: CancellationToken) {
         let mut priority_delta = tracker::start(
             self.spec.trackers.clone(),
@@ -187,7 +196,7 @@ impl Speaker {
             tokio::select! {
                 _ = stop.cancelled() => break,
                 received = self.sockets.recv(&mut buf) => match received {
-                    Ok(n) => actions = self.on_packet(&buf[..n]),
+                    Ok(parsed) => actions = self.on_packet(parsed),
                     Err(e) => {
                         tracing::warn!(instance = %self.spec.group, error = %e, "VRRP receive failed");
                         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -241,8 +250,8 @@ impl Speaker {
         tracing::info!(instance = %self.spec.group, "VRRP instance stopped");
     }
 
-    fn on_packet(&mut self, packet: &[u8]) -> Vec<Action> {
-        let (ip, advert) = match parse_advert(packet) {
+    fn on_packet(&mut self, parsed: Result<Received, crate::wire::WireError>) -> Vec<Action> {
+        let advert = match parsed {
             Ok(parsed) => parsed,
             Err(e) => {
                 self.stats.dropped(e.reason());
@@ -250,57 +259,60 @@ impl Speaker {
                 return Vec::new();
             }
         };
-        let v3 = match advert {
-            Advert::V3(repr) => repr,
-            Advert::V2(v2) => {
-                if v2.vrid == self.spec.vrid {
+        let (src, vrid, priority, max_advert_int, addresses) = match advert {
+            Received::V3 {
+                src,
+                vrid,
+                priority,
+                max_advert_int,
+                addresses,
+            } => (src, vrid, priority, max_advert_int, addresses),
+            Received::V2 { src, vrid } => {
+                if vrid == self.spec.vrid {
                     self.stats.dropped("vrrp_v2");
-                    self.warn_once(ip.src, "vrrp_v2", &format!(
-                        "VRRPv2 advert from {} for vrid {} ignored: tandem speaks VRRPv3; set `vrrp_version 3` on that peer",
-                        ip.src, v2.vrid));
+                    self.warn_once(src, "vrrp_v2", &format!(
+                        "VRRPv2 advert from {src} for vrid {vrid} ignored: tandem speaks VRRPv3; set `vrrp_version 3` on that peer"));
                 }
                 return Vec::new();
             }
         };
-        if v3.vrid != self.spec.vrid || ip.src == self.source {
+        if vrid != self.spec.vrid || src == self.source {
             return Vec::new();
         }
-        if !self.spec.unicast_peers.is_empty() && !self.spec.unicast_peers.contains(&ip.src) {
+        let peers = self.peers();
+        if !peers.is_empty() && !peers.contains(&src) {
             self.stats.dropped("unknown_peer");
             self.warn_once(
-                ip.src,
+                src,
                 "unknown_peer",
-                &format!(
-                    "advert from {} dropped: not in node.vrrp.unicast_peers",
-                    ip.src
-                ),
+                &format!("advert from {src} dropped: not in node.vrrp.unicast_peers"),
             );
             return Vec::new();
         }
         self.stats.received();
-        let ours: HashSet<Ipv4Addr> = self.spec.addresses.iter().map(|(ip, _)| *ip).collect();
-        let theirs: HashSet<Ipv4Addr> = v3.addresses.iter().copied().collect();
+        let ours: HashSet<IpAddr> = self.spec.addresses.iter().map(|(ip, _)| *ip).collect();
+        let theirs: HashSet<IpAddr> = addresses.iter().copied().collect();
         if ours != theirs {
             self.warn_once(
-                ip.src,
+                src,
                 "address_mismatch",
                 &format!(
-                    "advert from {} for vrid {} lists {:?}, this node {:?}: the configs disagree",
-                    ip.src, v3.vrid, v3.addresses, self.spec.addresses
+                    "advert from {src} for vrid {vrid} lists {addresses:?}, this node {:?}: the configs disagree",
+                    self.spec.addresses
                 ),
             );
         }
         self.machine.on_advert(
             MachineAdvert {
-                src: ip.src,
-                priority: v3.priority,
-                max_advert_int_cs: v3.max_advert_int,
+                src,
+                priority,
+                max_advert_int_cs: max_advert_int,
             },
             self.now(),
         )
     }
 
-    fn warn_once(&mut self, src: Ipv4Addr, what: &'static str, message: &str) {
+    fn warn_once(&mut self, src: IpAddr, what: &'static str, message: &str) {
         if self.warned.insert((src, what)) {
             tracing::warn!(instance = %self.spec.group, "{message}");
         }
@@ -348,20 +360,21 @@ impl Speaker {
     }
 
     async fn send_advert(&mut self, priority: u8) {
-        let repr = VrrpRepr {
+        let addresses = self.vips();
+        let advert = Outgoing {
             vrid: self.spec.vrid,
             priority,
             max_advert_int: (self.spec.advert_interval.as_millis() / 10).clamp(1, 4095) as u16,
-            addresses: self.spec.addresses.iter().map(|(ip, _)| *ip).collect(),
+            addresses: &addresses,
         };
-        let destinations: Vec<Ipv4Addr> = if self.spec.unicast_peers.is_empty() {
-            vec![VRRP_MULTICAST_V4]
+        let peers = self.peers();
+        let destinations = if peers.is_empty() {
+            vec![self.sockets.multicast_group()]
         } else {
-            self.spec.unicast_peers.clone()
+            peers
         };
         for dst in destinations {
-            let bytes = repr.to_bytes(self.source, dst);
-            match self.sockets.send_to(&bytes, dst).await {
+            match self.sockets.send(&advert, self.source, dst).await {
                 Ok(()) => self.stats.sent(),
                 Err(e) => {
                     tracing::warn!(instance = %self.spec.group, %dst, error = %e, "VRRP advert not sent")
@@ -531,7 +544,7 @@ impl Speaker {
         let (Some(kernel), Some(until)) = (self.kernel.clone(), until) else {
             return true;
         };
-        let ips: Vec<Ipv4Addr> = self.spec.addresses.iter().map(|(ip, _)| *ip).collect();
+        let ips = self.vips();
         match kernel.permit(&ips, until).await {
             Ok(took) => {
                 self.fence_until = Some(until);
@@ -579,7 +592,7 @@ impl Speaker {
         }
         if let Some(kernel) = self.kernel.clone() {
             self.fence_until = None;
-            let ips: Vec<Ipv4Addr> = self.spec.addresses.iter().map(|(ip, _)| *ip).collect();
+            let ips = self.vips();
             if let Err(e) = kernel.revoke(&ips).await {
                 // Harmless: the elements time out with the permit they were given.
                 tracing::debug!(instance = %self.spec.group, error = %e, "kernel fence not closed early");
@@ -591,7 +604,7 @@ impl Speaker {
         if !self.hold.holding() {
             return;
         }
-        let ips: Vec<Ipv4Addr> = self.spec.addresses.iter().map(|(ip, _)| *ip).collect();
+        let ips = self.vips();
         self.garp
             .announce(self.link.mac, &ips, self.spec.garp_count);
         self.stats.garp_burst();

@@ -1,7 +1,7 @@
 //! Per-instance configuration and its validation.
 
 use std::fmt;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::time::Duration;
 
 /// The priority of the router that owns the virtual addresses (RFC 5798 section 5.2.4).
@@ -29,12 +29,17 @@ pub struct InstanceConfig {
     /// lower-priority Master until this much time has passed. ZERO = no delay.
     pub preempt_delay: Duration,
     /// This node's address on the interface; the tie-break on equal priority.
-    pub primary_ip: Ipv4Addr,
+    pub primary_ip: IpAddr,
 }
 
 impl InstanceConfig {
     /// A config with the usual defaults: 1 s interval, preempt on, no preempt delay.
-    pub fn new(name: impl Into<String>, vrid: u8, priority: u8, primary_ip: Ipv4Addr) -> Self {
+    pub fn new(
+        name: impl Into<String>,
+        vrid: u8,
+        priority: u8,
+        primary_ip: impl Into<IpAddr>,
+    ) -> Self {
         InstanceConfig {
             name: name.into(),
             vrid,
@@ -42,7 +47,7 @@ impl InstanceConfig {
             advert_interval: Duration::from_secs(1),
             preempt: true,
             preempt_delay: Duration::ZERO,
-            primary_ip,
+            primary_ip: primary_ip.into(),
         }
     }
 

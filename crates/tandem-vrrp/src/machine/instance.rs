@@ -1,6 +1,6 @@
 //! [`Instance`]: the per-VRID state and the RFC 5798 section 6.4 event handling.
 
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::time::Duration;
 
 use super::config::{cs_to_duration, InstanceConfig, OWNER_PRIORITY};
@@ -14,7 +14,7 @@ enum DownCause {
     /// The master sent priority 0; the timer was set to Skew_Time.
     MasterLeft,
     /// We are ignoring this lower-priority master's adverts so we can preempt it.
-    Preempting { src: Ipv4Addr, priority: u8 },
+    Preempting { src: IpAddr, priority: u8 },
     /// The master's lease lapsed; the timer was shortened to one silent interval.
     LeaseLapsed,
 }
@@ -36,7 +36,7 @@ pub struct Instance {
     /// Adver_Timer as Master, Master_Down_Timer as Backup; None otherwise.
     deadline: Option<Duration>,
     down_cause: DownCause,
-    current_master: Option<Ipv4Addr>,
+    current_master: Option<IpAddr>,
     /// A Backup does not preempt a working lower-priority Master before this time.
     preempt_after: Duration,
     /// When a peer's advert last arrived (any state), for heal detection as Master.
@@ -117,7 +117,7 @@ impl Instance {
     }
 
     /// The last seen master's address (ours when Master); None when unknown or not running.
-    pub fn current_master(&self) -> Option<Ipv4Addr> {
+    pub fn current_master(&self) -> Option<IpAddr> {
         self.current_master
     }
 

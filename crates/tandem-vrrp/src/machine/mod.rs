@@ -1,4 +1,5 @@
-//! The RFC 5798 section 6 state machine for one VRRP instance (IPv4).
+//! The RFC 5798 section 6 state machine for one VRRP instance, IPv4 or IPv6 (the same
+//! machine: only the address family of the primary address and of the peers differs).
 //!
 //! Pure: no I/O, no clock reads, no threads. Every call takes `now` (time since an
 //! arbitrary origin chosen by the caller) and returns the [`Action`]s to carry out, in order.
@@ -34,7 +35,7 @@ pub use hold::{DropReason, Hold, HoldStep, Permit};
 pub use instance::Instance;
 
 use std::fmt;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
 /// The RFC 5798 states plus keepalived's FAULT (interface down).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -59,7 +60,7 @@ impl fmt::Display for State {
 /// One received, already validated advertisement for this VRID.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Advert {
-    pub src: Ipv4Addr,
+    pub src: IpAddr,
     pub priority: u8,
     pub max_advert_int_cs: u16,
 }
@@ -96,18 +97,18 @@ pub enum Reason {
     MasterDown,
     /// Master → Backup: a peer with strictly higher priority advertised.
     Preempted {
-        by: Ipv4Addr,
+        by: IpAddr,
         priority: u8,
     },
     /// Master → Backup: a peer with equal priority and a higher primary address advertised,
     /// so it ranks higher in the RFC's (priority, address) order (dual-master resolution).
     HigherPriorityMaster {
-        src: Ipv4Addr,
+        src: IpAddr,
         priority: u8,
     },
     /// Backup → Master: we ignored this lower-priority master's adverts until our timer ran out.
     PreemptingLowerPriority {
-        src: Ipv4Addr,
+        src: IpAddr,
         priority: u8,
     },
     /// Backup → Master: the master advertised priority 0 and we waited only Skew_Time.
