@@ -124,7 +124,10 @@ dpkg-query -W -f='${Status}' tandem 2>/dev/null | grep -q ' installed$' && fail 
 ok dpkg-purge "no file of the package, no /etc/tandem, /var/lib/tandem, user or group left"
 
 # ---- appliance/install.sh on the same booted machine
-"$SRC/appliance/install.sh" --bin-dir "$SRC/target/release" >/tmp/package-check.install.log 2>&1 ||
+# The release binaries from the package (the synced folder carries no target/release).
+bins="$(mktemp -d)"
+dpkg-deb -x "$SRC/$deb" "$bins"
+"$SRC/appliance/install.sh" --bin-dir "$bins/usr/bin" >/tmp/package-check.install.log 2>&1 ||
     fail install.sh "$(tail -5 /tmp/package-check.install.log)"
 config_on_port 18082
 systemctl start tandemd || fail install.sh "systemctl start failed after install.sh"
@@ -136,5 +139,6 @@ for f in /usr/bin/tandemd /lib/systemd/system/tandemd.service /etc/tandem /var/l
     [ ! -e "$f" ] || fail install.sh "$f is left after --uninstall --purge"
 done
 ! getent passwd tandem >/dev/null || fail install.sh "the user tandem is left after --uninstall --purge"
+rm -rf "$bins"
 ok install.sh "installed, started (ready, serving), stopped, --uninstall --purge left nothing"
 echo "package checks: all passed"

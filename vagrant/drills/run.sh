@@ -238,9 +238,9 @@ wait_whole() { # wait_whole NODE LIMIT_S
 # Prints the holder.
 wait_ready() {
     local h n
-    h="$(wait_holder any 30)" || fail_run "no single VIP holder within 30 s (holders: '$(t_holders)')"
+    h="$(wait_holder any "$READY_S")" || fail_run "no single VIP holder within $READY_S s (holders: '$(t_holders)')"
     for n in "${FWD[@]}" "$WITNESS"; do
-        wait_whole "$n" 30 || fail_run "$n does not see a whole cluster (leader, 3 voters, config applied): $(t_ctl "$n" cluster status 2>&1 | head -n 2 | tr '\n' ' ')"
+        wait_whole "$n" "$READY_S" || fail_run "$n does not see a whole cluster (leader, 3 voters, config applied): $(t_ctl "$n" cluster status 2>&1 | head -n 2 | tr '\n' ' ')"
     done
     local ok=0
     for _ in $(seq 20); do

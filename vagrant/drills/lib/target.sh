@@ -42,6 +42,7 @@ lab_init() {
     VIP=198.51.100.100
     URL="http://$VIP:8080/"
     POLL=0.1
+    READY_S=30
 }
 
 # ---------------------------------------------------------------- vagrant
@@ -71,6 +72,9 @@ vg_init() {
     VIP="${VAGRANT_VIP:-192.0.2.100}"
     URL="http://$VIP:8080/"
     POLL=0.5
+    # Before a drill, how long the cluster may take to settle (a VM under software
+    # emulation takes seconds to re-elect and hand the VIP back after a restore).
+    READY_S=90
     t_exec client true || fail_run "cannot reach the client box over ssh"
 }
 
