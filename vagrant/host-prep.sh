@@ -69,4 +69,4 @@ fi
 # The plugin that Debian ships has to be visible to Vagrant.
 vagrant plugin list 2>/dev/null | grep -q vagrant-libvirt ||
     die "vagrant does not list the vagrant-libvirt plugin (Debian's vagrant-libvirt package provides it)"
-say "host ready: libvirt $(virsh -c qemu:///system version --daemon 2>/dev/null | awk '/Running hypervisor/ { print $NF }'), vagrant $(vagrant --version | awk '{ print $2 }')"
+say "host ready: libvirtd answers (QEMU $(virsh -c qemu:///system version 2>/dev/null | awk '/Running hypervisor/ { print $NF }')), vagrant $(vagrant --version | awk '{ print $2 }')"

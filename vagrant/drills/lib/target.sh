@@ -43,6 +43,7 @@ lab_init() {
     URL="http://$VIP:8080/"
     POLL=0.1
     READY_S=30
+    LOAD_PAUSE=0.02
 }
 
 # ---------------------------------------------------------------- vagrant
@@ -75,6 +76,9 @@ vg_init() {
     # Before a drill, how long the cluster may take to settle (a VM under software
     # emulation takes seconds to re-elect and hand the VIP back after a restore).
     READY_S=90
+    # Between two requests of the load: every curl is a process start on the client VM,
+    # which costs real CPU under emulation.
+    LOAD_PAUSE=0.1
     t_exec client true || fail_run "cannot reach the client box over ssh"
 }
 
@@ -82,7 +86,10 @@ vg_ssh() { # vg_ssh HOST ARGS...
     local host="$1"
     shift
     # SSH_TIMEOUT: the load runs for minutes; everything else is short.
-    timeout "${SSH_TIMEOUT:-90}" ssh -F "$WORK/ssh-config" -o LogLevel=ERROR -o ConnectTimeout=10 -o BatchMode=yes "$host" -- "$@"
+    # One ssh connection per VM, shared by every call (ControlMaster): a new handshake
+    # costs a VM under emulation a second of CPU, and the drills poll.
+    timeout "${SSH_TIMEOUT:-90}" ssh -F "$WORK/ssh-config" -o LogLevel=ERROR -o ConnectTimeout=10 -o BatchMode=yes \
+        -o ControlMaster=auto -o "ControlPath=$WORK/ssh-%h" -o ControlPersist=300 "$host" -- "$@"
 }
 
 vg_service() { # the systemd unit that runs HOST's part
