@@ -72,7 +72,9 @@ vg_init() {
     BACKENDS=(web1 web2)
     VIP="${VAGRANT_VIP:-192.0.2.100}"
     URL="http://$VIP:8080/"
-    POLL=0.5
+    # How often the drills look at the nodes (a sudo, ip and nft on each forwarding VM per
+    # look): VAGRANT_POLL=2 under emulation leaves the VMs' CPU to tandemd.
+    POLL="${VAGRANT_POLL:-0.5}"
     # Before a drill, how long the cluster may take to settle (a VM under software
     # emulation takes seconds to re-elect and hand the VIP back after a restore).
     READY_S=90
