@@ -1,7 +1,8 @@
 //! Every shell script in the repository parses (`bash -n`, or `sh -n` for `#!/bin/sh`) and
 //! passes `shellcheck -S warning` (following sourced files). Most of them also run in other
-//! tests (install.sh, lab.sh, the drills, the Debian maintainer scripts); the Vagrant
-//! provisioning scripts and the benchmarks run nowhere in CI, so this is their check.
+//! tests (install.sh, lab.sh, the drills, the Debian maintainer scripts; the Vagrant
+//! scripts in CI's VM stage, scripts/vms, after this suite); the benchmarks run nowhere in
+//! CI, so this is their check.
 //! shellcheck missing is a failure, not a skip: `.ci/run --deps-only` installs it.
 
 use std::path::{Path, PathBuf};

@@ -43,6 +43,9 @@
 #                             allowed once the health checks have marked web1 down)
 #   --rolling-max-failed N    rolling-upgrade: failed requests allowed (default 4)
 #   --rolling-max-ms N        rolling-upgrade: longest gap allowed (default 3000)
+#   --wait-scale N            multiply the drills' observation limits (how long a node
+#                             may take to take or drop the VIP, a backend to go down or up)
+#                             by N (default 1; scripts/vms uses 3 under software emulation)
 #   --keep                    keep the work directory (load logs) even when all passed
 #
 # Exit status: 0 every drill within its bounds; 1 a bound was broken (or two holders were
@@ -68,6 +71,7 @@ BACKEND_MAX_FAILED=3
 ROLLING_MAX_FAILED=4
 ROLLING_MAX_MS=3000
 KEEP=0
+WAIT_SCALE=1
 DRILL=""
 
 usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; }
@@ -96,6 +100,7 @@ while [ $# -gt 0 ]; do
     --backend-max-failed) need_uint "$1" "${2:-}"; BACKEND_MAX_FAILED="$2"; shift 2 ;;
     --rolling-max-failed) need_uint "$1" "${2:-}"; ROLLING_MAX_FAILED="$2"; shift 2 ;;
     --rolling-max-ms) need_uint "$1" "${2:-}"; ROLLING_MAX_MS="$2"; shift 2 ;;
+    --wait-scale) need_uint "$1" "${2:-}"; WAIT_SCALE="$2"; shift 2 ;;
     --keep) KEEP=1; shift ;;
     -h | --help) usage; exit 0 ;;
     -*) echo "$ME: unknown option '$1' (see --help)" >&2; exit 2 ;;
@@ -134,7 +139,7 @@ load_start() { # load_start TAG [MAX_S]
     local tag="$1" max="${2:-180}" stop
     stop="$(t_stop_file "$tag")"
     t_load_cmd
-    SSH_TIMEOUT=$((max + 30)) "${LOAD_CMD[@]}" "$URL" "$stop" "$max" "$REQUEST_TIMEOUT" \
+    SSH_TIMEOUT=$((max + 30)) "${LOAD_CMD[@]}" "$URL" "$stop" "$max" "$REQUEST_TIMEOUT" "$LOAD_PAUSE" \
         <"$(t_load_input)" >"$WORK/load-$tag.out" 2>"$WORK/load-$tag.err" &
     LOAD_PID=$!
     LOAD_TAG="$tag"
@@ -238,9 +243,9 @@ wait_whole() { # wait_whole NODE LIMIT_S
 # Prints the holder.
 wait_ready() {
     local h n
-    h="$(wait_holder any 30)" || fail_run "no single VIP holder within 30 s (holders: '$(t_holders)')"
+    h="$(wait_holder any "$READY_S")" || fail_run "no single VIP holder within $READY_S s (holders: '$(t_holders)')"
     for n in "${FWD[@]}" "$WITNESS"; do
-        wait_whole "$n" 30 || fail_run "$n does not see a whole cluster (leader, 3 voters, config applied): $(t_ctl "$n" cluster status 2>&1 | head -n 2 | tr '\n' ' ')"
+        wait_whole "$n" "$READY_S" || fail_run "$n does not see a whole cluster (leader, 3 voters, config applied): $(t_ctl "$n" cluster status 2>&1 | head -n 2 | tr '\n' ' ')"
     done
     local ok=0
     for _ in $(seq 20); do

@@ -8,6 +8,11 @@
 set -euo pipefail
 dir="${1:?DIR}"
 repo="${2:?REPO}"
+# vagrant-libvirt brings VMs up in parallel, each running this trigger: one at a time, or
+# two `cluster init` runs mix their files (a node certificate of another CA).
+mkdir -p "$(dirname "$dir")"
+exec 9>"$dir.lock"
+flock 9
 if [ -f "$dir/ca.pem" ]; then
     echo "cluster PKI: $dir exists"
     exit 0

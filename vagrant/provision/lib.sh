@@ -27,13 +27,28 @@ apt_need() {
     apt-get install -y -qq --no-install-recommends "${missing[@]}"
 }
 
-# tandem from the synced folder, with appliance/install.sh (binaries, units, user, sysctls).
+# tandem from the synced folder: the project's .deb (TANDEM_DEB, a path in the repository;
+# the Vagrantfile passes the newest target/debian/tandem_*.deb), so the package's
+# maintainer scripts, units and sysctls run for real; or, with TANDEM_INSTALL=script,
+# appliance/install.sh over target/release. An installed package is upgraded in place
+# (the rolling-upgrade drill calls this too); the config written by provisioning stays.
 install_tandem() {
-    local b
-    for b in tandemd tandemctl tandem-probe; do
-        [ -x "$BIN_DIR/$b" ] || die "$BIN_DIR/$b is missing: run 'cargo build --release' on the host, then 'vagrant rsync' (or 'vagrant up' again)"
-    done
-    "$SRC/appliance/install.sh" --bin-dir "$BIN_DIR"
+    local b deb
+    if [ "${TANDEM_INSTALL:-deb}" = script ]; then
+        for b in tandemd tandemctl tandem-probe; do
+            [ -x "$BIN_DIR/$b" ] || die "$BIN_DIR/$b is missing: run 'cargo build --release' on the host, then 'vagrant rsync' (or 'vagrant up' again)"
+        done
+        "$SRC/appliance/install.sh" --bin-dir "$BIN_DIR"
+        return
+    fi
+    deb="${TANDEM_DEB:-}"
+    [ -n "$deb" ] || deb="$(cd "$SRC" && ls -t target/debian/tandem_*.deb 2>/dev/null | head -1)"
+    [ -n "$deb" ] && [ -f "$SRC/$deb" ] ||
+        die "no tandem .deb in $SRC/target/debian: run appliance/build-deb.sh on the host, then 'vagrant rsync' (or set TANDEM_INSTALL=script)"
+    say "installing $deb"
+    DEBIAN_FRONTEND=noninteractive dpkg -i --force-confold "$SRC/$deb" >/dev/null
+    dpkg-query -W -f='${Package} ${Version} ${Status}\n' tandem | grep -q "install ok installed" ||
+        die "dpkg left tandem unconfigured: $(dpkg-query -W -f='${Status}' tandem 2>&1)"
 }
 
 # This member's certificate and key plus the CA certificate (docs/cluster.md, step 2).

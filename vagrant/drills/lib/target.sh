@@ -42,6 +42,8 @@ lab_init() {
     VIP=198.51.100.100
     URL="http://$VIP:8080/"
     POLL=0.1
+    READY_S=30
+    LOAD_PAUSE=0.02
 }
 
 # ---------------------------------------------------------------- vagrant
@@ -51,10 +53,18 @@ vg_init() {
     command -v ssh >/dev/null 2>&1 || fail_run "--target vagrant needs ssh"
     [ -f "$VAGRANT_DIR/Vagrantfile" ] || fail_run "no Vagrantfile in $VAGRANT_DIR"
     # One `vagrant ssh-config`, then plain ssh: `vagrant ssh` costs seconds per call.
-    local box
+    # TANDEM_VMS=ci (the Vagrantfile's CI set): web1 and web2 run on the client, so their
+    # names are aliases of the client's ssh entry.
+    local box boxes=(lb1 lb2 witness web1 web2 client) client_alias="Host client"
+    if [ "${TANDEM_VMS:-full}" = ci ]; then
+        boxes=(lb1 lb2 witness client)
+        client_alias="Host client web1 web2"
+    fi
     : >"$WORK/ssh-config"
-    for box in lb1 lb2 witness web1 web2 client; do
-        (cd "$VAGRANT_DIR" && timeout 60 vagrant ssh-config "$box") >>"$WORK/ssh-config" 2>"$WORK/ssh-config.err" ||
+    for box in "${boxes[@]}"; do
+        (cd "$VAGRANT_DIR" && timeout 60 vagrant ssh-config "$box") 2>"$WORK/ssh-config.err" |
+            sed "s/^Host client\$/$client_alias/" >>"$WORK/ssh-config"
+        [ "${PIPESTATUS[0]}" -eq 0 ] ||
             fail_run "vagrant ssh-config $box failed (are the boxes up? cd $VAGRANT_DIR && vagrant up): $(cat "$WORK/ssh-config.err")"
     done
     FWD=(lb1 lb2)
@@ -62,7 +72,15 @@ vg_init() {
     BACKENDS=(web1 web2)
     VIP="${VAGRANT_VIP:-192.0.2.100}"
     URL="http://$VIP:8080/"
-    POLL=0.5
+    # How often the drills look at the nodes (a sudo, ip and nft on each forwarding VM per
+    # look): VAGRANT_POLL=2 under emulation leaves the VMs' CPU to tandemd.
+    POLL="${VAGRANT_POLL:-0.5}"
+    # Before a drill, how long the cluster may take to settle (a VM under software
+    # emulation takes seconds to re-elect and hand the VIP back after a restore).
+    READY_S=90
+    # Between two requests of the load: every curl is a process start on the client VM,
+    # which costs real CPU under emulation.
+    LOAD_PAUSE=0.1
     t_exec client true || fail_run "cannot reach the client box over ssh"
 }
 
@@ -70,14 +88,17 @@ vg_ssh() { # vg_ssh HOST ARGS...
     local host="$1"
     shift
     # SSH_TIMEOUT: the load runs for minutes; everything else is short.
-    timeout "${SSH_TIMEOUT:-90}" ssh -F "$WORK/ssh-config" -o LogLevel=ERROR -o ConnectTimeout=10 -o BatchMode=yes "$host" -- "$@"
+    # One ssh connection per VM, shared by every call (ControlMaster): a new handshake
+    # costs a VM under emulation a second of CPU, and the drills poll.
+    timeout "${SSH_TIMEOUT:-90}" ssh -F "$WORK/ssh-config" -o LogLevel=ERROR -o ConnectTimeout=10 -o BatchMode=yes \
+        -o ControlMaster=auto -o "ControlPath=$WORK/ssh-%h" -o ControlPersist=300 "$host" -- "$@"
 }
 
 vg_service() { # the systemd unit that runs HOST's part
     case "$1" in
     lb*) echo tandemd ;;
     witness) echo tandem-witness ;;
-    web*) echo tandem-web ;;
+    web*) echo "tandem-web-$1" ;;
     esac
 }
 
@@ -167,10 +188,12 @@ t_stop() {
 }
 
 t_upgrade() {
-    # The lab runs the same binary again; a box re-installs from the synced folder
-    # (vagrant rsync first to ship a new build), as an upgrade would.
+    # The lab runs the same binary again; a VM installs again from the synced folder as
+    # provisioning did (the .deb with dpkg -i, or install.sh with TANDEM_INSTALL=script;
+    # vagrant rsync first to ship a new build), as an upgrade would.
     [ "$TARGET" = vagrant ] || return 0
-    t_exec "$1" /vagrant/appliance/install.sh --bin-dir /vagrant/target/release >>"$WORK/upgrade.log" 2>&1
+    t_exec "$1" env TANDEM_DEB="${TANDEM_DEB:-}" TANDEM_INSTALL="${TANDEM_INSTALL:-deb}" \
+        bash -c '. /vagrant/vagrant/provision/lib.sh && install_tandem' >>"$WORK/upgrade.log" 2>&1
 }
 
 t_start() {
@@ -228,7 +251,7 @@ t_kill_backend() {
     if [ "$TARGET" = lab ]; then
         lab_sh kill "$1" --signal KILL
     else
-        t_exec "$1" systemctl kill --signal=KILL tandem-web
+        t_exec "$1" systemctl kill --signal=KILL "tandem-web-$1"
     fi
 }
 
