@@ -37,7 +37,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tandem_config::{ClusterConfig, Protocol};
-use tandem_proxy::{Clock, SharedPool};
+use tandem_pool::{Clock, SharedPool};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -91,7 +91,7 @@ pub enum HttpStartError {
     #[error(transparent)]
     Build(#[from] runtime::BuildError),
     #[error(transparent)]
-    Bind(#[from] tandem_proxy::StartError),
+    Bind(#[from] tandem_pool::StartError),
     #[error("listener {listener:?}: cannot start {workers} HTTP worker threads: {error}")]
     Workers {
         listener: String,
@@ -183,7 +183,7 @@ impl HttpPlane {
                     error,
                 })?;
             let sockets =
-                tandem_proxy::bind_tcp_group(&l.name, l.bind, l.backlog(), l.ipv6_only(), n)?;
+                tandem_pool::bind_tcp_group(&l.name, l.bind, l.backlog(), l.ipv6_only(), n)?;
             let local_addr = sockets[0].local_addr().unwrap_or(l.bind);
             tracing::info!(listener = %l.name, address = %local_addr, tls = rt.tls.is_some(), workers = n, "listening (http)");
             let live = Arc::new(ArcSwap::new(rt));

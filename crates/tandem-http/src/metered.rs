@@ -20,7 +20,7 @@ pub struct RequestDurations(Histogram);
 
 impl Default for RequestDurations {
     fn default() -> Self {
-        RequestDurations(Histogram::new(tandem_proxy::RESPONSE_BUCKETS))
+        RequestDurations(Histogram::new(tandem_pool::RESPONSE_BUCKETS))
     }
 }
 

@@ -12,7 +12,7 @@ use tandem_policy::{
     AccessRule, AccessRules, ClientConnections, HostPattern, PrefixRewrite, RateLimiter,
     RetryBudget, RouteMatch, RouteTable, RuleAction, SameSite,
 };
-use tandem_proxy::{Clock, SharedPool};
+use tandem_pool::{Clock, SharedPool};
 
 use crate::compress::{CompressionPolicy, CompressionStats};
 

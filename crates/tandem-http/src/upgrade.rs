@@ -9,7 +9,7 @@
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 use std::sync::Mutex;
-use tandem_proxy::BackendLease;
+use tandem_pool::BackendLease;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::oneshot;
 use tokio_util::task::TaskTracker;

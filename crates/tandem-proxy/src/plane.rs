@@ -15,12 +15,12 @@ use tandem_config::{ClusterConfig, Listener as ListenerConfig, Protocol};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::bind::{self, StartError};
-use crate::clock::Clock;
-use crate::pool::SharedPool;
 use crate::stats::ListenerStats;
 use crate::tcp::{self, TcpSettings};
 use crate::udp::{self, UdpSettings};
+use tandem_pool::Clock;
+use tandem_pool::SharedPool;
+use tandem_pool::StartError;
 
 /// What a running listener reads for each new connection or flow.
 pub struct Live<S> {
@@ -188,7 +188,7 @@ impl Plane {
         let stop = self.stop.child_token();
         let (local_addr, live, task) = match l.protocol {
             Protocol::Udp => {
-                let socket = bind::udp_socket(&l.name, l.bind, l.ipv6_only())?;
+                let socket = tandem_pool::bind_udp(&l.name, l.bind, l.ipv6_only())?;
                 let local = socket.local_addr().unwrap_or(l.bind);
                 let live = Arc::new(ArcSwap::from_pointee(Live {
                     settings: Arc::new(udp_settings(l)),
@@ -203,7 +203,7 @@ impl Plane {
                 (local, LiveState::Udp(live), task)
             }
             _ => {
-                let socket = bind::tcp_listener(&l.name, l.bind, l.backlog(), l.ipv6_only())?;
+                let socket = tandem_pool::bind_tcp(&l.name, l.bind, l.backlog(), l.ipv6_only())?;
                 let local = socket.local_addr().unwrap_or(l.bind);
                 let live = Arc::new(ArcSwap::from_pointee(Live {
                     settings: Arc::new(TcpSettings::from_config(l)),

@@ -11,10 +11,10 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::backend_metrics::ErrorKind;
-use crate::pool::{BackendLease, SharedPool};
 use crate::stats::{ActiveGuard, ListenerStats};
 use crate::{pipe, proxy_protocol};
+use tandem_pool::ErrorKind;
+use tandem_pool::{BackendLease, SharedPool};
 
 /// What one connection needs to know of its listener.
 pub(crate) struct TcpSettings {

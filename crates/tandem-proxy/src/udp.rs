@@ -11,9 +11,9 @@ use tokio::net::UdpSocket;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::backend_metrics::ErrorKind;
-use crate::pool::{BackendLease, SharedPool};
 use crate::stats::{ActiveGuard, ListenerStats};
+use tandem_pool::ErrorKind;
+use tandem_pool::{BackendLease, SharedPool};
 
 /// Largest UDP payload; anything bigger cannot arrive in one datagram anyway.
 const MAX_DATAGRAM: usize = 65_535;
@@ -114,7 +114,7 @@ async fn open_flow(
         tracing::warn!(listener = %settings.name, client = %client, "no backend available for new udp flow");
         return None;
     };
-    let upstream = match crate::bind::udp_upstream(lease.address()) {
+    let upstream = match tandem_pool::udp_upstream(lease.address()) {
         Ok(s) => s,
         Err(e) => {
             ListenerStats::bump(&stats.dropped_datagrams);

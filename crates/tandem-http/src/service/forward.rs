@@ -10,7 +10,7 @@ use http_body_util::{BodyExt, Limited};
 use hyper::body::{Body, Incoming};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use tandem_proxy::{BackendLease, ErrorKind};
+use tandem_pool::{BackendLease, ErrorKind};
 use tokio::time::Instant;
 
 use super::response::respond;

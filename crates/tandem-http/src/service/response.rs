@@ -6,7 +6,7 @@
 use http::{HeaderValue, Response, StatusCode};
 use http_body_util::BodyExt;
 use std::time::Duration;
-use tandem_proxy::BackendLease;
+use tandem_pool::BackendLease;
 
 use super::RequestCtx;
 use crate::body::Holding;

@@ -6,7 +6,7 @@ use http::{Request, Response, StatusCode};
 use std::sync::Arc;
 use std::time::Duration;
 use tandem_policy::RequestView;
-use tandem_proxy::BackendLease;
+use tandem_pool::BackendLease;
 
 use super::filter::HeaderLookup;
 use super::RequestCtx;

@@ -133,7 +133,7 @@ pub fn udp_socket(
 }
 
 /// An unconnected UDP socket of the backend's family, for one flow.
-pub(crate) fn udp_upstream(backend: SocketAddr) -> std::io::Result<tokio::net::UdpSocket> {
+pub fn udp_upstream(backend: SocketAddr) -> std::io::Result<tokio::net::UdpSocket> {
     let local: SocketAddr = if backend.is_ipv4() {
         (std::net::Ipv4Addr::UNSPECIFIED, 0).into()
     } else {
