@@ -46,6 +46,9 @@ if [ "$FORCE" = 0 ] && vagrant box list 2>/dev/null | grep -q "^$BOX_NAME .*libv
     exit 0
 fi
 
+# The box's packages come from the Debian archive the host's apt already uses (a package
+# download, as apt-get does, not test traffic; the VMs themselves reach nothing outside
+# this machine). MIRROR overrides it, e.g. with a local mirror.
 MIRROR="${MIRROR:-$(sed -n 's/^URIs: *\(http[^ ]*debian\)$/\1/p' /etc/apt/sources.list.d/debian.sources 2>/dev/null | head -1)}"
 MIRROR="${MIRROR:-http://deb.debian.org/debian}"
 KEY="$(ls /usr/share/rubygems-integration/all/gems/vagrant-*/keys/vagrant.pub 2>/dev/null | head -1)"
