@@ -8,7 +8,8 @@
 //! ([`LeaseMachine::on_outcome`], [`LeaseMachine::on_failure`]), the operator's force-hold
 //! and a planned shutdown. After any of them, [`LeaseMachine::tick`] applies the rules.
 //!
-//! Outputs: at most one proposal in flight ([`LeaseMachine::poll_proposal`]), one hold
+//! Outputs: proposals ([`LeaseMachine::poll_proposal`]; renewals are pipelined, anything
+//! else goes alone), one hold
 //! permit ([`LeaseMachine::permit`]: the end of the hold window, or `None`), whether this
 //! node can hold at all ([`LeaseMachine::able`]), and when to tick next
 //! ([`LeaseMachine::next_deadline`]).
@@ -17,8 +18,10 @@
 //! - Holding and VRRP no longer wants it (a higher-priority node took over, a pin moved
 //!   the group, shutdown): drop the hold first, then propose Release. Contenders may
 //!   acquire at once after a Release, so planned moves wait for no lease term.
-//! - Holding: renew every `renew_every`; a refused renewal or a lease applied with another
-//!   holder or epoch ends the hold at once.
+//! - Holding: renew every `renew_every`, without waiting for the previous renewal's answer
+//!   (up to one hold window of them in flight): a lost renewal costs one renew period, not a
+//!   whole wait. A refused renewal or a lease applied with another holder or epoch ends the
+//!   hold at once.
 //! - The state says this node holds the lease but the hold is not confirmed here (an
 //!   Acquire whose answer was lost, or a restart): renew it if VRRP wants the group
 //!   (only this node can renew that epoch, so this is as safe as any renewal), else
@@ -103,7 +106,11 @@ pub struct LeaseMachine {
     /// it (this node applies the log a moment after the leader answered) is not evidence
     /// that the lease was lost.
     answered_at: u64,
-    inflight: Option<InFlight>,
+    /// Proposals awaiting their answer: any number of renewals (bounded by
+    /// `max_renewals`), or one proposal of another kind.
+    inflight: Vec<InFlight>,
+    /// Local send time of the latest renewal, answered or not.
+    last_renew_sent: Option<Duration>,
     outbox: Option<Proposal>,
     next_id: u64,
     wants: bool,
@@ -129,7 +136,8 @@ impl LeaseMachine {
             applied: Applied::default(),
             epoch: None,
             answered_at: 0,
-            inflight: None,
+            inflight: Vec::new(),
+            last_renew_sent: None,
             outbox: None,
             next_id: 0,
             wants: false,
@@ -183,7 +191,7 @@ impl LeaseMachine {
             "OPERATOR OVERRIDE: force-hold on. This node holds the VIP whenever VRRP is master, \
              WITHOUT a lease: split-brain protection is off for this group until \
              `tandemctl vip force-hold --off`");
-        if self.inflight.is_none() {
+        if self.inflight.is_empty() {
             self.propose_force(now);
         } else {
             self.force_pending = true;
@@ -194,16 +202,18 @@ impl LeaseMachine {
     /// The committed answer to proposal `id`, applied at log index `index`. Answers to a
     /// proposal the machine no longer waits for are ignored.
     pub fn on_outcome(&mut self, id: u64, index: u64, outcome: &Outcome, now: Duration) {
-        let Some(InFlight { kind, sent, .. }) = self.inflight.filter(|f| f.id == id) else {
+        let Some(InFlight { kind, sent, .. }) = self.take_inflight(id) else {
             return;
         };
-        self.inflight = None;
         self.answered_at = self.answered_at.max(index);
         match (kind, outcome) {
             (
                 ProposalKind::Acquire | ProposalKind::Force | ProposalKind::Renew,
                 Outcome::LeaseGranted { lease, .. },
-            ) if lease.holder == Some(self.me) => {
+            ) if lease.holder == Some(self.me)
+                // A renewal answered after the hold was lost or released confirms nothing.
+                && (kind != ProposalKind::Renew || self.epoch == Some(lease.epoch)) =>
+            {
                 if kind != ProposalKind::Renew || self.holder.valid_until().is_none() {
                     tracing::info!(group = %self.group, epoch = lease.epoch, ?kind, "VIP lease held");
                 }
@@ -231,9 +241,8 @@ impl LeaseMachine {
     /// Proposal `id` failed or its wait ran out: it may still commit, which the applied
     /// state will show.
     pub fn on_failure(&mut self, id: u64, why: &str) {
-        if let Some(f) = self.inflight.filter(|f| f.id == id) {
+        if let Some(f) = self.take_inflight(id) {
             tracing::debug!(group = %self.group, kind = ?f.kind, error = why, "lease proposal failed; retrying");
-            self.inflight = None;
         }
     }
 
@@ -257,20 +266,24 @@ impl LeaseMachine {
         if self.epoch.is_none()
             && !stale
             && lease.holder == Some(self.me)
-            && self.inflight.is_none()
+            && self.inflight.is_empty()
         {
             // Ours in the state, not confirmed here: renewed or released below.
             self.epoch = Some(lease.epoch);
         }
         let wants = self.wants && !self.closing;
-        if self.inflight.is_none() && std::mem::take(&mut self.force_pending) && self.forced {
+        if self.inflight.is_empty() && std::mem::take(&mut self.force_pending) && self.forced {
             self.propose_force(now);
         }
-        if self.inflight.is_none() {
+        // Renewals may be in flight for any rule below; anything else goes alone.
+        let alone = self.inflight.iter().any(|f| f.kind != ProposalKind::Renew);
+        if !alone {
             let group = self.group.clone();
             let node = self.me;
             match self.epoch {
                 Some(epoch) if !wants => {
+                    // Renewals still in flight cannot bring the hold back: `release`
+                    // ignores confirmations of anything sent before it.
                     if self.holder.valid_until().is_some() {
                         tracing::info!(group = %self.group, epoch, "releasing the VIP lease (VRRP gave up the group)");
                     }
@@ -278,13 +291,12 @@ impl LeaseMachine {
                     let release = LeaseCommand::Release { group, node, epoch };
                     self.propose(ProposalKind::Release, release, now);
                 }
-                Some(epoch)
-                    if self.holder.valid_until().is_none() || self.holder.should_renew(now) =>
-                {
+                Some(epoch) if self.next_renewal().is_some_and(|at| now >= at) => {
                     let renew = LeaseCommand::Renew { group, node, epoch };
+                    self.last_renew_sent = Some(now);
                     self.propose(ProposalKind::Renew, renew, now);
                 }
-                None if wants => {
+                None if wants && self.inflight.is_empty() => {
                     if let Some(seen) = self.contender.may_acquire(now) {
                         let acquire = LeaseCommand::Acquire { group, node, seen };
                         self.propose(ProposalKind::Acquire, acquire, now);
@@ -296,7 +308,7 @@ impl LeaseMachine {
         self.update_able(now);
     }
 
-    /// The proposal to send, if any (at most one is in flight).
+    /// The proposal to send, if any (one per tick at most).
     pub fn poll_proposal(&mut self) -> Option<Proposal> {
         self.outbox.take()
     }
@@ -343,17 +355,18 @@ impl LeaseMachine {
 
     /// Nothing held in the state and nothing in flight (a shutdown may finish).
     pub fn released(&self) -> bool {
-        self.epoch.is_none() && self.inflight.is_none()
+        self.epoch.is_none() && self.inflight.is_empty()
     }
 
     /// When the rules next change their answer with no input: the next renewal, the end
     /// of the contender's wait, or the end of the hold window. `None`: only an input can.
     pub fn next_deadline(&self) -> Option<Duration> {
-        let due = if self.inflight.is_some() {
+        let alone = self.inflight.iter().any(|f| f.kind != ProposalKind::Renew);
+        let due = if alone {
             None
         } else if self.epoch.is_some() {
-            self.holder.next_renewal()
-        } else if self.wants && !self.closing {
+            self.next_renewal()
+        } else if self.inflight.is_empty() && self.wants && !self.closing {
             self.contender.acquire_at()
         } else {
             None
@@ -407,7 +420,7 @@ impl LeaseMachine {
         };
         self.next_id += 1;
         let id = self.next_id;
-        self.inflight = Some(InFlight {
+        self.inflight.push(InFlight {
             id,
             kind,
             sent: now,
@@ -437,6 +450,29 @@ impl LeaseMachine {
         }
         self.holder.reset();
         self.epoch = None;
+        self.last_renew_sent = None;
+    }
+
+    fn take_inflight(&mut self, id: u64) -> Option<InFlight> {
+        let at = self.inflight.iter().position(|f| f.id == id)?;
+        Some(self.inflight.swap_remove(at))
+    }
+
+    /// When the next renewal is due (the node holds an epoch): `renew_every` after the
+    /// last confirmed one and after the last one sent, at once if none is confirmed yet
+    /// and none sent; `None` while a hold window's worth of renewals is in flight.
+    fn next_renewal(&self) -> Option<Duration> {
+        let most = (self.timing.hold_window().as_micros()
+            / self.timing.renew_every.as_micros().max(1))
+        .max(1) as usize;
+        if self.inflight.len() >= most {
+            return None;
+        }
+        let after_sent = self.last_renew_sent.map(|s| s + self.timing.renew_every);
+        match (self.holder.next_renewal(), after_sent) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => Some(a.or(b).unwrap_or_default()),
+        }
     }
 }
 
@@ -490,5 +526,92 @@ mod tests {
         free.on_applied(Lease::default(), None, 0, ms(0));
         free.tick(ms(10_000));
         assert!(!free.lapsed());
+    }
+
+    fn granted(holder: NodeId, seq: u64) -> Outcome {
+        Outcome::LeaseGranted {
+            group: "vip".into(),
+            lease: held_by(holder, seq),
+        }
+    }
+
+    /// A renewal whose answer never comes does not hold up the next one: renewals go out
+    /// every `renew_every` while earlier ones are unanswered (bounded by a hold window's
+    /// worth), and the latest confirmed send sets the hold window.
+    #[test]
+    fn renewals_are_pipelined_past_a_lost_one() {
+        let timing = LeaseTiming::default();
+        let mut m = LeaseMachine::new("vip", 1, timing);
+        m.on_applied(Lease::default(), None, 0, ms(0));
+        m.set_wants(true);
+        m.tick(ms(0));
+        let acquire = m.poll_proposal().expect("acquires an empty lease at once");
+        assert_eq!(acquire.kind, ProposalKind::Acquire);
+        m.on_outcome(acquire.id, 1, &granted(1, 0), ms(20));
+        m.on_applied(held_by(1, 0), None, 1, ms(20));
+        assert_eq!(m.permit(), Some(timing.hold_window()));
+
+        // First renewal at 100 ms; its answer is lost.
+        m.tick(ms(100));
+        let lost = m.poll_proposal().expect("renews after renew_every");
+        assert_eq!(lost.kind, ProposalKind::Renew);
+        // Nothing more before the next renew period, then a second renewal although the
+        // first is unanswered.
+        m.tick(ms(150));
+        assert!(m.poll_proposal().is_none(), "one renewal per renew period");
+        assert_eq!(m.next_deadline(), Some(ms(200)));
+        m.tick(ms(200));
+        let second = m
+            .poll_proposal()
+            .expect("a lost renewal does not block the next");
+        assert_eq!(second.kind, ProposalKind::Renew);
+        m.on_outcome(second.id, 3, &granted(1, 2), ms(230));
+        assert_eq!(m.permit(), Some(ms(200) + timing.hold_window()));
+        // The lost one's late answer cannot move the window back.
+        m.on_outcome(lost.id, 2, &granted(1, 1), ms(240));
+        assert_eq!(m.permit(), Some(ms(200) + timing.hold_window()));
+
+        // With every answer lost, at most a hold window's worth is in flight.
+        let most = (timing.hold_window().as_millis() / timing.renew_every.as_millis()) as usize;
+        let mut sent = 0;
+        for step in 3..20u64 {
+            m.tick(ms(step * 100));
+            sent += usize::from(m.poll_proposal().is_some());
+        }
+        assert_eq!(sent, most, "bounded by hold_window / renew_every");
+    }
+
+    /// A planned handover does not wait for renewals in flight, and their late
+    /// confirmations do not bring the hold back.
+    #[test]
+    fn release_goes_out_past_renewals_in_flight() {
+        let timing = LeaseTiming::default();
+        let mut m = LeaseMachine::new("vip", 1, timing);
+        m.on_applied(Lease::default(), None, 0, ms(0));
+        m.set_wants(true);
+        m.tick(ms(0));
+        let acquire = m.poll_proposal().unwrap();
+        m.on_outcome(acquire.id, 1, &granted(1, 0), ms(10));
+        m.on_applied(held_by(1, 0), None, 1, ms(10));
+        m.tick(ms(100));
+        let renew = m.poll_proposal().unwrap();
+        m.set_wants(false);
+        m.tick(ms(120));
+        let release = m
+            .poll_proposal()
+            .expect("releases with a renewal in flight");
+        assert_eq!(release.kind, ProposalKind::Release);
+        assert_eq!(m.permit(), None, "the hold ends before the Release is sent");
+        m.on_outcome(renew.id, 2, &granted(1, 1), ms(130));
+        assert_eq!(
+            m.permit(),
+            None,
+            "a renewal sent before the release confirms nothing"
+        );
+        m.tick(ms(250));
+        assert!(
+            m.poll_proposal().is_none(),
+            "nothing else while the Release is out"
+        );
     }
 }

@@ -114,7 +114,7 @@ proptest! {
 /// A long randomized run for people (`TANDEM_SIM_RUNS=5000`; 400 in CI, about three million events): every fault at
 /// once, each run 30 s of virtual time with its seed printed, the event count summed.
 /// Besides safety it asserts liveness: with faults that end, some node holds the VIP for
-/// most of the run.
+/// almost half of every run at least, and for most of the time over all runs.
 #[test]
 fn randomized_faults_keep_one_holder() {
     let runs: u64 = std::env::var("TANDEM_SIM_RUNS")
@@ -133,6 +133,7 @@ fn randomized_faults_keep_one_holder() {
         "randomized lease simulation: {runs} runs from seed {base} (TANDEM_SIM_SEED to repeat)"
     );
     let mut events = 0;
+    let (mut lowest, mut lowest_seed, mut total) = (1.0f64, base, 0.0);
     for i in 0..runs {
         let seed = base.wrapping_add(i);
         let mut rng = seed;
@@ -166,13 +167,30 @@ fn randomized_faults_keep_one_holder() {
             report.violations
         );
         let held = report.held_us as f64 / duration.as_micros() as f64;
+        total += held;
+        if held < lowest {
+            (lowest, lowest_seed) = (held, seed);
+        }
         assert!(
-            held > 0.3,
+            held > 0.45,
             "seed {seed}: the VIP was held {:.0}% of the run",
             held * 100.0
         );
     }
-    println!("{events} events simulated, no overlap");
+    // Renewals pipelined (a lost one costs a renew period, not a wait) hold the VIP about
+    // 89 % of these runs on average; one at a time held it about 70 %.
+    let average = total / runs as f64;
+    assert!(
+        average > 0.85,
+        "the VIP was held {:.1}% of the time on average (from seed {base})",
+        average * 100.0
+    );
+    println!(
+        "{events} events simulated, no overlap; VIP held {:.1}% of the time on average, \
+         {:.1}% at worst (seed {lowest_seed})",
+        total * 100.0 / runs as f64,
+        lowest * 100.0
+    );
 }
 
 /// The checker has teeth: timing that assumes perfect clocks (drift 0, no margin, no

@@ -40,7 +40,8 @@
 //! - Granted Acquire or Renew: `holder.confirmed(sent)`; the speaker then opens the fence
 //!   (or installs the address lifetime) up to `holder.valid_until()`.
 //! - Every tick: if `!holder.may_hold(now)`, remove the addresses; if
-//!   `holder.should_renew(now)` and none is in flight, propose `Renew{epoch}`.
+//!   `holder.should_renew(now)` and no renewal went out in the last `renew_every`, propose
+//!   `Renew{epoch}` (renewals are pipelined: see `LeaseMachine`).
 //! - Refused Renew, or a lease applied with another holder or epoch: `holder.reset()` and
 //!   remove the addresses.
 //! - Planned handover or shutdown: `holder.release(now)`, remove the addresses, then
@@ -251,8 +252,8 @@ impl HolderClock {
     }
 
     /// Time to send the next renewal: `renew_every` after the send of the last confirmed
-    /// one. Stays true while renewals are lost (retry at the caller's tick, one in flight
-    /// at a time), even past `valid_until`: a renewal that still commits with the same
+    /// one. Stays true while renewals are lost (the caller paces retries by
+    /// `renew_every`), even past `valid_until`: a renewal that still commits with the same
     /// epoch is as safe as any other and gives the VIP back.
     pub fn should_renew(&self, now: Duration) -> bool {
         self.last_confirmed

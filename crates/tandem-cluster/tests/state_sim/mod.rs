@@ -81,7 +81,7 @@ pub fn run(p: Params) -> Report {
             state: ClusterState::default(),
             applied: 0,
             machine: LeaseMachine::new(GROUP, j as NodeId, p.timing),
-            pending: None,
+            pending: Vec::new(),
             paused_until: 0,
             cut_out_until: 0,
             cut_in_until: 0,
@@ -195,9 +195,8 @@ impl Sim {
                 let j = self.ops[op].node;
                 if !self.nodes[j].crashed
                     && !self.deferred(j, t, ev, false)
-                    && self.nodes[j].pending == Some(op)
+                    && self.nodes[j].forget(op)
                 {
-                    self.nodes[j].pending = None;
                     let id = self.ops[op].proposal.id;
                     self.nodes[j]
                         .machine
@@ -317,7 +316,7 @@ impl Sim {
             index: 0,
             outcome: None,
         });
-        self.nodes[j].pending = Some(op);
+        self.nodes[j].pending.push(op);
         let cut = t < self.nodes[j].cut_out_until;
         if !cut && !self.rng.chance(self.p.loss) {
             let (lo, hi) = self.p.commit_delay_us;
@@ -374,11 +373,10 @@ impl Sim {
 
     fn response(&mut self, op: usize, t: u64) {
         let j = self.ops[op].node;
-        if self.nodes[j].pending != Some(op) {
+        if !self.nodes[j].forget(op) {
             // Given up on (the wait ran out): tandemd drops such answers unread.
             return;
         }
-        self.nodes[j].pending = None;
         let (id, index) = (self.ops[op].proposal.id, self.ops[op].index);
         let outcome = self.ops[op].outcome.clone().expect("answered after commit");
         let n = &mut self.nodes[j];

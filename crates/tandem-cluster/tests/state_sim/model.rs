@@ -78,8 +78,8 @@ pub(super) struct Node {
     pub(super) applied: usize,
     /// The code that runs in tandemd, driven here on a virtual clock.
     pub(super) machine: LeaseMachine,
-    /// The proposal in flight: its index in `Sim::ops`.
-    pub(super) pending: Option<usize>,
+    /// Proposals awaiting an answer, as indexes in `Sim::ops` (renewals are pipelined).
+    pub(super) pending: Vec<usize>,
     pub(super) paused_until: u64,
     /// One-way cuts: until then, proposals are lost (out) or the log waits (in).
     pub(super) cut_out_until: u64,
@@ -112,6 +112,12 @@ impl Node {
     }
     pub(super) fn present(&self, t: u64) -> bool {
         self.has_addr && t < self.kernel_end
+    }
+    /// Stops waiting for proposal `op`; false if it was not awaited.
+    pub(super) fn forget(&mut self, op: usize) -> bool {
+        let before = self.pending.len();
+        self.pending.retain(|&p| p != op);
+        self.pending.len() != before
     }
     pub(super) fn drop_addr(&mut self, t: u64) {
         if self.has_addr {
