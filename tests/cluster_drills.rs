@@ -21,7 +21,7 @@ use tandem_tests::cluster_lab::{
 use tandem_tests::netns::run;
 
 /// VRRP detection at 200 ms adverts (3 × 200 ms + skew, about 0.72 s), which the default
-/// lease's contender wait (600 ms × 1.01 + 50 ms = 656 ms) fits under, plus one tick and
+/// lease's contender wait (500 ms × 1.01 + 50 ms = 555 ms) fits under, plus one tick and
 /// one commit, with room for a loaded CI machine.
 pub(crate) const CRASH_BOUND: Duration = Duration::from_millis(1300);
 /// A planned move waits for no lease term: release, then acquire.

@@ -55,10 +55,12 @@ async fn lossy_and_one_way_links_keep_the_vip_held() {
         "{n1}"
     );
     // The holder here also leads Raft: its heartbeats still reach the followers, which
-    // therefore refuse to elect until its connections time out (openraft 0.9 has no
-    // leader step-down on a lost quorum). Measured 1.3-1.5 s; bound 2.5 s.
+    // refuse it once it has not acked their answers for 200 ms, then elect; the holder
+    // says it cannot hold after two election timeouts, and the backup, whose lease view
+    // has lapsed by then, takes over at its priority-0 advert. Within the crash bound
+    // (issue 11).
     assert!(
-        took <= Duration::from_millis(2500),
+        took <= CRASH_BOUND,
         "deaf holder: n2 took {took:?}\n{}",
         cl.logs()
     );

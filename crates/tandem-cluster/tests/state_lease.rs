@@ -210,8 +210,8 @@ fn timing_rules_for_the_nftables_fence() {
     let default = LeaseTiming::default();
     assert_eq!(default.backstop, KernelBackstop::Nftables);
     assert_eq!(default.validate(), Ok(()));
-    assert_eq!(default.hold_window(), ms(450));
-    assert_eq!(default.contender_wait(), ms(656));
+    assert_eq!(default.hold_window(), ms(350));
+    assert_eq!(default.contender_wait(), ms(555));
     // Sub-second windows are fine here; renewals must still come twice per window.
     let err = LeaseTiming {
         renew_every: ms(250),

@@ -127,7 +127,7 @@ fn default_sticky_batch() -> HumanDuration {
 }
 // Defaults for the nftables fence; the reasons are in tandem-cluster's `LeaseTiming`.
 fn default_lease() -> HumanDuration {
-    HumanDuration::from_millis(600)
+    HumanDuration::from_millis(500)
 }
 fn default_margin() -> HumanDuration {
     HumanDuration::from_millis(150)

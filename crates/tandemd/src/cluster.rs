@@ -89,11 +89,12 @@ impl Cluster {
             settings.raft_id,
             timing,
             cluster_node.ops(),
-            // Within three election timeouts: after a leader crash the survivors hear each
-            // other again only at the pre-vote (one election timeout plus up to one more of
-            // random spread, then a round trip), which must fall inside it even on a loaded
-            // machine; a few lost heartbeats do not count; a node cut off hears nobody.
-            cluster_node.liveness(settings.election_timeout.get() * 3),
+            // Within two election timeouts: after a leader crash the survivors hear each
+            // other again only at the pre-vote (one election timeout plus up to a third of
+            // one of random spread, then a round trip), which must fall inside it even on a
+            // loaded machine; a few lost heartbeats do not count; a node cut off hears
+            // nobody, and the sooner it says so the sooner a deaf holder steps aside.
+            cluster_node.liveness(settings.election_timeout.get() * 2),
             cluster_node.applied(),
         );
         let cluster = Cluster {

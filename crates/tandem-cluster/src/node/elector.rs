@@ -70,7 +70,10 @@ impl Elector {
             network,
             contacts,
             quiet: election_timeout + Duration::from_millis(10),
-            spread: election_timeout,
+            // A third of the timeout: pre-votes keep simultaneous candidates from inflating
+            // terms, so a wide spread buys little and every millisecond of it is a crashed
+            // leader's failover (the witness waits apart, `campaign_delay`).
+            spread: election_timeout / 3,
             delay,
         }
     }

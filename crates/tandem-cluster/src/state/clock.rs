@@ -79,23 +79,25 @@ pub struct LeaseTiming {
 }
 
 impl Default for LeaseTiming {
-    /// The nftables fence: lease 600 ms, margin 150 ms, drift 1%, slack 50 ms, renew every
+    /// The nftables fence: lease 500 ms, margin 150 ms, drift 1%, slack 50 ms, renew every
     /// 100 ms, kernel lateness 100 ms. Why these:
     ///
-    /// - Hold window `lease - margin` = 450 ms after each confirmed renewal; renewing every
-    ///   100 ms gives four tries per window, so one lost renewal never drops the VIP.
-    /// - Safety: `(450 ms + 100 ms) / 0.99 = 556 ms` (latest a dead holder's kernel fence
-    ///   closes) ≤ `(600 ms × 1.01 + 50 ms) / 1.01 = 649 ms` (earliest a contender may hold),
-    ///   93 ms to spare.
-    /// - Crash failover: the lease lapses `606 ms + 50 ms` after the last renewal a contender
-    ///   applied, i.e. about 560-660 ms after the crash, within VRRP's own detection at
-    ///   200 ms adverts (3 × 200 ms + skew, 522-722 ms after it); whichever comes first
-    ///   lets the backup take over (`Instance::set_lease_lapsed`). A 500 ms lease was
-    ///   measured too: no faster (the election after a crashed leader sets the pace) and
-    ///   less available at 30 % loss (docs/cluster.md).
+    /// - Hold window `lease - margin` = 350 ms after each confirmed renewal; renewing every
+    ///   100 ms (pipelined) gives three tries per window, so one lost renewal never drops
+    ///   the VIP.
+    /// - Safety: `(350 ms + 100 ms) / 0.99 = 455 ms` (latest a dead holder's kernel fence
+    ///   closes) ≤ `(500 ms × 1.01 + 50 ms) / 1.01 = 550 ms` (earliest a contender may hold),
+    ///   95 ms to spare.
+    /// - Crash failover: the lease lapses `505 ms + 50 ms` after the last renewal a contender
+    ///   applied, i.e. about 455-555 ms after the crash, before VRRP's own detection at
+    ///   200 ms adverts (3 × 200 ms + skew, 522-722 ms after it); the lapse lets the backup
+    ///   take over (`Instance::set_lease_lapsed`). When the crashed holder also led Raft,
+    ///   the election (0.3 to 0.45 s with the pre-vote's spread of a third of the election
+    ///   timeout) runs inside that wait. (600 ms was the default until the election spread
+    ///   was cut: the election set the pace then; docs/cluster.md.)
     fn default() -> Self {
         LeaseTiming {
-            lease: Duration::from_millis(600),
+            lease: Duration::from_millis(500),
             safety_margin: Duration::from_millis(150),
             drift: 0.01,
             slack: Duration::from_millis(50),

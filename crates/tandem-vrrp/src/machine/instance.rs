@@ -375,8 +375,9 @@ impl Instance {
     fn backup_advert(&mut self, advert: Advert, now: Duration) {
         if advert.priority == 0 {
             // RFC 6.4.2: the master is leaving; take over after Skew_Time only (at once
-            // when the operator moved the group here).
-            let skew = if self.designated {
+            // when the operator moved the group here, or when its lease already lapsed:
+            // Skew_Time lets the best backup win, and the lease picks the one holder).
+            let skew = if self.designated || self.lease_lapsed {
                 Duration::ZERO
             } else {
                 self.skew_time()
