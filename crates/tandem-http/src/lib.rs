@@ -25,6 +25,8 @@ mod sticky;
 mod stream_stall;
 mod upgrade;
 mod upstream;
+mod upstream_body;
+mod upstream_h1;
 mod upstream_pool;
 mod workers;
 

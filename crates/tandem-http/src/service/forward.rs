@@ -299,7 +299,6 @@ fn upstream_error_kind(e: &UpstreamError) -> ErrorKind {
         Some(ConnectError::Timeout(..)) => ErrorKind::ConnectTimeout,
         Some(ConnectError::Tls(..)) => ErrorKind::Tls,
         Some(ConnectError::Io(..) | ConnectError::BadUri(_)) => ErrorKind::Connect,
-        None if matches!(e, UpstreamError::Handshake(..)) => ErrorKind::Connect,
         None => ErrorKind::Protocol,
     }
 }
