@@ -175,6 +175,13 @@ pub enum ConnectError {
 }
 
 impl Connector {
+    pub fn new(connect_timeout: Duration, tls: Option<UpstreamTls>) -> Self {
+        Connector {
+            connect_timeout,
+            tls,
+        }
+    }
+
     /// A new connection to `addr`, TLS handshake included when the pool speaks TLS.
     pub async fn connect(&self, addr: SocketAddr) -> Result<UpstreamIo, ConnectError> {
         let (stream, h2) = self.connect_stream(addr).await?;
@@ -308,10 +315,7 @@ impl Upstream {
         workers: usize,
     ) -> Self {
         let scheme = if tls.is_some() { "https" } else { "http" };
-        let connector = Connector {
-            connect_timeout,
-            tls,
-        };
+        let connector = Connector::new(connect_timeout, tls);
         let h1 = Arc::new(H1Pool::new(
             connector.clone(),
             max_idle_per_backend,

@@ -121,6 +121,16 @@ enum Inner {
 /// pool.
 pub struct PooledBody(Inner);
 
+impl std::fmt::Debug for PooledBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self.0 {
+            Inner::H1(_) => "PooledBody(HTTP/1.1)",
+            Inner::H2(_) => "PooledBody(HTTP/2)",
+            Inner::Empty => "PooledBody(empty)",
+        })
+    }
+}
+
 impl PooledBody {
     pub(crate) fn h1(body: H1Body) -> Self {
         PooledBody(Inner::H1(body))
