@@ -10,8 +10,8 @@ use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 use tandem_h1::{BodyDecoder, Decoded, H1Error, ResponseFraming};
 
-use crate::upstream::BoxError;
-use crate::upstream_h1::H1Conn;
+use crate::upstream::{BoxError, UpstreamBody};
+use crate::upstream_h1::{H1Conn, Upload};
 use crate::upstream_pool::H1Pool;
 
 /// A backend failed while sending a response body (cut short, bad framing, I/O error).
@@ -30,6 +30,8 @@ pub struct H1Body {
     addr: SocketAddr,
     /// Where the connection goes at the body's clean end; None: closed then.
     back: Option<Arc<H1Pool>>,
+    /// The rest of the request body, when the backend answered before it was all sent.
+    upload: Option<(Upload, Option<UpstreamBody>)>,
 }
 
 impl H1Body {
@@ -38,12 +40,14 @@ impl H1Body {
         framing: ResponseFraming,
         addr: SocketAddr,
         back: Option<Arc<H1Pool>>,
+        upload: Option<(Upload, Option<UpstreamBody>)>,
     ) -> Self {
         let mut body = H1Body {
             conn: Some(conn),
             decoder: BodyDecoder::new(framing),
             addr,
             back,
+            upload,
         };
         if body.decoder.is_ended() {
             // No body at all (204, 304, HEAD, Content-Length: 0): it may never be polled.
@@ -53,9 +57,13 @@ impl H1Body {
     }
 
     /// The body has ended: the connection goes back to the pool when it may carry
-    /// another request (nothing unread after the body), else it closes.
+    /// another request (the whole request sent, nothing unread after the body), else it
+    /// closes.
     fn release(&mut self) {
         let conn = self.conn.take();
+        if self.upload.take().is_some() {
+            self.back = None;
+        }
         if let (Some(conn), Some(pool)) = (conn, self.back.take()) {
             if conn.read_buf.is_empty() {
                 pool.put(self.addr, conn);
@@ -70,8 +78,27 @@ impl H1Body {
         Poll::Ready(Some(Err(Box::new(e))))
     }
 
+    /// Sends more of the request body, if the backend answered before it was all sent.
+    /// A failure only stops the upload (the backend may have stopped reading after an
+    /// early answer); the connection is then not reused.
+    fn poll_upload(&mut self, cx: &mut Context<'_>) {
+        let (Some(conn), Some((up, body))) = (self.conn.as_mut(), self.upload.as_mut()) else {
+            return;
+        };
+        match up.poll(conn, body, self.addr, cx) {
+            Ok(_) if up.is_complete() => self.upload = None,
+            Ok(_) => {}
+            Err(e) => {
+                tracing::debug!(backend = %self.addr, error = %e, "rest of the request body not sent after an early response");
+                self.upload = None;
+                self.back = None;
+            }
+        }
+    }
+
     fn poll_frame(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         loop {
+            self.poll_upload(cx);
             let Some(conn) = self.conn.as_mut() else {
                 return Poll::Ready(None);
             };

@@ -2,7 +2,7 @@
 //! connection task, no dispatch channel): the request head is written from the request's
 //! parts with tandem-h1's encoder, the body streamed after it, and the response head read
 //! at the same time, so a backend that answers before the request body is finished is
-//! heard (the rest of the body is then not sent and the connection not reused).
+//! heard at once (the rest of the body then goes out as the response body is read).
 
 use bytes::BytesMut;
 use hyper::body::Body;
@@ -51,8 +51,10 @@ pub enum ExchangeError {
 /// A response head and what the exchange left of the request.
 pub struct Answered {
     pub head: ParsedHead,
-    /// The whole request went out: the connection may serve another one.
-    pub request_complete: bool,
+    /// The rest of the request body, when the backend answered before it was sent: it
+    /// keeps going out while the response body is read (as hyper's client did, for
+    /// backends that stream both ways); None once the whole request went out.
+    pub upload: Option<Upload>,
 }
 
 /// The outcome of a failed exchange as far as a retry is concerned.
@@ -116,39 +118,47 @@ impl H1Conn {
             conn: self,
             addr,
             body,
-            framing,
             method,
             upgrade,
-            written: 0,
-            body_done: false,
-            body_taken: false,
-            request_complete: false,
+            up: Upload {
+                framing,
+                written: 0,
+                body_done: false,
+                body_taken: false,
+                complete: false,
+            },
             response_seen: false,
         };
         poll_fn(|cx| x.poll(cx)).await
     }
 }
 
-struct Exchange<'a> {
-    conn: &'a mut H1Conn,
-    addr: SocketAddr,
-    body: &'a mut Option<UpstreamBody>,
+/// A request on its way out: the head and body bytes in the connection's write buffer,
+/// and how far they went.
+pub struct Upload {
     framing: RequestFraming,
-    method: &'a http::Method,
-    upgrade: bool,
     /// Bytes of `write_buf` already written.
     written: usize,
     /// The body's last frame is encoded in `write_buf`.
     body_done: bool,
     body_taken: bool,
     /// Everything is written and flushed.
-    request_complete: bool,
+    complete: bool,
+}
+
+struct Exchange<'a> {
+    conn: &'a mut H1Conn,
+    addr: SocketAddr,
+    body: &'a mut Option<UpstreamBody>,
+    method: &'a http::Method,
+    upgrade: bool,
+    up: Upload,
     response_seen: bool,
 }
 
 impl Exchange<'_> {
     fn fail(&self, error: ExchangeError) -> Failed {
-        let untouched = !self.body_taken
+        let untouched = !self.up.body_taken
             && !self.response_seen
             && !matches!(error, ExchangeError::ClientBody(_));
         Failed { error, untouched }
@@ -157,15 +167,14 @@ impl Exchange<'_> {
     fn poll(&mut self, cx: &mut Context<'_>) -> Poll<Result<Answered, Failed>> {
         loop {
             let mut progress = false;
-            if !self.request_complete {
-                progress |= self.poll_write_side(cx).map_err(|e| self.fail(e))?;
+            if !self.up.complete {
+                let wrote = self.up.poll(self.conn, self.body, self.addr, cx);
+                progress |= wrote.map_err(|e| self.fail(e))?;
             }
             match self.poll_read_side(cx) {
                 Poll::Ready(Ok(Some(head))) => {
-                    return Poll::Ready(Ok(Answered {
-                        head,
-                        request_complete: self.request_complete,
-                    }))
+                    let upload = (!self.up.complete).then(|| Upload { ..self.up });
+                    return Poll::Ready(Ok(Answered { head, upload }));
                 }
                 Poll::Ready(Ok(None)) => progress = true,
                 Poll::Ready(Err(e)) => return Poll::Ready(Err(self.fail(e))),
@@ -175,107 +184,6 @@ impl Exchange<'_> {
                 return Poll::Pending;
             }
         }
-    }
-
-    /// Moves the request forward; `true` when something happened.
-    fn poll_write_side(&mut self, cx: &mut Context<'_>) -> Result<bool, ExchangeError> {
-        let mut progress = false;
-        loop {
-            self.gather_body(cx, &mut progress)?;
-            let buf = &self.conn.write_buf;
-            if self.written < buf.len() {
-                match Pin::new(&mut self.conn.io).poll_write(cx, &buf[self.written..]) {
-                    Poll::Ready(Ok(0)) => {
-                        return Err(ExchangeError::Write(
-                            self.addr,
-                            io::ErrorKind::WriteZero.into(),
-                        ))
-                    }
-                    Poll::Ready(Ok(n)) => {
-                        progress = true;
-                        self.written += n;
-                        if self.written == self.conn.write_buf.len() {
-                            self.conn.write_buf.clear();
-                            self.written = 0;
-                        }
-                        continue;
-                    }
-                    Poll::Ready(Err(e)) => return Err(ExchangeError::Write(self.addr, e)),
-                    Poll::Pending => return Ok(progress),
-                }
-            }
-            if !self.body_done {
-                // Waiting for the client's body.
-                return Ok(progress);
-            }
-            return match Pin::new(&mut self.conn.io).poll_flush(cx) {
-                Poll::Ready(Ok(())) => {
-                    self.request_complete = true;
-                    Ok(true)
-                }
-                Poll::Ready(Err(e)) => Err(ExchangeError::Write(self.addr, e)),
-                Poll::Pending => Ok(progress),
-            };
-        }
-    }
-
-    /// Encodes the body's ready frames after what waits to be written, up to a bound.
-    fn gather_body(
-        &mut self,
-        cx: &mut Context<'_>,
-        progress: &mut bool,
-    ) -> Result<(), ExchangeError> {
-        while !self.body_done && self.conn.write_buf.len() - self.written < WRITE_GATHER {
-            let Some(body) = self.body.as_mut() else {
-                self.finish_body(None);
-                *progress = true;
-                break;
-            };
-            if body.is_end_stream() && !self.body_taken {
-                // Nothing to send (and nothing taken: the request can be sent again).
-                self.finish_body(None);
-                *progress = true;
-                break;
-            }
-            let frame = match Pin::new(body).poll_frame(cx) {
-                Poll::Pending => break,
-                Poll::Ready(None) => {
-                    self.finish_body(None);
-                    *progress = true;
-                    break;
-                }
-                Poll::Ready(Some(Err(e))) => return Err(ExchangeError::ClientBody(e)),
-                Poll::Ready(Some(Ok(frame))) => frame,
-            };
-            self.body_taken = true;
-            *progress = true;
-            let out = &mut self.conn.write_buf;
-            match frame.into_data() {
-                Ok(data) if data.is_empty() => {}
-                Ok(data) => match self.framing {
-                    RequestFraming::Chunked => {
-                        ChunkedEncoder::chunk_head(out, data.len());
-                        out.extend_from_slice(&data);
-                        out.extend_from_slice(ChunkedEncoder::CHUNK_END);
-                    }
-                    RequestFraming::Length(_) => out.extend_from_slice(&data),
-                    RequestFraming::Empty => {}
-                },
-                Err(frame) => {
-                    if let Ok(trailers) = frame.into_trailers() {
-                        self.finish_body(Some(&trailers));
-                    }
-                }
-            }
-        }
-        Ok(())
-    }
-
-    fn finish_body(&mut self, trailers: Option<&http::HeaderMap>) {
-        if self.framing == RequestFraming::Chunked {
-            ChunkedEncoder::last(&mut self.conn.write_buf, trailers);
-        }
-        self.body_done = true;
     }
 
     /// `Ready(Some)`: the final response head. `Ready(None)`: bytes came, look again.
@@ -306,5 +214,116 @@ impl Exchange<'_> {
             }
             Err(e) => Poll::Ready(Err(ExchangeError::Read(self.addr, e))),
         }
+    }
+}
+
+impl Upload {
+    /// Moves the request forward; `true` when something happened.
+    pub fn poll(
+        &mut self,
+        conn: &mut H1Conn,
+        body: &mut Option<UpstreamBody>,
+        addr: SocketAddr,
+        cx: &mut Context<'_>,
+    ) -> Result<bool, ExchangeError> {
+        let mut progress = false;
+        loop {
+            self.gather_body(&mut conn.write_buf, body, cx, &mut progress)?;
+            let buf = &conn.write_buf;
+            if self.written < buf.len() {
+                match Pin::new(&mut conn.io).poll_write(cx, &buf[self.written..]) {
+                    Poll::Ready(Ok(0)) => {
+                        return Err(ExchangeError::Write(addr, io::ErrorKind::WriteZero.into()))
+                    }
+                    Poll::Ready(Ok(n)) => {
+                        progress = true;
+                        self.written += n;
+                        if self.written == conn.write_buf.len() {
+                            conn.write_buf.clear();
+                            self.written = 0;
+                        }
+                        continue;
+                    }
+                    Poll::Ready(Err(e)) => return Err(ExchangeError::Write(addr, e)),
+                    Poll::Pending => return Ok(progress),
+                }
+            }
+            if !self.body_done {
+                // Waiting for the client's body.
+                return Ok(progress);
+            }
+            return match Pin::new(&mut conn.io).poll_flush(cx) {
+                Poll::Ready(Ok(())) => {
+                    self.complete = true;
+                    Ok(true)
+                }
+                Poll::Ready(Err(e)) => Err(ExchangeError::Write(addr, e)),
+                Poll::Pending => Ok(progress),
+            };
+        }
+    }
+
+    /// Encodes the body's ready frames after what waits to be written, up to a bound.
+    fn gather_body(
+        &mut self,
+        out: &mut Vec<u8>,
+        body: &mut Option<UpstreamBody>,
+        cx: &mut Context<'_>,
+        progress: &mut bool,
+    ) -> Result<(), ExchangeError> {
+        while !self.body_done && out.len() - self.written < WRITE_GATHER {
+            let Some(body) = body.as_mut() else {
+                self.finish_body(out, None);
+                *progress = true;
+                break;
+            };
+            if body.is_end_stream() && !self.body_taken {
+                // Nothing to send (and nothing taken: the request can be sent again).
+                self.finish_body(out, None);
+                *progress = true;
+                break;
+            }
+            let frame = match Pin::new(body).poll_frame(cx) {
+                Poll::Pending => break,
+                Poll::Ready(None) => {
+                    self.finish_body(out, None);
+                    *progress = true;
+                    break;
+                }
+                Poll::Ready(Some(Err(e))) => return Err(ExchangeError::ClientBody(e)),
+                Poll::Ready(Some(Ok(frame))) => frame,
+            };
+            self.body_taken = true;
+            *progress = true;
+            match frame.into_data() {
+                Ok(data) if data.is_empty() => {}
+                Ok(data) => match self.framing {
+                    RequestFraming::Chunked => {
+                        ChunkedEncoder::chunk_head(out, data.len());
+                        out.extend_from_slice(&data);
+                        out.extend_from_slice(ChunkedEncoder::CHUNK_END);
+                    }
+                    RequestFraming::Length(_) => out.extend_from_slice(&data),
+                    RequestFraming::Empty => {}
+                },
+                Err(frame) => {
+                    if let Ok(trailers) = frame.into_trailers() {
+                        self.finish_body(out, Some(&trailers));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn finish_body(&mut self, out: &mut Vec<u8>, trailers: Option<&http::HeaderMap>) {
+        if self.framing == RequestFraming::Chunked {
+            ChunkedEncoder::last(out, trailers);
+        }
+        self.body_done = true;
+    }
+
+    pub fn is_complete(&self) -> bool {
+        self.complete
     }
 }

@@ -5,7 +5,8 @@
 //! request using it, on the worker that opened it.
 //!
 //! A connection goes back to the pool only after its response body was read to the end,
-//! the whole request was written and the backend did not ask to close (a body dropped
+//! the whole request was written (a backend that answers early gets the rest of the body
+//! while its response is read) and the backend did not ask to close (a body dropped
 //! half-way closes it: HTTP/1 cannot abandon a response), and only while fewer than
 //! `max_idle` wait for the same backend. An idle connection older than `idle_timeout`, or
 //! that the backend closed, is dropped when the pool next looks at it. A request that a
@@ -180,8 +181,9 @@ impl H1Pool {
                     .insert(crate::upgrade::BackendUpgrade::new(io));
                 return Ok(response.map(|()| PooledBody::empty()));
             }
-            let reusable = head.keep_alive && answered.request_complete;
-            let body = H1Body::new(conn, head.framing, addr, reusable.then(|| self.clone()));
+            let upload = answered.upload.map(|u| (u, body.take()));
+            let back = head.keep_alive.then(|| self.clone());
+            let body = H1Body::new(conn, head.framing, addr, back, upload);
             return Ok(response.map(|()| PooledBody::h1(body)));
         }
     }

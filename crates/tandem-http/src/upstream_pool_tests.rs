@@ -376,3 +376,52 @@ async fn the_clients_body_error_is_told_apart() {
         .unwrap_err();
     assert!(err.as_error().is::<Gone>(), "{err:?}");
 }
+
+#[tokio::test]
+async fn a_backend_answering_while_it_reads_the_body_gets_the_rest_of_it() {
+    // Full duplex: the response head comes right after the request head, the response
+    // body only once the whole request body has arrived.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move {
+        let (mut sock, _) = listener.accept().await.unwrap();
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 4096];
+        let mut answered = false;
+        while !buf.windows(5).any(|w| w == b"0\r\n\r\n") {
+            let n = sock.read(&mut chunk).await.unwrap();
+            assert!(n > 0, "the request body must end");
+            buf.extend_from_slice(&chunk[..n]);
+            if !answered && buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                sock.write_all(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+                    .await
+                    .unwrap();
+                answered = true;
+            }
+        }
+        sock.write_all(b"4\r\ndone\r\n0\r\n\r\n").await.unwrap();
+        String::from_utf8(buf).unwrap()
+    });
+    let pool = pool();
+    let (tx, rx) = mpsc::channel(4);
+    tx.send(Bytes::from_static(b"first")).await.unwrap();
+    let resp = tokio::time::timeout(
+        Duration::from_secs(5),
+        pool.send(addr, request("POST", BodyExt::boxed(ChannelBody(rx)))),
+    )
+    .await
+    .expect("the head arrives before the body ends")
+    .unwrap();
+    assert_eq!(resp.status(), 200);
+    tx.send(Bytes::from_static(b"second")).await.unwrap();
+    drop(tx);
+    let (text, _) = tokio::time::timeout(Duration::from_secs(5), body_text(resp))
+        .await
+        .expect("the rest of the request body went out while the response was read");
+    assert_eq!(text, "done");
+    let seen = server.await.unwrap();
+    assert!(
+        seen.ends_with("5\r\nfirst\r\n6\r\nsecond\r\n0\r\n\r\n"),
+        "{seen:?}"
+    );
+}
