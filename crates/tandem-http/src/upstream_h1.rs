@@ -173,7 +173,7 @@ impl Exchange<'_> {
             }
             match self.poll_read_side(cx) {
                 Poll::Ready(Ok(Some(head))) => {
-                    let upload = (!self.up.complete).then(|| Upload { ..self.up });
+                    let upload = (!self.up.complete).then_some(Upload { ..self.up });
                     return Poll::Ready(Ok(Answered { head, upload }));
                 }
                 Poll::Ready(Ok(None)) => progress = true,
