@@ -425,3 +425,39 @@ async fn a_backend_answering_while_it_reads_the_body_gets_the_rest_of_it() {
         "{seen:?}"
     );
 }
+
+#[tokio::test]
+async fn a_reused_connection_closed_without_an_answer_is_retried_for_idempotent_requests_only() {
+    let ok = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+    // The second request on a connection is read and the connection closed unanswered
+    // (a backend closing an idle connection just as a request arrives).
+    let b = backend(vec![Reply::Send(ok), Reply::SendClose(""), Reply::Send(ok)]).await;
+    let pool = pool();
+    let resp = pool.send(b.addr, request("GET", empty())).await.unwrap();
+    body_text(resp).await;
+    let resp = pool.send(b.addr, request("GET", empty())).await.unwrap();
+    assert_eq!(
+        body_text(resp).await.0,
+        "ok",
+        "sent again on a new connection"
+    );
+    assert_eq!(b.accepts.load(Ordering::SeqCst), 2);
+
+    let b = backend(vec![Reply::Send(ok), Reply::SendClose("")]).await;
+    let pool = self::pool();
+    let resp = pool.send(b.addr, request("POST", empty())).await.unwrap();
+    body_text(resp).await;
+    let err = pool
+        .send(b.addr, request("POST", empty()))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, UpstreamError::Exchange(ExchangeError::Closed(_))),
+        "{err:?}"
+    );
+    assert_eq!(
+        b.accepts.load(Ordering::SeqCst),
+        1,
+        "a POST is not sent twice"
+    );
+}
