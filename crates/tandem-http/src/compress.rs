@@ -371,7 +371,7 @@ const OUT_CHUNK: usize = 16 * 1024;
 struct BodyReader {
     body: ClientBody,
     chunk: Bytes,
-    error: Option<hyper::Error>,
+    error: Option<crate::upstream::BoxError>,
     stats: Arc<CompressionStats>,
 }
 
@@ -452,12 +452,12 @@ struct CompressedBody {
 
 impl Body for CompressedBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = crate::upstream::BoxError;
 
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         let this = self.get_mut();
         if this.done {
             return Poll::Ready(None);

@@ -6,7 +6,7 @@ use http::{HeaderValue, Response, StatusCode};
 use http_body_util::{combinators::BoxBody, BodyExt, Full};
 
 /// Response bodies towards clients.
-pub type ClientBody = BoxBody<Bytes, hyper::Error>;
+pub type ClientBody = BoxBody<Bytes, crate::upstream::BoxError>;
 
 pub fn full(text: impl Into<Bytes>) -> ClientBody {
     Full::new(text.into())

@@ -25,7 +25,11 @@ mod sticky;
 mod stream_stall;
 mod upgrade;
 mod upstream;
+mod upstream_body;
+mod upstream_h1;
 mod upstream_pool;
+#[cfg(test)]
+mod upstream_pool_tests;
 mod workers;
 
 pub use runtime::{HttpStats, ListenerRuntime};

@@ -6,11 +6,13 @@
 //! connection can be taken back from it), so the request that answers 101 leaves a
 //! [`Handover`] slot and the loop fills it with the client's stream once the 101 is out.
 
-use hyper::upgrade::OnUpgrade;
-use hyper_util::rt::TokioIo;
-use std::sync::Mutex;
+use bytes::{Buf, Bytes};
+use std::io;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use tandem_pool::BackendLease;
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::oneshot;
 use tokio_util::task::TaskTracker;
 
@@ -44,26 +46,20 @@ impl Handover {
 /// lease (and so the backend's connection count) lasts as long as the stream.
 pub fn tunnel(
     client: oneshot::Receiver<ClientIo>,
-    backend: OnUpgrade,
+    backend: BackendIo,
     lease: BackendLease,
     tracker: &TaskTracker,
 ) {
     tracker.spawn(async move {
         let backend_id = lease.backend_id().to_string();
-        let client = async {
-            client
-                .await
-                .map_err(|_| "the client's connection ended before the 101 was sent".to_string())
-        };
-        let backend = async { backend.await.map_err(|e| e.to_string()) };
-        let (mut client, backend) = match tokio::try_join!(client, backend) {
-            Ok(pair) => pair,
-            Err(e) => {
-                tracing::debug!(backend = %backend_id, error = %e, "upgrade did not complete");
+        let mut client = match client.await {
+            Ok(client) => client,
+            Err(_) => {
+                tracing::debug!(backend = %backend_id, "upgrade did not complete: the client's connection ended before the 101 was sent");
                 return;
             }
         };
-        let mut backend = TokioIo::new(backend);
+        let mut backend = backend;
         match tokio::io::copy_bidirectional(&mut client, &mut backend).await {
             Ok((up, down)) => {
                 tracing::debug!(backend = %backend_id, up, down, "upgraded stream closed")
@@ -73,4 +69,66 @@ pub fn tunnel(
             }
         }
     });
+}
+
+/// A backend connection after its 101, with the bytes the backend sent after the
+/// response head already in front.
+pub struct BackendIo {
+    io: crate::upstream::Stream,
+    read_first: Bytes,
+}
+
+impl BackendIo {
+    pub fn new(io: crate::upstream::Stream, read_first: Bytes) -> Self {
+        BackendIo { io, read_first }
+    }
+}
+
+impl AsyncRead for BackendIo {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if !this.read_first.is_empty() {
+            let n = this.read_first.len().min(buf.remaining());
+            buf.put_slice(&this.read_first[..n]);
+            this.read_first.advance(n);
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut this.io).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for BackendIo {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().io).poll_write(cx, buf)
+    }
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_flush(cx)
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
+    }
+}
+
+/// A 101 response's backend connection, carried in the response's extensions from the
+/// exchange to the response phase (extensions must be `Clone`: hence the shared slot).
+#[derive(Clone)]
+pub struct BackendUpgrade(Arc<Mutex<Option<BackendIo>>>);
+
+impl BackendUpgrade {
+    pub fn new(io: BackendIo) -> Self {
+        BackendUpgrade(Arc::new(Mutex::new(Some(io))))
+    }
+
+    /// The connection, once.
+    pub fn take(&self) -> Option<BackendIo> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).take()
+    }
 }

@@ -1,7 +1,8 @@
 //! Connections to backends, with our own connector (TCP with a connect timeout, optional
-//! TLS with SNI and ALPN). HTTP/1.1 pools drive hyper's `client::conn::http1` directly
-//! through [`H1Pool`](crate::upstream_pool::H1Pool): idle keep-alive connections per
-//! backend address, no per-request task. HTTP/2 pools use hyper-util's pooled client
+//! TLS with SNI and ALPN). HTTP/1.1 pools speak tandem-h1's codec over their
+//! connections from the request's own task, through
+//! [`H1Pool`](crate::upstream_pool::H1Pool): idle keep-alive connections per worker and
+//! backend address, no task per connection or request. HTTP/2 pools use hyper-util's pooled client
 //! (one multiplexed connection per backend), keyed by URI authority, which we set to the
 //! chosen backend's address.
 
@@ -23,8 +24,9 @@ use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 use tokio_rustls::rustls::pki_types::ServerName;
 
+pub use crate::upstream_body::PooledBody;
+use crate::upstream_h1::ExchangeError;
 use crate::upstream_pool::H1Pool;
-pub use crate::upstream_pool::PooledBody;
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -173,8 +175,24 @@ pub enum ConnectError {
 }
 
 impl Connector {
+    pub fn new(connect_timeout: Duration, tls: Option<UpstreamTls>) -> Self {
+        Connector {
+            connect_timeout,
+            tls,
+        }
+    }
+
     /// A new connection to `addr`, TLS handshake included when the pool speaks TLS.
     pub async fn connect(&self, addr: SocketAddr) -> Result<UpstreamIo, ConnectError> {
+        let (stream, h2) = self.connect_stream(addr).await?;
+        Ok(UpstreamIo {
+            io: TokioIo::new(stream),
+            h2,
+        })
+    }
+
+    /// A new connection to `addr` as a plain stream, and whether TLS's ALPN chose h2.
+    pub async fn connect_stream(&self, addr: SocketAddr) -> Result<(Stream, bool), ConnectError> {
         let this = self;
         let tcp = tokio::time::timeout(this.connect_timeout, TcpStream::connect(addr))
             .await
@@ -182,10 +200,7 @@ impl Connector {
             .map_err(|e| ConnectError::Io(addr, e))?;
         let _ = tcp.set_nodelay(true);
         let Some(tls) = &this.tls else {
-            return Ok(UpstreamIo {
-                io: TokioIo::new(Stream::Plain(tcp)),
-                h2: false,
-            });
+            return Ok((Stream::Plain(tcp), false));
         };
         let name = tls
             .server_name
@@ -197,10 +212,7 @@ impl Connector {
             .map_err(|_| ConnectError::Timeout(addr, this.connect_timeout.as_millis()))?
             .map_err(|e| ConnectError::Tls(addr, e))?;
         let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
-        Ok(UpstreamIo {
-            io: TokioIo::new(Stream::Tls(Box::new(stream))),
-            h2,
-        })
+        Ok((Stream::Tls(Box::new(stream)), h2))
     }
 }
 
@@ -242,10 +254,10 @@ pub struct Upstream {
 pub enum UpstreamError {
     #[error(transparent)]
     Connect(ConnectError),
-    #[error("HTTP/1.1 handshake with {0}: {1}")]
-    Handshake(SocketAddr, #[source] hyper::Error),
+    /// An HTTP/1.1 exchange failed after connecting (the backend's fault, or the
+    /// client's body's: see [`UpstreamError::as_error`]).
     #[error(transparent)]
-    Http(hyper::Error),
+    Exchange(ExchangeError),
     #[error(transparent)]
     Pooled(hyper_util::client::legacy::Error),
 }
@@ -254,8 +266,8 @@ impl UpstreamError {
     /// No request reached the backend: another backend may be tried.
     pub fn is_connect(&self) -> bool {
         match self {
-            UpstreamError::Connect(_) | UpstreamError::Handshake(..) => true,
-            UpstreamError::Http(_) => false,
+            UpstreamError::Connect(_) => true,
+            UpstreamError::Exchange(_) => false,
             UpstreamError::Pooled(e) => e.is_connect(),
         }
     }
@@ -281,7 +293,9 @@ impl UpstreamError {
     /// The error itself, for walking its chain of causes.
     pub fn as_error(&self) -> &(dyn std::error::Error + 'static) {
         match self {
-            UpstreamError::Http(e) | UpstreamError::Handshake(_, e) => e,
+            // The client's body error itself, so the chain shows whose fault it was.
+            UpstreamError::Exchange(ExchangeError::ClientBody(e)) => e.as_ref(),
+            UpstreamError::Exchange(e) => e,
             UpstreamError::Pooled(e) => e,
             UpstreamError::Connect(e) => e,
         }
@@ -301,10 +315,7 @@ impl Upstream {
         workers: usize,
     ) -> Self {
         let scheme = if tls.is_some() { "https" } else { "http" };
-        let connector = Connector {
-            connect_timeout,
-            tls,
-        };
+        let connector = Connector::new(connect_timeout, tls);
         let h1 = Arc::new(H1Pool::new(
             connector.clone(),
             max_idle_per_backend,
@@ -347,7 +358,7 @@ impl Upstream {
                 .request(req)
                 .await
                 .map_err(UpstreamError::Pooled)?;
-            return Ok(resp.map(|b| PooledBody::new(b, None)));
+            return Ok(resp.map(PooledBody::h2));
         }
         self.h1.send(addr, req).await
     }

@@ -1,37 +1,34 @@
-//! HTTP/1.1 connections to backends, driven with hyper's `client::conn::http1`: idle
-//! keep-alive connections kept per worker and backend address, checked out by a request
-//! and given back when its response body ends. One task per backend connection (hyper's
-//! connection future, on the worker that opened it), none per request, and no dispatch
-//! through a shared client. A worker only takes its own idle connections, so a request
-//! never wakes another thread's connection task.
+//! HTTP/1.1 connections to backends, driven by the request's own task with tandem-h1's
+//! codec (`upstream_h1`): idle keep-alive connections kept per worker and backend
+//! address, checked out by a request and given back when its response body ends. No task
+//! per backend connection and none per request: a connection is only ever touched by the
+//! request using it, on the worker that opened it.
 //!
-//! A connection goes back to the pool only after its response body was read to the end
-//! (a body dropped half-way closes it: HTTP/1 cannot abandon a response), and only while
-//! fewer than `max_idle` wait for the same backend. An idle connection older than
-//! `idle_timeout` is closed when the pool next looks at that backend's list, or when the
-//! backend closes it. A request that a pooled connection could not take (it was closing)
-//! is sent again on another connection: it never reached the backend.
+//! A connection goes back to the pool only after its response body was read to the end,
+//! the whole request was written (a backend that answers early gets the rest of the body
+//! while its response is read) and the backend did not ask to close (a body dropped
+//! half-way closes it: HTTP/1 cannot abandon a response), and only while fewer than
+//! `max_idle` wait for the same backend. An idle connection older than `idle_timeout`, or
+//! that the backend closed, is dropped when the pool next looks at it. A request that a
+//! reused connection could not carry (the backend had closed it: the write failed, or
+//! the connection ended before any response byte for a request that may be repeated) is
+//! sent again on another connection.
 
-use bytes::Bytes;
-use hyper::body::{Body, Frame, Incoming, SizeHint};
-use hyper::client::conn::http1;
+use http::header::UPGRADE;
+use hyper::body::Body;
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
+use tandem_h1::ResponseFraming;
 
 use crate::runtime::lock;
 use crate::upstream::{Connector, UpstreamBody, UpstreamError, UpstreamResponse};
-
-type Sender = http1::SendRequest<UpstreamBody>;
-
-/// Largest read buffer of a backend connection.
-const UPSTREAM_READ_BUF_MAX: usize = 16 * 1024;
+use crate::upstream_body::{H1Body, PooledBody};
+use crate::upstream_h1::{ExchangeError, H1Conn};
 
 struct Idle {
-    sender: Sender,
+    conn: H1Conn,
     since: Instant,
 }
 
@@ -75,27 +72,28 @@ impl H1Pool {
     }
 
     /// The most recently used idle connection to `addr` that is still open.
-    fn checkout(&self, addr: SocketAddr) -> Option<Sender> {
+    fn checkout(&self, addr: SocketAddr) -> Option<H1Conn> {
         let mut idle = lock(self.idle());
         let list = idle.get_mut(&addr)?;
         let now = Instant::now();
-        while let Some(i) = list.pop() {
-            if !i.sender.is_closed() && now.duration_since(i.since) < self.idle_timeout {
-                return Some(i.sender);
+        while let Some(mut i) = list.pop() {
+            if now.duration_since(i.since) < self.idle_timeout && i.conn.is_usable() {
+                return Some(i.conn);
             }
         }
         None
     }
 
-    fn put(&self, addr: SocketAddr, sender: Sender) {
-        if sender.is_closed() || self.max_idle == 0 {
+    /// Keeps `conn` for the next request to `addr`.
+    pub(crate) fn put(&self, addr: SocketAddr, conn: H1Conn) {
+        if self.max_idle == 0 {
             return;
         }
         let now = Instant::now();
         let mut idle = lock(self.idle());
         let list = idle.entry(addr).or_default();
         // The oldest are first: drop the ones past the idle timeout. Closed ones are
-        // skipped by checkout; the whole list is only swept when it is full (a sweep on
+        // found by checkout; the whole list is only swept when it is full (a sweep on
         // every return cost O(idle connections) per request under many in flight).
         let stale = list
             .iter()
@@ -103,33 +101,20 @@ impl H1Pool {
             .count();
         list.drain(..stale);
         if list.len() >= self.max_idle {
-            list.retain(|i| !i.sender.is_closed());
+            list.retain_mut(|i| i.conn.is_usable());
         }
         if list.len() < self.max_idle {
-            list.push(Idle { sender, since: now });
+            list.push(Idle { conn, since: now });
         }
     }
 
-    async fn connect(&self, addr: SocketAddr) -> Result<Sender, UpstreamError> {
-        let io = self
+    async fn connect(&self, addr: SocketAddr) -> Result<H1Conn, UpstreamError> {
+        let (io, _h2) = self
             .connector
-            .connect(addr)
+            .connect_stream(addr)
             .await
             .map_err(UpstreamError::Connect)?;
-        let (sender, conn) = http1::Builder::new()
-            // hyper's read buffer grows to 400 KiB on a large response and stays: each
-            // slow or stalled client pinned ~1 MiB with the chunks in flight. 16 KiB, as
-            // HAProxy's buffers: ~97 KiB per stalled reader (tests/l7_hostile/stalled.rs).
-            .max_buf_size(UPSTREAM_READ_BUF_MAX)
-            .handshake(io)
-            .await
-            .map_err(|e| UpstreamError::Handshake(addr, e))?;
-        tokio::spawn(async move {
-            if let Err(e) = conn.with_upgrades().await {
-                tracing::debug!(backend = %addr, error = %e, "backend connection ended with an error");
-            }
-        });
-        Ok(sender)
+        Ok(H1Conn::new(io))
     }
 
     /// Sends `req` (origin-form URI, Host set) on an idle connection to `addr`, or on a
@@ -139,107 +124,67 @@ impl H1Pool {
         addr: SocketAddr,
         req: http::Request<UpstreamBody>,
     ) -> Result<UpstreamResponse, UpstreamError> {
-        let mut req = req;
+        let (parts, body) = req.into_parts();
+        let mut body = Some(body);
+        let upgrade = parts.headers.contains_key(UPGRADE);
+        let target = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+        let body_len = body.as_ref().and_then(|b| {
+            if b.is_end_stream() {
+                Some(0)
+            } else {
+                b.size_hint().exact()
+            }
+        });
         loop {
-            let (mut sender, fresh) = match self.checkout(addr) {
-                Some(s) => (s, false),
+            let (mut conn, reused) = match self.checkout(addr) {
+                Some(c) => (c, true),
                 // Boxed: a rare path whose future (TCP, TLS) would triple the size of
                 // every request's future.
-                None => (Box::pin(self.connect(addr)).await?, true),
+                None => (Box::pin(self.connect(addr)).await?, false),
             };
-            // Ready once the previous exchange is complete; an error means it closed.
-            if let Err(e) = sender.ready().await {
-                if fresh {
-                    // A connection that closes before its first request: nothing to retry on.
-                    return Err(UpstreamError::Handshake(addr, e));
+            let framing = tandem_h1::encode_request_head(
+                conn.head_buf(),
+                &parts.method,
+                target,
+                &parts.headers,
+                body_len,
+            );
+            let answered = match conn
+                .exchange(addr, &mut body, framing, &parts.method, upgrade)
+                .await
+            {
+                Ok(a) => a,
+                Err(f) => {
+                    let stale = reused
+                        && f.untouched
+                        && match f.error {
+                            ExchangeError::Write(..) => true,
+                            ExchangeError::Closed(_) | ExchangeError::Read(..) => {
+                                parts.method.is_idempotent()
+                            }
+                            _ => false,
+                        };
+                    if stale {
+                        // The backend had closed this idle connection: another one.
+                        tracing::debug!(backend = %addr, error = %f.error, "reused connection was closed; request sent again");
+                        continue;
+                    }
+                    return Err(UpstreamError::Exchange(f.error));
                 }
-                continue;
+            };
+            let head = answered.head;
+            let mut response = http::Response::from_parts(head.parts, ());
+            if head.framing == ResponseFraming::Upgrade {
+                let io = crate::upgrade::BackendIo::new(conn.io, conn.read_buf.split().freeze());
+                response
+                    .extensions_mut()
+                    .insert(crate::upgrade::BackendUpgrade::new(io));
+                return Ok(response.map(|()| PooledBody::empty()));
             }
-            match sender.try_send_request(req).await {
-                Ok(resp) => {
-                    let back = ReturnTo {
-                        pool: self.clone(),
-                        addr,
-                        sender,
-                    };
-                    let upgrade = resp.status() == http::StatusCode::SWITCHING_PROTOCOLS;
-                    return Ok(resp.map(|b| PooledBody::new(b, (!upgrade).then_some(back))));
-                }
-                Err(mut e) => match e.take_message() {
-                    // Not sent: the pooled connection was closing. Another one.
-                    Some(r) if !fresh => req = r,
-                    _ => return Err(UpstreamError::Http(e.into_error())),
-                },
-            }
+            let upload = answered.upload.map(|u| (u, body.take()));
+            let back = head.keep_alive.then(|| self.clone());
+            let body = H1Body::new(conn, head.framing, addr, back, upload);
+            return Ok(response.map(|()| PooledBody::h1(body)));
         }
-    }
-}
-
-/// Where a connection goes back when its response body has ended.
-pub struct ReturnTo {
-    pool: Arc<H1Pool>,
-    addr: SocketAddr,
-    sender: Sender,
-}
-
-/// A backend's response body; at its end the connection returns to its pool.
-pub struct PooledBody {
-    inner: Incoming,
-    back: Option<ReturnTo>,
-}
-
-impl PooledBody {
-    pub fn new(inner: Incoming, back: Option<ReturnTo>) -> Self {
-        let mut body = PooledBody { inner, back };
-        if body.inner.is_end_stream() {
-            // No body at all (204, 304, HEAD, Content-Length: 0): hyper may never poll it.
-            body.give_back();
-        }
-        body
-    }
-
-    fn give_back(&mut self) {
-        if let Some(b) = self.back.take() {
-            b.pool.put(b.addr, b.sender);
-        }
-    }
-}
-
-impl Drop for PooledBody {
-    fn drop(&mut self) {
-        // Dropped after its end without one more poll: the connection is reusable.
-        if self.back.is_some() && self.inner.is_end_stream() {
-            self.give_back();
-        }
-    }
-}
-
-impl Body for PooledBody {
-    type Data = Bytes;
-    type Error = hyper::Error;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
-        let this = self.get_mut();
-        let polled = Pin::new(&mut this.inner).poll_frame(cx);
-        match &polled {
-            Poll::Ready(None) => this.give_back(),
-            Poll::Ready(Some(Err(_))) => this.back = None,
-            // hyper's server stops polling once a body says it has ended (a known
-            // Content-Length fully read): give the connection back with the last frame.
-            Poll::Ready(Some(Ok(_))) if this.inner.is_end_stream() => this.give_back(),
-            _ => {}
-        }
-        polled
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
     }
 }

@@ -51,8 +51,8 @@ pub(super) async fn forward(
         && body.size_hint().exact().is_none()
         && matches!(parts.method, Method::GET | Method::HEAD)
     {
-        // hyper's client sends a GET or HEAD body of unknown length only when told to
-        // (else it silently sends none): forward the client's chunked body, as HAProxy does.
+        // A GET or HEAD body of unknown length is forwarded chunked, as HAProxy does
+        // (tandem-h1 frames a body as chunked when Transfer-Encoding is set).
         parts.headers.insert(
             http::header::TRANSFER_ENCODING,
             HeaderValue::from_static("chunked"),
@@ -299,7 +299,6 @@ fn upstream_error_kind(e: &UpstreamError) -> ErrorKind {
         Some(ConnectError::Timeout(..)) => ErrorKind::ConnectTimeout,
         Some(ConnectError::Tls(..)) => ErrorKind::Tls,
         Some(ConnectError::Io(..) | ConnectError::BadUri(_)) => ErrorKind::Connect,
-        None if matches!(e, UpstreamError::Handshake(..)) => ErrorKind::Connect,
         None => ErrorKind::Protocol,
     }
 }

@@ -37,10 +37,16 @@ pub(super) fn respond(
     // least-connections counts open WebSockets; other responses hold it in the body.
     let mut hold = Some(lease);
     if switching && client_upgrade {
-        if let Some(lease) = hold.take() {
-            let client_side = rc.conn.upgrade.expect();
-            let backend_side = hyper::upgrade::on(&mut resp);
-            upgrade::tunnel(client_side, backend_side, lease, &rc.conn.tunnels);
+        // The backend's connection, when it spoke HTTP/1.1 (HTTP/2 has no 101).
+        let backend_side = resp
+            .extensions_mut()
+            .remove::<upgrade::BackendUpgrade>()
+            .and_then(|u| u.take());
+        if let Some(backend_side) = backend_side {
+            if let Some(lease) = hold.take() {
+                let client_side = rc.conn.upgrade.expect();
+                upgrade::tunnel(client_side, backend_side, lease, &rc.conn.tunnels);
+            }
         }
     }
     let (mut parts, body) = resp.into_parts();
