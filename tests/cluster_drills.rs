@@ -7,6 +7,8 @@
 //! randomized runner in `cluster_drills/impairment.rs`; the helpers both use in
 //! `cluster_drills/faults.rs`.
 
+#[path = "cluster_drills/dual_stack.rs"]
+mod dual_stack;
 #[path = "cluster_drills/faults.rs"]
 mod faults;
 #[path = "cluster_drills/impairment.rs"]

@@ -110,17 +110,18 @@ priority = {back}
 
 /// The cluster-wide part: `version` and optional extra pool lines for web. Over IPv6 the
 /// web listener keys clients by their full address (`client_ipv6_prefix = 128`): the
-/// drills' clients share one /64.
+/// drills' clients share one /64. A dual-stack lab's listeners take IPv4 clients too.
 pub fn cluster_part(lab: &Lab, family: Family, version: u64, extra_web_backend: &str) -> String {
-    let (vip, vip2, len, any) = (
-        family.vip(),
+    let (front, vip2, len, any) = (
+        family.front_addresses(),
         family.vip2(),
         family.prefix_len(),
         family.any(),
     );
-    let client_prefix = match family {
-        Family::V4 => "",
-        Family::V6 => "client_ipv6_prefix = 128\n",
+    let (client_prefix, dual) = match family {
+        Family::V4 => ("", ""),
+        Family::V6 => ("client_ipv6_prefix = 128\n", ""),
+        Family::DualStack => ("client_ipv6_prefix = 128\n", "ipv6_only = false\n"),
     };
     format!(
         r#"
@@ -129,7 +130,7 @@ version = {version}
 [[vip_group]]
 name = "front"
 vrid = {VRID}
-addresses = ["{vip}/{len}"]
+addresses = [{front}]
 advert_interval = "200ms"
 preempt = true
 
@@ -144,13 +145,13 @@ preempt = true
 name = "who"
 bind = "{any}:{PORT}"
 pool = "local"
-
+{dual}
 [[listener]]
 name = "web"
 protocol = "http"
 bind = "{any}:{WEB_PORT}"
 pool = "web"
-{client_prefix}
+{client_prefix}{dual}
 [[pool]]
 name = "local"
 [[pool.backend]]

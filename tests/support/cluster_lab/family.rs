@@ -1,5 +1,7 @@
 //! The address family a [`super::ClusterLab`] runs in: Raft links, backends, VIPs,
 //! listeners and clients are all IPv4 (198.51.100.0/24) or all IPv6 (2001:db8:51::/64).
+//! `DualStack` is the IPv6 lab whose "front" group also holds the IPv4 VIP (one group,
+//! two VRRP instances, one lease) behind dual-stack listeners.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
@@ -14,6 +16,7 @@ pub const VIP2_6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0x51, 0, 0, 0, 0, 0x10
 pub enum Family {
     V4,
     V6,
+    DualStack,
 }
 
 impl Family {
@@ -21,7 +24,16 @@ impl Family {
     pub fn vip(self) -> IpAddr {
         match self {
             Family::V4 => VIP.into(),
-            Family::V6 => VIP6.into(),
+            Family::V6 | Family::DualStack => VIP6.into(),
+        }
+    }
+
+    /// The "front" group's addresses as a config lists them.
+    pub fn front_addresses(self) -> String {
+        match self {
+            Family::V4 => format!("\"{VIP}/24\""),
+            Family::V6 => format!("\"{VIP6}/64\""),
+            Family::DualStack => format!("\"{VIP}/24\", \"{VIP6}/64\""),
         }
     }
 
@@ -29,7 +41,7 @@ impl Family {
     pub fn vip2(self) -> IpAddr {
         match self {
             Family::V4 => VIP2.into(),
-            Family::V6 => VIP2_6.into(),
+            Family::V6 | Family::DualStack => VIP2_6.into(),
         }
     }
 
@@ -37,7 +49,7 @@ impl Family {
     pub fn prefix_len(self) -> u8 {
         match self {
             Family::V4 => 24,
-            Family::V6 => 64,
+            Family::V6 | Family::DualStack => 64,
         }
     }
 
@@ -45,7 +57,7 @@ impl Family {
     pub fn any(self) -> &'static str {
         match self {
             Family::V4 => "0.0.0.0",
-            Family::V6 => "[::]",
+            Family::V6 | Family::DualStack => "[::]",
         }
     }
 
@@ -53,7 +65,7 @@ impl Family {
     pub fn host_ip(self, host: &Host) -> IpAddr {
         match self {
             Family::V4 => host.ip.into(),
-            Family::V6 => host.ip6().into(),
+            Family::V6 | Family::DualStack => host.ip6().into(),
         }
     }
 
@@ -67,13 +79,15 @@ impl Family {
     pub fn client_address(self, n: u8) -> IpAddr {
         match self {
             Family::V4 => Ipv4Addr::new(198, 51, 100, n).into(),
-            Family::V6 => Ipv6Addr::new(0x2001, 0xdb8, 0x51, 0, 0, 0, 0, u16::from(n)).into(),
+            Family::V6 | Family::DualStack => {
+                Ipv6Addr::new(0x2001, 0xdb8, 0x51, 0, 0, 0, 0, u16::from(n)).into()
+            }
         }
     }
 
     /// Readies a fresh lab for this family (IPv6: addresses and usable link-local ones).
     pub fn prepare(self, lab: &Lab) {
-        if self == Family::V6 {
+        if self != Family::V4 {
             lab.enable_ipv6();
         }
     }
