@@ -6,10 +6,13 @@
 #
 # Usage: appliance/lab.sh [--name NAME] [--state-dir DIR] COMMAND [ARGS]
 #
-#   up [--nodes N] [--interval 1s|100ms] [--keepalived nK]...
+#   up [--nodes N] [--interval 1s|100ms] [--keepalived nK]... [--ipv6]
 #                         build the lab and start every node (default 2 nodes, 1s adverts);
 #                         --keepalived nK runs keepalived (vrrp_version 3) on node K instead
-#                         of tandem's VRRP speaker (repeat for more nodes)
+#                         of tandem's VRRP speaker (repeat for more nodes); --ipv6 floats
+#                         the IPv6 VIP 2001:db8:51::100/64 instead (an IPv6 VRRP instance,
+#                         keepalived with native_ipv6; listeners on [::]; probe and drills
+#                         go to [2001:db8:51::100]:7000)
 #   up --cluster [--interval 200ms]
 #                         the cluster lab: n1 and n2 forward and speak VRRP under Raft
 #                         leases (fencing = "raft", priorities 150/100), a witness (the
@@ -63,7 +66,9 @@
 # The lab (as in tests/support/netns.rs): a "hub" namespace holds bridge br0; nodes n1..nN
 # at 198.51.100.11.. (MAC 02:00:00:00:00:0K) and a client at 198.51.100.50 are namespaces
 # joined to it by veth pairs. VIP 198.51.100.100/24, VRID 51; priority 150 for n1, 100 for
-# n2, 90 for n3, and so on. Every node has a who-am-I backend on 127.0.0.1:7001 (socat, it
+# n2, 90 for n3, and so on. Every host also has an IPv6 address from the documentation
+# prefix, 2001:db8:51::N/64 with N the last octet of its IPv4 address (n1 ::b, the client
+# ::32, in hex), for IPv6 VIPs (`up --ipv6`) and traffic. Every node has a who-am-I backend on 127.0.0.1:7001 (socat, it
 # answers the node's name) behind a tandemd listener on 0.0.0.0:7000. A keepalived node runs
 # keepalived for VRRP and tandemd without VRRP as its forwarder, so the data path is the same.
 # The cluster lab adds the witness at 198.51.100.13 and web1/web2 at 198.51.100.21/22
@@ -75,7 +80,7 @@
 # (cluster lab) from $TANDEMCTL, else next to tandemd.
 # Needs: iproute2, nftables, socat; keepalived for --keepalived; curl for the cluster drills.
 #
-# Traffic stays inside the lab's namespaces (198.51.100.0/24); the host's interfaces,
+# Traffic stays inside the lab's namespaces (198.51.100.0/24, 2001:db8:51::/64); the host's interfaces,
 # routes and nftables ruleset are never touched.
 set -euo pipefail
 
@@ -84,6 +89,15 @@ ME="appliance/lab.sh"
 
 VIP=198.51.100.100
 VIP_PREFIX=24
+# With `up --ipv6` (IPV6=1 in lab.env) the VIP is VIP6 instead; see use_family.
+VIP6=2001:db8:51::100
+IPV6_PREFIX=2001:db8:51:
+IPV6=0
+# Set by use_family: the address family word of `ip addr`, the VIP as host:port, and
+# the wildcard address listeners bind.
+INET=inet
+VIP_TARGET="$VIP:7000"
+ANY=0.0.0.0
 VRID=51
 PORT=7000
 BACKEND_PORT=7001

@@ -2,23 +2,25 @@
 //! a witness, two HTTP backends and a client. An observer samples both forwarding nodes
 //! every 10 ms and every drill ends by asserting that no sample ever saw two holders of
 //! the VIP. Failover times are printed (`cargo test -- --nocapture` shows them).
-//! Crashes, partitions, moves and active-active here; impaired links and the randomized
-//! runner in `cluster_drills/impairment.rs`; the helpers both use in `cluster_drills/faults.rs`.
+//! Crashes, partitions, moves and active-active here, each over IPv4 and over IPv6 (the
+//! whole lab in one family: Raft, backends, VIPs, clients); impaired links and the
+//! randomized runner in `cluster_drills/impairment.rs`; the helpers both use in
+//! `cluster_drills/faults.rs`.
 
+#[path = "cluster_drills/dual_stack.rs"]
+mod dual_stack;
 #[path = "cluster_drills/faults.rs"]
 mod faults;
 #[path = "cluster_drills/impairment.rs"]
 mod impairment;
 
-use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
 use faults::{assert_no_overlap, cut, expect_holder, heal, restart_and_rejoin, settle_on};
 use nix::sys::signal::Signal;
 use tandem_tests::cluster_lab::{
-    cluster_part, http_get_from, metric, ClusterLab, Observer, Probe, VIP2, WITNESS,
+    cluster_part, http_get_from, metric, ClusterLab, Family, Observer, Probe, WITNESS,
 };
-use tandem_tests::netns::run;
 
 /// VRRP detection at 200 ms adverts (3 × 200 ms + skew, about 0.72 s), which the default
 /// lease's contender wait (500 ms × 1.01 + 50 ms = 555 ms) fits under, plus one tick and
@@ -72,13 +74,22 @@ async fn assert_lease_metrics_name_n1(cl: &ClusterLab) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn crash_and_freeze_of_the_holder_fail_over_without_overlap() {
-    let mut cl = ClusterLab::start().await;
-    let observer = Observer::start(&cl.lab);
+    crash_and_freeze(Family::V4).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn crash_and_freeze_of_the_holder_fail_over_without_overlap_ipv6() {
+    crash_and_freeze(Family::V6).await;
+}
+
+async fn crash_and_freeze(family: Family) {
+    let mut cl = ClusterLab::start_in(family).await;
+    let observer = Observer::start(&cl);
     settle_on(&cl, &observer, 0, Duration::from_secs(10), "start").await;
     assert_lease_metrics_name_n1(&cl).await;
 
     // SIGKILL: the daemon cannot act; its kernel drops the VIP (lifetime), n2 waits the lease out.
-    let probe = Probe::start(&cl.lab);
+    let probe = Probe::start(&cl);
     tokio::time::sleep(Duration::from_millis(500)).await;
     let killed = Instant::now();
     cl.kill(0).await;
@@ -132,8 +143,17 @@ async fn crash_and_freeze_of_the_holder_fail_over_without_overlap() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn partitions_and_a_lost_witness_never_make_two_holders() {
-    let mut cl = ClusterLab::start().await;
-    let observer = Observer::start(&cl.lab);
+    partitions_and_lost_witness(Family::V4).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn partitions_and_a_lost_witness_never_make_two_holders_ipv6() {
+    partitions_and_lost_witness(Family::V6).await;
+}
+
+async fn partitions_and_lost_witness(family: Family) {
+    let mut cl = ClusterLab::start_in(family).await;
+    let observer = Observer::start(&cl);
     expect_holder(&cl, &observer, 0, Duration::from_secs(10), "start").await;
 
     // The holder cut off from both peers while the client still reaches it.
@@ -224,29 +244,27 @@ async fn partitions_and_a_lost_witness_never_make_two_holders() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn planned_moves_config_apply_and_sticky_clients_survive_failover() {
-    let mut cl = ClusterLab::start().await;
-    let observer = Observer::start(&cl.lab);
+    planned_moves_and_sticky_clients(Family::V4).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn planned_moves_config_apply_and_sticky_clients_survive_failover_ipv6() {
+    planned_moves_and_sticky_clients(Family::V6).await;
+}
+
+async fn planned_moves_and_sticky_clients(family: Family) {
+    let mut cl = ClusterLab::start_in(family).await;
+    let observer = Observer::start(&cl);
     expect_holder(&cl, &observer, 0, Duration::from_secs(10), "start").await;
 
     // Ten clients, each pinned to a backend by n1's sticky table.
-    let clients: Vec<Ipv4Addr> = (60..70).map(|i| Ipv4Addr::new(198, 51, 100, i)).collect();
+    let clients: Vec<_> = (60..70).map(|n| family.client_address(n)).collect();
     for ip in &clients {
-        run(
-            "ip",
-            &[
-                "-n",
-                &cl.lab.client.ns,
-                "addr",
-                "add",
-                &format!("{ip}/24"),
-                "dev",
-                "eth0",
-            ],
-        );
+        cl.add_client_address(*ip);
     }
     let mut pinned = Vec::new();
     for ip in &clients {
-        let backend = http_get_from(&cl.lab, *ip, Duration::from_secs(3)).await;
+        let backend = http_get_from(&cl, *ip, Duration::from_secs(3)).await;
         pinned
             .push(backend.unwrap_or_else(|| {
                 panic!("client {ip}: no answer through the VIP\n{}", cl.logs())
@@ -281,7 +299,7 @@ async fn planned_moves_config_apply_and_sticky_clients_survive_failover() {
 
     // Every client is still on its backend, now through n2.
     for (ip, before) in clients.iter().zip(&pinned) {
-        let now = http_get_from(&cl.lab, *ip, Duration::from_secs(3)).await;
+        let now = http_get_from(&cl, *ip, Duration::from_secs(3)).await;
         assert_eq!(
             now.as_ref(),
             Some(before),
@@ -291,10 +309,10 @@ async fn planned_moves_config_apply_and_sticky_clients_survive_failover() {
     }
 
     // Config apply under load: no failed request, every forwarding node on the new version.
-    let load_lab_client = cl.lab.client.ip;
+    let load_lab_client = cl.client_ip();
     let file = cl.dir.join("v2.toml");
     // Version 2 gives web2 weight 3 (the extra line lands in web2's table).
-    std::fs::write(&file, cluster_part(&cl.lab, 2, "weight = 3\n")).unwrap();
+    std::fs::write(&file, cluster_part(&cl.lab, family, 2, "weight = 3\n")).unwrap();
     let (mut ok, mut failed) = (0u32, 0u32);
     let deadline = Instant::now() + Duration::from_secs(8);
     let mut applied = false;
@@ -302,7 +320,7 @@ async fn planned_moves_config_apply_and_sticky_clients_survive_failover() {
         if ok + failed == 20 {
             cl.ctl_ok(0, &["config", "apply", file.to_str().unwrap()]);
         }
-        match http_get_from(&cl.lab, load_lab_client, Duration::from_secs(2)).await {
+        match http_get_from(&cl, load_lab_client, Duration::from_secs(2)).await {
             Some(_) => ok += 1,
             None => failed += 1,
         }
@@ -357,7 +375,7 @@ async fn planned_moves_config_apply_and_sticky_clients_survive_failover() {
         cl.logs()
     );
     for (ip, before) in clients.iter().zip(&pinned) {
-        let now = http_get_from(&cl.lab, *ip, Duration::from_secs(3)).await;
+        let now = http_get_from(&cl, *ip, Duration::from_secs(3)).await;
         assert_eq!(
             now.as_ref(),
             Some(before),
@@ -379,9 +397,18 @@ async fn planned_moves_config_apply_and_sticky_clients_survive_failover() {
 /// alone. Neither VIP is ever held twice.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn active_active_groups_are_fenced_each_on_its_own() {
-    let mut cl = ClusterLab::start().await;
-    let front = Observer::start(&cl.lab);
-    let back = Observer::start_for(&cl.lab, VIP2);
+    active_active(Family::V4).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn active_active_groups_are_fenced_each_on_its_own_ipv6() {
+    active_active(Family::V6).await;
+}
+
+async fn active_active(family: Family) {
+    let mut cl = ClusterLab::start_in(family).await;
+    let front = Observer::start(&cl);
+    let back = Observer::start_for(&cl.lab, family.vip2());
     expect_holder(&cl, &front, 0, Duration::from_secs(10), "front at start").await;
     expect_holder(&cl, &back, 1, Duration::from_secs(10), "back at start").await;
     tokio::time::sleep(Duration::from_secs(1)).await;

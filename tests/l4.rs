@@ -7,6 +7,8 @@
 mod balancing;
 #[path = "l4/health.rs"]
 mod health;
+#[path = "l4/ipv6_clients.rs"]
+mod ipv6_clients;
 #[path = "l4/tcp.rs"]
 mod tcp;
 #[path = "l4/udp.rs"]

@@ -181,6 +181,7 @@ pub fn vrrp_sample(
         became_master: 1,
         garp_bursts: 1,
         dropped: dropped.iter().map(|(r, n)| (r.to_string(), *n)).collect(),
+        family: None,
     }
 }
 

@@ -316,7 +316,7 @@ cmd_probe() {
     if [ "$ms" -lt 100 ] || [ "$ms" -gt 3600000 ]; then die "--duration must be 100ms..3600s"; fi
     load_state
     need_probe
-    ip netns exec "$CLIENT_NS" "$PROBE" "$VIP:$PORT" --interval 10ms --duration "$duration"
+    ip netns exec "$CLIENT_NS" "$PROBE" "$VIP_TARGET" --interval 10ms --duration "$duration"
 }
 
 cmd_logs() {

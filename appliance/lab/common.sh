@@ -31,10 +31,22 @@ priority_of() { # priority_of K
     if [ "$1" -eq 1 ]; then echo 150; else echo $((100 - 10 * ($1 - 2))); fi
 }
 
+# The lab's VIP family (IPV6 from lab.env): the VIP, how `ip addr` names it, the probe's
+# target and the listeners' wildcard.
+# shellcheck disable=SC2034 # read by vrrp.sh and commands.sh
+use_family() {
+    if [ "${IPV6:-0}" = 1 ]; then
+        VIP="$VIP6" VIP_PREFIX=64 INET=inet6 VIP_TARGET="[$VIP6]:$PORT" ANY="[::]"
+    else
+        INET=inet VIP_TARGET="$VIP:$PORT" ANY=0.0.0.0
+    fi
+}
+
 load_state() {
     [ -f "$STATE_DIR/lab.env" ] || die "lab '$NAME' is not up (no $STATE_DIR/lab.env); start it with: $ME --name $NAME up"
     # shellcheck source=/dev/null
     . "$STATE_DIR/lab.env"
+    use_family
     ns_exists "$HUB" || die "lab '$NAME' has state in $STATE_DIR but no namespace $HUB: run '$ME --name $NAME down' then 'up'"
 }
 
@@ -132,8 +144,8 @@ signal_pids() { # signal_pids SIGNAL NS PID...
 
 has_vip() { # has_vip NODE: the VIP is on the node's eth0
     local addrs
-    addrs="$(ip -n "$(ns_of "$1")" -4 -o addr show dev eth0 2>/dev/null || true)"
-    grep -q " inet $VIP/" <<<"$addrs"
+    addrs="$(ip -n "$(ns_of "$1")" -o addr show dev eth0 2>/dev/null || true)"
+    grep -q " $INET $VIP/" <<<"$addrs"
 }
 
 # VIP holders, by node name, from the kernel's view of each node's eth0.
@@ -146,8 +158,8 @@ holders() {
 }
 
 vip_lifetime() { # vip_lifetime NODE → e.g. "2sec" or "forever"
-    ip -n "$(ns_of "$1")" -4 -o addr show dev eth0 2>/dev/null |
-        awk -v vip="$VIP/" '{for (i = 1; i <= NF; i++) if ($i == "inet" && index($(i+1), vip) == 1) f = 1; if (f) {for (i = 1; i <= NF; i++) if ($i == "valid_lft") {print $(i+1); exit}}}'
+    ip -n "$(ns_of "$1")" -o addr show dev eth0 2>/dev/null |
+        awk -v vip="$VIP/" -v inet="$INET" '{for (i = 1; i <= NF; i++) if ($i == inet && index($(i+1), vip) == 1) f = 1; if (f) {for (i = 1; i <= NF; i++) if ($i == "valid_lft") {print $(i+1); exit}}}'
 }
 
 # One connection from the client to VIP:7000; prints the first line (a node name) or nothing.
@@ -271,5 +283,7 @@ add_host() { # add_host NAME IP MAC: namespace PREFIX-NAME, eth0 on the bridge (
     ip -n "$ns" link set lo up
     ip -n "$ns" link set eth0 address "$3"
     ip -n "$ns" addr add "$2/24" dev eth0
+    # The IPv6 twin: 2001:db8:51::N (N = the last octet, in hex), usable at once (nodad).
+    ip -n "$ns" addr add "$IPV6_PREFIX:$(printf '%x' "${2##*.}")/64" dev eth0 nodad
     ip -n "$ns" link set eth0 up
 }

@@ -37,7 +37,7 @@ forwarder_config() {
     cat <<EOF
 [[listener]]
 name = "who"
-bind = "0.0.0.0:$PORT"
+bind = "$ANY:$PORT"
 pool = "local"
 
 [[pool]]
@@ -76,6 +76,7 @@ global_defs {
 }
 vrrp_instance front {
     state BACKUP
+$([ "$INET" = inet6 ] && echo "    native_ipv6" || true)
     interface eth0
     virtual_router_id $VRID
     priority $(priority_of "$k")
@@ -183,6 +184,7 @@ vrrp_up() {
         --nodes) nodes="${2:?--nodes needs a value}"; shift 2 ;;
         --interval) interval="${2:?--interval needs a value}"; shift 2 ;;
         --keepalived) ka+=("${2:?--keepalived needs a node, e.g. n2}"); shift 2 ;;
+        --ipv6) IPV6=1; shift ;;
         *) die "up: unknown argument '$1' (see --help)" ;;
         esac
     done
@@ -218,9 +220,11 @@ vrrp_up() {
         echo "KEEPALIVED_NODES='${ka[*]:-}'"
         echo "TANDEMD='$tandemd'"
         echo "PROBE='$probe'"
+        echo "IPV6=$IPV6"
     } >"$STATE_DIR/lab.env"
     # shellcheck source=/dev/null
     . "$STATE_DIR/lab.env"
+    use_family
 
     up_guard
     add_hub
@@ -277,7 +281,7 @@ vrrp_drill() {
     local outfile
     outfile="$STATE_DIR/probe-$kind-$(date +%Y%m%d-%H%M%S)-$$.out"
     say "drill $kind: $holder holds the VIP ($(impl_of "$holder"), interval $INTERVAL); probing for $((duration_ms / 1000)).$((duration_ms % 1000 / 100)) s"
-    ip netns exec "$CLIENT_NS" "$PROBE" "$VIP:$PORT" --interval 10ms --timeout "$probe_timeout" \
+    ip netns exec "$CLIENT_NS" "$PROBE" "$VIP_TARGET" --interval 10ms --timeout "$probe_timeout" \
         --duration "${duration_ms}ms" >"$outfile" 2>&1 </dev/null &
     local probe_pid=$!
     echo "$probe_pid" >"$STATE_DIR/probe.pid"
@@ -313,7 +317,7 @@ vrrp_drill() {
     wait "$probe_pid" 2>/dev/null || true
     rm -f "$STATE_DIR/probe.pid"
 
-    echo "--- probe (client $CLIENT_IP -> $VIP:$PORT every 10 ms, timeout $probe_timeout) ---"
+    echo "--- probe (client -> $VIP_TARGET every 10 ms, timeout $probe_timeout) ---"
     cat "$outfile"
     echo "---"
     local json gap changes answered probes path first

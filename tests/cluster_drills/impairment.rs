@@ -18,7 +18,7 @@ use super::CRASH_BOUND;
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn lossy_and_one_way_links_keep_the_vip_held() {
     let mut cl = ClusterLab::start().await;
-    let observer = Observer::start(&cl.lab);
+    let observer = Observer::start(&cl);
     let origin = Instant::now()
         - observer
             .now()
@@ -220,7 +220,7 @@ async fn randomized_drills_never_make_two_holders() {
     println!("randomized drills: seed {seed} (replay with TANDEM_DRILL_SEED={seed}), {iterations} iterations");
     let mut rng = Rng(seed);
     let mut cl = ClusterLab::start().await;
-    let observer = Observer::start(&cl.lab);
+    let observer = Observer::start(&cl);
     expect_holder(&cl, &observer, 0, Duration::from_secs(10), "start").await;
     for round in 0..iterations {
         let holder = observer

@@ -1,23 +1,24 @@
 //! A fenced cluster in a [`Lab`]: n1 and n2 forward traffic and speak VRRP, n3 is the
 //! witness, n4 and n5 are HTTP backends (web1, web2), plus the client. The VIP carries a
 //! "who am I" TCP listener (:7000, answers the node's name) and an HTTP listener (:8080,
-//! round robin over web1/web2 with source-IP stickiness).
+//! round robin over web1/web2 with source-IP stickiness). The whole lab runs in one
+//! address family ([`Family`]): the drills run over IPv4 and over IPv6.
 //!
-//! [`Observer`] samples every node's addresses and kernel fence every 10 ms from one thread
-//! (setns into each namespace, read /proc/thread-self/net and dump the fence's `held` set
-//! over nfnetlink) and counts every sample with two holders.
+//! What the drills watch ([`Observer`], [`Probe`]) is in `cluster_lab/observe.rs`.
 
-use std::fs::File;
-use std::net::{Ipv4Addr, SocketAddr};
-use std::os::fd::AsFd;
+mod family;
+mod observe;
+
+pub use family::{Family, VIP2, VIP2_6};
+pub use observe::{Observation, Observer, Probe};
+
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::process::Command;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::netns::Lab;
-use crate::vrrp_lab::{scratch, start_who_backend, PORT, VIP, VRID};
+use crate::netns::{run, Lab};
+use crate::vrrp_lab::{scratch, start_who_backend, PORT, VRID};
 use crate::NameBackend;
 
 pub const WEB_PORT: u16 = 8080;
@@ -26,12 +27,13 @@ pub const RAFT_PORT: u16 = 7300;
 /// Forwarding nodes (lab indices) and the witness.
 pub const FORWARDERS: [usize; 2] = [0, 1];
 pub const WITNESS: usize = 2;
-/// The second VIP group, "back": preferred by n2 (active-active with "front" on n1).
-pub const VIP2: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 101);
+/// The second VIP group, "back" ([`Family::vip2`]): preferred by n2 (active-active with
+/// "front" on n1).
 pub const VRID2: u8 = 52;
 
 pub struct ClusterLab {
     pub lab: Lab,
+    pub family: Family,
     pub dir: PathBuf,
     /// Child index of each node's tandemd (None while stopped).
     pub daemons: Vec<Option<usize>>,
@@ -48,17 +50,17 @@ fn priority_back(i: usize) -> u8 {
     [100, 150][i]
 }
 
-pub fn config(lab: &Lab, dir: &std::path::Path, i: usize) -> String {
+pub fn config(lab: &Lab, family: Family, dir: &std::path::Path, i: usize) -> String {
     let k = i + 1;
-    let ip = lab.nodes[i].ip;
+    let listen = family.host_addr(&lab.nodes[i], RAFT_PORT);
     let hosts: Vec<String> = (0..3)
-        .map(|j| format!("n{} = \"{}\"", j + 1, lab.nodes[j].ip))
+        .map(|j| format!("n{} = \"{}\"", j + 1, family.host_ip(&lab.nodes[j])))
         .collect();
     // Top-level keys (`version`) must come before any table header.
     let cluster = if i == WITNESS {
         String::new()
     } else {
-        cluster_part(lab, 1, "")
+        cluster_part(lab, family, 1, "")
     };
     let mut text = format!(
         r#"{cluster}
@@ -70,7 +72,7 @@ data_dir = "{dir}/n{k}-data"
 
 [node.cluster]
 raft_id = {k}
-listen = "{ip}:{RAFT_PORT}"
+listen = "{listen}"
 bootstrap = {bootstrap}
 cert_dir = "{dir}/pki"
 hosts = {{ {hosts} }}
@@ -106,8 +108,21 @@ priority = {back}
     text
 }
 
-/// The cluster-wide part: `version` and optional extra pool lines for web.
-pub fn cluster_part(lab: &Lab, version: u64, extra_web_backend: &str) -> String {
+/// The cluster-wide part: `version` and optional extra pool lines for web. Over IPv6 the
+/// web listener keys clients by their full address (`client_ipv6_prefix = 128`): the
+/// drills' clients share one /64. A dual-stack lab's listeners take IPv4 clients too.
+pub fn cluster_part(lab: &Lab, family: Family, version: u64, extra_web_backend: &str) -> String {
+    let (front, vip2, len, any) = (
+        family.front_addresses(),
+        family.vip2(),
+        family.prefix_len(),
+        family.any(),
+    );
+    let (client_prefix, dual) = match family {
+        Family::V4 => ("", ""),
+        Family::V6 => ("client_ipv6_prefix = 128\n", ""),
+        Family::DualStack => ("client_ipv6_prefix = 128\n", "ipv6_only = false\n"),
+    };
     format!(
         r#"
 version = {version}
@@ -115,28 +130,28 @@ version = {version}
 [[vip_group]]
 name = "front"
 vrid = {VRID}
-addresses = ["{VIP}/24"]
+addresses = [{front}]
 advert_interval = "200ms"
 preempt = true
 
 [[vip_group]]
 name = "back"
 vrid = {VRID2}
-addresses = ["{VIP2}/24"]
+addresses = ["{vip2}/{len}"]
 advert_interval = "200ms"
 preempt = true
 
 [[listener]]
 name = "who"
-bind = "0.0.0.0:{PORT}"
+bind = "{any}:{PORT}"
 pool = "local"
-
+{dual}
 [[listener]]
 name = "web"
 protocol = "http"
-bind = "0.0.0.0:{WEB_PORT}"
+bind = "{any}:{WEB_PORT}"
 pool = "web"
-
+{client_prefix}{dual}
 [[pool]]
 name = "local"
 [[pool.backend]]
@@ -150,15 +165,15 @@ algorithm = "round_robin"
 sticky = {{ kind = "source_ip", ttl = "10m", max_entries = 1000 }}
 [[pool.backend]]
 id = "web1"
-address = "{web1}:{BACKEND_PORT}"
+address = "{web1}"
 [[pool.backend]]
 id = "web2"
-address = "{web2}:{BACKEND_PORT}"
+address = "{web2}"
 {extra_web_backend}
 "#,
         backend = PORT + 1,
-        web1 = lab.nodes[3].ip,
-        web2 = lab.nodes[4].ip,
+        web1 = family.host_addr(&lab.nodes[3], BACKEND_PORT),
+        web2 = family.host_addr(&lab.nodes[4], BACKEND_PORT),
     )
 }
 
@@ -185,10 +200,16 @@ pub fn tandemctl_bin() -> String {
 }
 
 impl ClusterLab {
-    /// Builds the lab, starts the backends and all three daemons, joins n2 and n3 to n1,
-    /// and waits until n1 holds the VIP.
+    /// [`ClusterLab::start_in`] over IPv4.
     pub async fn start() -> ClusterLab {
+        Self::start_in(Family::V4).await
+    }
+
+    /// Builds the lab in `family`, starts the backends and all three daemons, and joins
+    /// n2 and n3 to n1.
+    pub async fn start_in(family: Family) -> ClusterLab {
         let lab = Lab::new(5);
+        family.prepare(&lab);
         let dir = scratch(&lab);
         let pki = dir.join("pki");
         let (ok, out) = run_quiet(
@@ -212,20 +233,21 @@ impl ClusterLab {
             .map(|i| {
                 let listener = lab.listen_in(
                     &lab.nodes[i].ns,
-                    SocketAddr::from((lab.nodes[i].ip, BACKEND_PORT)),
+                    family.host_addr(&lab.nodes[i], BACKEND_PORT),
                 );
                 tokio::spawn(http_name_server(format!("web{}", i - 2), listener))
             })
             .collect();
         let mut cl = ClusterLab {
             lab,
+            family,
             dir,
             daemons: vec![None; 3],
             _who: who,
             _web: web,
         };
         for i in 0..3 {
-            std::fs::write(cl.config_path(i), config(&cl.lab, &cl.dir, i)).unwrap();
+            std::fs::write(cl.config_path(i), config(&cl.lab, family, &cl.dir, i)).unwrap();
         }
         cl.start_node(0);
         cl.wait_admin(0).await;
@@ -242,6 +264,23 @@ impl ClusterLab {
             cl.ctl(0, &["cluster", "status"]).1
         );
         cl
+    }
+
+    /// Adds `ip` (from [`Family::client_address`]) to the client's eth0, usable at once.
+    pub fn add_client_address(&self, ip: IpAddr) {
+        let len = self.family.prefix_len();
+        let mut args = vec!["-n", &self.lab.client.ns, "addr", "add"];
+        let with_len = format!("{ip}/{len}");
+        args.extend([with_len.as_str(), "dev", "eth0"]);
+        if ip.is_ipv6() {
+            args.push("nodad");
+        }
+        run("ip", &args);
+    }
+
+    /// The client's own address in the lab's family.
+    pub fn client_ip(&self) -> IpAddr {
+        self.family.host_ip(&self.lab.client)
     }
 
     pub fn config_path(&self, i: usize) -> PathBuf {
@@ -422,19 +461,22 @@ async fn http_name_server(name: String, listener: tokio::net::TcpListener) {
     }
 }
 
-/// One HTTP GET through the VIP from `source` (an address on the client's eth0); the body.
-pub async fn http_get_from(lab: &Lab, source: Ipv4Addr, limit: Duration) -> Option<String> {
+/// One HTTP GET through the "front" VIP from `source` (an address on the client's eth0);
+/// the body.
+pub async fn http_get_from(cl: &ClusterLab, source: IpAddr, limit: Duration) -> Option<String> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let s = lab.socket_in(&lab.client.ns, socket2::Type::STREAM);
+    let target = SocketAddr::from((cl.family.vip(), WEB_PORT));
+    let s = cl.lab.socket_in_domain(
+        &cl.lab.client.ns,
+        socket2::Type::STREAM,
+        socket2::Domain::for_address(target),
+    );
     s.set_reuse_address(true).ok()?;
     s.bind(&SocketAddr::from((source, 0)).into()).ok()?;
     s.set_nonblocking(true).ok()?;
     let socket = tokio::net::TcpSocket::from_std_stream(s.into());
     let attempt = async {
-        let mut stream = socket
-            .connect(SocketAddr::from((VIP, WEB_PORT)))
-            .await
-            .ok()?;
+        let mut stream = socket.connect(target).await.ok()?;
         stream
             .write_all(b"GET / HTTP/1.1\r\nhost: vip\r\nconnection: close\r\n\r\n")
             .await
@@ -446,204 +488,4 @@ pub async fn http_get_from(lab: &Lab, source: Ipv4Addr, limit: Duration) -> Opti
         head.starts_with("HTTP/1.1 200").then(|| body.to_string())
     };
     tokio::time::timeout(limit, attempt).await.ok().flatten()
-}
-
-/// What the observer saw.
-#[derive(Debug, Default, Clone)]
-pub struct Observation {
-    pub samples: u64,
-    /// Samples with two or more holders: must stay 0.
-    pub overlaps: u64,
-    /// (time since start, holders) at each change.
-    pub changes: Vec<(Duration, Vec<usize>)>,
-    pub longest_round: Duration,
-}
-
-/// Samples every 10 ms, from one thread, until stopped.
-pub struct Observer {
-    stop: Arc<AtomicBool>,
-    seen: Arc<Mutex<Observation>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-/// The VIP is held: the address is local and the kernel fence (if any) lets it through.
-fn holds_vip(vip: Ipv4Addr) -> bool {
-    use tandem_vrrp::io::{fence_state, FenceState};
-    has_address(vip)
-        && fence_state(vip).expect("reading the kernel fence over nfnetlink") != FenceState::Closed
-}
-
-fn has_address(vip: Ipv4Addr) -> bool {
-    // Local addresses appear in the FIB trie as "|-- ADDR" followed by "/32 host LOCAL".
-    let trie = std::fs::read_to_string("/proc/thread-self/net/fib_trie").unwrap_or_default();
-    let needle = format!("-- {vip}");
-    let mut lines = trie.lines();
-    while let Some(line) = lines.next() {
-        if line.trim_end().ends_with(&needle) {
-            if let Some(next) = lines.next() {
-                if next.contains("host LOCAL") {
-                    return true;
-                }
-            }
-        }
-    }
-    false
-}
-
-impl Observer {
-    /// Watches the "front" VIP.
-    pub fn start(lab: &Lab) -> Observer {
-        Self::start_for(lab, VIP)
-    }
-
-    /// Watches `vip`.
-    pub fn start_for(lab: &Lab, vip: Ipv4Addr) -> Observer {
-        let namespaces: Vec<File> = FORWARDERS
-            .iter()
-            .map(|i| File::open(format!("/var/run/netns/{}", lab.nodes[*i].ns)).unwrap())
-            .collect();
-        let stop = Arc::new(AtomicBool::new(false));
-        let seen = Arc::new(Mutex::new(Observation::default()));
-        let (stop2, seen2) = (stop.clone(), seen.clone());
-        let thread = std::thread::spawn(move || {
-            let start = Instant::now();
-            let mut last: Option<Vec<usize>> = None;
-            while !stop2.load(Ordering::Relaxed) {
-                let round = Instant::now();
-                let mut holders = Vec::new();
-                for (i, ns) in namespaces.iter().enumerate() {
-                    if nix::sched::setns(ns.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET).is_ok()
-                        && holds_vip(vip)
-                    {
-                        holders.push(FORWARDERS[i]);
-                    }
-                }
-                let took = round.elapsed();
-                let mut s = seen2.lock().unwrap();
-                s.samples += 1;
-                s.longest_round = s.longest_round.max(took);
-                if holders.len() > 1 {
-                    s.overlaps += 1;
-                }
-                if last.as_ref() != Some(&holders) {
-                    s.changes.push((start.elapsed(), holders.clone()));
-                    last = Some(holders);
-                }
-                drop(s);
-                std::thread::sleep(Duration::from_millis(10).saturating_sub(took));
-            }
-        });
-        Observer {
-            stop,
-            seen,
-            thread: Some(thread),
-        }
-    }
-
-    pub fn now(&self) -> Observation {
-        self.seen.lock().unwrap().clone()
-    }
-
-    /// Until exactly `holders` hold the VIP (as last sampled); the time it took.
-    pub async fn wait_for(&self, holders: &[usize], limit: Duration) -> Option<Duration> {
-        let start = Instant::now();
-        while start.elapsed() < limit {
-            let s = self.now();
-            if s.changes.last().map(|(_, h)| h.as_slice()) == Some(holders) {
-                return Some(start.elapsed());
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        None
-    }
-
-    pub fn finish(mut self) -> Observation {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-        self.now()
-    }
-}
-
-impl Drop for Observer {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-    }
-}
-
-/// The client-seen view: probes the "who" listener through the VIP every 10 ms with a
-/// 100 ms timeout and records the answers.
-pub struct Probe {
-    stop: Arc<AtomicBool>,
-    task: tokio::task::JoinHandle<Vec<(Duration, Option<String>)>>,
-}
-
-impl Probe {
-    pub fn start(lab: &Lab) -> Probe {
-        let stop = Arc::new(AtomicBool::new(false));
-        let stop2 = stop.clone();
-        let sockets_ns = lab.client.ns.clone();
-        let make = move || {
-            let path = format!("/var/run/netns/{sockets_ns}");
-            File::open(path).unwrap()
-        };
-        let ns = make();
-        let task = tokio::spawn(async move {
-            let mut seen = Vec::new();
-            let start = Instant::now();
-            // Bounded: at most 10 minutes of probing even if nobody stops it.
-            while !stop2.load(Ordering::Relaxed) && start.elapsed() < Duration::from_secs(600) {
-                let socket = std::thread::scope(|s| {
-                    s.spawn(|| {
-                        nix::sched::setns(ns.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET).ok()?;
-                        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)
-                            .ok()
-                    })
-                    .join()
-                    .ok()
-                    .flatten()
-                });
-                let answer = match socket {
-                    Some(s) => {
-                        s.set_nonblocking(true).ok();
-                        let socket = tokio::net::TcpSocket::from_std_stream(s.into());
-                        let limit = Duration::from_millis(100);
-                        tokio::time::timeout(limit, async {
-                            let mut stream =
-                                socket.connect(crate::vrrp_lab::vip_addr()).await.ok()?;
-                            crate::read_line(&mut stream, limit).await
-                        })
-                        .await
-                        .ok()
-                        .flatten()
-                    }
-                    None => None,
-                };
-                seen.push((start.elapsed(), answer));
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
-            seen
-        });
-        Probe { stop, task }
-    }
-
-    /// Stops and returns the longest run without an answer (the client-seen outage).
-    pub async fn finish(self) -> (Duration, Vec<(Duration, Option<String>)>) {
-        self.stop.store(true, Ordering::Relaxed);
-        let seen = self.task.await.unwrap_or_default();
-        let mut longest = Duration::ZERO;
-        let mut gap_start = None;
-        for (t, answer) in &seen {
-            match (answer, gap_start) {
-                (None, None) => gap_start = Some(*t),
-                (Some(_), Some(s)) => {
-                    longest = longest.max(*t - s);
-                    gap_start = None;
-                }
-                _ => {}
-            }
-        }
-        (longest, seen)
-    }
 }

@@ -31,6 +31,23 @@ pub struct Host {
     pub hub_port: String,
 }
 
+impl Host {
+    /// The host's IPv6 address after [`Lab::enable_ipv6`]: 2001:db8:51::N where N is the
+    /// last octet of its IPv4 address (node i: ::11+i, the client ::50, in decimal).
+    pub fn ip6(&self) -> Ipv6Addr {
+        Ipv6Addr::new(
+            0x2001,
+            0xdb8,
+            0x51,
+            0,
+            0,
+            0,
+            0,
+            u16::from(self.ip.octets()[3]),
+        )
+    }
+}
+
 pub struct Lab {
     pub prefix: String,
     pub hub: String,
@@ -203,8 +220,7 @@ impl Lab {
     /// address detection (IPv6 adverts leave from it).
     pub fn enable_ipv6(&self) {
         for host in self.nodes.iter().chain(std::iter::once(&self.client)) {
-            let last = host.ip.octets()[3];
-            let ip = Ipv6Addr::new(0x2001, 0xdb8, 0x51, 0, 0, 0, 0, u16::from(last));
+            let ip = host.ip6();
             run(
                 "ip",
                 &[

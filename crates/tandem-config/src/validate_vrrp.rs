@@ -22,21 +22,27 @@ pub(crate) fn validate_groups(out: &mut Vec<Problem>, groups: &[VipGroup]) {
                 format!("duplicate vip_group name {:?}", g.name),
             );
         }
+        // A dual-stack group (IPv4 and IPv6 addresses) runs one VRRP instance per family
+        // (RFC 5798) under one lease; each family has its own vrid space.
         let parsed: Vec<_> = g.addresses.iter().filter_map(|a| parse_vip(a)).collect();
-        let v6 = parsed.first().is_some_and(|(ip, _)| ip.is_ipv6());
-        if parsed.iter().any(|(ip, _)| ip.is_ipv6() != v6) {
-            p.add(
-                format!("{at}.addresses"),
-                "mixes IPv4 and IPv6 addresses: an IPv4 and an IPv6 virtual router are separate VRRP instances (RFC 5798); put the IPv6 addresses in a vip_group of their own (it may use the same vrid)",
-            );
-        }
+        let mut families: Vec<bool> = parsed.iter().map(|(ip, _)| ip.is_ipv6()).collect();
+        families.sort_unstable();
+        families.dedup();
         if g.vrid == 0 {
             p.add(format!("{at}.vrid"), "must be between 1 and 255");
-        } else if !vrids.insert((g.vrid, v6)) {
-            p.add(
-                format!("{at}.vrid"),
-                format!("vrid {} is used by another vip_group", g.vrid),
-            );
+        } else {
+            for v6 in families {
+                if !vrids.insert((g.vrid, v6)) {
+                    let family = if v6 { "IPv6" } else { "IPv4" };
+                    p.add(
+                        format!("{at}.vrid"),
+                        format!(
+                            "vrid {} is used by another vip_group with {family} addresses",
+                            g.vrid
+                        ),
+                    );
+                }
+            }
         }
         if g.addresses.is_empty() {
             p.add(

@@ -14,9 +14,9 @@ pub struct VipGroup {
     /// VRRP virtual router id, 1..=255, unique on the network segment.
     pub vrid: u8,
     /// Addresses with an optional prefix length: "198.51.100.100/24" (default /32) or
-    /// "2001:db8::100/64" (default /128). All of one family: an IPv4 and an IPv6 virtual
-    /// router are separate VRRP instances (RFC 5798), so IPv6 VIPs get their own group
-    /// (it may reuse the IPv4 group's vrid).
+    /// "2001:db8::100/64" (default /128). IPv4 and IPv6 addresses may share a group: an
+    /// IPv4 and an IPv6 virtual router are separate VRRP instances (RFC 5798), so such a
+    /// group runs one instance per family, both with this vrid, under one lease.
     pub addresses: Vec<String>,
     /// How often the master advertises (sent in centiseconds: 10ms steps, 10ms..40.95s).
     #[serde(default = "default_advert_interval")]

@@ -410,6 +410,16 @@ fn an_ipv6_vip_group_parses_beside_an_ipv4_one_with_the_same_vrid() {
 }
 
 #[test]
+fn a_dual_stack_vip_group_holds_an_ipv4_and_an_ipv6_address() {
+    let text = format!("{VRRP}{}", GOOD.replace("[node]\nid = \"lb1\"\n", "")).replace(
+        "addresses = [\"198.51.100.100/24\"]",
+        "addresses = [\"198.51.100.100/24\", \"2001:db8::100/64\"]",
+    );
+    let cfg = parse(&text, "dual.toml").unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(cfg.cluster.vip_groups[0].addresses.len(), 2);
+}
+
+#[test]
 fn bad_vrrp_configs_are_refused_with_their_key_path() {
     let base = format!("{VRRP}{}", GOOD.replace("[node]\nid = \"lb1\"\n", ""));
     let cases = [
@@ -429,12 +439,13 @@ fn bad_vrrp_configs_are_refused_with_their_key_path() {
             "not a unicast address",
         ),
         (
+            // A dual-stack group's IPv6 instance uses vrid 51 in the IPv6 space too.
             base.replace(
                 "198.51.100.100/24\"",
                 "198.51.100.100/24\", \"2001:db8::100\"",
-            ),
-            "vip_group[0].addresses",
-            "mixes IPv4 and IPv6",
+            ) + "\n[[vip_group]]\nname = \"front6\"\nvrid = 51\naddresses = [\"2001:db8::101/64\"]\n",
+            "vip_group[1].vrid",
+            "used by another vip_group with IPv6 addresses",
         ),
         (
             base.replace("198.51.100.100/24", "2001:db8::100/129"),

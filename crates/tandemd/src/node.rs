@@ -245,13 +245,21 @@ impl Node {
         }
     }
 
-    /// Counters of the VRRP instances, by group name.
-    pub async fn vrrp_stats(&self) -> Vec<(String, Arc<tandem_vrrp::io::VrrpStats>)> {
+    /// Each VRRP instance's status, family label (dual-stack groups only: "ipv4" or
+    /// "ipv6") and counters.
+    pub async fn vrrp_stats(
+        &self,
+    ) -> Vec<(
+        tandem_vrrp::io::InstanceStatus,
+        Option<&'static str>,
+        Arc<tandem_vrrp::io::VrrpStats>,
+    )> {
         match self.vrrp.lock().await.as_ref() {
             Some(v) => v
                 .instances
                 .iter()
-                .map(|i| (i.status.borrow().group.clone(), i.stats.clone()))
+                .zip(&v.families)
+                .map(|(i, family)| (i.status.borrow().clone(), *family, i.stats.clone()))
                 .collect(),
             None => Vec::new(),
         }

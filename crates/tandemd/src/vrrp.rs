@@ -2,6 +2,7 @@
 //! its `[[vip_group]]`, trackers wired to the forwarding plane.
 
 use anyhow::Context;
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 use tandem_cluster::lease_keeper::LeaseKeeper;
@@ -11,16 +12,20 @@ use tandem_config::Config;
 use tandem_proxy::Plane;
 use tandem_vrrp::io::{
     spawn_instance, Fence, FenceLink, HookRunner, InstanceHandle, InstanceSpec, KernelFence,
-    Netlink, NoFence, Permit, Probe, TrackerSpec,
+    Netlink, NoFence, Permit, Probe, SharedFence, TrackerSpec,
 };
 use tokio::sync::watch;
 
 use crate::cluster::Cluster;
 use tokio_util::sync::CancellationToken;
 
-/// The running VRRP instances of a node.
+/// The running VRRP instances of a node: one per `[[node.vrrp.instance]]`, two for a
+/// dual-stack group (an IPv4 and an IPv6 instance sharing one lease).
 pub struct Vrrp {
     pub instances: Vec<InstanceHandle>,
+    /// Per instance: its family ("ipv4", "ipv6") when its group is dual-stack, for
+    /// metric labels; None otherwise.
+    pub families: Vec<Option<&'static str>>,
     /// The nftables fence of the leased VIPs (Raft fencing with `kernel_fence = "nftables"`).
     pub kernel_fence: Option<Arc<KernelFence>>,
     stop: CancellationToken,
@@ -168,10 +173,23 @@ impl Vrrp {
             })
             .collect();
         let (fence, kernel_fence) = choose_fence(node_vrrp.fencing, cluster, &vips).await?;
+        // A dual-stack group runs one instance per family; both hold one lease.
+        let dual: HashSet<String> = config
+            .cluster
+            .vip_groups
+            .iter()
+            .filter(|g| by_family(&g.addresses).len() > 1)
+            .map(|g| g.name.clone())
+            .collect();
+        let fence: Arc<dyn Fence> = if dual.is_empty() {
+            fence
+        } else {
+            Arc::new(SharedFence::new(fence, dual.clone()))
+        };
         let netlink = Netlink::open().context("starting VRRP")?;
         let hooks = HookRunner::start(node_vrrp.hooks.clone(), node_vrrp.hook_timeout.get());
         let stop = CancellationToken::new();
-        let mut instances = Vec::new();
+        let (mut instances, mut families) = (Vec::new(), Vec::new());
         for inst in &node_vrrp.instances {
             let group = config
                 .cluster
@@ -179,42 +197,49 @@ impl Vrrp {
                 .iter()
                 .find(|g| g.name == inst.group)
                 .expect("validated: every instance names a vip_group");
-            let spec = InstanceSpec {
-                group: group.name.clone(),
-                vrid: group.vrid,
-                priority: inst.priority,
-                advert_interval: group.advert_interval.get(),
-                preempt: group.preempt,
-                preempt_delay: group.preempt_delay.get(),
-                addresses: group
-                    .addresses
-                    .iter()
-                    .filter_map(|a| parse_vip(a))
-                    .collect(),
-                interface: inst
-                    .interface
-                    .clone()
-                    .unwrap_or_else(|| node_vrrp.interface.clone()),
-                unicast_peers: node_vrrp.unicast_peers.clone(),
-                source: node_vrrp.source.map(std::net::IpAddr::V4),
-                garp_count: node_vrrp.garp_count,
-                garp_repeat_after: node_vrrp.garp_repeat_after.get(),
-                garp_refresh: node_vrrp.garp_refresh.get(),
-                trackers: inst.tracks.iter().map(|t| tracker(t, plane)).collect(),
-            };
-            let handle = spawn_instance(
-                spec,
-                netlink.clone(),
-                hooks.clone(),
-                fence.clone(),
-                stop.clone(),
-            )
-            .await
-            .with_context(|| format!("starting VRRP instance for vip_group {:?}", group.name))?;
-            instances.push(handle);
+            for addresses in by_family(&group.addresses) {
+                let ipv6 = addresses.first().is_some_and(|(ip, _)| ip.is_ipv6());
+                let spec = InstanceSpec {
+                    group: group.name.clone(),
+                    vrid: group.vrid,
+                    priority: inst.priority,
+                    advert_interval: group.advert_interval.get(),
+                    preempt: group.preempt,
+                    preempt_delay: group.preempt_delay.get(),
+                    addresses,
+                    interface: inst
+                        .interface
+                        .clone()
+                        .unwrap_or_else(|| node_vrrp.interface.clone()),
+                    unicast_peers: node_vrrp.unicast_peers.clone(),
+                    source: node_vrrp.source.map(std::net::IpAddr::V4),
+                    garp_count: node_vrrp.garp_count,
+                    garp_repeat_after: node_vrrp.garp_repeat_after.get(),
+                    garp_refresh: node_vrrp.garp_refresh.get(),
+                    trackers: inst.tracks.iter().map(|t| tracker(t, plane)).collect(),
+                };
+                let family = if ipv6 { "ipv6" } else { "ipv4" };
+                let handle = spawn_instance(
+                    spec,
+                    netlink.clone(),
+                    hooks.clone(),
+                    fence.clone(),
+                    stop.clone(),
+                )
+                .await
+                .with_context(|| {
+                    format!(
+                        "starting the {family} VRRP instance for vip_group {:?}",
+                        group.name
+                    )
+                })?;
+                instances.push(handle);
+                families.push(dual.contains(&group.name).then_some(family));
+            }
         }
         Ok(Some(Vrrp {
             instances,
+            families,
             kernel_fence,
             stop,
         }))
@@ -231,6 +256,13 @@ impl Vrrp {
             kernel.remove().await;
         }
     }
+}
+
+/// A group's addresses split by family, IPv4 first: one VRRP instance each (RFC 5798).
+fn by_family(addresses: &[String]) -> Vec<Vec<(std::net::IpAddr, u8)>> {
+    let parsed: Vec<_> = addresses.iter().filter_map(|a| parse_vip(a)).collect();
+    let (v6, v4): (Vec<_>, Vec<_>) = parsed.into_iter().partition(|(ip, _)| ip.is_ipv6());
+    [v4, v6].into_iter().filter(|f| !f.is_empty()).collect()
 }
 
 fn tracker(track: &Track, plane: &Plane) -> TrackerSpec {

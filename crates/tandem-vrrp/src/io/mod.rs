@@ -4,6 +4,7 @@
 mod family;
 mod fence;
 pub mod fence_reader;
+mod fence_share;
 mod garp;
 mod hooks;
 pub mod kernel_fence;
@@ -16,6 +17,7 @@ pub mod tracker;
 
 pub use fence::{Fence, FenceLink, NoFence, Permit};
 pub use fence_reader::{fence_state, FenceState};
+pub use fence_share::SharedFence;
 pub use hooks::{HookEvent, HookRunner};
 pub use kernel_fence::{KernelFence, KernelFenceError};
 pub use netlink::{LinkInfo, Netlink, NetlinkError};

@@ -1,6 +1,6 @@
 //! Interface facts and virtual-address changes over rtnetlink.
 //!
-//! VIPs are installed with a finite kernel lifetime (valid_lft = preferred_lft), renewed
+//! VIPs are installed with a finite kernel lifetime (valid_lft; IPv4 preferred_lft too), renewed
 //! while we are master. If the daemon is SIGKILLed or hangs, the kernel drops the address
 //! by itself when the lifetime runs out, so a dead node stops answering ARP for the VIP
 //! (keepalived leaves it configured forever in that case).
@@ -8,7 +8,11 @@
 //! IPv6 VIPs are added with IFA_F_NODAD: duplicate address detection would keep a new
 //! master's address tentative (unusable) for a second or more, and would fail it outright
 //! while the old master's lifetime has not yet run out (keepalived users see FAULT states
-//! from exactly that). VRRP already decides who holds the address.
+//! from exactly that). VRRP already decides who holds the address. They are also added
+//! deprecated (preferred_lft 0): source address selection (RFC 6724 rule 3) then never
+//! picks the VIP for the node's own connections. Otherwise a VIP in the interface's /64
+//! can become the source of Raft, health-check and backend traffic, whose answers go to
+//! the new holder after a failover (IPv4 VIPs are secondary addresses, never chosen).
 
 use futures::TryStreamExt;
 use netlink_packet_route::address::{
@@ -146,7 +150,7 @@ impl Netlink {
         Ok(out)
     }
 
-    /// Adds (or renews) `ip/prefix` with a finite lifetime (IPv6: without DAD).
+    /// Adds (or renews) `ip/prefix` with a finite lifetime (IPv6: without DAD, deprecated).
     pub async fn add_with_lifetime(
         &self,
         index: u32,
@@ -165,7 +169,9 @@ impl Netlink {
         }
         let mut info = CacheInfo::default();
         info.ifa_valid = secs;
-        info.ifa_preferred = secs;
+        // Deprecated IPv6 VIPs still receive and answer (neighbour solicitations,
+        // connections to them); they are only never chosen as a source.
+        info.ifa_preferred = if ip.is_ipv6() { 0 } else { secs };
         request
             .message_mut()
             .attributes

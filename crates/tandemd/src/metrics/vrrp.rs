@@ -1,5 +1,6 @@
 //! VRRP metrics, one series per instance, labelled by its vip_group (`group`, not
-//! `instance`: Prometheus sets `instance` on every scraped series to name the target).
+//! `instance`: Prometheus sets `instance` on every scraped series to name the target);
+//! the two instances of a dual-stack group also by `family`.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering::Relaxed;
@@ -37,29 +38,29 @@ pub struct VrrpSample {
     pub garp_bursts: u64,
     /// Dropped packets by reason.
     pub dropped: BTreeMap<String, u64>,
+    /// "ipv4" or "ipv6" for the two instances of a dual-stack group (a `family` label
+    /// tells their series apart); None for a single-family group.
+    pub family: Option<&'static str>,
 }
 
 impl VrrpSample {
     pub(super) async fn gather(node: &Node) -> Vec<VrrpSample> {
-        let mut stats: BTreeMap<String, _> = node.vrrp_stats().await.into_iter().collect();
-        node.vrrp_status()
+        node.vrrp_stats()
             .await
             .into_iter()
-            .filter_map(|status| {
-                let s = stats.remove(&status.group)?;
-                Some(VrrpSample {
-                    adverts_sent: s.adverts_sent.load(Relaxed),
-                    adverts_received: s.adverts_received.load(Relaxed),
-                    transitions: s.transitions.load(Relaxed),
-                    became_master: s.became_master.load(Relaxed),
-                    garp_bursts: s.garp_bursts.load(Relaxed),
-                    dropped: s
-                        .drops()
-                        .into_iter()
-                        .map(|(reason, n)| (reason.to_string(), n))
-                        .collect(),
-                    status,
-                })
+            .map(|(status, family, s)| VrrpSample {
+                adverts_sent: s.adverts_sent.load(Relaxed),
+                adverts_received: s.adverts_received.load(Relaxed),
+                transitions: s.transitions.load(Relaxed),
+                became_master: s.became_master.load(Relaxed),
+                garp_bursts: s.garp_bursts.load(Relaxed),
+                dropped: s
+                    .drops()
+                    .into_iter()
+                    .map(|(reason, n)| (reason.to_string(), n))
+                    .collect(),
+                status,
+                family,
             })
             .collect()
     }
@@ -123,7 +124,10 @@ pub(super) fn encode(out: &mut Out, instances: &[VrrpSample]) {
         "Received packets dropped, by reason (bad_checksum, bad_ttl, unknown_peer, ...)",
     );
     for i in instances {
-        let group = labels([("group", i.status.group.as_str())]);
+        let mut group = labels([("group", i.status.group.as_str())]);
+        if let Some(family) = i.family {
+            group.push(("family".into(), family.into()));
+        }
         for s in [
             State::Initialize,
             State::Backup,
