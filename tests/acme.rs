@@ -1,0 +1,166 @@
+//! ACME certificates replicated through the cluster, against a real ACME server: Pebble
+//! (Let's Encrypt's test server) in the lab's client namespace, resolving the domain to
+//! the VIP through dnsmasq, so its HTTP-01 validation reaches whichever node holds the
+//! VIP. The cluster is tests/support/cluster_lab.rs's (n1, n2 forward, n3 witness); the
+//! ACME listener comes in a replicated config (`tandemctl config apply`). Needs root.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use tandem_tests::cluster_lab::{cluster_part, ClusterLab, FORWARDERS, WEB_PORT};
+use tandem_tests::dnsmasq::Dnsmasq;
+use tandem_tests::pebble::Pebble;
+use tandem_tests::tls_client;
+use tandem_tests::vrrp_lab::VIP;
+
+const DOMAIN: &str = "www.acme.test";
+const HTTPS_PORT: u16 = 8443;
+
+/// The lab's cluster plus Pebble and its DNS server in the client namespace.
+struct AcmeLab {
+    cl: ClusterLab,
+    pebble: Pebble,
+    _dns: Dnsmasq,
+}
+
+impl AcmeLab {
+    async fn start() -> AcmeLab {
+        let mut cl = ClusterLab::start().await;
+        let ns = cl.lab.client.ns.clone();
+        let client_ip = cl.lab.client.ip;
+        let dns = Dnsmasq::start(&mut cl.lab, &ns, client_ip, &format!("{VIP} {DOMAIN}\n"), &[]).await;
+        let dir = cl.dir.clone();
+        let pebble = Pebble::start(
+            &mut cl.lab,
+            &dir,
+            &ns,
+            client_ip,
+            SocketAddr::from((client_ip, 53)),
+            WEB_PORT,
+        )
+        .await;
+        AcmeLab {
+            cl,
+            pebble,
+            _dns: dns,
+        }
+    }
+
+    /// Proposes config `version` with an HTTPS listener on :8443 whose certificate comes
+    /// from Pebble (the plain "web" listener on :8080 answers the challenges).
+    fn apply_acme_listener(&self, version: u64) {
+        let acme = format!(
+            r#"
+[[listener]]
+name = "secure"
+protocol = "http"
+bind = "0.0.0.0:{HTTPS_PORT}"
+pool = "web"
+[listener.tls.acme]
+domains = ["{DOMAIN}"]
+directory = "{directory}"
+contact = ["mailto:ops@acme.test"]
+ca = "{ca}"
+"#,
+            directory = self.pebble.directory(),
+            ca = self.pebble.https_ca.display(),
+        );
+        let file = self.cl.dir.join(format!("v{version}.toml"));
+        std::fs::write(&file, cluster_part(&self.cl.lab, version, &acme)).unwrap();
+        self.cl
+            .ctl_ok(0, &["config", "apply", file.to_str().unwrap()]);
+    }
+
+    fn logs(&self) -> String {
+        format!(
+            "{}\n--- pebble ---\n{}",
+            self.cl.logs(),
+            tail(&self.pebble.log_text(), 40)
+        )
+    }
+}
+
+fn tail(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+/// Until node `i` serves a certificate for DOMAIN that verifies against `root` (and the
+/// request behind it reaches a backend): the time it took, or the last error.
+async fn wait_served(
+    al: &AcmeLab,
+    i: usize,
+    root: &str,
+    limit: Duration,
+) -> Result<Duration, String> {
+    let started = Instant::now();
+    let addr = SocketAddr::from((al.cl.lab.nodes[i].ip, HTTPS_PORT));
+    let config = tls_client::config_trusting(root.as_bytes());
+    let mut last = String::new();
+    while started.elapsed() < limit {
+        match tls_client::get(
+            &al.cl.lab,
+            &al.cl.lab.client.ns,
+            addr,
+            DOMAIN,
+            "/",
+            config.clone(),
+            Duration::from_secs(3),
+        )
+        .await
+        {
+            Ok(answer) if answer.starts_with("HTTP/1.1 200") => return Ok(started.elapsed()),
+            Ok(answer) => last = format!("answered: {}", tail(&answer, 5)),
+            Err(e) => last = e,
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    Err(last)
+}
+
+fn count(text: &str, needle: &str) -> usize {
+    text.lines().filter(|l| l.contains(needle)).count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_cluster_obtains_one_certificate_through_the_vip_and_every_node_serves_it() {
+    let al = AcmeLab::start().await;
+    let started = Instant::now();
+    al.apply_acme_listener(2);
+    let root = al.pebble.issuing_root(&al.cl.lab).await;
+    for i in FORWARDERS {
+        let took = wait_served(&al, i, &root, Duration::from_secs(60))
+            .await
+            .unwrap_or_else(|e| {
+                panic!(
+                    "n{} does not serve a certificate from Pebble for {DOMAIN}: {e}\n{}",
+                    i + 1,
+                    al.logs()
+                )
+            });
+        println!("n{} serves the ACME certificate {took:?} after polling began", i + 1);
+    }
+    println!("certificate on every forwarding node {:?} after the config apply", started.elapsed());
+    // Obtained once: one order, one issued certificate in the whole cluster.
+    let logs: String = (0..3).map(|i| al.cl.log(i)).collect();
+    assert_eq!(
+        count(&logs, "ACME certificate issued and replicated"),
+        1,
+        "{}",
+        al.logs()
+    );
+    for i in FORWARDERS {
+        assert!(
+            al.cl.log(i).contains("ACME certificate in force on this node"),
+            "n{}: {}",
+            i + 1,
+            al.logs()
+        );
+    }
+    // Pebble validated through the VIP: its HTTP-01 request went to the VIP's address.
+    let pebble_log = al.pebble.log_text();
+    assert!(
+        pebble_log.contains(&VIP.to_string()) || pebble_log.contains(DOMAIN),
+        "Pebble's log does not show the validation: {pebble_log}"
+    );
+}
