@@ -11,7 +11,7 @@ use tandem_tests::cluster_lab::{cluster_part, ClusterLab, FORWARDERS, WEB_PORT};
 use tandem_tests::dnsmasq::Dnsmasq;
 use tandem_tests::pebble::Pebble;
 use tandem_tests::tls_client;
-use tandem_tests::vrrp_lab::VIP;
+use tandem_tests::vrrp_lab::{wait_holders, VIP};
 
 const DOMAIN: &str = "www.acme.test";
 const HTTPS_PORT: u16 = 8443;
@@ -28,7 +28,14 @@ impl AcmeLab {
         let mut cl = ClusterLab::start().await;
         let ns = cl.lab.client.ns.clone();
         let client_ip = cl.lab.client.ip;
-        let dns = Dnsmasq::start(&mut cl.lab, &ns, client_ip, &format!("{VIP} {DOMAIN}\n"), &[]).await;
+        let dns = Dnsmasq::start(
+            &mut cl.lab,
+            &ns,
+            client_ip,
+            &format!("{VIP} {DOMAIN}\n"),
+            &[],
+        )
+        .await;
         let dir = cl.dir.clone();
         let pebble = Pebble::start(
             &mut cl.lab,
@@ -122,9 +129,34 @@ fn count(text: &str, needle: &str) -> usize {
     text.lines().filter(|l| l.contains(needle)).count()
 }
 
+/// The challenge path is hit on a node's plain listener (its access log).
+const CHALLENGE_HIT: &str = "path=\"/.well-known/acme-challenge/";
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_cluster_obtains_one_certificate_through_the_vip_and_every_node_serves_it() {
     let al = AcmeLab::start().await;
+    // The hard case: the VIP (where Pebble's validation lands) on the forwarding node that
+    // does not lead Raft (where the order runs), so the answer must come through the log.
+    let leader = al
+        .cl
+        .status_json(0)
+        .and_then(|s| s["raft"]["leader"].as_u64());
+    let holder = match leader {
+        Some(1) => 1,
+        Some(2) => 0,
+        other => panic!("no forwarding node leads Raft ({other:?})\n{}", al.logs()),
+    };
+    let leader = 1 - holder;
+    al.cl
+        .ctl_ok(0, &["vip", "move", "front", &format!("n{}", holder + 1)]);
+    assert!(
+        wait_holders(&al.cl.lab, &[holder], Duration::from_secs(10))
+            .await
+            .is_some(),
+        "the VIP did not move to n{}\n{}",
+        holder + 1,
+        al.logs()
+    );
     let started = Instant::now();
     al.apply_acme_listener(2);
     let root = al.pebble.issuing_root(&al.cl.lab).await;
@@ -138,9 +170,15 @@ async fn a_cluster_obtains_one_certificate_through_the_vip_and_every_node_serves
                     al.logs()
                 )
             });
-        println!("n{} serves the ACME certificate {took:?} after polling began", i + 1);
+        println!(
+            "n{} serves the ACME certificate {took:?} after polling began",
+            i + 1
+        );
     }
-    println!("certificate on every forwarding node {:?} after the config apply", started.elapsed());
+    println!(
+        "certificate on every forwarding node {:?} after the config apply",
+        started.elapsed()
+    );
     // Obtained once: one order, one issued certificate in the whole cluster.
     let logs: String = (0..3).map(|i| al.cl.log(i)).collect();
     assert_eq!(
@@ -151,16 +189,33 @@ async fn a_cluster_obtains_one_certificate_through_the_vip_and_every_node_serves
     );
     for i in FORWARDERS {
         assert!(
-            al.cl.log(i).contains("ACME certificate in force on this node"),
+            al.cl
+                .log(i)
+                .contains("ACME certificate in force on this node"),
             "n{}: {}",
             i + 1,
             al.logs()
         );
     }
-    // Pebble validated through the VIP: its HTTP-01 request went to the VIP's address.
-    let pebble_log = al.pebble.log_text();
+    // The leader ordered; the VIP holder answered Pebble's validation requests (it
+    // resolves the domain to the VIP), from the replicated state.
+    assert_eq!(
+        count(&al.cl.log(leader), "ACME certificate issued and replicated"),
+        1,
+        "{}",
+        al.logs()
+    );
+    let answered = count(&al.cl.log(holder), CHALLENGE_HIT);
     assert!(
-        pebble_log.contains(&VIP.to_string()) || pebble_log.contains(DOMAIN),
-        "Pebble's log does not show the validation: {pebble_log}"
+        answered >= 1 && al.cl.log(holder).contains("status=200"),
+        "n{} (the VIP holder) answered no challenge\n{}",
+        holder + 1,
+        al.logs()
+    );
+    assert_eq!(count(&al.cl.log(leader), CHALLENGE_HIT), 0, "{}", al.logs());
+    println!(
+        "n{} ordered, n{} (VIP) answered {answered} validation request(s)",
+        leader + 1,
+        holder + 1
     );
 }

@@ -140,7 +140,8 @@ impl Pebble {
         let begin = body
             .find("-----BEGIN CERTIFICATE-----")
             .unwrap_or_else(|| panic!("no certificate in Pebble's /roots/0 answer: {body}"));
-        let end = body.find("-----END CERTIFICATE-----").unwrap() + "-----END CERTIFICATE-----".len();
+        let end =
+            body.find("-----END CERTIFICATE-----").unwrap() + "-----END CERTIFICATE-----".len();
         body[begin..end].to_string() + "\n"
     }
 
@@ -148,4 +149,3 @@ impl Pebble {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 }
-

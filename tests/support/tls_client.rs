@@ -15,7 +15,9 @@ pub fn config_trusting(ca_pem: &[u8]) -> Arc<rustls::ClientConfig> {
     use rustls_pki_types::pem::PemObject;
     let mut roots = rustls::RootCertStore::empty();
     for cert in rustls_pki_types::CertificateDer::pem_slice_iter(ca_pem) {
-        roots.add(cert.expect("a PEM certificate")).expect("a usable root");
+        roots
+            .add(cert.expect("a PEM certificate"))
+            .expect("a usable root");
     }
     let config = rustls::ClientConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),

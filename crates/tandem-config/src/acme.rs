@@ -142,7 +142,10 @@ mod tests {
             ca: None,
             renew_before: Some(HumanDuration::from_secs(0)),
         };
-        let text: Vec<String> = problems(&bad).iter().map(|p| format!("{}: {}", p.path, p.message)).collect();
+        let text: Vec<String> = problems(&bad)
+            .iter()
+            .map(|p| format!("{}: {}", p.path, p.message))
+            .collect();
         let keys = [
             "listener[0].tls.acme.domains[0]",
             "listener[0].tls.acme.domains[1]",
@@ -160,7 +163,10 @@ mod tests {
             domains: vec![],
             ..good()
         };
-        let text: Vec<String> = problems(&empty).iter().map(|p| format!("{}: {}", p.path, p.message)).collect();
+        let text: Vec<String> = problems(&empty)
+            .iter()
+            .map(|p| format!("{}: {}", p.path, p.message))
+            .collect();
         assert_eq!(text.len(), 1);
         assert!(text[0].starts_with("listener[0].tls.acme.domains"));
     }

@@ -64,7 +64,10 @@ mod tests {
     #[test]
     fn answers_only_known_tokens_under_the_challenge_path() {
         let store = AcmeStore::default();
-        store.set_challenges(HashMap::from([("tok".to_string(), "tok.print".to_string())]));
+        store.set_challenges(HashMap::from([(
+            "tok".to_string(),
+            "tok.print".to_string(),
+        )]));
         assert_eq!(
             store.answer("/.well-known/acme-challenge/tok").as_deref(),
             Some("tok.print")

@@ -255,7 +255,11 @@ impl HttpPlane {
     /// Puts an ACME certificate in force: listeners serving `name` swap to it for new
     /// handshakes (established connections keep theirs), and listeners built later use it.
     /// Returns the listeners that swapped.
-    pub fn install_acme_certificate(&self, name: &str, cert: tandem_tls::LoadedCert) -> Vec<String> {
+    pub fn install_acme_certificate(
+        &self,
+        name: &str,
+        cert: tandem_tls::LoadedCert,
+    ) -> Vec<String> {
         // Under the listeners lock, so an `apply` building at the same time sees either
         // the old certificate and is then swapped here, or the new one.
         let running = lock(&self.listeners);
@@ -273,7 +277,9 @@ impl HttpPlane {
             certs.extend(rt.file_certs.iter().cloned());
             match sni.replace(certs) {
                 Ok(()) => swapped.push(rt.name.clone()),
-                Err(e) => tracing::error!(listener = %rt.name, error = %e, "ACME certificate not swapped in"),
+                Err(e) => {
+                    tracing::error!(listener = %rt.name, error = %e, "ACME certificate not swapped in")
+                }
             }
         }
         swapped

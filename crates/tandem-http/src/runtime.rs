@@ -449,7 +449,11 @@ pub fn build_listener(
             (Some(built.acceptor), Some(built.resolver), built.file_certs)
         }
     };
-    let acme_name = l.tls.as_ref().and_then(|t| t.acme.as_ref()).map(|a| a.name());
+    let acme_name = l
+        .tls
+        .as_ref()
+        .and_then(|t| t.acme.as_ref())
+        .map(|a| a.name());
     Ok(ListenerRuntime {
         name: l.name.clone(),
         max_connections: u64::from(l.max_connections),

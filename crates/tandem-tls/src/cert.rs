@@ -98,8 +98,8 @@ pub fn cert_from_pem(
     if chain.is_empty() {
         return Err(FileKind::Cert.empty(&spec.cert));
     }
-    let key_der =
-        PrivateKeyDer::from_pem_slice(key_pem).map_err(|e| FileKind::Key.pem_error(&spec.key, e))?;
+    let key_der = PrivateKeyDer::from_pem_slice(key_pem)
+        .map_err(|e| FileKind::Key.pem_error(&spec.key, e))?;
     let leaf = LeafInfo::parse(&spec.cert, &chain[0])?;
     leaf.check_validity(&spec.cert, now)?;
     let key = certified_key(&spec, chain, key_der)?;
@@ -129,7 +129,7 @@ fn inspect(spec: &CertSpec, now: SystemTime) -> Result<LoadedCert, Vec<TlsError>
         Ok(key) if problems.is_empty() => Ok(LoadedCert {
             names: leaf.names,
             not_before: system_time(leaf.not_before),
-        not_after: system_time(leaf.not_after),
+            not_after: system_time(leaf.not_after),
             key: Arc::new(key),
             spec: spec.clone(),
         }),

@@ -109,8 +109,13 @@ pub async fn run(cluster: Arc<Cluster>, node: Weak<Node>, stop: CancellationToke
             .map(|(n, _)| n.clone())
             .collect();
         for name in done {
-            let Some(r) = orders.remove(&name) else { continue };
-            let result = r.task.await.unwrap_or_else(|e| Err(format!("the order task failed: {e}")));
+            let Some(r) = orders.remove(&name) else {
+                continue;
+            };
+            let result = r
+                .task
+                .await
+                .unwrap_or_else(|e| Err(format!("the order task failed: {e}")));
             let planner = planners
                 .entry(name.clone())
                 .or_insert_with(|| Planner::new(None));
@@ -126,7 +131,8 @@ pub async fn run(cluster: Arc<Cluster>, node: Weak<Node>, stop: CancellationToke
                 Err(e) => {
                     let first = planner.failures() == 0;
                     let retry_at = planner.failed(wall_ms(SystemTime::now()), current);
-                    let retry_in = Duration::from_millis(retry_at.saturating_sub(wall_ms(SystemTime::now())));
+                    let retry_in =
+                        Duration::from_millis(retry_at.saturating_sub(wall_ms(SystemTime::now())));
                     if first {
                         tracing::error!(certificate = %name, error = %e, ?retry_in,
                             "ACME order failed; the certificate in force keeps serving, retrying with backoff (further failures of this streak are logged at debug)");

@@ -125,13 +125,19 @@ async fn run_order(
             tracing::info!(certificate = %name, "ACME certificate issued and replicated");
             Ok(())
         }
-        Ok(other) => Err(format!("the cluster did not store the certificate: {other:?}")),
+        Ok(other) => Err(format!(
+            "the cluster did not store the certificate: {other:?}"
+        )),
         Err(e) => Err(format!("storing the certificate in the cluster: {e}")),
     }
 }
 
 /// The account stored for this directory, else a new one (stored for the next leader).
-async fn account(cluster: &Cluster, spec: &Acme, stored: Option<String>) -> Result<Account, String> {
+async fn account(
+    cluster: &Cluster,
+    spec: &Acme,
+    stored: Option<String>,
+) -> Result<Account, String> {
     if let Some(json) = stored {
         let credentials: AccountCredentials = serde_json::from_str(&json)
             .map_err(|e| format!("the stored ACME account does not decode: {e}"))?;
@@ -188,7 +194,8 @@ fn http_client(spec: &Acme) -> Result<Box<dyn instant_acme::HttpClient>, String>
     let tls = tandem_tls::client_config(&tandem_tls::ClientTlsSpec {
         ca: spec.ca.clone(),
         verify: true,
-        alpn: vec![b"http/1.1".to_vec()],
+        // hyper-rustls sets ALPN itself (and refuses a config that already has some).
+        alpn: Vec::new(),
         client_cert: None,
     })
     .map_err(|e| format!("TLS to the ACME server: {e}"))?;
@@ -198,6 +205,6 @@ fn http_client(spec: &Acme) -> Result<Box<dyn instant_acme::HttpClient>, String>
         .enable_http1()
         .build();
     let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-        .build::<_, http_body_util::Full<bytes::Bytes>>(connector);
+        .build::<_, instant_acme::BodyWrapper<bytes::Bytes>>(connector);
     Ok(Box::new(client))
 }

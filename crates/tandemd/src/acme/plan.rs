@@ -126,7 +126,10 @@ mod tests {
         let p = Planner::new(None);
         let v = ninety_days_from(1_000);
         assert_eq!(p.renew_at(v), 1_000 + 60 * DAY);
-        assert_eq!(p.decide(1_000 + 59 * DAY, Some(v)), Decision::WaitUntil(1_000 + 60 * DAY));
+        assert_eq!(
+            p.decide(1_000 + 59 * DAY, Some(v)),
+            Decision::WaitUntil(1_000 + 60 * DAY)
+        );
         assert_eq!(p.decide(1_000 + 60 * DAY, Some(v)), Decision::Order);
     }
 
@@ -150,7 +153,10 @@ mod tests {
             assert_eq!(p.decide(at, None), Decision::Order);
             now = at;
         }
-        assert_eq!(waits, [10, 20, 40, 80, 160, 320, 640, 1280, 2560, 3600, 3600, 3600]);
+        assert_eq!(
+            waits,
+            [10, 20, 40, 80, 160, 320, 640, 1280, 2560, 3600, 3600, 3600]
+        );
         assert_eq!(p.failures(), 12);
         p.succeeded();
         assert_eq!(p.failures(), 0);
@@ -168,7 +174,10 @@ mod tests {
         }
         let left = v.not_after_ms - now;
         let wait = p.failed(now, Some(v)) - now;
-        assert!(wait <= (left / 10).max(10_000), "wait {wait} ms with {left} ms left");
+        assert!(
+            wait <= (left / 10).max(10_000),
+            "wait {wait} ms with {left} ms left"
+        );
         // A server still down when the certificate expires: retries keep coming.
         let after = v.not_after_ms + 1;
         assert_eq!(p.failed(after, Some(v)) - after, 10_000);
