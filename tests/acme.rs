@@ -7,7 +7,7 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use tandem_tests::cluster_lab::{cluster_part, ClusterLab, FORWARDERS, WEB_PORT};
+use tandem_tests::cluster_lab::{cluster_part, metric, ClusterLab, FORWARDERS, WEB_PORT};
 use tandem_tests::dnsmasq::Dnsmasq;
 use tandem_tests::pebble::Pebble;
 use tandem_tests::tls_client;
@@ -55,7 +55,7 @@ impl AcmeLab {
 
     /// Proposes config `version` with an HTTPS listener on :8443 whose certificate comes
     /// from Pebble (the plain "web" listener on :8080 answers the challenges).
-    fn apply_acme_listener(&self, version: u64) {
+    fn apply_acme_listener(&self, version: u64, extra: &str) {
         let acme = format!(
             r#"
 [[listener]]
@@ -68,6 +68,7 @@ domains = ["{DOMAIN}"]
 directory = "{directory}"
 contact = ["mailto:ops@acme.test"]
 ca = "{ca}"
+{extra}
 "#,
             directory = self.pebble.directory(),
             ca = self.pebble.https_ca.display(),
@@ -158,7 +159,7 @@ async fn a_cluster_obtains_one_certificate_through_the_vip_and_every_node_serves
         al.logs()
     );
     let started = Instant::now();
-    al.apply_acme_listener(2);
+    al.apply_acme_listener(2, "");
     let root = al.pebble.issuing_root(&al.cl.lab).await;
     for i in FORWARDERS {
         let took = wait_served(&al, i, &root, Duration::from_secs(60))
@@ -217,5 +218,169 @@ async fn a_cluster_obtains_one_certificate_through_the_vip_and_every_node_serves
         "n{} ordered, n{} (VIP) answered {answered} validation request(s)",
         leader + 1,
         holder + 1
+    );
+    // Every forwarding node shows the certificate's expiry.
+    for i in FORWARDERS {
+        let text = al.cl.metrics(i).await;
+        let expiry = metric(
+            &text,
+            &format!("{EXPIRY}{{listener=\"secure\",cert=\"acme:{DOMAIN}\"}}"),
+        );
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs_f64();
+        assert!(
+            expiry.is_some_and(|at| at > now),
+            "n{}: no future expiry for the ACME certificate in /metrics:\n{text}",
+            i + 1
+        );
+    }
+}
+
+const EXPIRY: &str = "tandem_tls_certificate_expiry_timestamp_seconds";
+
+/// The leaf node `i` serves now (verified against `root`).
+async fn served_leaf(al: &AcmeLab, i: usize, root: &str) -> Result<Vec<u8>, String> {
+    let addr = SocketAddr::from((al.cl.lab.nodes[i].ip, HTTPS_PORT));
+    let config = tls_client::config_trusting(root.as_bytes());
+    let tls = tls_client::connect(&al.cl.lab, &al.cl.lab.client.ns, addr, DOMAIN, config).await?;
+    Ok(tls_client::peer_leaf(&tls))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn renewal_swaps_without_dropping_and_an_unreachable_server_leaves_it_serving() {
+    let mut al = AcmeLab::start().await;
+    al.apply_acme_listener(2, "");
+    let root = al.pebble.issuing_root(&al.cl.lab).await;
+    for i in FORWARDERS {
+        wait_served(&al, i, &root, Duration::from_secs(60))
+            .await
+            .unwrap_or_else(|e| panic!("n{}: {e}\n{}", i + 1, al.logs()));
+    }
+    let first: Vec<Vec<u8>> = {
+        let mut v = Vec::new();
+        for i in FORWARDERS {
+            v.push(served_leaf(&al, i, &root).await.unwrap());
+        }
+        v
+    };
+    assert_eq!(
+        first[0], first[1],
+        "the two nodes serve different certificates"
+    );
+    // A keep-alive connection opened before the renewal.
+    let config = tls_client::config_trusting(root.as_bytes());
+    let n1 = SocketAddr::from((al.cl.lab.nodes[0].ip, HTTPS_PORT));
+    let mut kept =
+        tls_client::connect(&al.cl.lab, &al.cl.lab.client.ns, n1, DOMAIN, config.clone())
+            .await
+            .unwrap();
+    let before = tls_client::get_on(&mut kept, DOMAIN, "/", Duration::from_secs(3)).await;
+    assert!(
+        before.as_ref().is_ok_and(|a| a.starts_with("HTTP/1.1 200")),
+        "{before:?}"
+    );
+
+    // Renewal: a renew_before longer than Pebble's 5-year certificates makes it due now.
+    al.apply_acme_listener(3, "renew_before = \"2000d\"");
+    let renewed = Instant::now();
+    let (mut ok, mut failed) = (0u32, 0u32);
+    let mut swapped = false;
+    while renewed.elapsed() < Duration::from_secs(30) && ok + failed < 3000 {
+        let node = (ok + failed) as usize % 2;
+        let addr = SocketAddr::from((al.cl.lab.nodes[node].ip, HTTPS_PORT));
+        match tls_client::connect(
+            &al.cl.lab,
+            &al.cl.lab.client.ns,
+            addr,
+            DOMAIN,
+            config.clone(),
+        )
+        .await
+        {
+            Ok(mut tls) => {
+                let leaf = tls_client::peer_leaf(&tls);
+                match tls_client::get_on(&mut tls, DOMAIN, "/", Duration::from_secs(3)).await {
+                    Ok(a) if a.starts_with("HTTP/1.1 200") => ok += 1,
+                    _ => failed += 1,
+                }
+                if leaf != first[0] && node == 1 {
+                    swapped = true;
+                }
+            }
+            Err(_) => failed += 1,
+        }
+        if swapped && ok + failed >= 40 {
+            break;
+        }
+    }
+    println!(
+        "renewal: {ok} HTTPS requests ok, {failed} failed, swapped after {:?}",
+        renewed.elapsed()
+    );
+    assert!(
+        swapped,
+        "no node serves a renewed certificate\n{}",
+        al.logs()
+    );
+    assert_eq!(
+        failed,
+        0,
+        "requests failed during the renewal\n{}",
+        al.logs()
+    );
+    let after = tls_client::get_on(&mut kept, DOMAIN, "/", Duration::from_secs(3)).await;
+    assert!(
+        after.as_ref().is_ok_and(|a| a.starts_with("HTTP/1.1 200")),
+        "the connection opened before the renewal was dropped: {after:?}\n{}",
+        al.logs()
+    );
+    assert_eq!(
+        tls_client::peer_leaf(&kept),
+        first[0],
+        "a connection keeps its certificate"
+    );
+
+    // The ACME server goes away: orders fail, the certificate in force keeps serving, the
+    // failure is logged once and counted.
+    al.pebble.stop(&mut al.cl.lab).await;
+    let leader = al
+        .cl
+        .status_json(0)
+        .and_then(|s| s["raft"]["leader"].as_u64())
+        .expect("a leader") as usize
+        - 1;
+    let series = format!("tandem_acme_orders_failed_total{{certificate=\"{DOMAIN}\"}}");
+    let deadline = Instant::now() + Duration::from_secs(40);
+    let mut failures = 0.0;
+    while Instant::now() < deadline {
+        failures = metric(&al.cl.metrics(leader).await, &series).unwrap_or(0.0);
+        if failures >= 2.0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert!(
+        failures >= 2.0,
+        "fewer than 2 failed orders counted ({failures})\n{}",
+        al.logs()
+    );
+    assert_eq!(
+        count(&al.cl.log(leader), "ACME order failed;"),
+        1,
+        "a failure streak is logged once\n{}",
+        al.logs()
+    );
+    for i in FORWARDERS {
+        let leaf = served_leaf(&al, i, &root).await;
+        assert!(
+            leaf.is_ok(),
+            "n{} stopped serving a valid certificate: {leaf:?}",
+            i + 1
+        );
+    }
+    println!(
+        "ACME server down: {failures} failed orders counted, one log line, both nodes still serve"
     );
 }

@@ -145,6 +145,18 @@ impl Pebble {
         body[begin..end].to_string() + "\n"
     }
 
+    /// Stops Pebble (SIGTERM by PID, then waits): the ACME server becomes unreachable.
+    pub async fn stop(&mut self, lab: &mut Lab) {
+        if let Some(index) = self.child.take() {
+            let child = lab.child(index);
+            child.signal(nix::sys::signal::Signal::SIGTERM);
+            assert!(
+                child.wait_for_exit(Duration::from_secs(5)).await.is_some(),
+                "pebble did not stop on SIGTERM"
+            );
+        }
+    }
+
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }

@@ -78,3 +78,55 @@ pub async fn get(
         .await
         .map_err(|_| format!("no answer from {addr} within {limit:?}"))?
 }
+
+/// The leaf certificate (DER) a verified handshake got.
+pub fn peer_leaf(tls: &tokio_rustls::client::TlsStream<tokio::net::TcpStream>) -> Vec<u8> {
+    tls.get_ref()
+        .1
+        .peer_certificates()
+        .and_then(|c| c.first())
+        .map(|c| c.to_vec())
+        .unwrap_or_default()
+}
+
+/// One keep-alive GET on an open connection; the response head and its
+/// `content-length` body.
+pub async fn get_on(
+    tls: &mut tokio_rustls::client::TlsStream<tokio::net::TcpStream>,
+    name: &str,
+    path: &str,
+    limit: Duration,
+) -> Result<String, String> {
+    let exchange = async {
+        let request = format!("GET {path} HTTP/1.1\r\nhost: {name}\r\n\r\n");
+        tls.write_all(request.as_bytes())
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 4096];
+        loop {
+            if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+                let length: usize = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length:"))
+                    .and_then(|v| v.trim().parse().ok())
+                    .unwrap_or(0);
+                if buf.len() >= end + 4 + length {
+                    return Ok(String::from_utf8_lossy(&buf[..end + 4 + length]).into_owned());
+                }
+            }
+            let n = tls.read(&mut chunk).await.map_err(|e| e.to_string())?;
+            if n == 0 {
+                return Err(format!(
+                    "connection closed mid-answer: {}",
+                    String::from_utf8_lossy(&buf)
+                ));
+            }
+            buf.extend_from_slice(&chunk[..n]);
+        }
+    };
+    tokio::time::timeout(limit, exchange)
+        .await
+        .map_err(|_| format!("no answer within {limit:?}"))?
+}

@@ -158,9 +158,11 @@ pub async fn run(cluster: Arc<Cluster>, node: Weak<Node>, stop: CancellationToke
                 if orders.contains_key(name) {
                     continue;
                 }
+                let renew_before = spec.renew_before.map(|d| d.get());
                 let planner = planners
                     .entry(name.clone())
-                    .or_insert_with(|| Planner::new(spec.renew_before.map(|d| d.get())));
+                    .or_insert_with(|| Planner::new(renew_before));
+                planner.set_renew_before(renew_before);
                 let current = acme.certificates.get(name).map(validity);
                 if planner.decide(now, current) != Decision::Order {
                     continue;

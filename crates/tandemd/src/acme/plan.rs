@@ -47,6 +47,11 @@ impl Planner {
         }
     }
 
+    /// A config change may move the renewal point; the failure streak stays.
+    pub fn set_renew_before(&mut self, renew_before: Option<Duration>) {
+        self.renew_before = renew_before;
+    }
+
     /// When the certificate should be renewed.
     pub fn renew_at(&self, v: Validity) -> u64 {
         match self.renew_before {
