@@ -384,3 +384,108 @@ async fn renewal_swaps_without_dropping_and_an_unreachable_server_leaves_it_serv
         "ACME server down: {failures} failed orders counted, one log line, both nodes still serve"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_leader_lost_during_an_order_is_replaced_and_the_order_completes() {
+    let mut al = AcmeLab::start().await;
+    // Pebble waits 0 to 15 s before validating: time to kill the ordering leader.
+    al.pebble.restart_with_va_sleeps(&mut al.cl.lab).await;
+    let leader = al
+        .cl
+        .status_json(0)
+        .and_then(|s| s["raft"]["leader"].as_u64())
+        .expect("a leader") as usize
+        - 1;
+    assert!(
+        FORWARDERS.contains(&leader),
+        "the witness leads: {}",
+        al.logs()
+    );
+    let survivor = 1 - leader;
+    al.apply_acme_listener(2, "");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !al
+        .cl
+        .log(leader)
+        .contains("challenges answered, waiting for validation")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the order did not start\n{}",
+            al.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    al.cl.kill(leader).await;
+    let killed = Instant::now();
+    let root = al.pebble.issuing_root(&al.cl.lab).await;
+    wait_served(&al, survivor, &root, Duration::from_secs(90))
+        .await
+        .unwrap_or_else(|e| panic!("n{}: {e}\n{}", survivor + 1, al.logs()));
+    println!(
+        "leader n{} killed mid-order; n{} serves the certificate {:?} later",
+        leader + 1,
+        survivor + 1,
+        killed.elapsed()
+    );
+    assert!(
+        al.cl
+            .log(survivor)
+            .contains("ACME certificate issued and replicated"),
+        "the new leader did not order\n{}",
+        al.logs()
+    );
+    // The dead leader's challenge answers are withdrawn by the new leader: the plain
+    // listener no longer answers the first token Pebble validated.
+    let pebble_log = al.pebble.log_text();
+    let token = pebble_log
+        .lines()
+        .find_map(|l| l.split("/.well-known/acme-challenge/").nth(1))
+        .map(|t| t.trim().to_string())
+        .unwrap_or_else(|| panic!("no validation in Pebble's log: {pebble_log}"));
+    let addr = SocketAddr::from((al.cl.lab.nodes[survivor].ip, WEB_PORT));
+    let path = format!("/.well-known/acme-challenge/{token}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let answer = plain_get(&al, addr, &path).await;
+        if !answer.contains(&format!("{token}.")) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "n{} still answers the old challenge {token}\n{}",
+            survivor + 1,
+            al.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // The killed node comes back and serves the replicated certificate.
+    al.cl.start_node(leader);
+    wait_served(&al, leader, &root, Duration::from_secs(30))
+        .await
+        .unwrap_or_else(|e| panic!("restarted n{}: {e}\n{}", leader + 1, al.logs()));
+}
+
+/// One plain HTTP/1.1 GET from the client namespace; the whole answer as text.
+async fn plain_get(al: &AcmeLab, addr: SocketAddr, path: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let s = al
+        .cl
+        .lab
+        .socket_in(&al.cl.lab.client.ns, socket2::Type::STREAM);
+    s.set_nonblocking(true).unwrap();
+    let socket = tokio::net::TcpSocket::from_std_stream(s.into());
+    let exchange = async {
+        let mut stream = socket.connect(addr).await.ok()?;
+        let request = format!("GET {path} HTTP/1.1\r\nhost: {DOMAIN}\r\nconnection: close\r\n\r\n");
+        stream.write_all(request.as_bytes()).await.ok()?;
+        let mut out = Vec::new();
+        stream.read_to_end(&mut out).await.ok()?;
+        Some(String::from_utf8_lossy(&out).into_owned())
+    };
+    tokio::time::timeout(Duration::from_secs(3), exchange)
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or_default()
+}

@@ -26,6 +26,9 @@ pub struct Pebble {
     dir: PathBuf,
     dns: SocketAddr,
     http_port: u16,
+    /// Pebble's own random wait (0 to 15 s) before each validation, left on to keep an
+    /// order in flight long enough to fail a node over during it.
+    pub va_sleeps: bool,
 }
 
 impl Pebble {
@@ -63,6 +66,7 @@ impl Pebble {
             dir: dir.to_path_buf(),
             dns,
             http_port,
+            va_sleeps: false,
         };
         p.spawn(lab).await;
         p
@@ -87,7 +91,11 @@ impl Pebble {
             }
         });
         std::fs::write(&config, json.to_string()).unwrap();
-        std::env::set_var("PEBBLE_VA_NOSLEEP", "1");
+        if self.va_sleeps {
+            std::env::remove_var("PEBBLE_VA_NOSLEEP");
+        } else {
+            std::env::set_var("PEBBLE_VA_NOSLEEP", "1");
+        }
         std::env::set_var("PEBBLE_WFE_NONCEREJECT", "0");
         let dns = self.dns.to_string();
         let index = lab.spawn(
@@ -143,6 +151,13 @@ impl Pebble {
         let end =
             body.find("-----END CERTIFICATE-----").unwrap() + "-----END CERTIFICATE-----".len();
         body[begin..end].to_string() + "\n"
+    }
+
+    /// Restarts Pebble with its random validation waits on (a new root: fetch it again).
+    pub async fn restart_with_va_sleeps(&mut self, lab: &mut Lab) {
+        self.stop(lab).await;
+        self.va_sleeps = true;
+        self.spawn(lab).await;
     }
 
     /// Stops Pebble (SIGTERM by PID, then waits): the ACME server becomes unreachable.

@@ -17,7 +17,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use tandem_cluster::state::acme::AcmeCertificate;
+use tandem_cluster::state::acme::{AcmeCertificate, AcmeCommand};
+use tandem_cluster::state::Command;
 use tandem_config::acme::Acme;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -153,6 +154,15 @@ pub async fn run(cluster: Arc<Cluster>, node: Weak<Node>, stop: CancellationToke
                 r.task.abort();
             }
         } else {
+            // Answers left by a leader that died mid-order: only the leader's orders
+            // publish answers, and none runs here.
+            if orders.is_empty() && !acme.challenges.is_empty() {
+                let tokens: Vec<String> = acme.challenges.keys().cloned().collect();
+                let clear = Command::Acme(AcmeCommand::ClearChallenges { tokens });
+                if let Err(e) = cluster.write(clear).await {
+                    tracing::debug!(error = %e, "stale ACME challenge answers not withdrawn yet");
+                }
+            }
             let now = wall_ms(SystemTime::now());
             for (name, spec) in &wanted {
                 if orders.contains_key(name) {
