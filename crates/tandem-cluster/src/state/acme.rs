@@ -4,7 +4,7 @@
 //! with their private keys (so every node serves them).
 //!
 //! The private key travels in the Raft log and snapshots: over the cluster's mutual-TLS
-//! transport between nodes, and at rest in each node's data_dir (redb, mode 0700 dir).
+//! transport between nodes, and at rest in each node's Raft store (data_dir/raft.redb, mode 0600).
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
