@@ -398,4 +398,6 @@ pub mod http_backends;
 pub mod l7_backends;
 pub mod lab_script;
 pub mod netns;
+pub mod pebble;
+pub mod tls_client;
 pub mod vrrp_lab;

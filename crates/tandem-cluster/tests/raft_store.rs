@@ -284,3 +284,14 @@ fn raft_a_data_dir_that_cannot_be_created_is_named() {
     assert!(matches!(err, StoreError::CreateDir { .. }), "{err:?}");
     assert!(err.to_string().contains("plain-file"), "{err}");
 }
+
+/// The store holds replicated ACME private keys: readable by its owner only.
+#[test]
+fn raft_store_file_is_private_to_its_owner() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = TempDir::new("raft-private");
+    drop(open_store(dir.path()).unwrap());
+    let file = dir.path().join(tandem_cluster::raft::STORE_FILE);
+    let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "{} has mode {mode:o}", file.display());
+}

@@ -11,8 +11,14 @@ use std::path::PathBuf;
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ListenerTls {
-    /// Certificates; chosen by SNI from their names; the first is the default.
+    /// Certificates; chosen by SNI from their names; the first is the default (after an
+    /// ACME certificate, which comes first when `acme` is set).
+    #[serde(default)]
     pub certificates: Vec<CertificateFiles>,
+    /// A certificate obtained from an ACME server (and renewed) instead of, or beside,
+    /// the files.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acme: Option<crate::acme::Acme>,
     /// "1.2" (default) or "1.3".
     #[serde(default = "default_min_tls")]
     pub min_version: String,

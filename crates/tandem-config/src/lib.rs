@@ -3,6 +3,7 @@
 //! Every error names the file, the key path (`pool[0].backend[1].weight`) and what is wrong,
 //! so an operator can fix it without reading code.
 
+pub mod acme;
 pub mod backend_address;
 pub mod cluster;
 pub mod compression;

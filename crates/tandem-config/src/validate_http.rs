@@ -45,11 +45,14 @@ pub(crate) fn validate_http(cfg: &ClusterConfig) -> Vec<Problem> {
 
 fn validate_http_listener(p: &mut Problems, at: &str, l: &Listener, cfg: &ClusterConfig) {
     if let Some(tls) = &l.tls {
-        if tls.certificates.is_empty() {
+        if tls.certificates.is_empty() && tls.acme.is_none() {
             p.add(
                 format!("{at}.tls.certificates"),
-                "at least one certificate is needed; the first is the default",
+                "at least one certificate is needed (or [listener.tls.acme]); the first is the default",
             );
+        }
+        if let Some(acme) = &tls.acme {
+            crate::acme::validate_acme(p, &format!("{at}.tls.acme"), acme);
         }
         if !matches!(tls.min_version.as_str(), "1.2" | "1.3") {
             p.add(

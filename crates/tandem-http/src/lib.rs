@@ -10,6 +10,7 @@
 //! compiled runtime (routes, limits, certificates) atomically.
 
 pub mod access_log;
+pub mod acme;
 mod body;
 pub mod compress;
 mod connection;
@@ -80,6 +81,7 @@ pub struct HttpPlane {
     stop: CancellationToken,
     connections: TaskTracker,
     workers: workers::Workers,
+    acme: Arc<acme::AcmeStore>,
 }
 
 /// Listener names an `apply` added, removed and updated.
@@ -118,6 +120,7 @@ impl HttpPlane {
             stop: CancellationToken::new(),
             connections: TaskTracker::new(),
             workers: workers::Workers::default(),
+            acme: Arc::default(),
         };
         plane.apply(config, pools)?;
         Ok(plane)
@@ -153,6 +156,7 @@ impl HttpPlane {
                 &pools,
                 self.clock,
                 previous.as_deref(),
+                &self.acme,
             )?));
         }
         *lock(&self.pools) = pools;
@@ -245,6 +249,49 @@ impl HttpPlane {
                 }
             })
             .collect()
+    }
+
+    /// Publishes the HTTP-01 challenge answers every plain-HTTP listener gives.
+    pub fn set_acme_challenges(&self, answers: HashMap<String, String>) {
+        self.acme.set_challenges(answers);
+    }
+
+    /// Puts an ACME certificate in force: listeners serving `name` swap to it for new
+    /// handshakes (established connections keep theirs), and listeners built later use it.
+    /// Returns the listeners that swapped.
+    pub fn install_acme_certificate(
+        &self,
+        name: &str,
+        cert: tandem_tls::LoadedCert,
+    ) -> Vec<String> {
+        // Under the listeners lock, so an `apply` building at the same time sees either
+        // the old certificate and is then swapped here, or the new one.
+        let running = lock(&self.listeners);
+        lock(&self.acme.certificates).insert(name.to_string(), cert.clone());
+        let mut swapped = Vec::new();
+        for r in running.iter() {
+            let rt = r.live.load();
+            let (Some(sni), Some(serving)) = (&rt.sni, &rt.acme_name) else {
+                continue;
+            };
+            if serving != name {
+                continue;
+            }
+            let mut certs = vec![cert.clone()];
+            certs.extend(rt.file_certs.iter().cloned());
+            match sni.replace(certs) {
+                Ok(()) => swapped.push(rt.name.clone()),
+                Err(e) => {
+                    tracing::error!(listener = %rt.name, error = %e, "ACME certificate not swapped in")
+                }
+            }
+        }
+        swapped
+    }
+
+    /// The ACME certificate in force for `name`.
+    pub fn acme_certificate(&self, name: &str) -> Option<tandem_tls::LoadedCert> {
+        self.acme.certificate(name)
     }
 
     pub fn listener(&self, name: &str) -> Option<HttpListenerHandle> {
@@ -347,18 +394,34 @@ fn worker_count(l: &tandem_config::Listener) -> usize {
 
 /// Loads a listener's certificates (checked: readable, matching, valid now) into a
 /// TLS acceptor choosing by SNI.
+/// A listener's TLS: the acceptor, the resolver behind it and the certificates from files.
+pub(crate) struct BuiltTls {
+    pub acceptor: tokio_rustls::TlsAcceptor,
+    pub resolver: Arc<tandem_tls::SniResolver>,
+    pub file_certs: Vec<tandem_tls::LoadedCert>,
+}
+
 pub(crate) fn tls_acceptor(
     t: &tandem_config::http::ListenerTls,
-) -> Result<tokio_rustls::TlsAcceptor, String> {
+    acme: &acme::AcmeStore,
+) -> Result<BuiltTls, String> {
     let now = std::time::SystemTime::now();
-    let mut certs = Vec::new();
+    let mut file_certs = Vec::new();
     for c in &t.certificates {
         let spec = tandem_tls::CertSpec {
             cert: c.cert.clone(),
             key: c.key.clone(),
         };
-        certs.push(tandem_tls::load_cert(&spec, now).map_err(|e| e.to_string())?);
+        file_certs.push(tandem_tls::load_cert(&spec, now).map_err(|e| e.to_string())?);
     }
+    let mut certs = Vec::new();
+    if let Some(a) = &t.acme {
+        certs.push(match acme.certificate(&a.name()) {
+            Some(cert) => cert,
+            None => acme::placeholder(&a.domains)?,
+        });
+    }
+    certs.extend(file_certs.iter().cloned());
     let resolver = Arc::new(tandem_tls::SniResolver::new(certs).map_err(|e| e.to_string())?);
     let min = if t.min_version == "1.3" {
         tandem_tls::MinVersion::Tls13
@@ -366,7 +429,13 @@ pub(crate) fn tls_acceptor(
         tandem_tls::MinVersion::Tls12
     };
     let alpn = t.alpn.iter().map(|p| p.as_bytes().to_vec()).collect();
-    Ok(tokio_rustls::TlsAcceptor::from(tandem_tls::server_config(
-        resolver, alpn, min,
-    )))
+    Ok(BuiltTls {
+        acceptor: tokio_rustls::TlsAcceptor::from(tandem_tls::server_config(
+            resolver.clone(),
+            alpn,
+            min,
+        )),
+        resolver,
+        file_certs,
+    })
 }

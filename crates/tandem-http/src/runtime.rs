@@ -114,6 +114,14 @@ pub struct ListenerRuntime {
     pub stats: Arc<HttpStats>,
     /// TLS termination (certificates are re-read at every reload).
     pub tls: Option<tokio_rustls::TlsAcceptor>,
+    /// The certificate set behind `tls`, swapped in place when an ACME certificate arrives.
+    pub(crate) sni: Option<Arc<tandem_tls::SniResolver>>,
+    /// The ACME certificate this listener serves (`Acme::name()`), with `[listener.tls.acme]`.
+    pub(crate) acme_name: Option<String>,
+    /// The certificates from files, served after the ACME one.
+    pub(crate) file_certs: Vec<tandem_tls::LoadedCert>,
+    /// Challenge answers and ACME certificates (the plane's, shared by all listeners).
+    pub(crate) acme: Arc<crate::acme::AcmeStore>,
     next_request_id: AtomicU64,
     id_prefix: u32,
 }
@@ -362,6 +370,7 @@ pub fn build_listener(
     pools: &HashMap<String, Arc<PoolRuntime>>,
     clock: Clock,
     previous: Option<&ListenerRuntime>,
+    acme: &Arc<crate::acme::AcmeStore>,
 ) -> Result<ListenerRuntime, BuildError> {
     let err = |m: String| BuildError::Listener(l.name.clone(), m);
     let pool_target = |name: &str| -> Result<Arc<Target>, BuildError> {
@@ -433,10 +442,18 @@ pub fn build_listener(
             ))
         }),
     };
-    let tls = match &l.tls {
-        None => None,
-        Some(t) => Some(crate::tls_acceptor(t).map_err(err)?),
+    let (tls, sni, file_certs) = match &l.tls {
+        None => (None, None, Vec::new()),
+        Some(t) => {
+            let built = crate::tls_acceptor(t, acme).map_err(err)?;
+            (Some(built.acceptor), Some(built.resolver), built.file_certs)
+        }
     };
+    let acme_name = l
+        .tls
+        .as_ref()
+        .and_then(|t| t.acme.as_ref())
+        .map(|a| a.name());
     Ok(ListenerRuntime {
         name: l.name.clone(),
         max_connections: u64::from(l.max_connections),
@@ -454,6 +471,10 @@ pub fn build_listener(
         clock,
         stats: previous.map(|p| p.stats.clone()).unwrap_or_default(),
         tls,
+        sni,
+        acme_name,
+        file_certs,
+        acme: acme.clone(),
         next_request_id: AtomicU64::new(0),
         id_prefix: random_u32(),
     })

@@ -42,6 +42,8 @@ pub struct LoadedCert {
     /// (wildcards kept as `*.example.com`); the subject CN only when there is no DNS SAN,
     /// for old certificates that predate SANs.
     pub names: Vec<String>,
+    /// Start of the leaf's validity (renewal schedules count the lifetime from it).
+    pub not_before: SystemTime,
     /// End of the leaf's validity, so the caller can warn about certificates about to expire.
     pub not_after: SystemTime,
     /// What rustls serves: the whole chain from the file (leaf first) and the signing key.
@@ -80,6 +82,36 @@ pub fn check_certs(specs: &[CertSpec], now: SystemTime) -> Vec<TlsError> {
         .collect()
 }
 
+/// A certificate held in memory rather than in files (an ACME certificate from the
+/// replicated state): the same checks as [`load_cert`]. `label` stands for the file paths
+/// in messages and in [`LoadedCert::spec`].
+pub fn cert_from_pem(
+    label: &str,
+    chain_pem: &[u8],
+    key_pem: &[u8],
+    now: SystemTime,
+) -> Result<LoadedCert, TlsError> {
+    let spec = CertSpec::new(label, label);
+    let chain = CertificateDer::pem_slice_iter(chain_pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| FileKind::Cert.pem_error(&spec.cert, e))?;
+    if chain.is_empty() {
+        return Err(FileKind::Cert.empty(&spec.cert));
+    }
+    let key_der = PrivateKeyDer::from_pem_slice(key_pem)
+        .map_err(|e| FileKind::Key.pem_error(&spec.key, e))?;
+    let leaf = LeafInfo::parse(&spec.cert, &chain[0])?;
+    leaf.check_validity(&spec.cert, now)?;
+    let key = certified_key(&spec, chain, key_der)?;
+    Ok(LoadedCert {
+        names: leaf.names,
+        not_before: system_time(leaf.not_before),
+        not_after: system_time(leaf.not_after),
+        key: Arc::new(key),
+        spec,
+    })
+}
+
 /// The checks behind [`load_cert`] and [`check_certs`]. On failure the list is never empty.
 fn inspect(spec: &CertSpec, now: SystemTime) -> Result<LoadedCert, Vec<TlsError>> {
     // Read both files before giving up so an operator with two broken paths hears of both.
@@ -96,6 +128,7 @@ fn inspect(spec: &CertSpec, now: SystemTime) -> Result<LoadedCert, Vec<TlsError>
     match certified_key(spec, chain, key_der) {
         Ok(key) if problems.is_empty() => Ok(LoadedCert {
             names: leaf.names,
+            not_before: system_time(leaf.not_before),
             not_after: system_time(leaf.not_after),
             key: Arc::new(key),
             spec: spec.clone(),

@@ -17,7 +17,7 @@ mod sni;
 #[cfg(test)]
 mod tests;
 
-pub use cert::{check_certs, leaf_not_after, load_cert, CertSpec, LoadedCert};
+pub use cert::{cert_from_pem, check_certs, leaf_not_after, load_cert, CertSpec, LoadedCert};
 pub use client::{client_config, server_name, ClientTlsSpec};
 pub use error::TlsError;
 pub use rustls;

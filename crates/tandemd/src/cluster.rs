@@ -23,6 +23,10 @@ pub struct Cluster {
     /// The replicated config version this node last applied, and the last refusal.
     applied: Mutex<ConfigFollow>,
     stop: CancellationToken,
+    /// The Raft heartbeat: how soon followers learn of a commit.
+    pub heartbeat: Duration,
+    /// ACME certificates' status on this node.
+    pub acme: Arc<crate::acme::AcmeTracker>,
 }
 
 #[derive(Clone, Debug, Default, serde::Serialize)]
@@ -103,6 +107,8 @@ impl Cluster {
             role: settings.role,
             applied: Mutex::new(ConfigFollow::default()),
             stop: CancellationToken::new(),
+            heartbeat: settings.heartbeat.get(),
+            acme: Arc::default(),
         };
         let expect_member =
             settings.bootstrap || cluster.node.raft().is_initialized().await.unwrap_or(false);
@@ -230,6 +236,11 @@ impl Cluster {
             return;
         }
         tokio::spawn(follow_config(Arc::clone(self), Arc::downgrade(node)));
+        tokio::spawn(crate::acme::run(
+            Arc::clone(self),
+            Arc::downgrade(node),
+            self.stop.clone(),
+        ));
         tokio::spawn(crate::sticky_sync::run(
             Arc::clone(self),
             Arc::downgrade(node),

@@ -1,6 +1,7 @@
 //! The tandem daemon as a library: start a node from a config, stop it gracefully.
 //! `main.rs` is the command line around it; tests drive [`Node`] directly too.
 
+pub mod acme;
 pub mod admin;
 pub mod cluster;
 pub mod demo;
@@ -72,6 +73,25 @@ pub fn check_files(config: &Config) -> Vec<String> {
             .collect();
         for e in tandem_tls::check_certs(&specs, now) {
             problems.push(format!("listener[{i}].tls.certificates: {e}"));
+        }
+        let Some(acme) = &tls.acme else { continue };
+        if config.node.cluster.is_none() {
+            problems.push(format!(
+                "listener[{i}].tls.acme: needs [node.cluster]: the certificate, its key and the \
+                 challenge answers live in the replicated state (a single node runs a one-node \
+                 cluster: bootstrap = true, no peers)"
+            ));
+        }
+        if acme.ca.is_some() {
+            let spec = tandem_tls::ClientTlsSpec {
+                ca: acme.ca.clone(),
+                verify: true,
+                alpn: Vec::new(),
+                client_cert: None,
+            };
+            if let Err(e) = tandem_tls::client_config(&spec) {
+                problems.push(format!("listener[{i}].tls.acme.ca: {e}"));
+            }
         }
     }
     for (i, pool) in config.cluster.pools.iter().enumerate() {

@@ -53,6 +53,7 @@ impl ClusterOp {
                 format!("pinning {group} to node {n}")
             }
             ClusterOp::Write(Command::Pin { group, node: None }) => format!("unpinning {group}"),
+            ClusterOp::Write(Command::Acme(_)) => "ACME state change".into(),
             ClusterOp::AddMember { id, addr } => format!("adding node {id} at {addr}"),
             ClusterOp::RemoveMember { id } => format!("removing node {id}"),
         }

@@ -52,6 +52,11 @@ pub enum StoreError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("cannot make the raft store {} private to its owner (mode 0600): {source}", path.display())]
+    Private {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("cannot open the raft store {}: {source}", path.display())]
     Open {
         path: PathBuf,
@@ -81,6 +86,17 @@ pub fn open_store(data_dir: &Path) -> Result<(LogStore, StateMachineStore), Stor
         path: path.clone(),
         source,
     })?;
+    // The store holds ACME private keys (replicated certificates): only the daemon's user
+    // may read it, whatever the data dir's mode (systemd's StateDirectory is 0755).
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).map_err(
+            |source| StoreError::Private {
+                path: path.clone(),
+                source,
+            },
+        )?;
+    }
     create_tables(&db).map_err(|source| StoreError::Tables {
         path: path.clone(),
         source,

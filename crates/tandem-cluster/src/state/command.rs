@@ -37,6 +37,8 @@ pub enum Command {
     /// stays; `None` unpins (VRRP priorities decide again). Added last: postcard encodes
     /// variants by index.
     Pin { group: String, node: Option<NodeId> },
+    /// ACME: challenge answers, accounts and issued certificates (see [`super::acme`]).
+    Acme(super::acme::AcmeCommand),
 }
 
 /// One sticky mapping as replicated.
@@ -156,5 +158,9 @@ pub enum Outcome {
     Pinned {
         group: String,
         node: Option<NodeId>,
+    },
+    AcmeApplied,
+    AcmeRefused {
+        reason: String,
     },
 }

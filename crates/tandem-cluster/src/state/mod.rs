@@ -7,6 +7,7 @@
 //! commands (the proposer's clock readings); the clock rules run on the proposing nodes,
 //! never in `apply`.
 
+pub mod acme;
 mod clock;
 mod command;
 mod config;
@@ -44,6 +45,19 @@ pub struct ClusterState {
     leases: BTreeMap<String, Lease>,
     /// vip_groups pinned to a node by an operator.
     pins: BTreeMap<String, NodeId>,
+    /// ACME challenge answers, accounts and certificates. Last: a snapshot written before
+    /// it existed ends here (see [`ClusterState::from_snapshot`]).
+    acme: acme::AcmeState,
+}
+
+/// The state as snapshotted before ACME was added: restored with no ACME part.
+#[derive(Deserialize)]
+struct StateBeforeAcme {
+    config: Option<(u64, String)>,
+    pools: BTreeMap<String, PoolRules>,
+    sticky: BTreeMap<String, PoolTable>,
+    leases: BTreeMap<String, Lease>,
+    pins: BTreeMap<String, NodeId>,
 }
 
 impl ClusterState {
@@ -55,6 +69,7 @@ impl ClusterState {
             Command::StickyBatch { pool, entries } => self.merge_sticky(pool, entries),
             Command::PurgeSticky { now_ms } => self.purge_sticky(*now_ms),
             Command::Lease(command) => lease::apply(&mut self.leases, command),
+            Command::Acme(command) => self.acme.apply(command),
             Command::Pin { group, node } => {
                 match node {
                     Some(node) => self.pins.insert(group.clone(), *node),
@@ -112,6 +127,11 @@ impl ClusterState {
             .map(|(version, text)| (*version, text.as_str()))
     }
 
+    /// ACME challenge answers, accounts and certificates.
+    pub fn acme(&self) -> &acme::AcmeState {
+        &self.acme
+    }
+
     /// The group's lease (the empty default if it was never granted).
     pub fn lease(&self, group: &str) -> Lease {
         self.leases.get(group).copied().unwrap_or_default()
@@ -154,7 +174,23 @@ impl ClusterState {
     /// checked as they load (sorted, within capacity), so a damaged snapshot is refused
     /// rather than silently rebuilt into a different table.
     pub fn from_snapshot(bytes: &[u8]) -> Result<Self, StateError> {
-        let (state, rest) = postcard::take_from_bytes::<ClusterState>(bytes)?;
+        let (state, rest) = match postcard::take_from_bytes::<ClusterState>(bytes) {
+            Ok(decoded) => decoded,
+            // A snapshot from before ACME ends where the ACME part would start.
+            Err(postcard::Error::DeserializeUnexpectedEnd) => {
+                let (old, rest) = postcard::take_from_bytes::<StateBeforeAcme>(bytes)?;
+                let state = ClusterState {
+                    config: old.config,
+                    pools: old.pools,
+                    sticky: old.sticky,
+                    leases: old.leases,
+                    pins: old.pins,
+                    acme: acme::AcmeState::default(),
+                };
+                (state, rest)
+            }
+            Err(e) => return Err(e.into()),
+        };
         if !rest.is_empty() {
             return Err(StateError::TrailingBytes(rest.len()));
         }

@@ -189,6 +189,13 @@ async fn phases(
     rc: &mut RequestCtx<'_>,
     deadline: Instant,
 ) -> Response<ClientBody> {
+    // HTTP-01 answers come first: the ACME server must reach them whatever the access
+    // rules and routes say. Unknown tokens fall through (a backend may run its own ACME).
+    if !rc.listener.https && req.method() == http::Method::GET {
+        if let Some(answer) = rc.listener.acme.answer(req.uri().path()) {
+            return errors::fixed(StatusCode::OK, "application/octet-stream", answer);
+        }
+    }
     if let Some(refused) = filter::request_filter(&req, rc) {
         return refused;
     }

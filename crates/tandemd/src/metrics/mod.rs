@@ -69,6 +69,8 @@ pub struct Snapshot {
     /// (listener, certificate file, its leaf's expiry) of every TLS listener's
     /// certificates, read from the files at scrape time; unreadable ones are left out.
     pub certificates: Vec<(String, String, SystemTime)>,
+    /// ACME orders on this node, by certificate name (only with `[node.cluster]`).
+    pub acme: std::collections::BTreeMap<String, crate::acme::CertStatus>,
     /// Admin requests refused for what the client sent, by reason.
     pub admin_rejected: Vec<(&'static str, u64)>,
 }
@@ -98,7 +100,11 @@ impl Snapshot {
             sticky: node.http().sticky_sizes(),
             vrrp: VrrpSample::gather(node).await,
             cluster: ClusterSample::gather(node).await,
-            certificates: certificates(&config),
+            certificates: certificates(&config, node),
+            acme: node
+                .cluster()
+                .map(|c| c.acme.snapshot())
+                .unwrap_or_default(),
             admin_rejected: node.admin_rejections().counts(),
         }
     }
@@ -125,6 +131,7 @@ impl Snapshot {
         traffic::encode_pools(&mut out, &self.pools);
         traffic::encode_sticky(&mut out, &self.sticky);
         traffic::encode_certificates(&mut out, &self.certificates);
+        traffic::encode_acme(&mut out, &self.acme);
         vrrp::encode(&mut out, &self.vrrp);
         cluster::encode(&mut out, self.cluster.as_ref());
         let admin_rejected = out.counter(
@@ -153,7 +160,9 @@ impl Snapshot {
 /// The expiry of each TLS listener certificate (and the status listener's, as listener
 /// `node.status`), read from its file now: a renewed file shows before the reload that
 /// serves it, and an expired one still shows (the gauge is for alerting before that).
-fn certificates(config: &tandem_config::Config) -> Vec<(String, String, SystemTime)> {
+/// ACME certificates show as `cert="acme:<domains>"`, with the expiry of the one this node
+/// serves.
+fn certificates(config: &tandem_config::Config, node: &Node) -> Vec<(String, String, SystemTime)> {
     let mut out = Vec::new();
     let status_tls = config.node.status.as_ref().and_then(|s| s.tls.as_ref());
     if let Some(tls) = status_tls {
@@ -166,6 +175,12 @@ fn certificates(config: &tandem_config::Config) -> Vec<(String, String, SystemTi
         for c in &tls.certificates {
             if let Ok(at) = tandem_tls::leaf_not_after(&c.cert) {
                 out.push((l.name.clone(), c.cert.display().to_string(), at));
+            }
+        }
+        if let Some(acme) = &tls.acme {
+            let name = acme.name();
+            if let Some(cert) = node.http().acme_certificate(&name) {
+                out.push((l.name.clone(), format!("acme:{name}"), cert.not_after));
             }
         }
     }

@@ -371,3 +371,26 @@ pub(super) fn encode_certificates(
             .set(secs);
     }
 }
+
+/// ACME orders run on this node (as Raft leader): failures, and the current failure streak
+/// (non-zero: the certificate in force is not being renewed; alert with the expiry gauge).
+pub(super) fn encode_acme(
+    out: &mut Out,
+    acme: &std::collections::BTreeMap<String, crate::acme::CertStatus>,
+) {
+    let failed = out.counter(
+        "acme_orders_failed",
+        "ACME orders for the certificate that failed on this node (it orders while it leads Raft)",
+    );
+    let failing = out.gauge(
+        "acme_order_failures_in_a_row",
+        "Consecutive failed ACME orders for the certificate on this node; 0 after a success",
+    );
+    for (name, status) in acme {
+        let l = labels([("certificate", name.as_str())]);
+        failed.get_or_create(&l).inc_by(status.failed_orders);
+        failing
+            .get_or_create(&l)
+            .set(gauge_value(u64::from(status.failing)));
+    }
+}
