@@ -8,8 +8,8 @@
 //! ([`LeaseMachine::on_outcome`], [`LeaseMachine::on_failure`]), the operator's force-hold
 //! and a planned shutdown. After any of them, [`LeaseMachine::tick`] applies the rules.
 //!
-//! Outputs: proposals ([`LeaseMachine::poll_proposal`]; renewals are pipelined, anything
-//! else goes alone), one hold
+//! Outputs: proposals ([`LeaseMachine::poll_proposal`]; Acquires and Renews are
+//! pipelined, a Release or ForceHold goes alone), one hold
 //! permit ([`LeaseMachine::permit`]: the end of the hold window, or `None`), whether this
 //! node can hold at all ([`LeaseMachine::able`]), and when to tick next
 //! ([`LeaseMachine::next_deadline`]).
@@ -26,7 +26,9 @@
 //!   Acquire whose answer was lost, or a restart): renew it if VRRP wants the group
 //!   (only this node can renew that epoch, so this is as safe as any renewal), else
 //!   release it so that nobody has to wait for it to time out.
-//! - Not holding and VRRP wants the group: Acquire once the contender rule allows.
+//! - Not holding and VRRP wants the group: Acquire once the contender rule allows, and
+//!   again every `renew_every` while none is answered (the first may have gone to a leader
+//!   that is gone).
 //!
 //! The timing rules themselves live in [`crate::state::clock`]; the keeper
 //! ([`crate::lease_keeper`]) drives this machine with tokio, and the safety simulation
@@ -106,11 +108,11 @@ pub struct LeaseMachine {
     /// it (this node applies the log a moment after the leader answered) is not evidence
     /// that the lease was lost.
     answered_at: u64,
-    /// Proposals awaiting their answer: any number of renewals (bounded by
-    /// `max_renewals`), or one proposal of another kind.
+    /// Proposals awaiting their answer: Acquires and Renews, one per `renew_every` and a
+    /// hold window's worth at most, or one Release or ForceHold alone.
     inflight: Vec<InFlight>,
-    /// Local send time of the latest renewal, answered or not.
-    last_renew_sent: Option<Duration>,
+    /// Local send time of the latest Acquire or Renew, answered or not.
+    last_sent: Option<Duration>,
     outbox: Option<Proposal>,
     next_id: u64,
     wants: bool,
@@ -137,7 +139,7 @@ impl LeaseMachine {
             epoch: None,
             answered_at: 0,
             inflight: Vec::new(),
-            last_renew_sent: None,
+            last_sent: None,
             outbox: None,
             next_id: 0,
             wants: false,
@@ -275,9 +277,7 @@ impl LeaseMachine {
         if self.inflight.is_empty() && std::mem::take(&mut self.force_pending) && self.forced {
             self.propose_force(now);
         }
-        // Renewals may be in flight for any rule below; anything else goes alone.
-        let alone = self.inflight.iter().any(|f| f.kind != ProposalKind::Renew);
-        if !alone {
+        if !self.alone_in_flight() {
             let group = self.group.clone();
             let node = self.me;
             match self.epoch {
@@ -293,12 +293,17 @@ impl LeaseMachine {
                 }
                 Some(epoch) if self.next_renewal().is_some_and(|at| now >= at) => {
                     let renew = LeaseCommand::Renew { group, node, epoch };
-                    self.last_renew_sent = Some(now);
+                    self.last_sent = Some(now);
                     self.propose(ProposalKind::Renew, renew, now);
                 }
-                None if wants && self.inflight.is_empty() => {
+                None if wants && self.next_acquire().is_some_and(|at| now >= at) => {
+                    // Pipelined like renewals: an Acquire sent to a leader that just died
+                    // or went deaf waits for no answer before the next goes to whoever
+                    // leads now. At most one can be granted: each names the lease version
+                    // it saw, and a grant changes it.
                     if let Some(seen) = self.contender.may_acquire(now) {
                         let acquire = LeaseCommand::Acquire { group, node, seen };
+                        self.last_sent = Some(now);
                         self.propose(ProposalKind::Acquire, acquire, now);
                     }
                 }
@@ -361,13 +366,12 @@ impl LeaseMachine {
     /// When the rules next change their answer with no input: the next renewal, the end
     /// of the contender's wait, or the end of the hold window. `None`: only an input can.
     pub fn next_deadline(&self) -> Option<Duration> {
-        let alone = self.inflight.iter().any(|f| f.kind != ProposalKind::Renew);
-        let due = if alone {
+        let due = if self.alone_in_flight() {
             None
         } else if self.epoch.is_some() {
             self.next_renewal()
-        } else if self.inflight.is_empty() && self.wants && !self.closing {
-            self.contender.acquire_at()
+        } else if self.wants && !self.closing {
+            self.next_acquire()
         } else {
             None
         };
@@ -450,7 +454,7 @@ impl LeaseMachine {
         }
         self.holder.reset();
         self.epoch = None;
-        self.last_renew_sent = None;
+        self.last_sent = None;
     }
 
     fn take_inflight(&mut self, id: u64) -> Option<InFlight> {
@@ -458,17 +462,44 @@ impl LeaseMachine {
         Some(self.inflight.swap_remove(at))
     }
 
-    /// When the next renewal is due (the node holds an epoch): `renew_every` after the
-    /// last confirmed one and after the last one sent, at once if none is confirmed yet
-    /// and none sent; `None` while a hold window's worth of renewals is in flight.
-    fn next_renewal(&self) -> Option<Duration> {
+    /// A Release or ForceHold is in flight: nothing else goes out until it is answered.
+    fn alone_in_flight(&self) -> bool {
+        self.inflight
+            .iter()
+            .any(|f| matches!(f.kind, ProposalKind::Release | ProposalKind::Force))
+    }
+
+    /// Whether a hold window's worth of proposals is in flight already.
+    fn pipeline_full(&self) -> bool {
         let most = (self.timing.hold_window().as_micros()
             / self.timing.renew_every.as_micros().max(1))
         .max(1) as usize;
-        if self.inflight.len() >= most {
+        self.inflight.len() >= most
+    }
+
+    /// When the next Acquire may go (not holding, VRRP wants the group): once the
+    /// contender rule allows, and `renew_every` after the last one sent while any is
+    /// unanswered.
+    fn next_acquire(&self) -> Option<Duration> {
+        if self.pipeline_full() {
             return None;
         }
-        let after_sent = self.last_renew_sent.map(|s| s + self.timing.renew_every);
+        let allowed = self.contender.acquire_at()?;
+        let paced = self
+            .last_sent
+            .filter(|_| !self.inflight.is_empty())
+            .map(|s| s + self.timing.renew_every);
+        Some(paced.map_or(allowed, |p| p.max(allowed)))
+    }
+
+    /// When the next renewal is due (the node holds an epoch): `renew_every` after the
+    /// last confirmed one and after the last one sent, at once if none is confirmed yet
+    /// and none sent; `None` while a hold window's worth of proposals is in flight.
+    fn next_renewal(&self) -> Option<Duration> {
+        if self.pipeline_full() {
+            return None;
+        }
+        let after_sent = self.last_sent.map(|s| s + self.timing.renew_every);
         match (self.holder.next_renewal(), after_sent) {
             (Some(a), Some(b)) => Some(a.max(b)),
             (a, b) => Some(a.or(b).unwrap_or_default()),
@@ -613,5 +644,58 @@ mod tests {
             m.poll_proposal().is_none(),
             "nothing else while the Release is out"
         );
+    }
+
+    /// An Acquire sent to a leader that died or went deaf does not hold up the next: one
+    /// goes out every `renew_every` while none is answered, and the granted one holds.
+    #[test]
+    fn acquires_are_pipelined_past_a_dead_leader() {
+        let timing = LeaseTiming::default();
+        let mut m = LeaseMachine::new("vip", 2, timing);
+        m.on_applied(held_by(1, 5), None, 10, ms(0));
+        m.set_wants(true);
+        let wait = timing.contender_wait();
+        m.tick(wait - ms(1));
+        assert!(m.poll_proposal().is_none(), "not before the contender wait");
+        assert_eq!(m.next_deadline(), Some(wait));
+        m.tick(wait);
+        let lost = m.poll_proposal().expect("acquires once the lease lapsed");
+        assert_eq!(lost.kind, ProposalKind::Acquire);
+        m.tick(wait + ms(50));
+        assert!(m.poll_proposal().is_none(), "one per renew period");
+        assert_eq!(m.next_deadline(), Some(wait + timing.renew_every));
+        m.tick(wait + timing.renew_every);
+        let second = m
+            .poll_proposal()
+            .expect("the next Acquire goes without an answer");
+        assert_eq!(second.kind, ProposalKind::Acquire);
+        assert_eq!(
+            second.command, lost.command,
+            "both name the version they saw"
+        );
+        let granted = Outcome::LeaseGranted {
+            group: "vip".into(),
+            lease: Lease {
+                holder: Some(2),
+                epoch: 2,
+                seq: 0,
+            },
+        };
+        m.on_outcome(second.id, 11, &granted, wait + ms(120));
+        assert_eq!(
+            m.permit(),
+            Some(wait + timing.renew_every + timing.hold_window())
+        );
+        // The first one, if it ever commits, is refused (the version changed): no harm.
+        let refused = Outcome::LeaseRefused {
+            group: "vip".into(),
+            current: Lease {
+                holder: Some(2),
+                epoch: 2,
+                seq: 0,
+            },
+        };
+        m.on_outcome(lost.id, 12, &refused, wait + ms(130));
+        assert!(m.may_hold(wait + ms(130)));
     }
 }
