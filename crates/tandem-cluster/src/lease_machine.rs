@@ -125,6 +125,11 @@ pub struct LeaseMachine {
     closing: bool,
     /// Another node holds the lease and has not renewed it for a whole contender wait.
     lapsed: bool,
+    /// This node's hold ran out unconfirmed and it released the lease: the applied index
+    /// then. Until an answer comes or the log moves past it, it cannot hold (see `able`).
+    stalled_at: Option<u64>,
+    /// Local time of the last answer to any proposal.
+    last_answer: Option<Duration>,
 }
 
 impl LeaseMachine {
@@ -149,6 +154,8 @@ impl LeaseMachine {
             force_pending: false,
             closing: false,
             lapsed: false,
+            stalled_at: None,
+            last_answer: None,
         }
     }
 
@@ -208,6 +215,9 @@ impl LeaseMachine {
             return;
         };
         self.answered_at = self.answered_at.max(index);
+        // An answer: this node hears the cluster again.
+        self.stalled_at = None;
+        self.last_answer = Some(now);
         match (kind, outcome) {
             (
                 ProposalKind::Acquire | ProposalKind::Force | ProposalKind::Renew,
@@ -277,10 +287,35 @@ impl LeaseMachine {
         if self.inflight.is_empty() && std::mem::take(&mut self.force_pending) && self.forced {
             self.propose_force(now);
         }
+        if self.stalled_at.is_some_and(|at| self.applied.index > at) {
+            self.stalled_at = None;
+        }
+        // The hold ran out unconfirmed, the kernel fence has closed even if this daemon did
+        // nothing, and no answer at all came for as long: this node does not hear the
+        // cluster. One that can send but not hear would otherwise keep renewing a lease it
+        // cannot use (its renewals commit), and every contender would wait for it. (Late
+        // answers are not this: they keep coming, and confirm renewals when they do.)
+        let deaf_for = self.timing.hold_window() + self.timing.kernel_late;
+        let stalled = self
+            .holder
+            .valid_until()
+            .is_some_and(|until| now >= until + self.timing.kernel_late)
+            && self
+                .last_answer
+                .is_none_or(|at| now.saturating_sub(at) >= deaf_for);
         if !self.alone_in_flight() {
             let group = self.group.clone();
             let node = self.me;
             match self.epoch {
+                Some(epoch) if stalled => {
+                    tracing::warn!(group = %self.group, epoch,
+                        "VIP lease renewals went unanswered for the whole hold window: releasing \
+                         the lease and stepping aside (VRRP Fault) until the cluster answers again");
+                    self.stalled_at = Some(self.applied.index);
+                    self.holder.release(now);
+                    let release = LeaseCommand::Release { group, node, epoch };
+                    self.propose(ProposalKind::Release, release, now);
+                }
                 Some(epoch) if !wants => {
                     // Renewals still in flight cannot bring the hold back: `release`
                     // ignores confirmations of anything sent before it.
@@ -380,7 +415,15 @@ impl LeaseMachine {
         let lapse = (foreign && !self.lapsed)
             .then(|| self.contender.acquire_at())
             .flatten();
-        [due, self.permit(), lapse].into_iter().flatten().min()
+        // When an unconfirmed hold counts as stalled (see `tick`).
+        let stall = self
+            .holder
+            .valid_until()
+            .map(|until| until + self.timing.kernel_late);
+        [due, self.permit(), lapse, stall]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     pub fn view(&self, now: Duration) -> GroupView {
@@ -402,13 +445,16 @@ impl LeaseMachine {
 
     /// Logged on change only: why the VIP cannot be held here, once.
     fn update_able(&mut self, now: Duration) {
-        let able = self.holder.may_hold(now) || self.forced || self.live;
+        let able =
+            self.holder.may_hold(now) || self.forced || (self.live && self.stalled_at.is_none());
         if able == self.able {
             return;
         }
         self.able = able;
         if able {
             tracing::info!(group = %self.group, "a live Raft leader is heard again: VRRP contends for the VIP again");
+        } else if self.stalled_at.is_some() {
+            // Said when the lease was released (tick).
         } else {
             tracing::warn!(group = %self.group,
                 "no VIP lease can be had here: this node hears no live Raft leader with a majority \
@@ -605,7 +651,7 @@ mod tests {
         // With every answer lost, at most a hold window's worth is in flight.
         let most = (timing.hold_window().as_millis() / timing.renew_every.as_millis()) as usize;
         let mut sent = 0;
-        for step in 3..20u64 {
+        for step in 3..7u64 {
             m.tick(ms(step * 100));
             sent += usize::from(m.poll_proposal().is_some());
         }
@@ -697,5 +743,49 @@ mod tests {
         };
         m.on_outcome(lost.id, 12, &refused, wait + ms(130));
         assert!(m.may_hold(wait + ms(130)));
+    }
+
+    /// A holder that hears no answer for the hold window and the kernel's lateness, its
+    /// hold ended unconfirmed, releases the lease (a node that can send but not hear would otherwise keep
+    /// renewing a lease it cannot use) and cannot hold until an answer comes.
+    #[test]
+    fn an_unanswered_holder_releases_and_steps_aside() {
+        let timing = LeaseTiming::default();
+        let mut m = LeaseMachine::new("vip", 1, timing);
+        m.on_applied(Lease::default(), None, 0, ms(0));
+        m.set_wants(true);
+        m.tick(ms(0));
+        let acquire = m.poll_proposal().unwrap();
+        m.on_outcome(acquire.id, 1, &granted(1, 0), ms(10));
+        m.on_applied(held_by(1, 0), None, 1, ms(10));
+        let until = timing.hold_window();
+        // Renewals go out, none is answered.
+        let mut t = ms(100);
+        while t < until + timing.kernel_late {
+            m.tick(t);
+            let _ = m.poll_proposal();
+            t += ms(10);
+        }
+        m.tick(until + timing.kernel_late);
+        assert!(
+            m.poll_proposal()
+                .is_none_or(|p| p.kind == ProposalKind::Renew),
+            "the last answer (the Acquire's, at 10 ms) is not a hold window and the kernel's \
+             lateness old yet"
+        );
+        assert!(m.able(), "still able before then");
+        m.tick(ms(10) + timing.hold_window() + timing.kernel_late);
+        let release = m.poll_proposal().expect("releases the lease it cannot use");
+        assert_eq!(release.kind, ProposalKind::Release);
+        assert!(!m.able(), "steps aside until the cluster answers");
+        assert_eq!(m.permit(), None);
+        // The Release's answer proves it hears again.
+        let released = Outcome::LeaseGranted {
+            group: "vip".into(),
+            lease: Lease::default(),
+        };
+        m.on_outcome(release.id, 9, &released, until + ms(200));
+        m.tick(until + ms(200));
+        assert!(m.able(), "able again once answered");
     }
 }
