@@ -74,7 +74,11 @@ ca = "{ca}"
             ca = self.pebble.https_ca.display(),
         );
         let file = self.cl.dir.join(format!("v{version}.toml"));
-        std::fs::write(&file, cluster_part(&self.cl.lab, version, &acme)).unwrap();
+        std::fs::write(
+            &file,
+            cluster_part(&self.cl.lab, self.cl.family, version, &acme),
+        )
+        .unwrap();
         self.cl
             .ctl_ok(0, &["config", "apply", file.to_str().unwrap()]);
     }
