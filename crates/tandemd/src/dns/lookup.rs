@@ -1,10 +1,11 @@
 //! One lookup of a backend address with hickory-resolver: A/AAAA records of a name, or
 //! the SRV records of a service name with each target's addresses.
 
-use hickory_resolver::config::{NameServerConfig, ResolverConfig};
-use hickory_resolver::name_server::TokioConnectionProvider;
-use hickory_resolver::proto::xfer::Protocol;
-use hickory_resolver::{ResolveError, TokioResolver};
+use hickory_resolver::config::{ConnectionConfig, NameServerConfig, ResolverConfig};
+use hickory_resolver::net::runtime::TokioRuntimeProvider;
+use hickory_resolver::net::NetError;
+use hickory_resolver::proto::rr::RData;
+use hickory_resolver::TokioResolver;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 use tandem_config::BackendAddress;
@@ -22,12 +23,19 @@ pub fn resolver(dns: &tandem_config::dns::NodeDns) -> anyhow::Result<TokioResolv
             )
         })?
     } else {
-        let mut config = ResolverConfig::new();
+        let mut config = ResolverConfig::default();
         for &server in &dns.resolvers {
-            config.add_name_server(NameServerConfig::new(server, Protocol::Udp));
-            config.add_name_server(NameServerConfig::new(server, Protocol::Tcp));
+            let at_port = |mut c: ConnectionConfig| {
+                c.port = server.port();
+                c
+            };
+            let connections = vec![
+                at_port(ConnectionConfig::udp()),
+                at_port(ConnectionConfig::tcp()),
+            ];
+            config.add_name_server(NameServerConfig::new(server.ip(), true, connections));
         }
-        TokioResolver::builder_with_config(config, TokioConnectionProvider::default())
+        TokioResolver::builder_with_config(config, TokioRuntimeProvider::default())
     };
     let options = builder.options_mut();
     // tandem schedules its own lookups by TTL; hickory's cache would only answer them
@@ -36,7 +44,9 @@ pub fn resolver(dns: &tandem_config::dns::NodeDns) -> anyhow::Result<TokioResolv
     // A server that is gone is noticed within seconds (unanswered UDP only times out).
     options.timeout = Duration::from_secs(2);
     options.attempts = 1;
-    Ok(builder.build())
+    builder
+        .build()
+        .map_err(|e| anyhow::anyhow!("building the DNS resolver of [node.dns]: {e}"))
 }
 
 /// Looks `address` up once. The TTL is the shortest of the records used.
@@ -65,16 +75,20 @@ pub async fn lookup(resolver: &TokioResolver, address: &BackendAddress) -> Answe
                 .srv_lookup(fqdn(name))
                 .await
                 .map_err(|e| describe(name, "SRV", &e))?;
-            let mut valid_until = srv.as_lookup().valid_until();
+            let mut valid_until = srv.valid_until();
             let mut endpoints = Vec::new();
-            for record in srv.iter() {
-                let target = record.target().to_utf8();
+            let records = srv.answers().iter().filter_map(|r| match &r.data {
+                RData::SRV(srv) => Some(srv),
+                _ => None,
+            });
+            for record in records {
+                let target = record.target.to_utf8();
                 let (ips, until) = lookup_ips(resolver, &target).await?;
                 valid_until = valid_until.min(until);
                 // Weight 0 is "least preferred" in SRV; here it must still be pickable.
-                let weight = u32::from(record.weight()).clamp(1, 10_000);
+                let weight = u32::from(record.weight).clamp(1, 10_000);
                 endpoints.extend(ips.into_iter().map(|ip| Endpoint {
-                    address: SocketAddr::new(ip, record.port()),
+                    address: SocketAddr::new(ip, record.port),
                     weight,
                 }));
             }
@@ -109,7 +123,7 @@ fn ttl_left(valid_until: Instant) -> Duration {
 }
 
 /// The resolver's answer in words: "no such name", "no A/AAAA record", or the error.
-fn describe(name: &str, kind: &str, e: &ResolveError) -> String {
+fn describe(name: &str, kind: &str, e: &NetError) -> String {
     if e.is_nx_domain() {
         format!("{name}: no such name (NXDOMAIN)")
     } else if e.is_no_records_found() {
