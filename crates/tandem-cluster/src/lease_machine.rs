@@ -605,6 +605,18 @@ mod tests {
         assert!(!free.lapsed());
     }
 
+    /// Node 1, wanting the group, acquired an empty lease at 0 ms, confirmed at 10 ms.
+    fn holding_from_10ms(timing: LeaseTiming) -> LeaseMachine {
+        let mut m = LeaseMachine::new("vip", 1, timing);
+        m.on_applied(Lease::default(), None, 0, ms(0));
+        m.set_wants(true);
+        m.tick(ms(0));
+        let acquire = m.poll_proposal().expect("acquires an empty lease at once");
+        m.on_outcome(acquire.id, 1, &granted(1, 0), ms(10));
+        m.on_applied(held_by(1, 0), None, 1, ms(10));
+        m
+    }
+
     fn granted(holder: NodeId, seq: u64) -> Outcome {
         Outcome::LeaseGranted {
             group: "vip".into(),
@@ -663,13 +675,7 @@ mod tests {
     #[test]
     fn release_goes_out_past_renewals_in_flight() {
         let timing = LeaseTiming::default();
-        let mut m = LeaseMachine::new("vip", 1, timing);
-        m.on_applied(Lease::default(), None, 0, ms(0));
-        m.set_wants(true);
-        m.tick(ms(0));
-        let acquire = m.poll_proposal().unwrap();
-        m.on_outcome(acquire.id, 1, &granted(1, 0), ms(10));
-        m.on_applied(held_by(1, 0), None, 1, ms(10));
+        let mut m = holding_from_10ms(timing);
         m.tick(ms(100));
         let renew = m.poll_proposal().unwrap();
         m.set_wants(false);
@@ -751,13 +757,7 @@ mod tests {
     #[test]
     fn an_unanswered_holder_releases_and_steps_aside() {
         let timing = LeaseTiming::default();
-        let mut m = LeaseMachine::new("vip", 1, timing);
-        m.on_applied(Lease::default(), None, 0, ms(0));
-        m.set_wants(true);
-        m.tick(ms(0));
-        let acquire = m.poll_proposal().unwrap();
-        m.on_outcome(acquire.id, 1, &granted(1, 0), ms(10));
-        m.on_applied(held_by(1, 0), None, 1, ms(10));
+        let mut m = holding_from_10ms(timing);
         let until = timing.hold_window();
         // Renewals go out, none is answered.
         let mut t = ms(100);
