@@ -46,8 +46,9 @@
 #                         tandem-probe from the client to 198.51.100.100:7000 every 10 ms:
 #                         which node answers, every change, the longest gap
 #   drill crash|term|partition [--probe-timeout 100ms]
-#                         probe in the background; 2 s in, SIGKILL / SIGTERM / isolate the
-#                         VIP holder; wait; heal; print what the client saw (longest gap,
+#                         probe in the background; 2 s in, right after the holder's next
+#                         VRRP advert (tcpdump; so every run strikes at the same point of
+#                         the interval), SIGKILL / SIGTERM / isolate the VIP holder; wait; heal; print what the client saw (longest gap,
 #                         answerer changes); then restart the node and wait until it holds
 #                         the VIP again. A probe to an address nobody holds waits out its
 #                         timeout, so the gap's resolution is that timeout.

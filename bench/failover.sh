@@ -22,7 +22,9 @@
 # keepalived with vrrp_version 3 (`--keepalived n1 --keepalived n2`), with the same VRID,
 # VIP, priorities, advert interval and gratuitous-ARP settings. Each drill runs tandem-probe
 # in the client (a TCP connection to the VIP every 10 ms, 30 ms timeout), hits the holder
-# (n1) 2 s in, and reports the longest time the client went without an answer; then lab.sh
+# (n1) 2 s in, right after its next advert (so both implementations are hit at the same
+# point of the interval: a crash's gap is Master_Down_Interval minus the time since the
+# last advert), and reports the longest time the client went without an answer; then lab.sh
 # restarts n1 and waits until it holds the VIP again. Rounds alternate which implementation
 # goes first, so a noisy neighbour hurts both alike. The figure is the client-seen gap:
 # detection (Master_Down_Interval, or Skew_Time after a priority-0 advert), the gratuitous
@@ -226,7 +228,8 @@ MD="$RESULTS/failover-$STAMP.md"
     echo "# Failover: tandem beside keepalived ($STAMP)"
     echo
     echo "Client-seen longest gap without an answer (ms) when the VIP holder is hit 2 s into a"
-    echo "probe (a TCP connection to the VIP every 10 ms, $PROBE_TIMEOUT timeout). crash = SIGKILL of the"
+    echo "probe, right after its next VRRP advert (a TCP connection to the VIP every 10 ms,"
+    echo "$PROBE_TIMEOUT timeout). crash = SIGKILL of the"
     echo "holder; term = SIGTERM (planned handover: priority-0 advert, the backup waits Skew_Time)."
     echo "Two nodes, priorities 150/100; the backup's Master_Down_Interval is 3 x interval + 0.61 x interval."
     echo "Families: $FAMILIES (ipv6: VIP 2001:db8:51::100/64, an IPv6 VRRP instance on both sides,"

@@ -177,6 +177,27 @@ kill_node() { # kill_node NODE SIGNAL
 
 # ---------------------------------------------------------------- up, drill
 
+# Waits (at most two advert intervals) until NODE sends its next VRRP advert. A crash's
+# client-seen gap is Master_Down_Interval minus the time since the holder's last advert,
+# so a drill that struck at a random point of the interval would compare phases, not
+# implementations: every drill strikes just after an advert instead (the capture runs in
+# the holder's namespace: the bridge may not flood VRRP multicast to the client).
+after_next_advert() { # after_next_advert NODE
+    command -v tcpdump >/dev/null 2>&1 || {
+        warn "tcpdump is missing (apt-get install tcpdump): the fault is not aligned to an advert"
+        return 1
+    }
+    local ns limit_s
+    ns="$(ns_of "$1")"
+    limit_s=$((2 * INTERVAL_MS / 1000 + 1))
+    if timeout "$limit_s" ip netns exec "$ns" tcpdump -i eth0 -Q out --immediate-mode -c 1 -nn -q \
+        '(ip proto 112) or (ip6 proto 112)' >/dev/null 2>&1; then
+        return 0
+    fi
+    warn "no VRRP advert from $1 within ${limit_s}s: the fault is not aligned to an advert"
+    return 1
+}
+
 vrrp_up() {
     local nodes=2 interval=1s ka=() k n
     while [ $# -gt 0 ]; do
@@ -240,11 +261,14 @@ vrrp_up() {
     up_done
 
     say "lab '$NAME' is up: $nodes nodes ($(lab_impl)), advert interval $interval, state in $STATE_DIR"
+    # Up means n1 (the highest priority) holds the VIP: a lower node can hold it first
+    # (over IPv6 a speaker starts only once its link-local address has passed duplicate
+    # address detection, 1 to 2 s), and a drill must not start before n1 has preempted.
     local limit=$((ms * 5 / 1000 + 10))
-    if h="$(settle "$limit")"; then
+    if h="$(settle "$limit" n1)"; then
         say "$h holds the VIP $VIP and answers the client"
     else
-        warn "no single VIP holder answering the client within ${limit}s; see '$ME --name $NAME status' and 'logs'"
+        warn "n1 does not hold the VIP alone and answer the client within ${limit}s (holders: '$(holders)'); see '$ME --name $NAME status' and 'logs'"
     fi
     cmd_status
 }
@@ -277,7 +301,8 @@ vrrp_drill() {
         [ "$hold_ms" -ge 3000 ] || hold_ms=3000
         after_ms=$((hold_ms + 4000))
     fi
-    duration_ms=$((fault_ms + after_ms))
+    # The fault waits for the holder's next advert (up to an interval) after fault_ms.
+    duration_ms=$((fault_ms + INTERVAL_MS + after_ms))
     local outfile
     outfile="$STATE_DIR/probe-$kind-$(date +%Y%m%d-%H%M%S)-$$.out"
     say "drill $kind: $holder holds the VIP ($(impl_of "$holder"), interval $INTERVAL); probing for $((duration_ms / 1000)).$((duration_ms % 1000 / 100)) s"
@@ -288,18 +313,23 @@ vrrp_drill() {
     local t0
     t0="$(now_ms)"
     sleep "$((fault_ms / 1000)).$((fault_ms % 1000 / 100))"
+    local advert_at="" since_advert=""
+    if after_next_advert "$holder"; then advert_at="$(now_ms)"; fi
     case "$kind" in
     crash)
+        [ -z "$advert_at" ] || since_advert=$(($(now_ms) - advert_at))
         kill_node "$holder" KILL
-        say "+$(($(now_ms) - t0)) ms: SIGKILL $holder"
+        say "+$(($(now_ms) - t0)) ms: SIGKILL $holder${since_advert:+ ($since_advert ms after its advert)}"
         ;;
     term)
+        [ -z "$advert_at" ] || since_advert=$(($(now_ms) - advert_at))
         kill_node "$holder" TERM
-        say "+$(($(now_ms) - t0)) ms: SIGTERM $holder (planned handover)"
+        say "+$(($(now_ms) - t0)) ms: SIGTERM $holder (planned handover${since_advert:+, $since_advert ms after its advert})"
         ;;
     partition)
+        [ -z "$advert_at" ] || since_advert=$(($(now_ms) - advert_at))
         cmd_partition "$holder" >/dev/null
-        say "+$(($(now_ms) - t0)) ms: isolated $holder at the bridge"
+        say "+$(($(now_ms) - t0)) ms: isolated $holder at the bridge${since_advert:+ ($since_advert ms after its advert)}"
         sleep "$((hold_ms / 1000)).$((hold_ms % 1000 / 100))"
         cmd_heal >/dev/null
         say "+$(($(now_ms) - t0)) ms: healed"

@@ -1,7 +1,9 @@
 //! IPv6 on the HTTP plane: a `[::]` listener made dual-stack with `ipv6_only = false` sees
 //! IPv4 clients as IPv4 (not `::ffff:` addresses) in X-Forwarded-For, Forwarded and the
 //! header variables; IPv6 clients get RFC 7239's bracketed, quoted `for=`; the default
-//! (`ipv6_only` true) turns IPv4 clients away; check-config explains the two keys.
+//! (`ipv6_only` true) turns IPv4 clients away; check-config explains the two keys. In
+//! network namespaces (root): per-client connection and rate limits key IPv6 clients by
+//! their /64 (`client_ipv6_prefix`).
 
 use std::net::{Ipv6Addr, SocketAddr};
 
@@ -67,4 +69,179 @@ fn check_config_explains_the_ipv6_keys() {
     ] {
         assert!(report.contains(words), "{words:?} missing from:\n{report}");
     }
+}
+
+/// Answers every HTTP/1.1 request on every connection with a 200 "ok" (keep-alive), until
+/// the client closes.
+async fn answer_ok(listener: tokio::net::TcpListener) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    while let Ok((mut stream, _)) = listener.accept().await {
+        tokio::spawn(async move {
+            let mut buf = vec![0u8; 4096];
+            let mut have = 0;
+            loop {
+                match stream.read(&mut buf[have..]).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => have += n,
+                }
+                // Requests without bodies: each ends at an empty line.
+                while let Some(end) = buf[..have].windows(4).position(|w| w == b"\r\n\r\n") {
+                    buf.copy_within(end + 4..have, 0);
+                    have -= end + 4;
+                    let reply = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+                    if stream.write_all(reply).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        });
+    }
+}
+
+/// One HTTP/1.1 GET on a new connection from `source` (an address of the client's
+/// namespace); the status, or None when the connection was closed without an answer.
+/// The connection stays open (returned) so that it keeps counting against a limit.
+async fn get_from(
+    lab: &tandem_tests::netns::Lab,
+    source: Ipv6Addr,
+    target: SocketAddr,
+) -> (Option<u16>, Option<tokio::net::TcpStream>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let s = lab.socket_in_domain(&lab.client.ns, socket2::Type::STREAM, socket2::Domain::IPV6);
+    s.bind(&SocketAddr::from((source, 0)).into())
+        .unwrap_or_else(|e| panic!("bind {source} in the client: {e}"));
+    s.set_nonblocking(true).unwrap();
+    let socket = tokio::net::TcpSocket::from_std_stream(s.into());
+    let limit = std::time::Duration::from_secs(3);
+    let Ok(Ok(mut stream)) = tokio::time::timeout(limit, socket.connect(target)).await else {
+        return (None, None);
+    };
+    let request = format!("GET / HTTP/1.1\r\nHost: [{}]\r\n\r\n", target.ip());
+    if stream.write_all(request.as_bytes()).await.is_err() {
+        return (None, None);
+    }
+    let mut got = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+        match tokio::time::timeout(limit, stream.read(&mut buf)).await {
+            Ok(Ok(n)) if n > 0 => got.extend_from_slice(&buf[..n]),
+            _ => return (None, None),
+        }
+    }
+    let status = parse_http_response(&got).map(|r| r.status);
+    (status, Some(stream))
+}
+
+/// Per-client limits over IPv6, in network namespaces (root): the HTTP plane's connection
+/// limit and rate limit key an IPv6 client by its /64 (`client_ipv6_prefix`, default 64),
+/// so addresses rotated inside one /64 share one allowance; with 128 each address is its
+/// own client.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ipv6_http_limits_key_clients_by_their_64() {
+    use tandem_tests::netns::{run, Lab};
+    const BACKEND: u16 = 7201;
+    const CONNS_64: u16 = 7210;
+    const CONNS_128: u16 = 7211;
+    const RATE_64: u16 = 7212;
+    let mut lab = Lab::new(2);
+    lab.enable_ipv6();
+    let (node, backend) = (lab.nodes[0].ip6(), lab.nodes[1].ip6());
+    // Three more addresses in the client's /64 (2001:db8:51::/64).
+    let sources: Vec<Ipv6Addr> = (0x60..0x63)
+        .map(|n| Ipv6Addr::new(0x2001, 0xdb8, 0x51, 0, 0, 0, 0, n))
+        .collect();
+    for ip in &sources {
+        let cidr = format!("{ip}/64");
+        run("ip", &["-n", &lab.client.ns, "addr", "add", &cidr, "dev", "eth0", "nodad"]);
+    }
+    let listener = lab.listen_in(&lab.nodes[1].ns, SocketAddr::from((backend, BACKEND)));
+    let _backend = tokio::spawn(answer_ok(listener));
+
+    let dir = tandem_tests::vrrp_lab::scratch(&lab);
+    let http = |name: &str, port: u16, listener_keys: &str, http_keys: &str| {
+        format!("\n[[listener]]\nname = \"{name}\"\nprotocol = \"http\"\nbind = \"[::]:{port}\"\npool = \"web\"\n{listener_keys}\n[listener.http]\n{http_keys}\n")
+    };
+    let mut config = format!(
+        "[node]\nid = \"n1\"\ndrain_timeout = \"1s\"\nadmin_socket = \"{}\"\n",
+        dir.join("n1.sock").display()
+    );
+    config += &http("conns64", CONNS_64, "", "max_connections_per_client = 2");
+    config += &http(
+        "conns128",
+        CONNS_128,
+        "client_ipv6_prefix = 128",
+        "max_connections_per_client = 2",
+    );
+    // One request per 100 s after a burst of two: no refill during the test.
+    config += &http(
+        "rate64",
+        RATE_64,
+        "",
+        "rate_limit = { requests_per_second = 0.01, burst = 2 }",
+    );
+    config += &format!("\n[[pool]]\nname = \"web\"\n[[pool.backend]]\nid = \"b\"\naddress = \"[{backend}]:{BACKEND}\"\n");
+    let path = dir.join("n1.toml");
+    std::fs::write(&path, config).unwrap();
+    let log = dir.join("n1.log");
+    let bin = tandem_tests::tandemd_bin();
+    let ns = lab.nodes[0].ns.clone();
+    lab.spawn(&ns, bin.to_str().unwrap(), &["run", "--config", path.to_str().unwrap()], Some(&log));
+    let logs = || std::fs::read_to_string(&log).unwrap_or_default();
+
+    // Wait for the listeners: the client's own address gets answers.
+    let first = SocketAddr::from((node, CONNS_128));
+    let mut up = false;
+    for _ in 0..100 {
+        if get_from(&lab, lab.client.ip6(), first).await.0 == Some(200) {
+            up = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(up, "no answer from [{node}]:{CONNS_128}\n{}", logs());
+
+    // Connection limit by /64: two connections from two addresses are the client's two;
+    // the third address of the same /64 is refused (closed without an answer).
+    let target = SocketAddr::from((node, CONNS_64));
+    let mut held = Vec::new();
+    let mut statuses = Vec::new();
+    for ip in &sources {
+        let (status, stream) = get_from(&lab, *ip, target).await;
+        statuses.push(status);
+        held.extend(stream);
+    }
+    assert_eq!(
+        statuses,
+        [Some(200), Some(200), None],
+        "max_connections_per_client = 2 keyed by /64: three addresses of one /64 are one client\n{}",
+        logs()
+    );
+    // The same three addresses against client_ipv6_prefix = 128: three clients.
+    let target = SocketAddr::from((node, CONNS_128));
+    let mut statuses = Vec::new();
+    for ip in &sources {
+        let (status, stream) = get_from(&lab, *ip, target).await;
+        statuses.push(status);
+        held.extend(stream);
+    }
+    assert_eq!(
+        statuses,
+        [Some(200); 3],
+        "client_ipv6_prefix = 128: each address is its own client\n{}",
+        logs()
+    );
+    drop(held);
+
+    // Rate limit by /64: a burst of two shared by every address of the /64.
+    let target = SocketAddr::from((node, RATE_64));
+    let mut statuses = Vec::new();
+    for ip in &sources {
+        statuses.push(get_from(&lab, *ip, target).await.0);
+    }
+    assert_eq!(
+        statuses,
+        [Some(200), Some(200), Some(429)],
+        "rate_limit burst 2 keyed by /64\n{}",
+        logs()
+    );
 }
