@@ -152,7 +152,19 @@ async fn ipv6_http_limits_key_clients_by_their_64() {
         .collect();
     for ip in &sources {
         let cidr = format!("{ip}/64");
-        run("ip", &["-n", &lab.client.ns, "addr", "add", &cidr, "dev", "eth0", "nodad"]);
+        run(
+            "ip",
+            &[
+                "-n",
+                &lab.client.ns,
+                "addr",
+                "add",
+                &cidr,
+                "dev",
+                "eth0",
+                "nodad",
+            ],
+        );
     }
     let listener = lab.listen_in(&lab.nodes[1].ns, SocketAddr::from((backend, BACKEND)));
     let _backend = tokio::spawn(answer_ok(listener));
@@ -185,7 +197,12 @@ async fn ipv6_http_limits_key_clients_by_their_64() {
     let log = dir.join("n1.log");
     let bin = tandem_tests::tandemd_bin();
     let ns = lab.nodes[0].ns.clone();
-    lab.spawn(&ns, bin.to_str().unwrap(), &["run", "--config", path.to_str().unwrap()], Some(&log));
+    lab.spawn(
+        &ns,
+        bin.to_str().unwrap(),
+        &["run", "--config", path.to_str().unwrap()],
+        Some(&log),
+    );
     let logs = || std::fs::read_to_string(&log).unwrap_or_default();
 
     // Wait for the listeners: the client's own address gets answers.
