@@ -102,7 +102,7 @@ RESULTS="$ROOT/bench/results"
 LOGS="$RESULTS/failover-$STAMP"
 mkdir -p "$LOGS"
 DATA="$LOGS/runs.tsv"
-printf 'round\timpl\tinterval\tdrill\tgap_ms\tchanges\tto\tfamily\n' >"$DATA"
+printf 'round\timpl\tinterval\tdrill\tgap_ms\tchanges\tto\tfamily\tafter_advert_ms\n' >"$DATA"
 STATE="$LOGS/state"
 
 lab() { "$LAB" --name "$NAME" --state-dir "$STATE" "$@"; }
@@ -152,7 +152,7 @@ for round in $(seq "$ROUNDS"); do
                 result="$(grep -m1 '^RESULT ' "$out" || true)"
                 if [ -z "$result" ]; then
                     echo "    $drill: no result (see $out)" >&2
-                    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$round" "$impl" "$interval" "$drill" "-" "-" "-" "$family" >>"$DATA"
+                    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$round" "$impl" "$interval" "$drill" "-" "-" "-" "$family" "-" >>"$DATA"
                     continue
                 fi
                 field() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<"$result"; }
@@ -162,7 +162,7 @@ for round in $(seq "$ROUNDS"); do
                 # A drill where the client never moved to n2 measured nothing.
                 [ "$to" = n2 ] || gap="-"
                 printf '    %-5s longest gap %s ms (answerer %s, %s change(s))\n' "$drill" "$gap" "$(field path)" "$changes"
-                printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$round" "$impl" "$interval" "$drill" "$gap" "$changes" "$to" "$family" >>"$DATA"
+                printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$round" "$impl" "$interval" "$drill" "$gap" "$changes" "$to" "$family" "$(field after_advert_ms)" >>"$DATA"
                 grep -q '^appliance/lab.sh: warning: after the drill' "$out" && echo "    (n1 did not come back; see $out)" >&2
             done
             save_logs "$tag"
@@ -256,9 +256,9 @@ MD="$RESULTS/failover-$STAMP.md"
     echo
     echo "## Every run"
     echo
-    echo "| round | implementation | interval | family | drill | gap ms | changes | moved to |"
-    echo "|---|---|---|---|---|---|---|---|"
-    awk -F'\t' 'NR > 1 { printf "| %s | %s | %s | %s | %s | %s | %s | %s |\n", $1, $2, $3, $8, $4, $5, $6, $7 }' "$DATA"
+    echo "| round | implementation | interval | family | drill | gap ms | changes | moved to | hit ms after the advert |"
+    echo "|---|---|---|---|---|---|---|---|---|"
+    awk -F'\t' 'NR > 1 { printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", $1, $2, $3, $8, $4, $5, $6, $7, $9 }' "$DATA"
 } >"$MD"
 rm -rf "$STATE"
 echo "bench/failover.sh: wrote $MD (logs in $LOGS/)"

@@ -182,18 +182,20 @@ kill_node() { # kill_node NODE SIGNAL
 # so a drill that struck at a random point of the interval would compare phases, not
 # implementations: every drill strikes just after an advert instead (the capture runs in
 # the holder's namespace: the bridge may not flood VRRP multicast to the client).
-after_next_advert() { # after_next_advert NODE
+after_next_advert() { # after_next_advert NODE → sets ADVERT_AT (epoch ms of the advert)
     command -v tcpdump >/dev/null 2>&1 || {
         warn "tcpdump is missing (apt-get install tcpdump): the fault is not aligned to an advert"
         return 1
     }
-    local ns limit_s
+    local ns limit_s line=""
     ns="$(ns_of "$1")"
     limit_s=$((2 * INTERVAL_MS / 1000 + 1))
-    if timeout "$limit_s" ip netns exec "$ns" tcpdump -i eth0 -Q out --immediate-mode -c 1 -nn -q \
-        '(ip proto 112) or (ip6 proto 112)' >/dev/null 2>&1; then
-        return 0
-    fi
+    # The first line is read as soon as tcpdump prints it (-l, --immediate-mode), not when
+    # tcpdump exits (its exit takes tens of ms); its timestamp is the advert's.
+    IFS= read -r -t "$limit_s" line < <(timeout "$limit_s" ip netns exec "$ns" tcpdump -i eth0 -Q out \
+        --immediate-mode -l -c 1 -nn -q -tt '(ip proto 112) or (ip6 proto 112)' 2>/dev/null) || true
+    ADVERT_AT="$(awk '$1 ~ /^[0-9]+[.][0-9]+$/ { printf "%.0f", $1 * 1000 }' <<<"$line")"
+    [ -n "$ADVERT_AT" ] && return 0
     warn "no VRRP advert from $1 within ${limit_s}s: the fault is not aligned to an advert"
     return 1
 }
@@ -314,7 +316,7 @@ vrrp_drill() {
     t0="$(now_ms)"
     sleep "$((fault_ms / 1000)).$((fault_ms % 1000 / 100))"
     local advert_at="" since_advert=""
-    if after_next_advert "$holder"; then advert_at="$(now_ms)"; fi
+    if after_next_advert "$holder"; then advert_at="$ADVERT_AT"; fi
     case "$kind" in
     crash)
         [ -z "$advert_at" ] || since_advert=$(($(now_ms) - advert_at))
@@ -360,7 +362,7 @@ vrrp_drill() {
     path="$(awk '$3 == "->" && $2 != "-" {printf "%s%s->%s", sep, $2, $4; sep = ","}' "$outfile")"
     first="$(awk '$3 == "->" && $2 != "-" {print $4; exit}' "$outfile")"
     echo "client saw: answerer changes ${path:-none} ($changes), longest gap without an answer ${gap} ms, $answered of $probes probes answered"
-    echo "RESULT drill=$kind impl=$(lab_impl) interval=$INTERVAL holder=$holder to=${first:--} changes=$changes path=${path:--} longest_gap_ms=$gap answered=$answered probes=$probes"
+    echo "RESULT drill=$kind impl=$(lab_impl) interval=$INTERVAL holder=$holder to=${first:--} changes=$changes path=${path:--} longest_gap_ms=$gap answered=$answered probes=$probes after_advert_ms=${since_advert:--}"
 
     # Put the lab back as it was.
     if [ "$kind" != partition ]; then
