@@ -129,19 +129,6 @@ spawn() { # spawn NS LOG PIDFILE PROGRAM ARGS...
     die "$1 did not start in $ns (log above, $log)"
 }
 
-# Signals the PIDs given that are alive in NS, all with one kill(1), so that they stop at
-# the same instant (checking each PID takes milliseconds; a node's processes must not die
-# one by one). Prints nothing; returns 1 if none was alive.
-signal_pids() { # signal_pids SIGNAL NS PID...
-    local sig="$1" ns="$2" pid live=()
-    shift 2
-    for pid in "$@"; do
-        if alive "$pid" "$ns"; then live+=("$pid"); fi
-    done
-    [ "${#live[@]}" -gt 0 ] || return 1
-    kill "-$sig" "${live[@]}" 2>/dev/null || true
-}
-
 has_vip() { # has_vip NODE: the VIP is on the node's eth0
     local addrs
     addrs="$(ip -n "$(ns_of "$1")" -o addr show dev eth0 2>/dev/null || true)"

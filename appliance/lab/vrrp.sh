@@ -96,7 +96,7 @@ node_pids() { # node_pids NODE → the PIDs of its VRRP speaker and forwarder (n
     # A cluster lab's HTTP backend: its socat is the host's process.
     case "$n" in web[0-9]*) read_pid "$STATE_DIR/$n.http.pid"; return ;; esac
     if [ "$(impl_of "$n")" = keepalived ]; then
-        # The VRRP child first: see kill_node.
+        # The VRRP child first: see signal_node.
         read_pid "$STATE_DIR/$n.ka-vrrp.pid"
         read_pid "$STATE_DIR/$n.keepalived.pid"
         read_pid "$STATE_DIR/$n.ka-checkers.pid"
@@ -148,31 +148,49 @@ start_node() { # start_node K: the VRRP speaker and the forwarder of node K
     fi
 }
 
-# Signals node NODE's VRRP speaker and forwarder. For keepalived, KILL first stops the
-# parent and its VRRP child, so that neither can react (the child would advertise priority
-# 0 on its parent's death, or the parent respawn the child): a crash, not a shutdown.
-kill_node() { # kill_node NODE SIGNAL
-    local n="$1" sig="$2" ns
+# The PIDs of node NODE's VRRP speaker and forwarder that are alive now. Checking a PID
+# takes milliseconds (it runs `ip` and `ps`), so a drill checks before it waits for the
+# moment to strike, and signals then without checking: a keepalived node has four
+# processes to check and tandem one, which would otherwise hit keepalived tens of ms later.
+live_node_pids() { # live_node_pids NODE
+    local n="$1" ns pid
     ns="$(ns_of "$n")"
-    # shellcheck disable=SC2046 # word splitting of the PID list is intended
-    set -- $(node_pids "$n")
-    local live=() pid
-    for pid in "$@"; do
-        if alive "$pid" "$ns"; then live+=("$pid"); fi
+    for pid in $(node_pids "$n"); do
+        if alive "$pid" "$ns"; then echo "$pid"; fi
     done
-    [ "${#live[@]}" -gt 0 ] || return 0
+}
+
+# Signals node NODE's processes PIDS (from live_node_pids), all with one kill(1). For
+# keepalived, KILL first stops the parent and its VRRP child, so that neither can react
+# (the child would advertise priority 0 on its parent's death, or the parent respawn the
+# child): a crash, not a shutdown.
+signal_node() { # signal_node NODE SIGNAL PID...
+    local n="$1" sig="$2"
+    shift 2
+    [ $# -gt 0 ] || return 0
     if [ "$(impl_of "$n")" = keepalived ]; then
         case "$sig" in
-        KILL) kill -STOP "${live[@]}" 2>/dev/null || true; kill -KILL "${live[@]}" 2>/dev/null || true ;;
+        KILL) kill -STOP "$@" 2>/dev/null || true; kill -KILL "$@" 2>/dev/null || true ;;
         TERM)
             # A planned stop: keepalived's parent tells its VRRP child (priority 0 advert).
-            signal_pids TERM "$ns" "$(read_pid "$STATE_DIR/$n.keepalived.pid")" "$(read_pid "$STATE_DIR/$n.tandemd.pid")" || true
+            local parent forwarder pid term=()
+            parent="$(read_pid "$STATE_DIR/$n.keepalived.pid")"
+            forwarder="$(read_pid "$STATE_DIR/$n.tandemd.pid")"
+            for pid in "$@"; do
+                if [ "$pid" = "$parent" ] || [ "$pid" = "$forwarder" ]; then term+=("$pid"); fi
+            done
+            [ "${#term[@]}" -eq 0 ] || kill -TERM "${term[@]}" 2>/dev/null || true
             ;;
-        *) kill "-$sig" "${live[@]}" 2>/dev/null || true ;;
+        *) kill "-$sig" "$@" 2>/dev/null || true ;;
         esac
     else
-        kill "-$sig" "${live[@]}" 2>/dev/null || true
+        kill "-$sig" "$@" 2>/dev/null || true
     fi
+}
+
+kill_node() { # kill_node NODE SIGNAL
+    # shellcheck disable=SC2046 # word splitting of the PID list is intended
+    signal_node "$1" "$2" $(live_node_pids "$1")
 }
 
 # ---------------------------------------------------------------- up, drill
@@ -315,17 +333,20 @@ vrrp_drill() {
     local t0
     t0="$(now_ms)"
     sleep "$((fault_ms / 1000)).$((fault_ms % 1000 / 100))"
-    local advert_at="" since_advert=""
+    local advert_at="" since_advert="" pids
+    pids="$(live_node_pids "$holder")"
     if after_next_advert "$holder"; then advert_at="$ADVERT_AT"; fi
     case "$kind" in
     crash)
         [ -z "$advert_at" ] || since_advert=$(($(now_ms) - advert_at))
-        kill_node "$holder" KILL
+        # shellcheck disable=SC2086 # word splitting of the PID list is intended
+        signal_node "$holder" KILL $pids
         say "+$(($(now_ms) - t0)) ms: SIGKILL $holder${since_advert:+ ($since_advert ms after its advert)}"
         ;;
     term)
         [ -z "$advert_at" ] || since_advert=$(($(now_ms) - advert_at))
-        kill_node "$holder" TERM
+        # shellcheck disable=SC2086 # word splitting of the PID list is intended
+        signal_node "$holder" TERM $pids
         say "+$(($(now_ms) - t0)) ms: SIGTERM $holder (planned handover${since_advert:+, $since_advert ms after its advert})"
         ;;
     partition)
