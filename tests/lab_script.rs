@@ -74,6 +74,17 @@ fn lab_script_up_crash_drill_down() {
         .find(|l| l.starts_with("RESULT "))
         .unwrap_or_else(|| panic!("the drill printed no RESULT line:\n{drill}"));
     assert_eq!(result_field(result, "holder"), "n1", "{drill}");
+    // The strike follows the holder's advert (tcpdump in its namespace): inside the
+    // 100 ms interval, so every run hits the same phase.
+    let after: u64 = result_field(result, "after_advert_ms")
+        .parse()
+        .unwrap_or_else(|_| {
+            panic!("the drill did not strike after an advert (is tcpdump installed?):\n{drill}")
+        });
+    assert!(
+        after < 100,
+        "struck {after} ms after the advert, not within the 100 ms interval:\n{drill}"
+    );
     assert_eq!(
         result_field(result, "to"),
         "n2",
