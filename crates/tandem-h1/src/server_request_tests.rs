@@ -134,7 +134,9 @@ fn size_and_field_limits_answer_431() {
 fn keep_alive_follows_the_version_and_connection() {
     let keep = |t: &str| parse(t).unwrap().unwrap().keep_alive;
     assert!(keep("GET / HTTP/1.1\r\nHost: x\r\n\r\n"));
-    assert!(!keep("GET / HTTP/1.1\r\nHost: x\r\nConnection: foo, Close\r\n\r\n"));
+    assert!(!keep(
+        "GET / HTTP/1.1\r\nHost: x\r\nConnection: foo, Close\r\n\r\n"
+    ));
     assert!(!keep("GET / HTTP/1.0\r\n\r\n"));
     assert!(keep("GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"));
 }
@@ -146,21 +148,31 @@ fn expect_upgrade_and_trailers_are_noted() {
         .unwrap();
     assert!(h.expect_continue && h.accepts_trailers);
     // No body, nothing to wait for.
-    let h = parse("GET / HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n\r\n").unwrap().unwrap();
+    let h = parse("GET / HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n\r\n")
+        .unwrap()
+        .unwrap();
     assert!(!h.expect_continue);
     let h = parse("GET /ws HTTP/1.1\r\nHost: x\r\nConnection: keep-alive, Upgrade\r\nUpgrade: websocket\r\n\r\n")
         .unwrap()
         .unwrap();
     assert!(h.upgrade);
-    let h = parse("GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n\r\n").unwrap().unwrap();
+    let h = parse("GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n\r\n")
+        .unwrap()
+        .unwrap();
     assert!(!h.upgrade);
 }
 
 #[test]
 fn targets_of_every_form_parse() {
     let uri = |t: &str| parse(t).unwrap().unwrap().parts.uri;
-    assert_eq!(uri("GET http://a.example/x HTTP/1.1\r\nHost: a.example\r\n\r\n").host(), Some("a.example"));
-    assert_eq!(uri("CONNECT a.example:443 HTTP/1.1\r\nHost: a.example:443\r\n\r\n").port_u16(), Some(443));
+    assert_eq!(
+        uri("GET http://a.example/x HTTP/1.1\r\nHost: a.example\r\n\r\n").host(),
+        Some("a.example")
+    );
+    assert_eq!(
+        uri("CONNECT a.example:443 HTTP/1.1\r\nHost: a.example:443\r\n\r\n").port_u16(),
+        Some(443)
+    );
     assert_eq!(uri("OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n"), "*");
 }
 

@@ -36,12 +36,7 @@ fn a_known_length_is_written_when_the_response_has_none() {
 
 #[test]
 fn the_responses_own_length_wins_and_its_date_is_kept() {
-    let (text, enc, _) = head(
-        200,
-        &[("content-length", "3"), ("date", "X")],
-        KEEP11,
-        None,
-    );
+    let (text, enc, _) = head(200, &[("content-length", "3"), ("date", "X")], KEEP11, None);
     assert_eq!(
         text,
         "HTTP/1.1 200 OK\r\ncontent-length: 3\r\ndate: X\r\n\r\n"
@@ -67,7 +62,10 @@ fn unknown_length_is_chunked_for_http11_and_close_delimited_for_http10() {
         ..KEEP11
     };
     let (text, enc, keep) = head(200, &[], http10, None);
-    assert_eq!(text, "HTTP/1.0 200 OK\r\ndate: D\r\nconnection: close\r\n\r\n");
+    assert_eq!(
+        text,
+        "HTTP/1.0 200 OK\r\ndate: D\r\nconnection: close\r\n\r\n"
+    );
     assert_eq!((enc, keep), (ResponseBodyEncoding::Close, false));
     let (text, enc, keep) = head(200, &[], http10, Some(2));
     assert_eq!(
@@ -83,14 +81,20 @@ fn bodyless_statuses_and_head_write_no_body() {
     assert_eq!(text, "HTTP/1.1 204 No Content\r\ndate: D\r\n\r\n");
     assert_eq!(enc, ResponseBodyEncoding::None);
     let (text, enc, _) = head(304, &[("etag", "\"a\"")], KEEP11, None);
-    assert_eq!(text, "HTTP/1.1 304 Not Modified\r\netag: \"a\"\r\ndate: D\r\n\r\n");
+    assert_eq!(
+        text,
+        "HTTP/1.1 304 Not Modified\r\netag: \"a\"\r\ndate: D\r\n\r\n"
+    );
     assert_eq!(enc, ResponseBodyEncoding::None);
     let head_req = Answering {
         head: true,
         ..KEEP11
     };
     let (text, enc, _) = head(200, &[("content-length", "10")], head_req, Some(0));
-    assert_eq!(text, "HTTP/1.1 200 OK\r\ncontent-length: 10\r\ndate: D\r\n\r\n");
+    assert_eq!(
+        text,
+        "HTTP/1.1 200 OK\r\ncontent-length: 10\r\ndate: D\r\n\r\n"
+    );
     assert_eq!(enc, ResponseBodyEncoding::None);
     let (text, _, _) = head(404, &[], head_req, Some(7));
     assert_eq!(

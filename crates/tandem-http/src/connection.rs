@@ -20,8 +20,8 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_util::sync::CancellationToken;
 
-use crate::request_body::RequestBody;
 use crate::idle::{Activity, Watched, H2_PREFACE};
+use crate::request_body::RequestBody;
 use crate::runtime::{first_time, ListenerRuntime};
 use crate::service::{handle, ConnContext};
 
@@ -193,7 +193,12 @@ pub(crate) enum Stall {
 
 /// Counts and logs (the first of each kind a warning, the rest debug) a connection closed
 /// because its client took no response bytes for `send_timeout`.
-pub(crate) fn closed_stalled(runtime: &ListenerRuntime, client: SocketAddr, timeout: Duration, stall: Stall) {
+pub(crate) fn closed_stalled(
+    runtime: &ListenerRuntime,
+    client: SocketAddr,
+    timeout: Duration,
+    stall: Stall,
+) {
     let stats = &runtime.stats;
     stats.send_timeouts.fetch_add(1, Ordering::Relaxed);
     let listener = &runtime.name;
