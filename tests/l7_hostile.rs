@@ -8,6 +8,8 @@
 mod accept;
 #[path = "l7_hostile/bodies.rs"]
 mod bodies;
+#[path = "l7_hostile/framing.rs"]
+mod framing;
 #[path = "l7_hostile/h2_window.rs"]
 mod h2_window;
 #[path = "l7_hostile/host.rs"]

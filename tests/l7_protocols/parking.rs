@@ -1,6 +1,7 @@
-//! HTTP/1.1 keep-alive connections are parked between requests (hyper gives them back and
-//! their buffers are freed) and served again by their next bytes: pipelined requests, a
-//! head split across the park, `Connection: close`, a TLS client, and the parked count.
+//! HTTP/1.1 keep-alive connections hold no buffer between requests (tandem's own server
+//! frees it while a connection is idle) and are served again by their next bytes:
+//! pipelined requests, a head split across the pause, `Connection: close`, a TLS client,
+//! and the idle count.
 
 use super::*;
 use tandem_http::HttpStats;

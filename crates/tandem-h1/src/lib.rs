@@ -1,4 +1,4 @@
-//! tandem's HTTP/1.1 codec towards backends, without I/O (RFC 9112).
+//! tandem's HTTP/1.1 codec, towards backends and towards clients, without I/O (RFC 9112).
 //!
 //! - [`encode_request_head`] writes a request head straight from its parts into one
 //!   reusable buffer (no intermediate map), and says how the body is framed.
@@ -11,17 +11,34 @@
 //!   chunked with trailers, or until the connection closes), without copying the data.
 //! - [`ChunkedEncoder`] frames a request body of unknown length.
 //!
-//! The driver that moves bytes between these and a socket lives in tandem-http.
+//!
+//! And the client side (tandem's HTTP/1.1 server):
+//!
+//! - [`parse_request_head`] parses a client's request head as strictly (see
+//!   `server_request.rs` for what is refused), decides the body's framing and whether
+//!   the client keeps the connection; the body is decoded by [`BodyDecoder`] too.
+//! - [`encode_response_head`] writes a response head from its parts into one buffer and
+//!   chooses its body's encoding (length, chunked by [`ChunkedEncoder`], or close).
+//!
+//! The drivers that move bytes between these and sockets live in tandem-http.
 
 mod body;
 mod chunked;
 mod request;
 mod response;
+mod server_request;
+mod server_response;
 
 pub use body::{BodyDecoder, Decoded};
 pub use chunked::ChunkedEncoder;
 pub use request::{encode_request_head, RequestFraming};
 pub use response::{parse_response_head, ParsedHead, ResponseFraming, MAX_HEADERS};
+pub use server_request::{
+    parse_request_head, HeadLimits, RequestBodyFraming, RequestError, RequestHead,
+};
+pub use server_response::{
+    encode_refusal, encode_response_head, http_date, Answering, ResponseBodyEncoding,
+};
 
 /// Why a backend's response cannot be read: the backend's fault, never the client's.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

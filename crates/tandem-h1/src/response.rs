@@ -149,7 +149,7 @@ fn framing(
 
 /// The one Content-Length of a message: every field and list element must be the same
 /// decimal number (RFC 9112 6.3 item 5).
-fn content_length(headers: &HeaderMap) -> Result<Option<u64>, H1Error> {
+pub(crate) fn content_length(headers: &HeaderMap) -> Result<Option<u64>, H1Error> {
     let mut found: Option<u64> = None;
     for value in headers.get_all(CONTENT_LENGTH) {
         for part in value.as_bytes().split(|&b| b == b',') {
@@ -184,18 +184,20 @@ fn last_coding_is_chunked(headers: &HeaderMap) -> bool {
 
 /// Whether the connection stays open after this response (RFC 9112 9.3).
 fn persistent(version: Version, headers: &HeaderMap) -> bool {
-    let has = |token: &[u8]| {
-        headers.get_all(CONNECTION).iter().any(|v| {
-            v.as_bytes()
-                .split(|&b| b == b',')
-                .any(|t| t.trim_ascii().eq_ignore_ascii_case(token))
-        })
-    };
     if version == Version::HTTP_11 {
-        !has(b"close")
+        !has_token(headers, CONNECTION, b"close")
     } else {
-        has(b"keep-alive")
+        has_token(headers, CONNECTION, b"keep-alive")
     }
+}
+
+/// Whether a comma-separated field (every line of it) lists `token`, ASCII case aside.
+pub(crate) fn has_token(headers: &HeaderMap, name: HeaderName, token: &[u8]) -> bool {
+    headers.get_all(name).iter().any(|v| {
+        v.as_bytes()
+            .split(|&b| b == b',')
+            .any(|t| t.trim_ascii().eq_ignore_ascii_case(token))
+    })
 }
 
 #[cfg(test)]

@@ -55,7 +55,7 @@ where
 /// chain, so a failed exchange can tell it from a backend failure.
 #[derive(Debug, thiserror::Error)]
 #[error("client request body: {0}")]
-pub struct ClientBodyError(#[source] pub hyper::Error);
+pub struct ClientBodyError(#[source] pub crate::upstream::BoxError);
 
 /// Whether a failed upstream exchange failed because the client's body did.
 pub fn client_body_failed<'a>(

@@ -1,37 +1,32 @@
 //! One client connection, after accept (and TLS): its first bytes choose HTTP/2 (the
 //! preface) or HTTP/1.1, then the connection's loop runs with its timeouts.
 //!
-//! HTTP/1.1 connections are **parked** between requests: once a response is out and
-//! nothing else is pending, hyper gives the connection back and its buffers (about
-//! 16 KiB: hyper's read buffer and head buffer, which it keeps for a connection's whole
-//! life) are freed. A parked connection is a socket and a small task; its next bytes are
-//! read into the worker thread's scratch buffer, then a new hyper connection serves them.
-//! This is what HAProxy and nginx do with an idle keep-alive connection, and what makes
-//! thousands of idle clients cheap. Upgrades (101) are handed over by this loop too (see
-//! `upgrade.rs`), since hyper runs without its own upgrade machinery here.
+//! HTTP/1.1 is tandem's own server (`server_h1`, over the tandem-h1 codec): one loop per
+//! connection reads each head into a buffer the size of what arrived, serves the
+//! request with a body decoded straight from the socket, writes the response, and
+//! between requests holds no buffer at all (an idle keep-alive connection is its socket,
+//! its task and the per-connection context: what HAProxy and nginx keep for one, and what
+//! makes thousands of idle clients cheap). Upgrades (101) are handed over by that loop
+//! (see `upgrade.rs`). HTTP/2 is hyper's server, here.
 
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use std::convert::Infallible;
-use std::future::{poll_fn, Future};
+use std::future::poll_fn;
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_util::sync::CancellationToken;
 
-use crate::errors::ClientBody;
 use crate::idle::{Activity, Watched, H2_PREFACE};
+use crate::request_body::RequestBody;
 use crate::runtime::{first_time, ListenerRuntime};
 use crate::service::{handle, ConnContext};
 
 /// Response bytes an HTTP/2 stream buffers beyond what the client's window lets out.
 const H2_SEND_BUF_PER_STREAM: usize = 64 * 1024;
-
-/// How long a closing connection may take to send its last bytes (TLS close_notify).
-const SHUTDOWN_LIMIT: Duration = Duration::from_secs(1);
 
 /// Serves one client connection until it ends.
 pub async fn serve<S>(io: S, ctx: Arc<ConnContext>, stop: CancellationToken)
@@ -50,7 +45,7 @@ where
     } else {
         // Boxed too, once per connection: the task's own future stays small, and what a
         // connection holds while parked is this box (about 1.3 KiB) and its socket.
-        Box::pin(serve_http1(io, ctx, &runtime, stop)).await
+        Box::pin(crate::server_h1::serve(io, ctx, &runtime, stop)).await
     }
 }
 
@@ -83,145 +78,11 @@ where
     }
 }
 
-/// hyper's HTTP/1 server, as each round of a connection uses it.
-fn http1_builder(runtime: &ListenerRuntime) -> hyper::server::conn::http1::Builder {
-    let settings = &runtime.settings;
-    let mut builder = hyper::server::conn::http1::Builder::new();
-    builder
-        // The header timeout is ours (`Activity::head_overdue`): hyper's would also run
-        // while a keep-alive connection is idle, and cost a timer reset per request.
-        .header_read_timeout(None)
-        // hyper answers 431 when the head is larger than its buffer or has too many headers.
-        .max_buf_size((settings.max_header_bytes as usize).max(8192))
-        .max_headers(settings.max_headers as usize)
-        .keep_alive(true);
-    builder
-}
-
-async fn serve_http1<S>(
-    mut io: Watched<S>,
-    ctx: Arc<ConnContext>,
-    runtime: &ListenerRuntime,
-    stop: CancellationToken,
-) where
-    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
-    let activity = ctx.activity.clone();
-    let settings = &runtime.settings;
-    let (keepalive, header_timeout, send_timeout) = (
-        settings.keepalive_timeout.get(),
-        settings.header_timeout.get(),
-        settings.send_timeout.get(),
-    );
-    // Boxed: hyper's connection polls its service future in place (`poll_without_shutdown`
-    // needs it `Unpin`), and the box is freed when the request ends.
-    let service = {
-        let ctx = ctx.clone();
-        service_fn(move |req| {
-            let ctx = ctx.clone();
-            Box::pin(async move { Ok::<_, Infallible>(handle(req, ctx).await) })
-                as Pin<
-                    Box<
-                        dyn Future<Output = Result<hyper::Response<ClientBody>, Infallible>> + Send,
-                    >,
-                >
-        })
-    };
-    // The connection's timers outlive its rounds: each re-arms once per period, not per
-    // request (a request costs no timer).
-    let stopped = stop.cancelled();
-    let idle = activity.idle_for(keepalive);
-    let stalled = activity.send_stalled(send_timeout);
-    let overdue = activity.head_overdue(header_timeout);
-    tokio::pin!(stopped, idle, stalled, overdue);
-    let mut ending = false;
-    loop {
-        // Serving: hyper reads what is pending, then the socket, until a request ends
-        // with nothing else pending. The connection is boxed so that a parked
-        // connection's task does not keep room for it.
-        let mut conn =
-            Box::pin(http1_builder(runtime).serve_connection(TokioIo::new(io), service.clone()));
-        let mut parking = false;
-        let result = loop {
-            tokio::select! {
-                // hyper first: a request that just ended may have ended the connection
-                // too (Connection: close), which must not be taken for a park.
-                biased;
-                r = poll_fn(|cx| conn.poll_without_shutdown(cx)) => break r,
-                _ = &mut stopped, if !ending => {
-                    // Finish the request in flight, then close.
-                    conn.as_mut().graceful_shutdown();
-                    ending = true;
-                }
-                _ = activity.parkable(), if !ending && !parking => {
-                    // hyper is idle with nothing buffered: this makes it give the
-                    // connection back at once (a connection it is serving it would
-                    // finish first, answering `Connection: close`; `parkable` rules
-                    // that out).
-                    conn.as_mut().graceful_shutdown();
-                    parking = true;
-                }
-                _ = &mut idle, if !ending => {
-                    // Idle past the keep-alive timeout without being parkable (a head
-                    // begun, say): close once the round is over.
-                    conn.as_mut().graceful_shutdown();
-                    ending = true;
-                }
-                _ = &mut stalled => {
-                    closed_stalled(runtime, ctx.client, send_timeout, Stall::Socket);
-                    return;
-                }
-                _ = &mut overdue => {
-                    // Slowloris: a head that does not complete in time; close at once.
-                    tracing::debug!(listener = %runtime.name, client = %ctx.client, "request head not received within the header timeout");
-                    return;
-                }
-            }
-        };
-        if let Err(e) = result {
-            tracing::debug!(listener = %runtime.name, client = %ctx.client, error = %e, "connection ended with an error");
-            return;
-        }
-        let parts = Pin::into_inner(conn).into_parts();
-        io = parts.io.into_inner();
-        io.unread(parts.read_buf);
-        if let Some(waiting) = ctx.upgrade.take() {
-            // The 101 is out: the rest of the connection belongs to the tunnel.
-            let _ = waiting.send(Box::new(io));
-            return;
-        }
-        if !parking || ending {
-            // hyper ended it (the client closed or asked to) or we are stopping.
-            close(&mut io).await;
-            return;
-        }
-        // Parked: no hyper connection and no buffers until the client sends again.
-        if io.pending().is_empty() {
-            let _parked = Parked::new(runtime);
-            let got = tokio::select! {
-                r = poll_fn(|cx| io.poll_fill(cx)) => r,
-                _ = &mut stopped => {
-                    close(&mut io).await;
-                    return;
-                }
-                _ = &mut idle => {
-                    close(&mut io).await;
-                    return;
-                }
-            };
-            match got {
-                Ok(0) | Err(_) => return,
-                Ok(_) => {}
-            }
-        }
-    }
-}
-
 /// Counts a parked connection in the listener's stats while it lasts.
-struct Parked<'a>(&'a ListenerRuntime);
+pub(crate) struct Parked<'a>(&'a ListenerRuntime);
 
 impl<'a> Parked<'a> {
-    fn new(runtime: &'a ListenerRuntime) -> Self {
+    pub(crate) fn new(runtime: &'a ListenerRuntime) -> Self {
         runtime
             .stats
             .idle_connections
@@ -237,12 +98,6 @@ impl Drop for Parked<'_> {
             .idle_connections
             .fetch_sub(1, Ordering::Relaxed);
     }
-}
-
-/// Ends a connection hyper no longer serves: its write side is shut (TLS: close_notify),
-/// within a bound.
-async fn close<S: AsyncWrite + Unpin>(io: &mut S) {
-    let _ = tokio::time::timeout(SHUTDOWN_LIMIT, io.shutdown()).await;
 }
 
 async fn serve_http2<S>(
@@ -266,7 +121,7 @@ async fn serve_http2<S>(
         .max_concurrent_streams(256);
     let service = service_fn(move |req| {
         let ctx = ctx.clone();
-        async move { Ok::<_, Infallible>(handle(req, ctx).await) }
+        async move { Ok::<_, Infallible>(handle(req.map(RequestBody::H2), ctx).await) }
     });
     let conn = builder.serve_connection(TokioIo::new(io), service);
     tokio::pin!(conn);
@@ -329,7 +184,7 @@ pub fn context(
 }
 
 /// How a client stopped taking its responses.
-enum Stall {
+pub(crate) enum Stall {
     /// Writes to its socket stopped proceeding.
     Socket,
     /// HTTP/2: a stream got no flow-control window, so nothing was even written.
@@ -338,7 +193,12 @@ enum Stall {
 
 /// Counts and logs (the first of each kind a warning, the rest debug) a connection closed
 /// because its client took no response bytes for `send_timeout`.
-fn closed_stalled(runtime: &ListenerRuntime, client: SocketAddr, timeout: Duration, stall: Stall) {
+pub(crate) fn closed_stalled(
+    runtime: &ListenerRuntime,
+    client: SocketAddr,
+    timeout: Duration,
+    stall: Stall,
+) {
     let stats = &runtime.stats;
     stats.send_timeouts.fetch_add(1, Ordering::Relaxed);
     let listener = &runtime.name;

@@ -43,8 +43,8 @@ fn is_hop_by_hop(name: &HeaderName) -> bool {
 }
 
 /// Headers that describe one hop's connection, never the message. `Trailer` is not one
-/// (RFC 9110 6.6.2, 7.6.1): it announces end-to-end trailer fields, and hyper's HTTP/1.1
-/// server drops every trailer field a response does not announce.
+/// (RFC 9110 6.6.2, 7.6.1): it announces end-to-end trailer fields, and tandem's HTTP/1.1
+/// server drops every trailer field a response does not announce (as hyper's did).
 const HOP_BY_HOP: [&str; 7] = [
     "connection",
     "keep-alive",

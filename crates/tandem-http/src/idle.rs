@@ -3,9 +3,8 @@
 //!
 //! Also the header timeout: a request head is awaited from the accept (the first request)
 //! or from the first byte after a response (the next ones), and must be complete within
-//! `header_timeout`. hyper's own header timer cannot tell these apart: it also runs while a
-//! keep-alive connection is merely idle, which would cut idle connections at the header
-//! timeout instead of the keep-alive timeout. [`Watched`] reports the bytes read.
+//! `header_timeout`, and an idle keep-alive connection is not timed as a slow head.
+//! [`Watched`] reports the bytes read.
 //!
 //! And the send timeout: [`Watched`] also notes when a write to the client could not
 //! proceed (the client's receive window and our socket buffer are full) and when one did
@@ -35,9 +34,6 @@ pub struct Activity {
     /// proceeding (0: the last write went through).
     blocked_since: AtomicU64,
     blocked: Notify,
-    /// Told when a request ends or a blocked write proceeds: the moments an HTTP/1
-    /// connection may become parkable (see [`Activity::parkable`]).
-    settled: Notify,
     /// HTTP/2 streams waiting for the client to open its flow-control window.
     pub streams: Arc<crate::stream_stall::StreamStalls>,
 }
@@ -51,7 +47,6 @@ impl Drop for Busy {
         a.idle_since_ms
             .store(a.origin.elapsed().as_millis() as u64, Ordering::Relaxed);
         a.in_flight.fetch_sub(1, Ordering::Relaxed);
-        a.settled.notify_one();
     }
 }
 
@@ -65,7 +60,6 @@ impl Activity {
             head_started: Notify::new(),
             blocked_since: AtomicU64::new(0),
             blocked: Notify::new(),
-            settled: Notify::new(),
             streams: Arc::default(),
         })
     }
@@ -83,23 +77,6 @@ impl Activity {
     fn write_proceeded(&self) {
         if self.blocked_since.load(Ordering::Relaxed) != 0 {
             self.blocked_since.store(0, Ordering::Relaxed);
-            self.settled.notify_one();
-        }
-    }
-
-    /// Resolves once an HTTP/1 connection is between requests with nothing pending: no
-    /// request in flight, no byte of a next head read, every response byte written. hyper
-    /// can then give the connection back without losing anything (see `connection.rs`).
-    pub async fn parkable(&self) {
-        loop {
-            let settled = self.settled.notified();
-            if self.in_flight.load(Ordering::Relaxed) == 0
-                && self.head_since.load(Ordering::Relaxed) == 0
-                && self.blocked_since.load(Ordering::Relaxed) == 0
-            {
-                return;
-            }
-            settled.await;
         }
     }
 
@@ -133,7 +110,8 @@ impl Activity {
     }
 
     /// Bytes came from the client: with no request in flight, they begin the next head.
-    fn bytes_in(&self) {
+    /// (Also told by the HTTP/1 loop when a pipelined head was read with the last request.)
+    pub fn bytes_in(&self) {
         if self.in_flight.load(Ordering::Relaxed) == 0 {
             let now = self.origin.elapsed().as_millis() as u64 + 1;
             if self
@@ -192,8 +170,8 @@ impl Activity {
 pub const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
 thread_local! {
-    /// Where a parked connection's next bytes are read: one buffer per worker thread,
-    /// not one per connection (see [`Watched::poll_fill`]).
+    /// Where a connection's next bytes are read: one buffer per worker thread, not one
+    /// per connection (see [`Watched::poll_read_into`]).
     static SCRATCH: RefCell<Box<[u8]>> = RefCell::new(vec![0; 16 * 1024].into_boxed_slice());
 }
 
@@ -203,9 +181,9 @@ pub struct Watched<S> {
     activity: Arc<Activity>,
     /// Bytes of the HTTP/2 preface matched so far; `usize::MAX` once it is HTTP/1.
     preface: usize,
-    /// Bytes already read from the client and not yet given to the reader: what a parked
-    /// connection received, or what hyper had read and not used when it gave the
-    /// connection back. Served before the socket is read again.
+    /// Bytes already read from the client and not yet given to the reader: what was read
+    /// to tell HTTP/2 from HTTP/1, or what the client sent after a request that
+    /// upgraded. Served before the socket is read again.
     replay: Bytes,
 }
 
@@ -254,6 +232,35 @@ impl<S: AsyncRead + Unpin> Watched<S> {
                         [self.replay.as_ref(), got].concat().into()
                     };
                     Poll::Ready(Ok(n))
+                }
+                Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+                Poll::Pending => Poll::Pending,
+            }
+        })
+    }
+
+    /// Reads the client's next bytes and appends them to `buf`, which grows only by what
+    /// arrived (read through the worker thread's scratch buffer): a connection's buffer
+    /// stays the size of its message. Ready(Ok(0)): the client closed its side.
+    pub fn poll_read_into(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &mut bytes::BytesMut,
+    ) -> Poll<std::io::Result<usize>> {
+        if !self.replay.is_empty() {
+            let bytes = std::mem::take(&mut self.replay);
+            self.observe(&bytes);
+            buf.extend_from_slice(&bytes);
+            return Poll::Ready(Ok(bytes.len()));
+        }
+        SCRATCH.with_borrow_mut(|scratch| {
+            let mut read = ReadBuf::new(scratch);
+            match Pin::new(&mut self.inner).poll_read(cx, &mut read) {
+                Poll::Ready(Ok(())) => {
+                    let got = read.filled();
+                    self.observe(got);
+                    buf.extend_from_slice(got);
+                    Poll::Ready(Ok(got.len()))
                 }
                 Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
                 Poll::Pending => Poll::Pending,

@@ -1,9 +1,11 @@
-//! tandem's L7 plane: an HTTP/1.1 and HTTP/2 reverse proxy (hyper) with TLS termination
+//! tandem's L7 plane: an HTTP/1.1 and HTTP/2 reverse proxy (HTTP/1.1 on tandem's own codec,
+//! HTTP/2 on hyper) with TLS termination
 //! and bridging (rustls), routing, access rules, rate limits, persistence, retries and
 //! outlier detection, over the same balanced pools as the L4 plane.
 //!
 //! Layout: `runtime` compiles the config; `server` accepts clients and `connection`
-//! serves each one (HTTP/1.1 parked between requests, or HTTP/2); `service` is the
+//! serves each one (HTTP/1.1 by `server_h1`, holding no buffer between requests, or
+//! HTTP/2 by hyper); `service` is the
 //! per-request path, one module per phase (filter, select, forward, response, log);
 //! `upstream` and `upstream_pool` hold the connections to backends. `apply` moves a
 //! running plane to a new config: kept listeners keep their sockets and swap their
@@ -19,8 +21,10 @@ mod header_rules;
 mod headers;
 mod idle;
 pub mod metered;
+mod request_body;
 mod runtime;
 mod server;
+mod server_h1;
 mod service;
 mod sticky;
 mod stream_stall;

@@ -1,10 +1,9 @@
 //! `Upgrade` requests (WebSocket and others): after the backend's 101, both sides become
 //! one bidirectional byte stream.
 //!
-//! The client's side is handed over by the connection loop (`connection.rs`): hyper's
-//! HTTP/1 server runs there without its own upgrade machinery (so that an idle
-//! connection can be taken back from it), so the request that answers 101 leaves a
-//! [`Handover`] slot and the loop fills it with the client's stream once the 101 is out.
+//! The client's side is handed over by the HTTP/1.1 connection loop (`server_h1`): the
+//! request that answers 101 leaves a [`Handover`] slot and the loop fills it with the
+//! client's stream (what the client sent after its request in front) once the 101 is out.
 
 use bytes::{Buf, Bytes};
 use std::io;

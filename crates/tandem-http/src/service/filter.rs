@@ -1,4 +1,5 @@
-//! Phase 1, request filter: the head size limit, the rate limit and the access rules.
+//! Phase 1, request filter: the rate limit and the access rules (the head's size and
+//! field count are the HTTP/1 server's and the h2 stack's to limit, as the head is read).
 //! A refused request gets its answer here and goes no further.
 
 use http::{HeaderMap, HeaderValue, Request, Response, StatusCode};
@@ -24,14 +25,6 @@ pub(super) fn request_filter<B>(
     rc: &RequestCtx<'_>,
 ) -> Option<Response<ClientBody>> {
     let l = rc.listener;
-    // hyper enforces the head size only down to its 8 KiB minimum buffer; smaller limits
-    // are checked here.
-    if head_size(req) > l.settings.max_header_bytes as usize {
-        return Some(rc.error(
-            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-            "the request head is too large",
-        ));
-    }
     if let Some(rate) = &l.rate {
         if let Err(retry_after) = lock(rate).check(rc.client_ip, l.clock.now()) {
             l.stats.rate_limited.fetch_add(1, Ordering::Relaxed);
@@ -58,23 +51,4 @@ pub(super) fn request_filter<B>(
         ));
     }
     None
-}
-
-/// Size of an HTTP/1 request head as sent (request line, header lines, blank line); 0 for
-/// HTTP/2, whose header list hyper limits itself.
-fn head_size<B>(req: &Request<B>) -> usize {
-    if req.version() >= http::Version::HTTP_2 {
-        return 0;
-    }
-    let uri = req.uri();
-    let target = uri.path_and_query().map_or(1, |p| p.as_str().len())
-        + uri.authority().map_or(0, |a| a.as_str().len())
-        + uri.scheme_str().map_or(0, |s| s.len() + 3);
-    let line = req.method().as_str().len() + 1 + target + 1 + "HTTP/1.1\r\n".len();
-    let fields: usize = req
-        .headers()
-        .iter()
-        .map(|(n, v)| n.as_str().len() + 2 + v.len() + 2)
-        .sum();
-    line + fields + 2
 }

@@ -7,7 +7,7 @@
 
 use http::{HeaderValue, Method, Request, Response, StatusCode, Uri};
 use http_body_util::{BodyExt, Limited};
-use hyper::body::{Body, Incoming};
+use hyper::body::Body;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use tandem_pool::{BackendLease, ErrorKind};
@@ -20,11 +20,12 @@ use crate::body::{client_body_failed, ClientBodyError};
 use crate::errors::ClientBody;
 use crate::headers;
 use crate::metered::CountedBody;
+use crate::request_body::RequestBody;
 use crate::runtime::{first_time, lock, PoolRuntime};
 use crate::upstream::{ConnectError, UpstreamBody, UpstreamError};
 
 pub(super) async fn forward(
-    req: Request<Incoming>,
+    req: Request<RequestBody>,
     rc: &mut RequestCtx<'_>,
     pool: &Arc<PoolRuntime>,
     deadline: Instant,

@@ -26,7 +26,6 @@ mod select;
 
 use http::{HeaderValue, Request, Response, StatusCode};
 use http_body_util::BodyExt;
-use hyper::body::Incoming;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -39,6 +38,7 @@ use crate::errors::{self, ClientBody};
 use crate::header_rules::TlsFacts;
 use crate::headers;
 use crate::metered::Metered;
+use crate::request_body::RequestBody;
 use crate::runtime::{first_time, ListenerRuntime, RouteEntry};
 use crate::stream_stall::WindowWatched;
 use tandem_policy::{request_authority, AuthorityError, AuthoritySource, Framing};
@@ -94,7 +94,7 @@ impl RequestCtx<'_> {
 }
 
 /// Handles one request; never fails (errors become responses).
-pub async fn handle(req: Request<Incoming>, ctx: Arc<ConnContext>) -> Response<ClientBody> {
+pub async fn handle(req: Request<RequestBody>, ctx: Arc<ConnContext>) -> Response<ClientBody> {
     // After a reload, requests on an existing keep-alive connection use the new routes.
     let current = ctx.live.load_full();
     let ctx = if Arc::ptr_eq(&current, &ctx.listener) {
@@ -185,7 +185,7 @@ pub async fn handle(req: Request<Incoming>, ctx: Arc<ConnContext>) -> Response<C
 
 /// Request filter, upstream selection, upstream request and response, in that order.
 async fn phases(
-    req: Request<Incoming>,
+    req: Request<RequestBody>,
     rc: &mut RequestCtx<'_>,
     deadline: Instant,
 ) -> Response<ClientBody> {
@@ -201,8 +201,8 @@ async fn phases(
     }
     match select::route(&req, rc) {
         select::Routed::Answer(resp) => resp,
-        // Boxed: the forwarding state lives only while a request is in flight, and hyper
-        // keeps room for the service's future in every connection.
+        // Boxed: the forwarding state lives only while a request is in flight, not in
+        // the room every request's future keeps.
         select::Routed::Pool(pool) => Box::pin(forward::forward(req, rc, &pool, deadline)).await,
     }
 }
