@@ -172,14 +172,8 @@ async fn a_single_node_obtains_stores_and_after_a_restart_serves_the_stored_cert
     let mut solo = Solo::new();
     let ns = solo.lab.client.ns.clone();
     let client_ip = solo.lab.client.ip;
-    let _dns = Dnsmasq::start(
-        &mut solo.lab,
-        &ns,
-        client_ip,
-        &format!("{} {DOMAIN}\n", solo.ip()),
-        &[],
-    )
-    .await;
+    let hosts = format!("{} {DOMAIN}\n", solo.ip());
+    let _dns = Dnsmasq::start(&mut solo.lab, &ns, client_ip, &hosts, &[]).await;
     let dir = solo.dir.clone();
     let pebble = Pebble::start(
         &mut solo.lab,
