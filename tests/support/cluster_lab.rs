@@ -436,7 +436,7 @@ pub fn metric(text: &str, series: &str) -> Option<f64> {
 }
 
 /// Answers every HTTP/1.1 request with its name as the body, then closes.
-async fn http_name_server(name: String, listener: tokio::net::TcpListener) {
+pub async fn http_name_server(name: String, listener: tokio::net::TcpListener) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     loop {
         let Ok((mut stream, _)) = listener.accept().await else {

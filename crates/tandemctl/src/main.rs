@@ -50,7 +50,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// The node: listeners with their counters, pools with their backends.
+    /// The node: listeners with their counters, ACME certificates (state, expiry, renewal),
+    /// pools with their backends.
     Status,
     /// Backends of every pool, or of one.
     Backends { pool: Option<String> },

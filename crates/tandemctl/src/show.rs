@@ -4,7 +4,7 @@
 use serde_json::Value;
 use std::time::Duration;
 
-use crate::table::{ago, cell, human_duration, millis, Table};
+use crate::table::{ago, cell, human_duration, millis, when, Table};
 
 pub fn status(v: &Value) -> String {
     let mut out = format!(
@@ -46,11 +46,46 @@ pub fn status(v: &Value) -> String {
         ]);
     }
     out.push_str(&t.render());
+    out.push_str(&acme(&v["acme"]));
     for p in v["pools"].as_array().into_iter().flatten() {
         out.push('\n');
         out.push_str(&pool(p));
     }
     out
+}
+
+/// ACME certificates: state, expiry, renewal, last order; a failed order's error and
+/// next try under the table. Nothing without `[listener.tls.acme]`.
+fn acme(certs: &Value) -> String {
+    let Some(certs) = certs.as_array().filter(|c| !c.is_empty()) else {
+        return String::new();
+    };
+    let mut t = Table::new(&[
+        "ACME CERTIFICATE",
+        "STATE",
+        "EXPIRES",
+        "RENEWAL",
+        "LAST ORDER",
+    ]);
+    let mut errors = String::new();
+    for c in certs {
+        t.row(vec![
+            cell(&c["certificate"]),
+            cell(&c["state"]),
+            when(&c["not_after"]),
+            when(&c["renew_at"]),
+            when(&c["last_order"]),
+        ]);
+        if let Some(e) = c["last_error"].as_str() {
+            errors.push_str(&format!(
+                "  {}: last order failed ({} in all), retry {}: {e}\n",
+                cell(&c["certificate"]),
+                cell(&c["failed_orders"]),
+                when(&c["retry_at"]),
+            ));
+        }
+    }
+    format!("\n{}{errors}", t.render())
 }
 
 pub fn pools(v: &Value) -> String {
@@ -233,4 +268,48 @@ pub fn applied(report: &Value) -> String {
         out.push_str(&format!("warning: {}\n", cell(w)));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn acme_certificates_show_their_state_and_a_failed_order_its_error() {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let certs = serde_json::json!([
+            {"certificate": "a.test", "state": "valid", "not_after": now + 90 * 86_400,
+             "renew_at": now + 60 * 86_400, "last_order": now - 5, "last_error": null,
+             "retry_at": null, "failed_orders": 0},
+            {"certificate": "b.test", "state": "failed", "not_after": null,
+             "renew_at": null, "last_order": now - 2, "last_error": "connection refused",
+             "retry_at": now + 15, "failed_orders": 3},
+        ]);
+        let text = acme(&certs);
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(lines[1].starts_with("ACME CERTIFICATE"), "{text}");
+        assert!(
+            lines[2].starts_with("a.test") && lines[2].contains("valid"),
+            "{text}"
+        );
+        assert!(
+            lines[2].contains("in 89d23h") || lines[2].contains("in 90d00h"),
+            "expiry: {text}"
+        );
+        assert!(lines[2].ends_with("s ago"), "last order: {text}");
+        assert!(
+            lines[3].starts_with("b.test") && lines[3].contains("failed"),
+            "{text}"
+        );
+        assert!(
+            lines[4].contains("b.test: last order failed (3 in all), retry in 1")
+                && lines[4].ends_with("connection refused"),
+            "{text}"
+        );
+        assert_eq!(acme(&serde_json::json!([])), "");
+        assert_eq!(acme(&serde_json::Value::Null), "");
+    }
 }

@@ -91,6 +91,22 @@ pub fn ago(unix_seconds: u64) -> String {
     )
 }
 
+/// A unix time from the API relative to now: "in 59d23h" or "12s ago"; "-" when absent.
+pub fn when(v: &Value) -> String {
+    let Some(at) = v.as_u64() else {
+        return "-".into();
+    };
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    if at > now {
+        format!("in {}", human_duration(Duration::from_secs(at - now)))
+    } else {
+        ago(at)
+    }
+}
+
 /// A latency in milliseconds as "0.42ms" or "12ms"; "-" when unknown.
 pub fn millis(v: &Value) -> String {
     match v.as_f64() {

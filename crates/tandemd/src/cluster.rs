@@ -25,8 +25,6 @@ pub struct Cluster {
     stop: CancellationToken,
     /// The Raft heartbeat: how soon followers learn of a commit.
     pub heartbeat: Duration,
-    /// ACME certificates' status on this node.
-    pub acme: Arc<crate::acme::AcmeTracker>,
 }
 
 #[derive(Clone, Debug, Default, serde::Serialize)]
@@ -108,7 +106,6 @@ impl Cluster {
             applied: Mutex::new(ConfigFollow::default()),
             stop: CancellationToken::new(),
             heartbeat: settings.heartbeat.get(),
-            acme: Arc::default(),
         };
         let expect_member =
             settings.bootstrap || cluster.node.raft().is_initialized().await.unwrap_or(false);
@@ -237,7 +234,8 @@ impl Cluster {
         }
         tokio::spawn(follow_config(Arc::clone(self), Arc::downgrade(node)));
         tokio::spawn(crate::acme::run(
-            Arc::clone(self),
+            crate::acme::StateStore::Cluster(Arc::clone(self)),
+            node.acme(),
             Arc::downgrade(node),
             self.stop.clone(),
         ));

@@ -75,13 +75,6 @@ pub fn check_files(config: &Config) -> Vec<String> {
             problems.push(format!("listener[{i}].tls.certificates: {e}"));
         }
         let Some(acme) = &tls.acme else { continue };
-        if config.node.cluster.is_none() {
-            problems.push(format!(
-                "listener[{i}].tls.acme: needs [node.cluster]: the certificate, its key and the \
-                 challenge answers live in the replicated state (a single node runs a one-node \
-                 cluster: bootstrap = true, no peers)"
-            ));
-        }
         if acme.ca.is_some() {
             let spec = tandem_tls::ClientTlsSpec {
                 ca: acme.ca.clone(),

@@ -35,6 +35,9 @@ pub struct Node {
     /// Backends written as DNS names: their addresses, and the loop that keeps them fresh.
     dns: Arc<crate::dns::Dns>,
     dns_loop: CancellationToken,
+    /// ACME certificates' status on this node, and the stop of a single node's ACME loop.
+    acme: Arc<crate::acme::AcmeTracker>,
+    acme_stop: CancellationToken,
 }
 
 /// What a pool's checks depend on: restart them only when this changes.
@@ -130,6 +133,8 @@ impl Node {
             let _ = node.cluster.set(cluster.clone());
             cluster.seed_config(&config).await;
             cluster.spawn_followers(&node, settings.sticky_batch.get());
+        } else {
+            crate::acme::spawn_local(&node, node.acme_stop.clone());
         }
         let vrrp = Vrrp::start(&node.config(), &node.plane, node.cluster()).await?;
         *node.vrrp.lock().await = vrrp;
@@ -139,6 +144,11 @@ impl Node {
     /// Admin requests refused so far, by reason.
     pub fn admin_rejections(&self) -> &crate::admin::AdminRejections {
         &self.admin_rejections
+    }
+
+    /// ACME certificates' status on this node.
+    pub fn acme(&self) -> Arc<crate::acme::AcmeTracker> {
+        self.acme.clone()
     }
 
     /// The cluster membership, when `[node.cluster]` is configured.
@@ -174,6 +184,8 @@ impl Node {
             admin_rejections: Default::default(),
             dns: Arc::new(dns),
             dns_loop: CancellationToken::new(),
+            acme: Arc::default(),
+            acme_stop: CancellationToken::new(),
         };
         node.sync_checks(&running)?;
         tracing::info!(node = %config.node.id, version = config.cluster.version,
@@ -554,6 +566,7 @@ impl Node {
             cluster.keeper.release_all(Duration::from_secs(3)).await;
         }
         self.dns_loop.cancel();
+        self.acme_stop.cancel();
         for (_, (_, token)) in lock(&self.checks).drain() {
             token.cancel();
         }

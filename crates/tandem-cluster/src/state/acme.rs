@@ -58,7 +58,7 @@ pub struct AcmeState {
 }
 
 impl AcmeState {
-    pub(crate) fn apply(&mut self, command: &AcmeCommand) -> Outcome {
+    pub fn apply(&mut self, command: &AcmeCommand) -> Outcome {
         match command {
             AcmeCommand::Challenge {
                 token,

@@ -1,45 +1,76 @@
-//! ACME certificates for HTTPS listeners with `[listener.tls.acme]`, obtained once for the
-//! whole cluster and replicated to every node.
+//! ACME certificates for HTTPS listeners with `[listener.tls.acme]`: in a cluster obtained
+//! once and replicated to every node, on a node without `[node.cluster]` obtained by the
+//! node itself and kept in a local store.
 //!
-//! Every forwarding node runs [`run`]: it follows the replicated state, publishing the
-//! challenge answers on its L7 plane and swapping the issued certificates into its HTTPS
-//! listeners. The Raft leader also orders: when [`plan::Planner`] says a certificate is
-//! due (none yet, or renewal time), it runs the ACME order ([`order`]), with the HTTP-01
-//! answers and then the certificate and key going through the log. A node that stops
-//! leading aborts its order; the new leader starts one afresh (the ACME account, in the
-//! replicated state, is reused). A failed order is retried with backoff and logged once
-//! per failure streak; the certificate in force keeps serving.
+//! Every forwarding node runs [`run`]: it follows the ACME state ([`store::Follow`]),
+//! publishing the challenge answers on its L7 plane and swapping the issued certificates
+//! into its HTTPS listeners. The node that orders (the Raft leader, or the single node)
+//! runs the ACME order ([`order`]) when [`plan::Planner`] says a certificate is due (none
+//! yet, or renewal time), the HTTP-01 answers and then the certificate and key going to
+//! the [`store::StateStore`]. In a cluster a node that stops leading aborts its order; the
+//! new leader starts one afresh (the ACME account, in the replicated state, is reused). A
+//! failed order is retried with backoff and logged once per failure streak; the
+//! certificate in force keeps serving.
 
+mod local;
 mod order;
 pub mod plan;
+mod store;
+
+pub use local::LocalStore;
+pub use store::StateStore;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tandem_cluster::state::acme::{AcmeCertificate, AcmeCommand};
-use tandem_cluster::state::Command;
 use tandem_config::acme::Acme;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::cluster::Cluster;
 use crate::node::Node;
 use plan::{Decision, Planner, Validity};
 
 /// How often the loop looks again when nothing changed (a due renewal, a retry).
 const TICK: Duration = Duration::from_secs(1);
 
-/// What status and metrics show about one ACME certificate, on this node.
+/// What status and metrics show about one ACME certificate, on this node. Times are
+/// seconds since the UNIX epoch.
 #[derive(Clone, Debug, Default, serde::Serialize)]
 pub struct CertStatus {
-    /// Expiry of the certificate this node serves (seconds since the UNIX epoch).
+    /// Expiry of the certificate this node serves.
     pub not_after_secs: Option<u64>,
-    /// Orders that failed on this node (as leader) since it started.
+    /// When it is due for renewal (two thirds of its lifetime, or `renew_before`).
+    pub renew_at_secs: Option<u64>,
+    /// An order runs on this node now.
+    pub ordering: bool,
+    /// When the last order started on this node.
+    pub last_order_secs: Option<u64>,
+    /// Orders that failed on this node since it started.
     pub failed_orders: u64,
-    /// Consecutive failures of the current streak, and the last error.
+    /// Consecutive failures of the current streak, the last error and the next try.
     pub failing: u32,
     pub last_error: Option<String>,
+    pub retry_at_secs: Option<u64>,
+}
+
+impl CertStatus {
+    /// ordering | failed | valid | expired | waiting (no certificate yet, no order here).
+    pub fn state(&self, now: SystemTime) -> &'static str {
+        let now = wall_ms(now) / 1000;
+        if self.ordering {
+            "ordering"
+        } else if self.failing > 0 {
+            "failed"
+        } else {
+            match self.not_after_secs {
+                Some(at) if at > now => "valid",
+                Some(_) => "expired",
+                None => "waiting",
+            }
+        }
+    }
 }
 
 /// Per-certificate status, shared with the metrics and the admin API.
@@ -56,6 +87,12 @@ impl AcmeTracker {
     fn update(&self, name: &str, f: impl FnOnce(&mut CertStatus)) {
         let mut certs = self.certs.lock().unwrap_or_else(|e| e.into_inner());
         f(certs.entry(name.to_string()).or_default());
+    }
+
+    /// Forgets certificates the config no longer asks for.
+    fn retain(&self, wanted: &BTreeMap<String, Acme>) {
+        let mut certs = self.certs.lock().unwrap_or_else(|e| e.into_inner());
+        certs.retain(|name, _| wanted.contains_key(name));
     }
 }
 
@@ -78,15 +115,27 @@ struct Running {
     task: JoinHandle<Result<(), String>>,
 }
 
-pub async fn run(cluster: Arc<Cluster>, node: Weak<Node>, stop: CancellationToken) {
-    let mut applied = cluster.node.applied();
+/// The ACME loop of a node without `[node.cluster]`: its state in `<data_dir>/acme/`.
+pub fn spawn_local(node: &Arc<Node>, stop: CancellationToken) {
+    let dir = node.config().node.data_dir.join("acme");
+    let store = StateStore::Local(Arc::new(LocalStore::open(dir)), Arc::downgrade(node));
+    tokio::spawn(run(store, node.acme(), Arc::downgrade(node), stop));
+}
+
+pub async fn run(
+    store: StateStore,
+    tracker: Arc<AcmeTracker>,
+    node: Weak<Node>,
+    stop: CancellationToken,
+) {
+    let mut follow = store.follow();
     let mut planners: HashMap<String, Planner> = HashMap::new();
     let mut orders: HashMap<String, Running> = HashMap::new();
     let mut challenges: Option<BTreeMap<String, String>> = None;
     let mut installed: HashMap<String, AcmeCertificate> = HashMap::new();
     loop {
         let Some(node) = node.upgrade() else { return };
-        let acme = applied.borrow_and_update().state.acme().clone();
+        let acme = follow.current();
         if challenges.as_ref() != Some(&acme.challenges) {
             node.http()
                 .set_acme_challenges(acme.challenges.clone().into_iter().collect());
@@ -94,15 +143,16 @@ pub async fn run(cluster: Arc<Cluster>, node: Weak<Node>, stop: CancellationToke
         }
         for (name, cert) in &acme.certificates {
             if installed.get(name) != Some(cert) {
-                install(&node, &cluster.acme, name, cert);
+                install(&node, &tracker, name, cert);
                 installed.insert(name.clone(), cert.clone());
                 if let Some(p) = planners.get_mut(name) {
                     p.succeeded();
                 }
             }
         }
-        let leading = cluster.node.metrics().current_leader == Some(cluster.node.id());
+        let leading = store.orders_here();
         let wanted = wanted(&node.config().cluster);
+        tracker.retain(&wanted);
         // Orders finished since the last look.
         let done: Vec<String> = orders
             .iter()
@@ -124,9 +174,11 @@ pub async fn run(cluster: Arc<Cluster>, node: Weak<Node>, stop: CancellationToke
             match result {
                 Ok(()) => {
                     planner.succeeded();
-                    cluster.acme.update(&name, |s| {
+                    tracker.update(&name, |s| {
+                        s.ordering = false;
                         s.failing = 0;
                         s.last_error = None;
+                        s.retry_at_secs = None;
                     });
                 }
                 Err(e) => {
@@ -140,26 +192,41 @@ pub async fn run(cluster: Arc<Cluster>, node: Weak<Node>, stop: CancellationToke
                     } else {
                         tracing::debug!(certificate = %name, error = %e, ?retry_in, "ACME order failed again");
                     }
-                    cluster.acme.update(&name, |s| {
+                    tracker.update(&name, |s| {
+                        s.ordering = false;
                         s.failed_orders += 1;
                         s.failing = planner.failures();
                         s.last_error = Some(e.clone());
+                        s.retry_at_secs = Some(retry_at / 1000);
                     });
                 }
             }
+        }
+        // When each certificate in force is due, as this node's planner sees it.
+        for (name, spec) in &wanted {
+            let renew_before = spec.renew_before.map(|d| d.get());
+            let planner = planners
+                .entry(name.clone())
+                .or_insert_with(|| Planner::new(renew_before));
+            planner.set_renew_before(renew_before);
+            let renew_at = acme
+                .certificates
+                .get(name)
+                .map(|c| planner.renew_at(validity(c)) / 1000);
+            tracker.update(name, |s| s.renew_at_secs = renew_at);
         }
         if !leading {
             for (name, r) in orders.drain() {
                 tracing::info!(certificate = %name, "no longer the Raft leader: ACME order abandoned (the new leader orders)");
                 r.task.abort();
+                tracker.update(&name, |s| s.ordering = false);
             }
         } else {
             // Answers left by a leader that died mid-order: only the leader's orders
             // publish answers, and none runs here.
             if orders.is_empty() && !acme.challenges.is_empty() {
                 let tokens: Vec<String> = acme.challenges.keys().cloned().collect();
-                let clear = Command::Acme(AcmeCommand::ClearChallenges { tokens });
-                if let Err(e) = cluster.write(clear).await {
+                if let Err(e) = store.write(AcmeCommand::ClearChallenges { tokens }).await {
                     tracing::debug!(error = %e, "stale ACME challenge answers not withdrawn yet");
                 }
             }
@@ -168,19 +235,21 @@ pub async fn run(cluster: Arc<Cluster>, node: Weak<Node>, stop: CancellationToke
                 if orders.contains_key(name) {
                     continue;
                 }
-                let renew_before = spec.renew_before.map(|d| d.get());
-                let planner = planners
-                    .entry(name.clone())
-                    .or_insert_with(|| Planner::new(renew_before));
-                planner.set_renew_before(renew_before);
+                let Some(planner) = planners.get(name) else {
+                    continue;
+                };
                 let current = acme.certificates.get(name).map(validity);
                 if planner.decide(now, current) != Decision::Order {
                     continue;
                 }
                 tracing::info!(certificate = %name, directory = %spec.directory,
                     renewal = current.is_some(), "ACME: ordering a certificate");
+                tracker.update(name, |s| {
+                    s.ordering = true;
+                    s.last_order_secs = Some(now / 1000);
+                });
                 let task = tokio::spawn(order::obtain(
-                    cluster.clone(),
+                    store.clone(),
                     name.clone(),
                     spec.clone(),
                     acme.accounts.get(&spec.directory).cloned(),
@@ -190,7 +259,7 @@ pub async fn run(cluster: Arc<Cluster>, node: Weak<Node>, stop: CancellationToke
         }
         drop(node);
         tokio::select! {
-            changed = applied.changed() => if changed.is_err() { return },
+            changed = follow.changed() => if !changed { return },
             _ = tokio::time::sleep(TICK) => {}
             _ = stop.cancelled() => {
                 for (_, r) in orders.drain() { r.task.abort(); }

@@ -1,9 +1,8 @@
-//! One ACME order (RFC 8555) with the HTTP-01 challenge, run by the Raft leader with
-//! instant-acme. Everything the other nodes need goes through the replicated log: the
-//! account (so a new leader reuses it), the challenge answers (so whichever node the ACME
-//! server reaches answers them) and the certificate with its key.
+//! One ACME order (RFC 8555) with the HTTP-01 challenge, run with instant-acme by the
+//! Raft leader (or a single node). Everything goes to the [`StateStore`]: the account (so
+//! a new leader, or the next start, reuses it), the challenge answers (so whichever node
+//! the ACME server reaches answers them) and the certificate with its key.
 
-use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use instant_acme::{
@@ -11,10 +10,9 @@ use instant_acme::{
     NewOrder, OrderStatus, RetryPolicy,
 };
 use tandem_cluster::state::acme::{AcmeCertificate, AcmeCommand};
-use tandem_cluster::state::{Command, Outcome};
 use tandem_config::acme::Acme;
 
-use crate::cluster::Cluster;
+use super::StateStore;
 
 /// An order that takes longer than this is abandoned (and retried with backoff).
 const ORDER_LIMIT: Duration = Duration::from_secs(120);
@@ -22,7 +20,7 @@ const ORDER_LIMIT: Duration = Duration::from_secs(120);
 /// Orders the certificate `name` and proposes it; the challenge answers it published are
 /// withdrawn whatever the result.
 pub(super) async fn obtain(
-    cluster: Arc<Cluster>,
+    store: StateStore,
     name: String,
     spec: Acme,
     account: Option<String>,
@@ -30,13 +28,13 @@ pub(super) async fn obtain(
     let mut tokens = Vec::new();
     let result = tokio::time::timeout(
         ORDER_LIMIT,
-        run_order(&cluster, &name, &spec, account, &mut tokens),
+        run_order(&store, &name, &spec, account, &mut tokens),
     )
     .await
     .unwrap_or_else(|_| Err(format!("no certificate within {ORDER_LIMIT:?}")));
     if !tokens.is_empty() {
-        let clear = Command::Acme(AcmeCommand::ClearChallenges { tokens });
-        if let Err(e) = cluster.write(clear).await {
+        let clear = AcmeCommand::ClearChallenges { tokens };
+        if let Err(e) = store.write(clear).await {
             tracing::warn!(certificate = %name, error = %e, "ACME challenge answers not withdrawn");
         }
     }
@@ -44,13 +42,13 @@ pub(super) async fn obtain(
 }
 
 async fn run_order(
-    cluster: &Cluster,
+    store: &StateStore,
     name: &str,
     spec: &Acme,
     stored: Option<String>,
     tokens: &mut Vec<String>,
 ) -> Result<(), String> {
-    let account = account(cluster, spec, stored).await?;
+    let account = account(store, spec, stored).await?;
     let identifiers: Vec<Identifier> = spec
         .domains
         .iter()
@@ -75,12 +73,12 @@ async fn run_order(
                 .ok_or("the ACME server offers no HTTP-01 challenge")?;
             let token = challenge.token.clone();
             let key_authorization = challenge.key_authorization().as_str().to_string();
-            publish(cluster, &token, key_authorization).await?;
+            publish(store, &token, key_authorization).await?;
             tokens.push(token);
             challenges.push(challenge.url.clone());
             // Every node applies the answer within a heartbeat or two of the commit; the
             // ACME server may reach any of them through the VIP.
-            tokio::time::sleep(propagation(cluster)).await;
+            tokio::time::sleep(store.propagation()).await;
             challenge
                 .set_ready()
                 .await
@@ -116,25 +114,28 @@ async fn run_order(
         not_before_ms: super::wall_ms(loaded.not_before),
         not_after_ms: super::wall_ms(loaded.not_after),
     };
-    let command = Command::Acme(AcmeCommand::Certificate {
+    let command = AcmeCommand::Certificate {
         name: name.to_string(),
         certificate,
-    });
-    match cluster.write(command).await {
-        Ok(Outcome::AcmeApplied) => {
-            tracing::info!(certificate = %name, "ACME certificate issued and replicated");
-            Ok(())
+    };
+    store
+        .write(command)
+        .await
+        .map_err(|e| format!("storing the certificate: {e}"))?;
+    match store {
+        StateStore::Cluster(_) => {
+            tracing::info!(certificate = %name, "ACME certificate issued and replicated")
         }
-        Ok(other) => Err(format!(
-            "the cluster did not store the certificate: {other:?}"
-        )),
-        Err(e) => Err(format!("storing the certificate in the cluster: {e}")),
+        StateStore::Local(..) => {
+            tracing::info!(certificate = %name, "ACME certificate issued and stored")
+        }
     }
+    Ok(())
 }
 
 /// The account stored for this directory, else a new one (stored for the next leader).
 async fn account(
-    cluster: &Cluster,
+    store: &StateStore,
     spec: &Acme,
     stored: Option<String>,
 ) -> Result<Account, String> {
@@ -161,31 +162,26 @@ async fn account(
         .map_err(|e| format!("registering an ACME account: {e}"))?;
     let credentials =
         serde_json::to_string(&credentials).map_err(|e| format!("encoding the account: {e}"))?;
-    let command = Command::Acme(AcmeCommand::Account {
+    let command = AcmeCommand::Account {
         directory: spec.directory.clone(),
         credentials,
-    });
-    cluster
+    };
+    store
         .write(command)
         .await
-        .map_err(|e| format!("storing the ACME account in the cluster: {e}"))?;
+        .map_err(|e| format!("storing the ACME account: {e}"))?;
     Ok(account)
 }
 
-async fn publish(cluster: &Cluster, token: &str, key_authorization: String) -> Result<(), String> {
-    let command = Command::Acme(AcmeCommand::Challenge {
+async fn publish(store: &StateStore, token: &str, key_authorization: String) -> Result<(), String> {
+    let command = AcmeCommand::Challenge {
         token: token.to_string(),
         key_authorization,
-    });
-    cluster
+    };
+    store
         .write(command)
         .await
-        .map(|_| ())
         .map_err(|e| format!("publishing the challenge answer: {e}"))
-}
-
-fn propagation(cluster: &Cluster) -> Duration {
-    (cluster.heartbeat * 3).max(Duration::from_millis(300))
 }
 
 /// HTTPS to the ACME server: rustls with ring, trusting `ca` when set, else the system's

@@ -21,6 +21,29 @@ pub struct StatusView {
     pub config_version: u64,
     pub listeners: Vec<ListenerView>,
     pub pools: Vec<PoolView>,
+    /// ACME certificates (`[listener.tls.acme]`), as this node sees them.
+    pub acme: Vec<AcmeView>,
+}
+
+/// One ACME certificate. Times are unix seconds.
+#[derive(Serialize)]
+pub struct AcmeView {
+    /// Its name: the domains, sorted, comma-separated.
+    pub certificate: String,
+    pub domains: Vec<String>,
+    pub directory: String,
+    /// ordering | failed | valid | expired | waiting (no certificate yet; in a cluster the
+    /// Raft leader orders).
+    pub state: &'static str,
+    pub not_after: Option<u64>,
+    /// When it is renewed.
+    pub renew_at: Option<u64>,
+    /// When the last order started on this node.
+    pub last_order: Option<u64>,
+    /// The error of the last failed order while the failure streak lasts, and the next try.
+    pub last_error: Option<String>,
+    pub retry_at: Option<u64>,
+    pub failed_orders: u64,
 }
 
 #[derive(Serialize)]
@@ -202,7 +225,31 @@ pub fn status(node: &Node) -> StatusView {
         config_version: config.cluster.version,
         listeners,
         pools: pools(node).pools,
+        acme: acme(node, &config.cluster),
     }
+}
+
+fn acme(node: &Node, config: &tandem_config::ClusterConfig) -> Vec<AcmeView> {
+    let tracked = node.acme().snapshot();
+    let now = SystemTime::now();
+    crate::acme::wanted(config)
+        .into_iter()
+        .map(|(name, spec)| {
+            let s = tracked.get(&name).cloned().unwrap_or_default();
+            AcmeView {
+                state: s.state(now),
+                domains: spec.domains,
+                directory: spec.directory,
+                not_after: s.not_after_secs,
+                renew_at: s.renew_at_secs,
+                last_order: s.last_order_secs,
+                last_error: if s.failing > 0 { s.last_error } else { None },
+                retry_at: if s.failing > 0 { s.retry_at_secs } else { None },
+                failed_orders: s.failed_orders,
+                certificate: name,
+            }
+        })
+        .collect()
 }
 
 /// Every pool, in config order (stable output for people and diffs).

@@ -69,7 +69,7 @@ pub struct Snapshot {
     /// (listener, certificate file, its leaf's expiry) of every TLS listener's
     /// certificates, read from the files at scrape time; unreadable ones are left out.
     pub certificates: Vec<(String, String, SystemTime)>,
-    /// ACME orders on this node, by certificate name (only with `[node.cluster]`).
+    /// ACME orders on this node, by certificate name.
     pub acme: std::collections::BTreeMap<String, crate::acme::CertStatus>,
     /// Admin requests refused for what the client sent, by reason.
     pub admin_rejected: Vec<(&'static str, u64)>,
@@ -101,10 +101,7 @@ impl Snapshot {
             vrrp: VrrpSample::gather(node).await,
             cluster: ClusterSample::gather(node).await,
             certificates: certificates(&config, node),
-            acme: node
-                .cluster()
-                .map(|c| c.acme.snapshot())
-                .unwrap_or_default(),
+            acme: node.acme().snapshot(),
             admin_rejected: node.admin_rejections().counts(),
         }
     }

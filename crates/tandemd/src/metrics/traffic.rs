@@ -372,7 +372,7 @@ pub(super) fn encode_certificates(
     }
 }
 
-/// ACME orders run on this node (as Raft leader): failures, and the current failure streak
+/// ACME orders run on this node (the Raft leader's, or a single node's): failures, and the current failure streak
 /// (non-zero: the certificate in force is not being renewed; alert with the expiry gauge).
 pub(super) fn encode_acme(
     out: &mut Out,
@@ -380,7 +380,7 @@ pub(super) fn encode_acme(
 ) {
     let failed = out.counter(
         "acme_orders_failed",
-        "ACME orders for the certificate that failed on this node (it orders while it leads Raft)",
+        "ACME orders for the certificate that failed on this node (it orders while it leads Raft, or alone)",
     );
     let failing = out.gauge(
         "acme_order_failures_in_a_row",

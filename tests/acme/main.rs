@@ -2,13 +2,20 @@
 //! (Let's Encrypt's test server) in the lab's client namespace, resolving the domain to
 //! the VIP through dnsmasq, so its HTTP-01 validation reaches whichever node holds the
 //! VIP. The cluster is tests/support/cluster_lab.rs's (n1, n2 forward, n3 witness); the
-//! ACME listener comes in a replicated config (`tandemctl config apply`). Needs root.
+//! ACME listener comes in a replicated config (`tandemctl config apply`). A single node
+//! without a cluster, with its local store, is in `single.rs`. Needs root.
+
+mod single;
+mod status;
+
+use status::{acme_entry, assert_valid_entry, unix_now, wait_acme_state};
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use tandem_tests::cluster_lab::{cluster_part, metric, ClusterLab, FORWARDERS, WEB_PORT};
 use tandem_tests::dnsmasq::Dnsmasq;
+use tandem_tests::netns::Lab;
 use tandem_tests::pebble::Pebble;
 use tandem_tests::tls_client;
 use tandem_tests::vrrp_lab::{wait_holders, VIP};
@@ -105,14 +112,25 @@ async fn wait_served(
     root: &str,
     limit: Duration,
 ) -> Result<Duration, String> {
-    let started = Instant::now();
     let addr = SocketAddr::from((al.cl.lab.nodes[i].ip, HTTPS_PORT));
+    wait_served_at(&al.cl.lab, addr, root, limit).await
+}
+
+/// Until `addr` serves (to the lab's client) a certificate for DOMAIN that verifies
+/// against `root` and the request behind it reaches a backend.
+async fn wait_served_at(
+    lab: &Lab,
+    addr: SocketAddr,
+    root: &str,
+    limit: Duration,
+) -> Result<Duration, String> {
+    let started = Instant::now();
     let config = tls_client::config_trusting(root.as_bytes());
     let mut last = String::new();
     while started.elapsed() < limit {
         match tls_client::get(
-            &al.cl.lab,
-            &al.cl.lab.client.ns,
+            lab,
+            &lab.client.ns,
             addr,
             DOMAIN,
             "/",
@@ -240,6 +258,32 @@ async fn a_cluster_obtains_one_certificate_through_the_vip_and_every_node_serves
             i + 1
         );
     }
+    // The admin API and `tandemctl status` show it on both nodes; only the leader ordered.
+    for i in FORWARDERS {
+        let status = || {
+            let (ok, json) = al.cl.ctl(i, &["--json", "status"]);
+            ok.then(|| serde_json::from_str(&json).ok()).flatten()
+        };
+        let entry = wait_acme_state(status, "valid", Duration::from_secs(5)).await;
+        assert_valid_entry(&entry, &format!("n{}", i + 1));
+        assert_eq!(
+            entry["last_order"].is_u64(),
+            i == leader,
+            "n{}: last_order is set only where the order ran: {entry:#}",
+            i + 1
+        );
+        let text = al.cl.ctl_ok(i, &["status"]);
+        let row = text
+            .lines()
+            .find(|l| l.starts_with(DOMAIN))
+            .unwrap_or_else(|| panic!("n{}: no {DOMAIN} row in tandemctl status:\n{text}", i + 1));
+        assert!(
+            row.contains("valid") && row.contains(" in "),
+            "n{}: {row}\n{text}",
+            i + 1
+        );
+        assert!(text.contains("ACME CERTIFICATE"), "{text}");
+    }
 }
 
 const EXPIRY: &str = "tandem_tls_certificate_expiry_timestamp_seconds";
@@ -247,8 +291,12 @@ const EXPIRY: &str = "tandem_tls_certificate_expiry_timestamp_seconds";
 /// The leaf node `i` serves now (verified against `root`).
 async fn served_leaf(al: &AcmeLab, i: usize, root: &str) -> Result<Vec<u8>, String> {
     let addr = SocketAddr::from((al.cl.lab.nodes[i].ip, HTTPS_PORT));
+    served_leaf_at(&al.cl.lab, addr, root).await
+}
+
+async fn served_leaf_at(lab: &Lab, addr: SocketAddr, root: &str) -> Result<Vec<u8>, String> {
     let config = tls_client::config_trusting(root.as_bytes());
-    let tls = tls_client::connect(&al.cl.lab, &al.cl.lab.client.ns, addr, DOMAIN, config).await?;
+    let tls = tls_client::connect(lab, &lab.client.ns, addr, DOMAIN, config).await?;
     Ok(tls_client::peer_leaf(&tls))
 }
 
@@ -384,6 +432,31 @@ async fn renewal_swaps_without_dropping_and_an_unreachable_server_leaves_it_serv
             i + 1
         );
     }
+    // The leader's status says the order failed, why, and when it tries again.
+    let status: serde_json::Value =
+        serde_json::from_str(&al.cl.ctl_ok(leader, &["--json", "status"])).unwrap();
+    let entry = acme_entry(&status);
+    assert_eq!(entry["state"], "failed", "{entry:#}");
+    assert!(
+        entry["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains(&al.pebble.directory())),
+        "the error names the directory: {entry:#}"
+    );
+    assert!(
+        entry["retry_at"]
+            .as_u64()
+            .is_some_and(|at| at + 5 >= unix_now()),
+        "{entry:#}"
+    );
+    assert!(
+        entry["not_after"]
+            .as_u64()
+            .is_some_and(|at| at > unix_now()),
+        "{entry:#}"
+    );
+    let text = al.cl.ctl_ok(leader, &["status"]);
+    assert!(text.contains("last order failed"), "{text}");
     println!(
         "ACME server down: {failures} failed orders counted, one log line, both nodes still serve"
     );
