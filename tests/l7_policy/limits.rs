@@ -8,20 +8,18 @@ use std::collections::BTreeSet;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
-use tandem_tests::l7_backends::*;
+use tandem_tests::http_kit::*;
 use tandem_tests::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 /// Pool lines for backends given as (id, address).
 fn pool_of(name: &str, algorithm: &str, backends: &[(&str, SocketAddr)], extra: &str) -> String {
-    let mut t = format!("\n[[pool]]\nname = \"{name}\"\nalgorithm = \"{algorithm}\"\n{extra}\n");
-    for (id, a) in backends {
-        t.push_str(&format!(
-            "[[pool.backend]]\nid = \"{id}\"\naddress = \"{a}\"\n"
-        ));
-    }
-    t
+    let pool = Pool::new(name).algorithm(algorithm).raw(extra);
+    let pool = backends
+        .iter()
+        .fold(pool, |pool, (id, a)| pool.backend(id, a));
+    Config::shared().pool(pool).to_toml()
 }
 
 fn single_node(port: u16, listener_extra: &str, pool: &str) -> std::sync::Arc<tandemd::Node> {
