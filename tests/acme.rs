@@ -11,8 +11,8 @@ use tandem_tests::cluster_lab::{cluster_part, metric, ClusterLab, FORWARDERS, WE
 use tandem_tests::dnsmasq::Dnsmasq;
 use tandem_tests::pebble::Pebble;
 use tandem_tests::tls_client;
-use tandem_tests::{Config, Listener};
 use tandem_tests::vrrp_lab::{wait_holders, VIP};
+use tandem_tests::{Config, Listener};
 
 const DOMAIN: &str = "www.acme.test";
 const HTTPS_PORT: u16 = 8443;

@@ -201,7 +201,9 @@ fn config(dns: Ipv4Addr, extra_dns: &str) -> String {
         )
         .pool(
             Pool::new("web")
-                .raw(&format!("[pool.http]\n[pool.health_check]\nkind = \"http\"\n{checks}"))
+                .raw(&format!(
+                    "[pool.http]\n[pool.health_check]\nkind = \"http\"\n{checks}"
+                ))
                 .backend("app", format!("app.test:{HTTP_PORT}")),
         )
         .pool(

@@ -500,11 +500,7 @@ async fn forwarding_and_hop_by_hop_headers() {
     let out = curl_output(&["--http1.1", &format!("http://127.0.0.1:{without}/plain")]).await;
     assert_eq!(out.code, 0, "{out:?}");
     let seen = &b.seen_at("/plain")[0];
-    assert!(
-        seen.header("forwarded").is_none(),
-        "{:?}",
-        seen.headers
-    );
+    assert!(seen.header("forwarded").is_none(), "{:?}", seen.headers);
     assert_eq!(seen.header_text("x-forwarded-for"), "127.0.0.1");
     assert_eq!(seen.header_text("via"), "1.1 tandem");
     let id = seen.header_text("x-request-id");

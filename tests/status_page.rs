@@ -95,17 +95,20 @@ fn config(
     backends: &[(&str, std::net::SocketAddr, u32)],
     token: Option<&Path>,
 ) -> String {
-    let check = "[pool.health_check]\nkind = \"tcp\"\ninterval = \"100ms\"\ntimeout = \"100ms\"\nrise = 1\nfall = 2\n";
-    let token = token.map_or(String::new(), |t| {
-        format!("token_file = \"{}\"\n", t.display())
-    });
-    tcp_config(port, "round_robin", backends, "", check).replacen(
-        "admin_socket = \"\"\n",
-        &format!(
-            "admin_socket = \"\"\n\n[node.status]\nlisten = \"127.0.0.1:{status_port}\"\n{token}"
-        ),
-        1,
-    )
+    let check = "[pool.health_check]\nkind = \"tcp\"\ninterval = \"100ms\"\ntimeout = \"100ms\"\nrise = 1\nfall = 2";
+    let token = token.map_or(String::new(), |t| format!("token_file = {}", toml_path(t)));
+    let pool = backends.iter().fold(
+        Pool::new("p").algorithm("round_robin").raw(check),
+        |pool, (id, addr, weight)| pool.weighted(id, addr, *weight),
+    );
+    Config::test_node()
+        .drain_timeout("2s")
+        .node_tables(&format!(
+            "[node.status]\nlisten = \"127.0.0.1:{status_port}\"\n{token}"
+        ))
+        .listener(Listener::tcp("front", port).pool("p"))
+        .pool(pool)
+        .to_toml()
 }
 
 /// Where screenshots go: docs/ when asked (to refresh the docs), else a scratch dir.

@@ -104,12 +104,15 @@ impl Config {
         self.node_key("admin_socket", &quoted(path))
     }
 
-    /// `key = value` in `[node]` (replacing an earlier value); `value` is TOML text
-    /// (quote strings with [`quoted`]).
+    /// `key = value` in `[node]` (an earlier value is replaced where it stood); `value`
+    /// is TOML text (quote strings with [`quoted`]).
     pub fn node_key(mut self, key: &str, value: &str) -> Config {
         let prefix = format!("{key} = ");
-        self.node_keys.retain(|k| !k.starts_with(&prefix));
-        self.node_keys.push(format!("{prefix}{value}"));
+        let line = format!("{prefix}{value}");
+        match self.node_keys.iter_mut().find(|k| k.starts_with(&prefix)) {
+            Some(earlier) => *earlier = line,
+            None => self.node_keys.push(line),
+        }
         self
     }
 
