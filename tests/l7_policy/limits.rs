@@ -258,23 +258,6 @@ async fn max_ejected_share_keeps_the_last_backends() {
     node.shutdown_within(Duration::from_secs(1)).await;
 }
 
-/// Reads until EOF (or error) within `limit`; returns what came and whether EOF came.
-async fn read_to_close(tcp: &mut TcpStream, limit: Duration) -> (Vec<u8>, bool) {
-    let mut out = Vec::new();
-    let closed = tokio::time::timeout(limit, async {
-        let mut buf = [0u8; 4096];
-        loop {
-            match tcp.read(&mut buf).await {
-                Ok(0) | Err(_) => return,
-                Ok(n) => out.extend_from_slice(&buf[..n]),
-            }
-        }
-    })
-    .await
-    .is_ok();
-    (out, closed)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn header_timeout_cuts_slow_clients() {
     let app = HttpBackend::start("app").await;

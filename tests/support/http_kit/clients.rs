@@ -118,16 +118,7 @@ impl HttpConn {
             let body = body.collect().await.map_err(std::io::Error::other)?;
             Ok::<_, std::io::Error>(Reply {
                 status: parts.status.as_u16(),
-                headers: parts
-                    .headers
-                    .iter()
-                    .map(|(n, v)| {
-                        (
-                            n.as_str().to_string(),
-                            String::from_utf8_lossy(v.as_bytes()).into_owned(),
-                        )
-                    })
-                    .collect(),
+                headers: header_pairs(&parts.headers),
                 body: String::from_utf8_lossy(&body.to_bytes()).into_owned(),
             })
         };
@@ -167,9 +158,15 @@ pub async fn http_get_from(target: SocketAddr, local: IpAddr, path: &str) -> Rep
 /// Writes `bytes` on a raw TCP connection and reads until the peer closes (or `limit`).
 /// Returns what was read and whether the peer closed within `limit`.
 pub async fn raw_exchange(target: SocketAddr, bytes: &[u8], limit: Duration) -> (Vec<u8>, bool) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::io::AsyncWriteExt;
     let mut tcp = TcpStream::connect(target).await.expect("connecting");
     tcp.write_all(bytes).await.expect("writing");
+    read_to_close(&mut tcp, limit).await
+}
+
+/// Reads until EOF (or error) within `limit`; returns what came and whether EOF came.
+pub async fn read_to_close(tcp: &mut TcpStream, limit: Duration) -> (Vec<u8>, bool) {
+    use tokio::io::AsyncReadExt;
     let mut out = Vec::new();
     let closed = tokio::time::timeout(limit, async {
         let mut buf = [0u8; 4096];
@@ -183,4 +180,15 @@ pub async fn raw_exchange(target: SocketAddr, bytes: &[u8], limit: Duration) -> 
     .await
     .is_ok();
     (out, closed)
+}
+
+/// Headers as (lower-case name, value) pairs in the order received.
+pub fn header_pairs(headers: &http::HeaderMap) -> Vec<(String, String)> {
+    headers
+        .iter()
+        .map(|(n, v)| {
+            let value = String::from_utf8_lossy(v.as_bytes()).into_owned();
+            (n.as_str().to_string(), value)
+        })
+        .collect()
 }
