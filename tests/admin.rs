@@ -1,13 +1,22 @@
-//! The admin API end to end: access (TCP token, Unix socket group), the API itself, changes
-//! under load, and VRRP status in a namespace lab. One test binary (issue 14); each former
-//! binary is a module.
+//! The admin surfaces end to end: the admin API (access by TCP token or Unix socket group,
+//! the API itself, changes under load, VRRP status in a namespace lab), tandemctl, the
+//! status page, and a cluster's admin and transport under abuse. One test binary (issue
+//! 14: each binary links the whole stack); each former binary is a module.
 
 #[path = "admin/access.rs"]
 mod access;
 #[path = "admin/api.rs"]
 mod api;
+#[path = "cluster_admin.rs"]
+mod cluster_admin;
 #[path = "admin/load.rs"]
 mod load;
+#[allow(dead_code)]
+mod metrics_support;
+#[path = "status_page.rs"]
+mod status_page;
+#[path = "tandemctl.rs"]
+mod tandemctl;
 #[path = "admin/vrrp.rs"]
 mod vrrp;
 

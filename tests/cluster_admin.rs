@@ -4,8 +4,6 @@
 
 #[path = "cluster_admin/abuse.rs"]
 mod abuse;
-#[allow(dead_code)]
-mod metrics_support;
 
 use std::time::Duration;
 
@@ -16,16 +14,12 @@ use tandem_tests::*;
 /// A bootstrapped one-node cluster (`n1`) with one TCP listener and a VIP group but no
 /// `[node.vrrp]`: it forwards, it holds no VIP.
 fn config(dir: &std::path::Path, raft: u16, port: u16) -> String {
-    format!(
-        "version = 1\n\
-         [[vip_group]]\nname = \"front\"\nvrid = 51\naddresses = [\"198.51.100.100/24\"]\n\
-         [[listener]]\nname = \"l\"\nbind = \"127.0.0.1:{port}\"\npool = \"p\"\n\
-         [[pool]]\nname = \"p\"\n[[pool.backend]]\nid = \"b\"\naddress = \"127.0.0.1:9\"\n\n\
-         [node]\nid = \"n1\"\nadmin_socket = \"\"\ndata_dir = \"{d}/data\"\ndrain_timeout = \"1s\"\n\
-         [node.cluster]\nraft_id = 1\nlisten = \"127.0.0.1:{raft}\"\nbootstrap = true\n\
-         cert_dir = \"{d}/pki\"\nhosts = {{ n1 = \"127.0.0.1\" }}\n",
-        d = dir.display()
-    )
+    Config::cluster_node(dir, Cluster::single(dir, raft))
+        .version(1)
+        .listener(Listener::tcp("l", port).pool("p"))
+        .pool(Pool::new("p").backend("b", "127.0.0.1:9"))
+        .raw("[[vip_group]]\nname = \"front\"\nvrid = 51\naddresses = [\"198.51.100.100/24\"]")
+        .to_toml()
 }
 
 /// Waits (up to 10 s) until `tandemctl cluster status` shows n1 (raft id 1) leading;

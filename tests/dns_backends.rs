@@ -13,8 +13,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tandem_tests::admin::Daemon;
 use tandem_tests::dnsmasq::Dnsmasq;
+use tandem_tests::http_kit::{Answer, HttpBackend};
 use tandem_tests::netns::{run, Lab};
-use tandem_tests::{NameBackend, TempDir};
+use tandem_tests::{Config, Listener, NameBackend, Pool, TempDir};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const TCP_PORT: u16 = 7000;
@@ -34,32 +35,17 @@ fn hosts(lasts: &[u8]) -> String {
 
 /// An HTTP/1.1 server that answers every request with its own address (one request per
 /// connection), on a listener made inside a lab namespace.
-fn http_backend(listener: tokio::net::TcpListener) {
+fn http_backend(listener: tokio::net::TcpListener) -> HttpBackend {
     let me = listener.local_addr().unwrap().to_string();
-    tokio::spawn(async move {
-        loop {
-            let Ok((mut stream, _)) = listener.accept().await else {
-                continue;
-            };
-            let me = me.clone();
-            tokio::spawn(async move {
-                let mut head = Vec::new();
-                let mut buf = [0u8; 1024];
-                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match stream.read(&mut buf).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => head.extend_from_slice(&buf[..n]),
-                    }
-                }
-                let reply = format!(
-                    "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{me}",
-                    me.len()
-                );
-                let _ = stream.write_all(reply.as_bytes()).await;
-                let _ = stream.shutdown().await;
-            });
-        }
-    });
+    let reply = format!(
+        "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{me}",
+        me.len()
+    );
+    let answer = Answer::Script {
+        replies: vec![reply.into_bytes()],
+        close: true,
+    };
+    HttpBackend::builder(&me).answer(answer).serve_on(listener)
 }
 
 /// What the load saw: successes per backend address, and failures with their reason.
@@ -197,67 +183,40 @@ async fn wait_for(daemon: &Daemon, lasts: &[u8]) {
 }
 
 fn config(dns: Ipv4Addr, extra_dns: &str) -> String {
-    let client = ip(50);
-    format!(
-        r#"[node]
-admin_socket = ""
-[node.dns]
-resolvers = ["{dns}:53"]
-min_ttl = "1s"
-retry = "200ms"
-keep_stale = "30s"
-{extra_dns}
-
-[[listener]]
-name = "tcp-front"
-bind = "{client}:{TCP_PORT}"
-pool = "tcp"
-
-[[listener]]
-name = "web-front"
-protocol = "http"
-bind = "{client}:{HTTP_PORT}"
-pool = "web"
-
-[[listener]]
-name = "srv-front"
-protocol = "http"
-bind = "{client}:{SRV_PORT}"
-pool = "srv"
-
-[[pool]]
-name = "tcp"
-[pool.health_check]
-interval = "200ms"
-timeout = "150ms"
-[[pool.backend]]
-id = "app"
-address = "app.test:{TCP_PORT}"
-
-[[pool]]
-name = "web"
-[pool.http]
-[pool.health_check]
-kind = "http"
-interval = "200ms"
-timeout = "150ms"
-[[pool.backend]]
-id = "app"
-address = "app.test:{HTTP_PORT}"
-
-[[pool]]
-name = "srv"
-algorithm = "weighted_round_robin"
-[pool.http]
-[[pool.backend]]
-id = "svc"
-address = "_http._tcp.svc.test"
-"#
-    )
+    let client = |port: u16| SocketAddr::from((ip(50), port));
+    let dns = format!(
+        "[node.dns]\nresolvers = [\"{dns}:53\"]\nmin_ttl = \"1s\"\nretry = \"200ms\"\nkeep_stale = \"30s\"\n{extra_dns}"
+    );
+    let checks = "interval = \"200ms\"\ntimeout = \"150ms\"";
+    Config::shared()
+        .admin_socket("")
+        .node_tables(&dns)
+        .listener(Listener::tcp("tcp-front", client(TCP_PORT)).pool("tcp"))
+        .listener(Listener::http("web-front", client(HTTP_PORT)).pool("web"))
+        .listener(Listener::http("srv-front", client(SRV_PORT)).pool("srv"))
+        .pool(
+            Pool::new("tcp")
+                .raw(&format!("[pool.health_check]\n{checks}"))
+                .backend("app", format!("app.test:{TCP_PORT}")),
+        )
+        .pool(
+            Pool::new("web")
+                .raw(&format!(
+                    "[pool.http]\n[pool.health_check]\nkind = \"http\"\n{checks}"
+                ))
+                .backend("app", format!("app.test:{HTTP_PORT}")),
+        )
+        .pool(
+            Pool::new("srv")
+                .algorithm("weighted_round_robin")
+                .raw("[pool.http]")
+                .backend("svc", "_http._tcp.svc.test"),
+        )
+        .to_toml()
 }
 
 /// The lab with backends on .12, .22 (n2) and .13 (n3), TCP and HTTP on each.
-async fn lab_with_backends() -> (Lab, Vec<NameBackend>) {
+async fn lab_with_backends() -> (Lab, (Vec<NameBackend>, Vec<HttpBackend>)) {
     let lab = Lab::new(3);
     run(
         "ip",
@@ -271,7 +230,7 @@ async fn lab_with_backends() -> (Lab, Vec<NameBackend>) {
             "eth0",
         ],
     );
-    let mut tcp = Vec::new();
+    let (mut tcp, mut http) = (Vec::new(), Vec::new());
     for (node, last) in [(1, 12), (1, 22), (2, 13)] {
         let ns = lab.nodes[node].ns.clone();
         let tcp_listener = lab.listen_in(&ns, SocketAddr::from((ip(last), TCP_PORT)));
@@ -279,10 +238,15 @@ async fn lab_with_backends() -> (Lab, Vec<NameBackend>) {
             &ip(last).to_string(),
             tcp_listener,
         ));
-        http_backend(lab.listen_in(&ns, SocketAddr::from((ip(last), HTTP_PORT))));
-        http_backend(lab.listen_in(&ns, SocketAddr::from((ip(last), 9000 + u16::from(last)))));
+        http.push(http_backend(
+            lab.listen_in(&ns, SocketAddr::from((ip(last), HTTP_PORT))),
+        ));
+        http.push(http_backend(lab.listen_in(
+            &ns,
+            SocketAddr::from((ip(last), 9000 + u16::from(last))),
+        )));
     }
-    (lab, tcp)
+    (lab, (tcp, http))
 }
 
 fn start_daemon(lab: &Lab, config: &str) -> Daemon {

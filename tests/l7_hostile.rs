@@ -16,8 +16,6 @@ mod h2_window;
 mod host;
 #[path = "l7_hostile/logs.rs"]
 mod logs;
-#[allow(dead_code)]
-mod metrics_support;
 #[path = "l7_hostile/rapid_reset.rs"]
 mod rapid_reset;
 #[path = "l7_hostile/stalled.rs"]

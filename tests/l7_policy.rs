@@ -10,7 +10,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 use tandem_balance::AdminState;
-use tandem_tests::l7_backends::*;
+use tandem_tests::http_kit::*;
 use tandem_tests::*;
 
 #[path = "l7_policy/access.rs"]
@@ -63,54 +63,30 @@ async fn routes_by_host_path_header_and_method_first_match_wins() {
         b.insert(n, HttpBackend::start(n).await);
     }
     let (port, bare_port) = (free_port(), free_port());
-    let routes = r#"
-[[listener.route]]
-hosts = ["secure.example.test"]
-redirect = { location = "https://{host}{uri}", status = 308 }
-
-[[listener.route]]
-path_prefix = "/ping"
-respond = { status = 418, body = "short and stout\n" }
-
-[[listener.route]]
-hosts = ["www.example.test"]
-pool = "www"
-
-[[listener.route]]
-hosts = ["*.example.test"]
-pool = "wild"
-
-[[listener.route]]
-path_prefix = "/api"
-pool = "api"
-
-[[listener.route]]
-header = { name = "X-Canary", value = "1" }
-pool = "canary"
-
-[[listener.route]]
-methods = ["DELETE", "PUT"]
-pool = "del"
-
-[[listener.route]]
-path_prefix = "/first"
-pool = "first"
-
-[[listener.route]]
-path_prefix = "/first/inner"
-pool = "second"
-"#;
-    let mut toml = NODE_TOML.to_string();
-    toml += &http_listener_toml("front", port, "dflt", routes);
-    toml += &http_listener_toml(
-        "bare",
-        bare_port,
-        "",
-        "[[listener.route]]\npath_prefix = \"/only\"\npool = \"only\"\n",
-    );
+    let routes = [
+        Route::answering()
+            .hosts(&["secure.example.test"])
+            .redirect("https://{host}{uri}", 308),
+        Route::answering()
+            .path_prefix("/ping")
+            .respond(418, "short and stout\n"),
+        Route::to("www").hosts(&["www.example.test"]),
+        Route::to("wild").hosts(&["*.example.test"]),
+        Route::to("api").path_prefix("/api"),
+        Route::to("canary").header("X-Canary", "1"),
+        Route::to("del").methods(&["DELETE", "PUT"]),
+        Route::to("first").path_prefix("/first"),
+        Route::to("second").path_prefix("/first/inner"),
+    ];
+    let front = routes
+        .into_iter()
+        .fold(Listener::http("front", port).pool("dflt"), Listener::route);
+    let bare = Listener::http("bare", bare_port).route(Route::to("only").path_prefix("/only"));
+    let mut config = Config::test_node().listener(front).listener(bare);
     for n in names {
-        toml += &pool_toml(n, "round_robin", &[&b[n]], "");
+        config = config.pool(Pool::of(n, &[&b[n]]).algorithm("round_robin"));
     }
+    let toml = config.to_toml();
     let node = start_node(&toml);
 
     // (Host header, method, path, extra header, expected backend)

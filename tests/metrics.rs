@@ -12,7 +12,7 @@ mod metrics_support;
 use metrics_support::*;
 use std::collections::BTreeMap;
 use std::time::Duration;
-use tandem_tests::l7_backends::*;
+use tandem_tests::http_kit::*;
 use tandem_tests::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -375,7 +375,9 @@ async fn dashboard_and_docs_name_only_metrics_the_exposition_has() {
         "",
     );
     let udp = free_udp_port();
-    cfg += &format!("\n[[listener]]\nname = \"dns\"\nprotocol = \"udp\"\nbind = \"127.0.0.1:{udp}\"\npool = \"tcp\"\n");
+    cfg += &Config::shared()
+        .listener(Listener::udp("dns", udp).pool("tcp"))
+        .to_toml();
     let node = start_node(&cfg);
     let mut snapshot = tandemd::metrics::Snapshot::gather(&node).await;
     snapshot.vrrp.push(vrrp_sample("vip", State::Backup, &[]));

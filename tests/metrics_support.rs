@@ -5,7 +5,7 @@ use prometheus_parse::{Scrape, Value};
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::time::Duration;
-use tandem_tests::l7_backends::{http_listener_toml, NODE_TOML};
+use tandem_tests::{Config, Listener, Pool};
 
 pub const ACCEPTED: &str = "tandem_listener_connections_accepted_total";
 pub const ACTIVE: &str = "tandem_listener_connections_active";
@@ -26,18 +26,21 @@ pub fn config(
     http: &[(&str, SocketAddr)],
     pool_extra: &str,
 ) -> String {
-    let mut t = NODE_TOML.to_string();
-    t += &format!(
-        "\n[[listener]]\nname = \"l4\"\nbind = \"127.0.0.1:{l4}\"\npool = \"tcp\"\nconnect_attempts = 2\n"
-    );
-    t += &http_listener_toml("web", web, "web", "");
-    for (pool, backends) in [("tcp", tcp), ("web", http)] {
-        t += &format!("\n[[pool]]\nname = \"{pool}\"\nalgorithm = \"round_robin\"\n{pool_extra}\n");
-        for (id, a) in backends {
-            t += &format!("[[pool.backend]]\nid = \"{id}\"\naddress = \"{a}\"\n");
-        }
+    let mut config = Config::test_node()
+        .listener(
+            Listener::tcp("l4", l4)
+                .pool("tcp")
+                .key("connect_attempts", "2"),
+        )
+        .listener(Listener::http("web", web).pool("web"));
+    for (name, backends) in [("tcp", tcp), ("web", http)] {
+        let pool = backends.iter().fold(
+            Pool::new(name).algorithm("round_robin").raw(pool_extra),
+            |pool, (id, a)| pool.backend(id, a),
+        );
+        config = config.pool(pool);
     }
-    t
+    config.to_toml()
 }
 
 /// One parsed scrape.

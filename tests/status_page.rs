@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 use tandem_tests::admin::{exchange, json, Daemon};
-use tandem_tests::http_backends::{curl, toml_path, TestCa};
+use tandem_tests::http_kit::{curl_output, TestCa};
 use tandem_tests::TempDir;
 use tandem_tests::*;
 use tokio::net::TcpStream;
@@ -95,17 +95,20 @@ fn config(
     backends: &[(&str, std::net::SocketAddr, u32)],
     token: Option<&Path>,
 ) -> String {
-    let check = "[pool.health_check]\nkind = \"tcp\"\ninterval = \"100ms\"\ntimeout = \"100ms\"\nrise = 1\nfall = 2\n";
-    let token = token.map_or(String::new(), |t| {
-        format!("token_file = \"{}\"\n", t.display())
-    });
-    tcp_config(port, "round_robin", backends, "", check).replacen(
-        "admin_socket = \"\"\n",
-        &format!(
-            "admin_socket = \"\"\n\n[node.status]\nlisten = \"127.0.0.1:{status_port}\"\n{token}"
-        ),
-        1,
-    )
+    let check = "[pool.health_check]\nkind = \"tcp\"\ninterval = \"100ms\"\ntimeout = \"100ms\"\nrise = 1\nfall = 2";
+    let token = token.map_or(String::new(), |t| format!("token_file = {}", toml_path(t)));
+    let pool = backends.iter().fold(
+        Pool::new("p").algorithm("round_robin").raw(check),
+        |pool, (id, addr, weight)| pool.weighted(id, addr, *weight),
+    );
+    Config::test_node()
+        .drain_timeout("2s")
+        .node_tables(&format!(
+            "[node.status]\nlisten = \"127.0.0.1:{status_port}\"\n{token}"
+        ))
+        .listener(Listener::tcp("front", port).pool("p"))
+        .pool(pool)
+        .to_toml()
 }
 
 /// Where screenshots go: docs/ when asked (to refresh the docs), else a scratch dir.
@@ -336,7 +339,7 @@ async fn the_status_listener_serves_https_and_picks_up_a_renewed_certificate() {
     let https = |path: &str| format!("https://status.test:{status_port}{path}");
     let trusting = |ca: &Path, path: &str| {
         let (ca, url, resolve) = (ca.display().to_string(), https(path), resolve.clone());
-        async move { curl(&["--cacert", &ca, "--resolve", &resolve, &url]).await }
+        async move { curl_output(&["--cacert", &ca, "--resolve", &resolve, &url]).await }
     };
     let out = trusting(&ca.path, "/status").await;
     assert_eq!(out.code, 0, "{}", out.stderr);
@@ -353,10 +356,10 @@ async fn the_status_listener_serves_https_and_picks_up_a_renewed_certificate() {
         out.stdout
     );
     // Without the test CA the certificate is not trusted (curl 60): TLS is really checked.
-    let out = curl(&["--resolve", &resolve, &https("/status")]).await;
+    let out = curl_output(&["--resolve", &resolve, &https("/status")]).await;
     assert_eq!(out.code, 60, "{out:?}");
     // Plain HTTP to the HTTPS port gets no page.
-    let out = curl(&[&format!("http://127.0.0.1:{status_port}/status")]).await;
+    let out = curl_output(&[&format!("http://127.0.0.1:{status_port}/status")]).await;
     assert_ne!(out.code, 0, "{out:?}");
     assert!(!out.stdout.contains("b1"), "{out:?}");
 

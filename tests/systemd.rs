@@ -448,28 +448,26 @@ async fn a_cluster_member_is_ready_only_once_it_has_a_leader() {
             .await;
     assert_eq!(code, 0, "tandemctl cluster init: {out}{err}");
     let (raft1, raft2, port) = (free_port(), free_port(), free_port());
-    let root = dir.path("");
-    let hosts = "hosts = { n1 = \"127.0.0.1\", w = \"127.0.0.1\" }";
-    let n1 = dir.write(
-        "n1.toml",
-        format!(
-            "version = 1\n[[listener]]\nname = \"l\"\nbind = \"127.0.0.1:{port}\"\npool = \"p\"\n\
-             [[pool]]\nname = \"p\"\n[[pool.backend]]\nid = \"b\"\naddress = \"127.0.0.1:9\"\n\n\
-             [node]\nid = \"n1\"\nadmin_socket = \"{r}/n1.sock\"\ndata_dir = \"{r}/n1\"\ndrain_timeout = \"1s\"\n\
-             [node.cluster]\nraft_id = 1\nlisten = \"127.0.0.1:{raft1}\"\nbootstrap = true\n\
-             cert_dir = \"{r}/pki\"\n{hosts}\n",
-            r = root.display()
-        ),
-    );
+    let member = |id: &str, raft_id: u64, raft_port: u16, bootstrap: bool| {
+        let mut cluster = Cluster::new(raft_id, format!("127.0.0.1:{raft_port}"), &pki)
+            .host("n1", "127.0.0.1")
+            .host("w", "127.0.0.1");
+        if bootstrap {
+            cluster = cluster.bootstrap(true);
+        }
+        Config::new(id)
+            .admin_socket(dir.path(&format!("{id}.sock")).to_str().unwrap())
+            .node_key("data_dir", &toml_path(&dir.path(id)))
+            .cluster(cluster)
+    };
+    let n1_config = member("n1", 1, raft1, true)
+        .drain_timeout("1s")
+        .version(1)
+        .listener(Listener::tcp("l", port).pool("p"))
+        .pool(Pool::new("p").backend("b", "127.0.0.1:9"));
+    let n1 = dir.write("n1.toml", n1_config.to_toml());
     // A witness: no listener, so the two members share loopback without port clashes.
-    let w = dir.write(
-        "w.toml",
-        format!(
-            "[node]\nid = \"w\"\nadmin_socket = \"{r}/w.sock\"\ndata_dir = \"{r}/w\"\n\
-             [node.cluster]\nraft_id = 2\nlisten = \"127.0.0.1:{raft2}\"\ncert_dir = \"{r}/pki\"\n{hosts}\n",
-            r = root.display()
-        ),
-    );
+    let w = dir.write("w.toml", member("w", 2, raft2, false).to_toml());
     let (n1_args, w_args) = (
         ["run", "--config", n1.to_str().unwrap()],
         ["witness", "--config", w.to_str().unwrap()],

@@ -67,7 +67,7 @@ async fn the_higher_priority_node_holds_the_vip_and_fails_over_on_sigkill() {
     lab.child(n1).signal(Signal::SIGKILL);
     let killed = tokio::time::Instant::now();
     // n2 (priority 100, 100 ms adverts): Master_Down_Interval = 300 ms + 156/256 × 100 ms ≈ 361 ms.
-    let took = wait_holders_including(&lab, 1, Duration::from_secs(3))
+    let took = wait_holder_includes(&lab, VIP, 1, Duration::from_secs(3))
         .await
         .expect("n2 takes the VIP");
     assert!(
@@ -108,18 +108,6 @@ async fn the_higher_priority_node_holds_the_vip_and_fails_over_on_sigkill() {
         "kernel expiry took {since_kill:?} for a {lifetime}s lifetime"
     );
     let _ = gone;
-}
-
-/// Waits until node `i` is among the holders.
-async fn wait_holders_including(lab: &Lab, i: usize, limit: Duration) -> Option<Duration> {
-    let start = tokio::time::Instant::now();
-    while start.elapsed() < limit {
-        if lab.holders(VIP).contains(&i) {
-            return Some(start.elapsed());
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    None
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -231,7 +219,7 @@ async fn unicast_mode_works_with_multicast_dropped() {
     );
     lab.child(n1).signal(Signal::SIGKILL);
     assert!(
-        wait_holders_including(&lab, 1, Duration::from_secs(3))
+        wait_holder_includes(&lab, VIP, 1, Duration::from_secs(3))
             .await
             .is_some(),
         "{}",

@@ -19,6 +19,7 @@ use tandem_tests::netns::Lab;
 use tandem_tests::pebble::Pebble;
 use tandem_tests::tls_client;
 use tandem_tests::vrrp_lab::{wait_holders, VIP};
+use tandem_tests::{Config, Listener};
 
 const DOMAIN: &str = "www.acme.test";
 const HTTPS_PORT: u16 = 8443;
@@ -63,23 +64,15 @@ impl AcmeLab {
     /// Proposes config `version` with an HTTPS listener on :8443 whose certificate comes
     /// from Pebble (the plain "web" listener on :8080 answers the challenges).
     fn apply_acme_listener(&self, version: u64, extra: &str) {
-        let acme = format!(
-            r#"
-[[listener]]
-name = "secure"
-protocol = "http"
-bind = "0.0.0.0:{HTTPS_PORT}"
-pool = "web"
-[listener.tls.acme]
-domains = ["{DOMAIN}"]
-directory = "{directory}"
-contact = ["mailto:ops@acme.test"]
-ca = "{ca}"
-{extra}
-"#,
-            directory = self.pebble.directory(),
-            ca = self.pebble.https_ca.display(),
+        let tls = format!(
+            "[listener.tls.acme]\ndomains = [\"{DOMAIN}\"]\ndirectory = \"{}\"\ncontact = [\"mailto:ops@acme.test\"]\nca = \"{}\"\n{extra}",
+            self.pebble.directory(),
+            self.pebble.https_ca.display(),
         );
+        let secure = Listener::http("secure", format!("0.0.0.0:{HTTPS_PORT}"))
+            .pool("web")
+            .tables(&tls);
+        let acme = Config::shared().listener(secure).to_toml();
         let file = self.cl.dir.join(format!("v{version}.toml"));
         std::fs::write(
             &file,

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 use std::process::Command;
-use tandem_tests::http_backends::TestCa;
+use tandem_tests::http_kit::TestCa;
 use tandem_tests::tandemd_bin;
 use tandem_tests::TempDir;
 

@@ -8,7 +8,7 @@ use std::os::fd::AsFd;
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tandem_tests::l7_backends::*;
+use tandem_tests::http_kit::*;
 use tandem_tests::*;
 
 /// A running tandemd whose stderr lines are collected.
@@ -78,24 +78,19 @@ impl Logged {
 }
 
 fn config(port: u16, format: &str, app: &HttpBackend, dead: std::net::SocketAddr) -> String {
-    let mut toml = NODE_TOML.to_string();
-    toml += &http_listener_toml(
-        "web",
-        port,
-        "app",
-        &format!("[listener.http]\naccess_log_format = \"{format}\"\n"),
-    );
-    toml += &pool_toml("app", "round_robin", &[app], "");
+    let web = Listener::http("web", port).pool("app").tables(&format!(
+        "[listener.http]\naccess_log_format = \"{format}\""
+    ));
     // A pool whose only backend is dead: its health check logs a warning.
-    toml += &format!(
-        "\n[[pool]]\nname = \"gone\"\n[pool.health_check]\nkind = \"tcp\"\ninterval = \"100ms\"\n\
-         timeout = \"100ms\"\nrise = 1\nfall = 1\n[[pool.backend]]\nid = \"dead\"\naddress = \"{dead}\"\n"
-    );
-    toml += &format!(
-        "\n[[listener]]\nname = \"gone\"\nbind = \"127.0.0.1:{}\"\npool = \"gone\"\n",
-        free_port()
-    );
-    toml
+    let gone = Pool::new("gone")
+        .raw("[pool.health_check]\nkind = \"tcp\"\ninterval = \"100ms\"\ntimeout = \"100ms\"\nrise = 1\nfall = 1")
+        .backend("dead", dead);
+    Config::test_node()
+        .listener(web)
+        .listener(Listener::tcp("gone", free_port()).pool("gone"))
+        .pool(Pool::of("app", &[app]).algorithm("round_robin"))
+        .pool(gone)
+        .to_toml()
 }
 
 async fn get(port: u16, path: &str) {

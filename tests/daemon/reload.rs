@@ -3,7 +3,7 @@
 
 use std::net::SocketAddr;
 use std::time::Duration;
-use tandem_tests::http_backends::{curl, toml_path, CertFiles, CurlOutput, TestCa};
+use tandem_tests::http_kit::{curl_output, CertFiles, CurlOutput, TestCa};
 use tandem_tests::TempDir;
 use tandem_tests::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -148,14 +148,20 @@ async fn a_refused_config_changes_nothing() {
         ("http", tcp_taken.local_addr().unwrap()),
         ("udp", udp_taken.local_addr().unwrap()),
     ] {
-        let moved = tcp_config(free_port(), "round_robin", &[("b", b.addr, 1)], "", "").replacen(
-            "[[pool]]",
-            &format!(
-                "[[listener]]\nname = \"taken\"\nprotocol = \"{protocol}\"\n\
-                     bind = \"{taken}\"\npool = \"p\"\n\n[[pool]]"
-            ),
-            1,
-        );
+        let moved = Config::test_node()
+            .drain_timeout("2s")
+            .listener(Listener::tcp("front", free_port()).pool("p"))
+            .listener(
+                Listener::tcp("taken", taken)
+                    .pool("p")
+                    .key("protocol", &quoted(protocol)),
+            )
+            .pool(
+                Pool::new("p")
+                    .algorithm("round_robin")
+                    .weighted("b", b.addr, 1),
+            )
+            .to_toml();
         let err = node
             .apply(cluster(&moved), "test")
             .await
@@ -208,9 +214,10 @@ async fn get_on(stream: &mut TcpStream, path: &str) -> String {
 async fn new_routes_apply_to_requests_on_an_open_keep_alive_connection() {
     let port = free_port();
     let config = |body: &str| {
-        format!(
-            "[[listener]]\nname = \"web\"\nprotocol = \"http\"\nbind = \"127.0.0.1:{port}\"\n[[listener.route]]\npath_prefix = \"/\"\nrespond = {{ status = 200, body = \"{body}\" }}\n"
-        )
+        let route = Route::answering().path_prefix("/").respond(200, body);
+        Config::shared()
+            .listener(Listener::http("web", port).route(route))
+            .to_toml()
     };
     let node = start_node(&config("before"));
     let mut conn = TcpStream::connect(local(port)).await.unwrap();
@@ -229,27 +236,35 @@ async fn new_routes_apply_to_requests_on_an_open_keep_alive_connection() {
 async fn header_rules_change_with_a_reload() {
     let port = free_port();
     let config = |value: &str| {
-        format!(
-            "[[listener]]\nname = \"web\"\nprotocol = \"http\"\nbind = \"127.0.0.1:{port}\"\n[listener.headers.response]\nset = {{ \"X-Config\" = \"{value} {{request_id}}\" }}\n[[listener.route]]\nrespond = {{ status = 200, body = \"ok\" }}\n"
-        )
+        let headers = format!(
+            "[listener.headers.response]\nset = {{ \"X-Config\" = \"{value} {{request_id}}\" }}"
+        );
+        let web = Listener::http("web", port)
+            .tables(&headers)
+            .route(Route::answering().respond(200, "ok"));
+        Config::shared().listener(web).to_toml()
     };
     let node = start_node(&config("one"));
     let url = format!("http://127.0.0.1:{port}/");
     let head = |out: CurlOutput| out.stdout.to_ascii_lowercase();
-    let before = head(curl(&["-i", "-H", "X-Request-Id: r1", &url]).await);
+    let before = head(curl_output(&["-i", "-H", "X-Request-Id: r1", &url]).await);
     assert!(before.contains("x-config: one r1"), "{before}");
     node.apply(cluster(&config("two")), "test").await.unwrap();
-    let after = head(curl(&["-i", "-H", "X-Request-Id: r2", &url]).await);
+    let after = head(curl_output(&["-i", "-H", "X-Request-Id: r2", &url]).await);
     assert!(after.contains("x-config: two r2"), "{after}");
     node.shutdown_within(Duration::from_secs(1)).await;
 }
 
 fn tls_config(port: u16, cert: &CertFiles) -> String {
-    format!(
-        "[[listener]]\nname = \"tls\"\nprotocol = \"http\"\nbind = \"127.0.0.1:{port}\"\n[listener.tls]\ncertificates = [{{ cert = {}, key = {} }}]\n[[listener.route]]\nrespond = {{ status = 200, body = \"ok\" }}\n",
+    let tls = format!(
+        "[listener.tls]\ncertificates = [{{ cert = {}, key = {} }}]",
         toml_path(&cert.cert),
         toml_path(&cert.key)
-    )
+    );
+    let listener = Listener::http("tls", port)
+        .tables(&tls)
+        .route(Route::answering().respond(200, "ok"));
+    Config::shared().listener(listener).to_toml()
 }
 
 #[tokio::test]
@@ -264,7 +279,7 @@ async fn certificates_are_reloaded_without_a_restart() {
         async move {
             let resolve = format!("{name}:{port}:127.0.0.1");
             let url = format!("https://{name}:{port}/");
-            curl(&["--resolve", &resolve, "--cacert", &ca_path, &url]).await
+            curl_output(&["--resolve", &resolve, "--cacert", &ca_path, &url]).await
         }
     };
     assert_eq!(ask("old.example.test").await.code, 0);

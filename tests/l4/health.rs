@@ -2,13 +2,11 @@
 //! panic threshold.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU16, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 use tandem_balance::Health;
+use tandem_tests::http_kit::HttpBackend;
 use tandem_tests::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
 
 #[tokio::test]
 async fn a_killed_backend_goes_down_after_fall_checks_and_returns_after_rise() {
@@ -69,56 +67,44 @@ async fn a_killed_backend_goes_down_after_fall_checks_and_returns_after_rise() {
     node.shutdown_within(Duration::from_secs(1)).await;
 }
 
-/// An HTTP backend whose status code can be changed while it runs.
-async fn http_backend(status: Arc<AtomicU16>) -> SocketAddr {
-    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = l.local_addr().unwrap();
-    tokio::spawn(async move {
-        loop {
-            let Ok((mut s, _)) = l.accept().await else {
-                continue;
-            };
-            let status = status.load(Ordering::SeqCst);
-            tokio::spawn(async move {
-                let mut buf = [0u8; 1024];
-                let _ = s.read(&mut buf).await;
-                let body = if status == 200 { "healthy" } else { "sick" };
-                let reply = format!(
-                    "HTTP/1.1 {status} X\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                    body.len()
-                );
-                let _ = s.write_all(reply.as_bytes()).await;
-            });
-        }
-    });
-    addr
+/// What the health-checked backends answer: 200 "healthy" or `status` "sick", then close.
+fn health_reply(status: u16) -> Vec<Vec<u8>> {
+    let body = if status == 200 { "healthy" } else { "sick" };
+    let reply = format!(
+        "HTTP/1.1 {status} X\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    vec![reply.into_bytes()]
+}
+
+/// An HTTP backend answering `health_reply(status)`; `set_script` changes it while it runs.
+async fn http_backend(status: u16) -> HttpBackend {
+    HttpBackend::scripted("health", health_reply(status), true).await
 }
 
 #[tokio::test]
 async fn http_checks_judge_status_and_body() {
-    let status_a = Arc::new(AtomicU16::new(200));
-    let status_b = Arc::new(AtomicU16::new(200));
-    let a = http_backend(status_a.clone()).await;
-    let b = http_backend(status_b.clone()).await;
+    let a = http_backend(200).await;
+    let b = http_backend(200).await;
     let port = free_port();
     let check = "[pool.health_check]\nkind = \"http\"\npath = \"/health\"\nexpect_status = \"200-299\"\nexpect_body = \"healthy\"\ninterval = \"100ms\"\ntimeout = \"100ms\"\nrise = 1\nfall = 2\n";
     let node = start_node(&tcp_config(
         port,
         "round_robin",
-        &[("a", a, 1), ("b", b, 1)],
+        &[("a", a.addr, 1), ("b", b.addr, 1)],
         "",
         check,
     ));
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(health_of(&node, "b"), Health::Up);
-    status_b.store(503, Ordering::SeqCst);
+    b.set_script(health_reply(503));
     assert!(
         eventually(Duration::from_secs(5), || health_of(&node, "b")
             == Health::Down)
         .await
     );
     assert_eq!(health_of(&node, "a"), Health::Up);
-    status_b.store(200, Ordering::SeqCst);
+    b.set_script(health_reply(200));
     assert!(
         eventually(Duration::from_secs(5), || health_of(&node, "b")
             == Health::Up)
@@ -131,17 +117,15 @@ async fn http_checks_judge_status_and_body() {
 async fn in_panic_the_pool_balances_over_all_backends() {
     // 3 backends, 2 of them failing their HTTP check but still serving TCP. With a panic
     // threshold of 0.5, 1/3 healthy is below it: traffic goes to all three.
-    let good = Arc::new(AtomicU16::new(200));
-    let sick = Arc::new(AtomicU16::new(500));
-    let a = http_backend(good.clone()).await;
-    let b = http_backend(sick.clone()).await;
-    let c = http_backend(sick.clone()).await;
+    let a = http_backend(200).await;
+    let b = http_backend(500).await;
+    let c = http_backend(500).await;
     let port = free_port();
     let check = "panic_threshold = 0.5\n[pool.health_check]\nkind = \"http\"\ninterval = \"100ms\"\ntimeout = \"100ms\"\nrise = 1\nfall = 1\n";
     let node = start_node(&tcp_config(
         port,
         "round_robin",
-        &[("a", a, 1), ("b", b, 1), ("c", c, 1)],
+        &[("a", a.addr, 1), ("b", b.addr, 1), ("c", c.addr, 1)],
         "",
         check,
     ));
@@ -169,7 +153,9 @@ async fn in_panic_the_pool_balances_over_all_backends() {
         );
     }
     // Heal the sick ones: the pool leaves panic mode.
-    sick.store(200, Ordering::SeqCst);
+    for healed in [&b, &c] {
+        healed.set_script(health_reply(200));
+    }
     assert!(eventually(Duration::from_secs(5), || !pool.in_panic()).await);
     node.shutdown_within(Duration::from_secs(1)).await;
 }

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use tandem_tests::netns::{run, Lab};
 use tandem_tests::vrrp_lab::scratch;
+use tandem_tests::{Config, Listener, Pool};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const LISTEN_PORT: u16 = 7100;
@@ -136,60 +137,32 @@ async fn ipv6_clients_proxy_v2_health_checks_and_hashing_by_prefix() {
 
     let dir = scratch(&lab);
     let admin = dir.join("n1.sock");
-    let config = format!(
-        r#"
-[node]
-id = "n1"
-drain_timeout = "1s"
-admin_socket = "{admin}"
-
-[[listener]]
-name = "pp"
-bind = "[::]:{LISTEN_PORT}"
-pool = "pp"
-proxy_protocol = "v2"
-
-[[listener]]
-name = "pp128"
-bind = "[::]:{LISTEN_128_PORT}"
-pool = "pp"
-proxy_protocol = "v2"
-client_ipv6_prefix = 128
-
-[[listener]]
-name = "hc"
-bind = "[::]:{HC_PORT}"
-pool = "hc"
-
-[[pool]]
-name = "pp"
-algorithm = "source_ip_hash"
-[[pool.backend]]
-id = "a"
-address = "[{backend}]:{a}"
-[[pool.backend]]
-id = "b"
-address = "[{backend}]:{b}"
-
-[[pool]]
-name = "hc"
-[pool.health_check]
-kind = "tcp"
-interval = "200ms"
-timeout = "200ms"
-rise = 1
-fall = 2
-[[pool.backend]]
-id = "live"
-address = "[{backend}]:{a}"
-[[pool.backend]]
-id = "dead"
-address = "[{backend}]:{DEAD_PORT}"
-"#,
-        admin = admin.display(),
-        a = BACKEND_PORTS[0],
-        b = BACKEND_PORTS[1],
-    );
+    let addr = |port: u16| SocketAddr::from((backend, port));
+    let pp = |name: &str, port: u16| {
+        Listener::tcp(name, format!("[::]:{port}"))
+            .pool("pp")
+            .key("proxy_protocol", "\"v2\"")
+    };
+    let health = "[pool.health_check]\nkind = \"tcp\"\ninterval = \"200ms\"\ntimeout = \"200ms\"\nrise = 1\nfall = 2";
+    let config = Config::new("n1")
+        .drain_timeout("1s")
+        .admin_socket(admin.to_str().unwrap())
+        .listener(pp("pp", LISTEN_PORT))
+        .listener(pp("pp128", LISTEN_128_PORT).key("client_ipv6_prefix", "128"))
+        .listener(Listener::tcp("hc", format!("[::]:{HC_PORT}")).pool("hc"))
+        .pool(
+            Pool::new("pp")
+                .algorithm("source_ip_hash")
+                .backend("a", addr(BACKEND_PORTS[0]))
+                .backend("b", addr(BACKEND_PORTS[1])),
+        )
+        .pool(
+            Pool::new("hc")
+                .raw(health)
+                .backend("live", addr(BACKEND_PORTS[0]))
+                .backend("dead", addr(DEAD_PORT)),
+        )
+        .to_toml();
     let path = dir.join("n1.toml");
     std::fs::write(&path, config).unwrap();
     let log = dir.join("n1.log");

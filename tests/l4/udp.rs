@@ -6,15 +6,13 @@ use tandem_tests::*;
 use tokio::net::UdpSocket;
 
 fn udp_config(port: u16, backends: &[(&str, SocketAddr)], extra: &str) -> String {
-    let mut t = format!(
-        "[[listener]]\nname = \"dns\"\nprotocol = \"udp\"\nbind = \"127.0.0.1:{port}\"\npool = \"p\"\n{extra}\n[[pool]]\nname = \"p\"\n"
-    );
-    for (id, addr) in backends {
-        t.push_str(&format!(
-            "[[pool.backend]]\nid = \"{id}\"\naddress = \"{addr}\"\n"
-        ));
-    }
-    t
+    let pool = backends
+        .iter()
+        .fold(Pool::new("p"), |pool, (id, addr)| pool.backend(id, addr));
+    Config::shared()
+        .listener(Listener::udp("dns", port).pool("p").raw(extra))
+        .pool(pool)
+        .to_toml()
 }
 
 async fn ask(socket: &UdpSocket, to: SocketAddr, what: &str) -> Option<String> {

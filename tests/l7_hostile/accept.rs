@@ -2,25 +2,27 @@
 //! a warning every 20 ms; it accepts again when descriptors free up.
 
 use std::time::Duration;
-use tandem_tests::http_backends::HttpBackend;
-use tandem_tests::l7_backends::{http_listener_toml, NODE_TOML};
+use tandem_tests::http_kit::HttpBackend;
 use tandem_tests::TempDir;
 use tandem_tests::*;
+use tandem_tests::{Config, Listener, Pool};
 use tokio::net::TcpStream;
 
-use crate::addr;
+use super::addr;
 
 #[tokio::test]
 async fn at_the_descriptor_limit_the_listener_pauses_and_logs_once() {
-    let b = HttpBackend::start("fd").await;
+    let b = HttpBackend::echo("fd").await;
     let port = free_port();
     let dir = TempDir::new();
-    let mut toml = NODE_TOML.to_string();
-    toml += &http_listener_toml("front", port, "p", "[listener.http]\naccess_log = false\n");
-    toml += &format!(
-        "\n[[pool]]\nname = \"p\"\n[[pool.backend]]\nid = \"fd\"\naddress = \"{}\"\n",
-        b.addr
-    );
+    let toml = Config::test_node()
+        .listener(
+            Listener::http("front", port)
+                .pool("p")
+                .tables("[listener.http]\naccess_log = false"),
+        )
+        .pool(Pool::new("p").backend("fd", b.addr))
+        .to_toml();
     let config = dir.write("tandem.toml", toml);
     // A low descriptor limit for tandemd alone.
     let mut command = std::process::Command::new("sh");
@@ -28,7 +30,7 @@ async fn at_the_descriptor_limit_the_listener_pauses_and_logs_once() {
         .args(["-c", "ulimit -n 64 && exec \"$0\" run --config \"$1\""])
         .arg(tandemd_bin())
         .arg(&config);
-    let (_child, lines) = crate::daemon_with(command, "warn");
+    let (_child, lines) = super::daemon_with(command, "warn");
     assert!(wait_listening(addr(port), Duration::from_secs(10)).await);
 
     // Far more connections than descriptors: the accepts beyond the limit fail.
@@ -95,7 +97,7 @@ async fn at_the_descriptor_limit_the_listener_pauses_and_logs_once() {
 /// A GET that reports a transport error instead of panicking (the listener may still be
 /// pausing).
 async fn http_get_quiet(target: std::net::SocketAddr) -> std::io::Result<u16> {
-    tandem_tests::l7_backends::request_from(target, None, "GET", "/", &[], b"")
+    tandem_tests::http_kit::request_from(target, None, "GET", "/", &[], b"")
         .await
         .map(|r| r.status)
 }

@@ -2,11 +2,11 @@
 //! never a failure of the backend: no passive ejection, no backend error counted.
 
 use std::collections::BTreeMap;
-use tandem_tests::l7_backends::*;
+use tandem_tests::http_kit::*;
 use tandem_tests::*;
 
+use super::{addr, send_raw, status_of};
 use crate::metrics_support::{Metrics, ERRORS};
-use crate::{addr, send_raw, status_of};
 
 const HEAD: &str = "POST /ej HTTP/1.1\r\nHost: ok.example\r\nTransfer-Encoding: chunked\r\n\r\n";
 
@@ -55,9 +55,10 @@ async fn client_body_errors_answer_400_and_never_eject_a_backend() {
     );
     let port = free_port();
     // The default passive ejection (5 failures in a row), as in the issue.
-    let mut toml = NODE_TOML.to_string();
-    toml += &http_listener_toml("front", port, "p", "");
-    toml += &pool_toml("p", "round_robin", &[&b1, &b2], "");
+    let toml = Config::test_node()
+        .listener(Listener::http("front", port).pool("p"))
+        .pool(Pool::of("p", &[&b1, &b2]).algorithm("round_robin"))
+        .to_toml();
     let node = start_node(&toml);
 
     let mut answered_400 = 0;
@@ -128,9 +129,10 @@ async fn client_body_errors_answer_400_and_never_eject_a_backend() {
 async fn a_get_with_a_chunked_body_is_forwarded_with_its_body() {
     let b = HttpBackend::start("getbody").await;
     let port = free_port();
-    let mut toml = NODE_TOML.to_string();
-    toml += &http_listener_toml("front", port, "p", "");
-    toml += &pool_toml("p", "round_robin", &[&b], "");
+    let toml = Config::test_node()
+        .listener(Listener::http("front", port).pool("p"))
+        .pool(Pool::of("p", &[&b]).algorithm("round_robin"))
+        .to_toml();
     let _node = start_node(&toml);
     // The issue's bytes: the backend got a GET without its body, and tandem answered 200.
     let request = b"GET /g HTTP/1.1\r\nHost: ok.example\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n5\r\nhello\r\n0\r\n\r\n";

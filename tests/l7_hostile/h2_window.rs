@@ -10,11 +10,11 @@ use http_body_util::Empty;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use std::time::{Duration, Instant};
 use tandem_tests::admin::Daemon;
-use tandem_tests::http_backends::{curl, HttpBackend};
-use tandem_tests::l7_backends::{http_listener_toml, NODE_TOML};
+use tandem_tests::http_kit::{curl_output, HttpBackend};
 use tandem_tests::*;
+use tandem_tests::{Config, Listener, Pool};
 
-use crate::addr;
+use super::addr;
 use crate::metrics_support::scrape_daemon as scrape;
 
 const SEND_TIMEOUT: Duration = Duration::from_secs(2);
@@ -100,24 +100,18 @@ async fn slow_reader(port: u16, len: usize) -> (usize, Duration) {
 
 #[tokio::test]
 async fn http2_streams_without_a_window_are_closed_after_the_send_timeout() {
-    let b = HttpBackend::start("big").await;
+    let b = HttpBackend::echo("big").await;
     let port = free_port();
-    let mut toml = NODE_TOML.to_string();
-    toml += &http_listener_toml(
-        "front",
-        port,
-        "p",
-        "[listener.http]\nsend_timeout = \"2s\"\naccess_log = false\nworkers = 1\n",
-    );
-    toml += &format!(
-        "\n[[pool]]\nname = \"p\"\n[[pool.backend]]\nid = \"big\"\naddress = \"{}\"\n",
-        b.addr
-    );
+    let http = "[listener.http]\nsend_timeout = \"2s\"\naccess_log = false\nworkers = 1";
+    let toml = Config::test_node()
+        .listener(Listener::http("front", port).pool("p").tables(http))
+        .pool(Pool::new("p").backend("big", b.addr))
+        .to_toml();
     let daemon = Daemon::start(&toml).await;
     let pid = daemon.child.0.id();
     assert!(wait_listening(addr(port), Duration::from_secs(10)).await);
     let url = format!("http://127.0.0.1:{port}/big/{BIG}");
-    let warm = curl(&[
+    let warm = curl_output(&[
         "-o",
         "/dev/null",
         "-w",
@@ -180,7 +174,7 @@ async fn http2_streams_without_a_window_are_closed_after_the_send_timeout() {
     assert!(per_stream < 400, "{per_stream} KiB per stalled stream");
 
     // And the listener serves on.
-    let after = curl(&[
+    let after = curl_output(&[
         "-o",
         "/dev/null",
         "-w",

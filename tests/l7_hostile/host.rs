@@ -6,22 +6,22 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use std::sync::atomic::Ordering;
-use tandem_tests::http_backends::{echo_header, HttpBackend};
-use tandem_tests::l7_backends::{http_listener_toml, NODE_TOML};
+use tandem_tests::http_kit::{echo_header, HttpBackend};
 use tandem_tests::*;
+use tandem_tests::{Config, Listener, Pool, Route};
 
-use crate::{addr, send_raw, status_of};
+use super::{addr, send_raw, status_of};
 
 /// A listener whose route answers 403 for `blocked.example`, in front of one echoing backend that
 /// speaks HTTP/1.1 to tandem.
 fn config(port: u16, backend: std::net::SocketAddr) -> String {
-    let mut t = NODE_TOML.to_string();
-    t += &http_listener_toml("front", port, "p", "");
-    t += "[[listener.route]]\nhosts = [\"blocked.example\"]\nrespond = { status = 403, body = \"blocked\" }\n";
-    t += &format!(
-        "\n[[pool]]\nname = \"p\"\n[[pool.backend]]\nid = \"echo\"\naddress = \"{backend}\"\n"
-    );
-    t
+    let blocked = Route::answering()
+        .hosts(&["blocked.example"])
+        .respond(403, "blocked");
+    Config::test_node()
+        .listener(Listener::http("front", port).pool("p").route(blocked))
+        .pool(Pool::new("p").backend("echo", backend))
+        .to_toml()
 }
 
 /// Sends a raw request and returns (status, body after the head).
@@ -34,7 +34,7 @@ async fn raw(port: u16, request: &str) -> (Option<u16>, String) {
 
 #[tokio::test]
 async fn host_headers_are_checked_once_and_the_target_wins() {
-    let b = HttpBackend::start("echo").await;
+    let b = HttpBackend::echo("echo").await;
     let port = free_port();
     let node = start_node(&config(port, b.addr));
     let close = "Connection: close\r\n";
@@ -131,7 +131,7 @@ async fn h2_get(port: u16, uri: &str, host: Option<&str>) -> (u16, String) {
 
 #[tokio::test]
 async fn http2_authority_wins_and_a_disagreeing_host_is_malformed() {
-    let b = HttpBackend::start("echo").await;
+    let b = HttpBackend::echo("echo").await;
     let port = free_port();
     let node = start_node(&config(port, b.addr));
 

@@ -2,26 +2,24 @@
 //! is quoted and escaped, so each line has exactly one `status=` and one `upstream=`.
 
 use std::time::Duration;
-use tandem_tests::http_backends::HttpBackend;
-use tandem_tests::l7_backends::{http_listener_toml, NODE_TOML};
+use tandem_tests::http_kit::HttpBackend;
 use tandem_tests::TempDir;
 use tandem_tests::*;
+use tandem_tests::{Config, Listener, Pool};
 
-use crate::{addr, send_raw, status_of};
+use super::{addr, send_raw, status_of};
 
 #[tokio::test]
 async fn client_values_cannot_forge_access_log_fields() {
-    let b = HttpBackend::start("logged").await;
+    let b = HttpBackend::echo("logged").await;
     let port = free_port();
     let dir = TempDir::new();
-    let mut toml = NODE_TOML.to_string();
-    toml += &http_listener_toml("front", port, "p", "");
-    toml += &format!(
-        "\n[[pool]]\nname = \"p\"\n[[pool.backend]]\nid = \"logged\"\naddress = \"{}\"\n",
-        b.addr
-    );
+    let toml = Config::test_node()
+        .listener(Listener::http("front", port).pool("p"))
+        .pool(Pool::new("p").backend("logged", b.addr))
+        .to_toml();
     let config = dir.write("tandem.toml", toml);
-    let (_child, lines) = crate::daemon(&config, "warn,access=info");
+    let (_child, lines) = super::daemon(&config, "warn,access=info");
     assert!(wait_listening(addr(port), Duration::from_secs(10)).await);
 
     // The bytes: a Host with fields in it (now refused: not a host[:port]) and a

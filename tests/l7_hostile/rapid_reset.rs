@@ -3,12 +3,12 @@
 //! connection closed; other clients are served meanwhile. Raw frames over TCP.
 
 use std::time::Duration;
-use tandem_tests::l7_backends::*;
+use tandem_tests::http_kit::*;
 use tandem_tests::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::addr;
+use super::addr;
 
 const ENHANCE_YOUR_CALM: u32 = 0xb;
 
@@ -65,9 +65,10 @@ async fn goaway_then_close(tcp: &mut TcpStream) -> (Option<u32>, bool) {
 async fn rapid_reset_clients_get_goaway_and_others_are_served() {
     let b = HttpBackend::start("calm").await;
     let port = free_port();
-    let mut toml = NODE_TOML.to_string();
-    toml += &http_listener_toml("front", port, "p", "");
-    toml += &pool_toml("p", "round_robin", &[&b], "");
+    let toml = Config::test_node()
+        .listener(Listener::http("front", port).pool("p"))
+        .pool(Pool::of("p", &[&b]).algorithm("round_robin"))
+        .to_toml();
     let _node = start_node(&toml);
     assert!(wait_listening(addr(port), Duration::from_secs(10)).await);
 

@@ -11,14 +11,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
-use tandem_tests::http_backends::{curl, HttpBackend};
-use tandem_tests::l7_backends::{http_listener_toml, NODE_TOML};
+use tandem_tests::http_kit::{curl_output, HttpBackend};
 use tandem_tests::TempDir;
 use tandem_tests::*;
+use tandem_tests::{Config, Listener, Pool};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 
-use crate::addr;
+use super::addr;
 
 /// Readers per protocol. Enough that per-reader memory stands out from the noise.
 const READERS: usize = 60;
@@ -111,22 +111,16 @@ async fn fds_settle(pid: u32, want: usize, limit: Duration) -> Option<Duration> 
 
 #[tokio::test]
 async fn stalled_readers_are_closed_after_the_send_timeout_with_bounded_memory() {
-    let b = HttpBackend::start("big").await;
+    let b = HttpBackend::echo("big").await;
     let port = free_port();
     let dir = TempDir::new();
-    let mut toml = NODE_TOML.to_string();
-    toml += &http_listener_toml(
-        "front",
-        port,
-        "p",
-        "[listener.http]\nsend_timeout = \"3s\"\naccess_log = false\n",
-    );
-    toml += &format!(
-        "\n[[pool]]\nname = \"p\"\n[[pool.backend]]\nid = \"big\"\naddress = \"{}\"\n",
-        b.addr
-    );
+    let http = "[listener.http]\nsend_timeout = \"3s\"\naccess_log = false";
+    let toml = Config::test_node()
+        .listener(Listener::http("front", port).pool("p").tables(http))
+        .pool(Pool::new("p").backend("big", b.addr))
+        .to_toml();
     let config = dir.write("tandem.toml", toml);
-    let (child, lines) = crate::daemon(&config, "warn");
+    let (child, lines) = super::daemon(&config, "warn");
     let pid = child.0.id();
     assert!(
         wait_listening(addr(port), Duration::from_secs(10)).await,
@@ -136,7 +130,7 @@ async fn stalled_readers_are_closed_after_the_send_timeout_with_bounded_memory()
     // Warm up: a full large response, read by a real client, over both protocols.
     let url = format!("http://127.0.0.1:{port}/big/{BIG}");
     for extra in ["--http1.1", "--http2-prior-knowledge"] {
-        let out = curl(&["-o", "/dev/null", "-w", "%{http_code}", extra, &url]).await;
+        let out = curl_output(&["-o", "/dev/null", "-w", "%{http_code}", extra, &url]).await;
         assert_eq!(out.stdout, "200", "{out:?}");
     }
     tokio::time::sleep(Duration::from_millis(300)).await;

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tandem_tests::l7_backends::*;
+use tandem_tests::http_kit::*;
 use tandem_tests::*;
 
 /// The value of cookie `name` in a Set-Cookie header value.
@@ -41,9 +41,10 @@ path_regex = "\\.(php|env)$"
 action = "deny"
 header = { name = "User-Agent", regex = "(?i)sqlmap|nikto" }
 "#;
-    let mut toml = NODE_TOML.to_string();
-    toml += &http_listener_toml("edge", port, "app", rules);
-    toml += &pool_toml("app", "round_robin", &[&app], "");
+    let toml = Config::test_node()
+        .listener(Listener::http("edge", port).pool("app").raw(rules))
+        .pool(Pool::of("app", &[&app]).algorithm("round_robin"))
+        .to_toml();
     let node = start_node(&toml);
 
     // (curl arguments before the URL, path, expected status)
@@ -231,12 +232,14 @@ async fn json_access_log_from_the_daemon() {
 async fn max_connections_caps_an_http_listener() {
     let app = HttpBackend::start("app").await;
     let port = free_port();
-    let mut toml = NODE_TOML.to_string();
-    toml += &http_listener_toml("front", port, "p", "max_connections = 2\n");
-    toml += &format!(
-        "\n[[pool]]\nname = \"p\"\n[[pool.backend]]\nid = \"app\"\naddress = \"{}\"\n",
-        app.addr
-    );
+    let toml = Config::test_node()
+        .listener(
+            Listener::http("front", port)
+                .pool("p")
+                .key("max_connections", "2"),
+        )
+        .pool(Pool::new("p").backend("app", app.addr))
+        .to_toml();
     let node = start_node(&toml);
     let front = addr(port);
     let mut c1 = HttpConn::open(front, None).await.unwrap();

@@ -5,9 +5,8 @@
 //! the backend's bytes.
 
 use super::url;
-use tandem_tests::content_backend::{big_json, big_text, ContentBackend};
 
-use tandem_tests::l7_backends::*;
+use tandem_tests::http_kit::*;
 use tandem_tests::*;
 
 /// A response as curl wrote it: status, headers (lower-case names) and the body bytes.
@@ -90,7 +89,7 @@ fn decode(tool: &str, data: &[u8]) -> Vec<u8> {
     out.stdout
 }
 
-fn node(content: &ContentBackend, port: u16, compression: &str, routes: &str) -> String {
+fn node(content: &HttpBackend, port: u16, compression: &str, routes: &str) -> String {
     let mut toml = NODE_TOML.to_string();
     toml += &http_listener_toml(
         "front",
@@ -98,13 +97,13 @@ fn node(content: &ContentBackend, port: u16, compression: &str, routes: &str) ->
         "content",
         &format!("{compression}\n{routes}"),
     );
-    toml += &content.pool_toml("content");
+    toml += &pool_toml("content", "", &[content], "");
     toml
 }
 
 #[tokio::test]
 async fn compresses_with_the_negotiated_encoding_and_decodes_to_the_original() {
-    let content = ContentBackend::start().await;
+    let content = HttpBackend::content().await;
     let port = free_port();
     let node = start_node(&node(&content, port, "compression = {}", ""));
     let dir = TempDir::new();
@@ -227,7 +226,7 @@ async fn compresses_with_the_negotiated_encoding_and_decodes_to_the_original() {
 
 #[tokio::test]
 async fn leaves_alone_what_must_not_be_compressed() {
-    let content = ContentBackend::start().await;
+    let content = HttpBackend::content().await;
     let port = free_port();
     let routes = r#"
 [[listener.route]]
@@ -330,15 +329,18 @@ compression = { algorithms = ["gzip"], min_size = 100 }
 #[test]
 fn check_config_names_the_key_of_a_bad_compression_setting() {
     let dir = TempDir::new();
-    let text = format!(
-        "{NODE_TOML}{}\n[[pool]]\nname = \"p\"\n[[pool.backend]]\nid = \"a\"\naddress = \"127.0.0.1:9\"\n",
-        http_listener_toml(
-            "front",
-            free_port(),
-            "p",
-            "compression = { algorithms = [\"gzip\", \"deflate\", \"gzip\"], min_size = 5000000000, content_types = [\"text\", \"*/json\"], level = { gzip = 12 } }\n[[listener.route]]\npath_prefix = \"/api\"\npool = \"p\"\ncompression = { content_types = [] }\n"
-        )
-    );
+    let compression = "{ algorithms = [\"gzip\", \"deflate\", \"gzip\"], min_size = 5000000000, content_types = [\"text\", \"*/json\"], level = { gzip = 12 } }";
+    let api = Route::to("p")
+        .path_prefix("/api")
+        .key("compression", "{ content_types = [] }");
+    let front = Listener::http("front", free_port())
+        .pool("p")
+        .key("compression", compression)
+        .route(api);
+    let text = Config::test_node()
+        .listener(front)
+        .pool(Pool::new("p").backend("a", "127.0.0.1:9"))
+        .to_toml();
     let file = dir.write("bad-compression.toml", text);
     let report = check_config_refusal(&file);
     for words in [
@@ -360,7 +362,7 @@ fn check_config_names_the_key_of_a_bad_compression_setting() {
 #[tokio::test]
 async fn compresses_as_the_body_streams() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let content = ContentBackend::start().await;
+    let content = HttpBackend::content().await;
     let port = free_port();
     let _node = start_node(&node(
         &content,

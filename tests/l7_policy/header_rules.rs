@@ -4,8 +4,7 @@
 //! variables only exist over TLS; check-config names the key of a bad rule.
 
 use super::{addr, url};
-use tandem_tests::http_backends::{toml_path, CertFiles, TestCa};
-use tandem_tests::l7_backends::*;
+use tandem_tests::http_kit::*;
 use tandem_tests::TempDir;
 use tandem_tests::*;
 
@@ -141,9 +140,10 @@ path_prefix = "/static"
 pool = "p"
 rewrite = { strip_prefix = true }
 "#;
-    let mut toml = NODE_TOML.to_string();
-    toml += &http_listener_toml("front", port, "p", routes);
-    toml += &pool_toml("p", "round_robin", &[&b], "");
+    let toml = Config::test_node()
+        .listener(Listener::http("front", port).pool("p").raw(routes))
+        .pool(Pool::of("p", &[&b]).algorithm("round_robin"))
+        .to_toml();
     let _node = start_node(&toml);
 
     let cases = [
@@ -251,15 +251,18 @@ respond = { status = 200, body = "fixed\n" }
 #[test]
 fn check_config_names_the_key_of_a_bad_rule() {
     let dir = TempDir::new();
-    let text = format!(
-        "{NODE_TOML}{}\n[[pool]]\nname = \"p\"\n[[pool.backend]]\nid = \"a\"\naddress = \"127.0.0.1:9\"\n",
-        http_listener_toml(
-            "front",
-            free_port(),
-            "p",
-            "hsts = \"max-age=60\"\n[listener.headers.request]\nset = { \"X-Client\" = \"{client}\" }\nremove = [\"Transfer-Encoding\"]\n[[listener.route]]\npath_prefix = \"/api\"\npool = \"p\"\nrewrite = { replace_prefix = \"v2\" }\n"
-        )
-    );
+    let api = Route::to("p")
+        .path_prefix("/api")
+        .key("rewrite", "{ replace_prefix = \"v2\" }");
+    let front = Listener::http("front", free_port())
+        .pool("p")
+        .key("hsts", "\"max-age=60\"")
+        .tables("[listener.headers.request]\nset = { \"X-Client\" = \"{client}\" }\nremove = [\"Transfer-Encoding\"]")
+        .route(api);
+    let text = Config::test_node()
+        .listener(front)
+        .pool(Pool::new("p").backend("a", "127.0.0.1:9"))
+        .to_toml();
     let file = dir.write("bad-headers.toml", text);
     let report = check_config_refusal(&file);
     for words in [

@@ -7,27 +7,29 @@
 
 use std::net::{Ipv6Addr, SocketAddr};
 
-use tandem_tests::l7_backends::*;
+use tandem_tests::http_kit::*;
 use tandem_tests::TempDir;
 use tandem_tests::*;
 
-fn listener(name: &str, bind: &str, pool: &str, extra: &str) -> String {
-    format!("\n[[listener]]\nname = \"{name}\"\nprotocol = \"http\"\nbind = \"{bind}\"\npool = \"{pool}\"\n{extra}\n[listener.http.forwarded]\nforwarded = true\n")
+/// An HTTP listener that writes `Forwarded`; `extra` is raw TOML after its keys.
+fn listener(name: &str, bind: String, pool: &str, extra: &str) -> Listener {
+    Listener::http(name, bind)
+        .pool(pool)
+        .raw(extra)
+        .tables("[listener.http.forwarded]\nforwarded = true")
 }
 
 #[tokio::test]
 async fn dual_stack_listeners_see_ipv4_clients_as_ipv4() {
     let web = HttpBackend::start("web").await;
     let (dual, v6_only) = (free_port(), free_port());
-    let mut toml = NODE_TOML.to_string();
-    toml += &listener(
-        "dual",
-        &format!("[::]:{dual}"),
-        "web",
-        "ipv6_only = false\n[listener.headers.request]\nset = { \"X-Client\" = \"{client_ip}\" }\n",
-    );
-    toml += &listener("v6", &format!("[::]:{v6_only}"), "web", "");
-    toml += &pool_toml("web", "round_robin", &[&web], "");
+    let dual_stack =
+        "ipv6_only = false\n[listener.headers.request]\nset = { \"X-Client\" = \"{client_ip}\" }";
+    let toml = Config::test_node()
+        .listener(listener("dual", format!("[::]:{dual}"), "web", dual_stack))
+        .listener(listener("v6", format!("[::]:{v6_only}"), "web", ""))
+        .pool(Pool::of("web", &[&web]).algorithm("round_robin"))
+        .to_toml();
     let _node = start_node(&toml);
 
     let reply = http_get(SocketAddr::from(([127, 0, 0, 1], dual)), "/", &[]).await;
@@ -56,11 +58,13 @@ async fn dual_stack_listeners_see_ipv4_clients_as_ipv4() {
 #[test]
 fn check_config_explains_the_ipv6_keys() {
     let dir = TempDir::new();
-    let text = format!(
-        "{NODE_TOML}{}{}\n[[pool]]\nname = \"p\"\n[[pool.backend]]\nid = \"a\"\naddress = \"[::1]:9\"\n",
-        listener("v4", &format!("127.0.0.1:{}", free_port()), "p", "ipv6_only = false\n"),
-        listener("v6", &format!("[::]:{}", free_port()), "p", "client_ipv6_prefix = 129\n"),
-    );
+    let v4 = format!("127.0.0.1:{}", free_port());
+    let v6 = format!("[::]:{}", free_port());
+    let text = Config::test_node()
+        .listener(listener("v4", v4, "p", "ipv6_only = false"))
+        .listener(listener("v6", v6, "p", "client_ipv6_prefix = 129"))
+        .pool(Pool::new("p").backend("a", "[::1]:9"))
+        .to_toml();
     let file = dir.write("ipv6.toml", text);
     let report = check_config_refusal(&file);
     for words in [

@@ -8,20 +8,18 @@ use std::collections::BTreeSet;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
-use tandem_tests::l7_backends::*;
+use tandem_tests::http_kit::*;
 use tandem_tests::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 /// Pool lines for backends given as (id, address).
 fn pool_of(name: &str, algorithm: &str, backends: &[(&str, SocketAddr)], extra: &str) -> String {
-    let mut t = format!("\n[[pool]]\nname = \"{name}\"\nalgorithm = \"{algorithm}\"\n{extra}\n");
-    for (id, a) in backends {
-        t.push_str(&format!(
-            "[[pool.backend]]\nid = \"{id}\"\naddress = \"{a}\"\n"
-        ));
-    }
-    t
+    let pool = Pool::new(name).algorithm(algorithm).raw(extra);
+    let pool = backends
+        .iter()
+        .fold(pool, |pool, (id, a)| pool.backend(id, a));
+    Config::shared().pool(pool).to_toml()
 }
 
 fn single_node(port: u16, listener_extra: &str, pool: &str) -> std::sync::Arc<tandemd::Node> {
@@ -258,23 +256,6 @@ async fn max_ejected_share_keeps_the_last_backends() {
     let tail: BTreeSet<&String> = order[3..].iter().collect();
     assert_eq!(tail.len(), 1, "{order:?}");
     node.shutdown_within(Duration::from_secs(1)).await;
-}
-
-/// Reads until EOF (or error) within `limit`; returns what came and whether EOF came.
-async fn read_to_close(tcp: &mut TcpStream, limit: Duration) -> (Vec<u8>, bool) {
-    let mut out = Vec::new();
-    let closed = tokio::time::timeout(limit, async {
-        let mut buf = [0u8; 4096];
-        loop {
-            match tcp.read(&mut buf).await {
-                Ok(0) | Err(_) => return,
-                Ok(n) => out.extend_from_slice(&buf[..n]),
-            }
-        }
-    })
-    .await
-    .is_ok();
-    (out, closed)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

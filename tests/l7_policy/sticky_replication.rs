@@ -12,7 +12,8 @@ use tandem_config::ClusterConfig;
 use tandem_http::HttpPlane;
 use tandem_policy::StickyEntry;
 use tandem_proxy::{Clock, SharedPool};
-use tandem_tests::l7_backends::*;
+use tandem_tests::http_kit::*;
+use tandem_tests::{http_listener_toml, pool_toml, NODE_TOML};
 
 const TTL: Duration = Duration::from_secs(600);
 

@@ -43,11 +43,11 @@ async fn no_healthy_backend_is_503_with_the_request_id() {
         "the dead backend is marked down"
     );
     let url = format!("http://127.0.0.1:{port}/x");
-    let out = curl(&["--http1.1", "-i", &url]).await;
+    let out = curl_output(&["--http1.1", "-i", &url]).await;
     assert_error(&out, 503, Duration::from_secs(2));
     assert!(out.stdout.contains("no healthy backend"), "{}", out.stdout);
     // A client-given id is the one reported.
-    let out = curl(&["--http1.1", "-i", "-H", "X-Request-Id: trace-42", &url]).await;
+    let out = curl_output(&["--http1.1", "-i", "-H", "X-Request-Id: trace-42", &url]).await;
     assert_eq!(assert_error(&out, 503, Duration::from_secs(2)), "trace-42");
     node.shutdown_within(Duration::from_secs(1)).await;
 }
@@ -58,10 +58,10 @@ async fn refused_backend_connection_is_502() {
     let port = free_port();
     let node = start_node(&http_config(port, "", "", &[("dead", dead)]));
     let url = format!("http://127.0.0.1:{port}/x");
-    let out = curl(&["--http1.1", "-i", &url]).await;
+    let out = curl_output(&["--http1.1", "-i", &url]).await;
     assert_error(&out, 502, Duration::from_secs(2));
     // Not retryable (POST with a body) fails the same way.
-    let out = curl(&["--http1.1", "-i", "-d", "payload", &url]).await;
+    let out = curl_output(&["--http1.1", "-i", "-d", "payload", &url]).await;
     assert_error(&out, 502, Duration::from_secs(2));
     let stats = node.http().listener("front").unwrap().stats;
     assert_eq!(stats.responses_5xx.load(Ordering::Relaxed), 2);
@@ -70,7 +70,7 @@ async fn refused_backend_connection_is_502() {
 
 #[tokio::test]
 async fn slow_backend_is_504_after_response_timeout() {
-    let b = HttpBackend::start("slow").await;
+    let b = HttpBackend::echo("slow").await;
     let port = free_port();
     let node = start_node(&http_config(
         port,
@@ -80,7 +80,7 @@ async fn slow_backend_is_504_after_response_timeout() {
     ));
     let base = format!("http://127.0.0.1:{port}");
     // The 504 comes on time, and the client connection is still usable after it.
-    let out = curl(&[
+    let out = curl_output(&[
         "--http1.1",
         "-i",
         &format!("{base}/slow/3000"),
@@ -118,34 +118,14 @@ async fn slow_backend_is_504_after_response_timeout() {
 /// a new connection and succeed, never surface as a 502.
 #[tokio::test]
 async fn pooled_backend_connection_closed_by_the_backend_is_not_reused() {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let backend = listener.local_addr().unwrap();
-    let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let count = accepted.clone();
-    tokio::spawn(async move {
-        while let Ok((mut s, _)) = listener.accept().await {
-            count.fetch_add(1, Ordering::SeqCst);
-            tokio::spawn(async move {
-                let mut buf = Vec::new();
-                let mut chunk = [0u8; 1024];
-                while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match s.read(&mut chunk).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                    }
-                }
-                let _ = s
-                    .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
-                    .await;
-                tokio::time::sleep(Duration::from_millis(20)).await;
-                // Closed without `Connection: close`: the proxy learns it from the socket.
-            });
-        }
-    });
+    // Closed 20 ms after each answer, without `Connection: close`: the proxy learns it
+    // from the socket.
+    let reply = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok".to_vec();
+    let b1 = HttpBackend::scripted("b1", vec![reply], true).await;
     let port = free_port();
-    let node = start_node(&http_config(port, "", "", &[("b1", backend)]));
+    let node = start_node(&http_config(port, "", "", &[("b1", b1.addr)]));
     for i in 0..5 {
-        let out = curl(&[
+        let out = curl_output(&[
             "-s",
             "-o",
             "/dev/null",
@@ -157,10 +137,6 @@ async fn pooled_backend_connection_closed_by_the_backend_is_not_reused() {
         assert_eq!(out.stdout, "200", "request {i}: {out:?}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert_eq!(
-        accepted.load(Ordering::SeqCst),
-        5,
-        "one backend connection per request"
-    );
+    assert_eq!(b1.connections(), 5, "one backend connection per request");
     node.shutdown_within(Duration::from_secs(1)).await;
 }

@@ -60,7 +60,7 @@ fn get(path: &str) -> String {
 
 #[tokio::test]
 async fn idle_keep_alive_connections_park_and_serve_again() {
-    let b = HttpBackend::start("b1").await;
+    let b = HttpBackend::echo("b1").await;
     let port = free_port();
     let node = start_node(&http_config(port, "", "", &[("b1", b.addr)]));
     let stats = node.http().listener("front").unwrap().stats;
@@ -130,7 +130,7 @@ async fn idle_keep_alive_connections_park_and_serve_again() {
 
 #[tokio::test]
 async fn many_idle_connections_are_all_parked_and_all_served_again() {
-    let b = HttpBackend::start("b1").await;
+    let b = HttpBackend::echo("b1").await;
     let port = free_port();
     let node = start_node(&http_config(port, "", "", &[("b1", b.addr)]));
     let stats = node.http().listener("front").unwrap().stats;

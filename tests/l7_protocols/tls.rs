@@ -6,7 +6,7 @@
 use std::path::Path;
 use std::time::Duration;
 use tandem_balance::Health;
-use tandem_tests::http_backends::*;
+use tandem_tests::http_kit::*;
 use tandem_tests::*;
 
 /// `[listener.tls]` serving `certs` in order (the first is the default).
@@ -40,7 +40,7 @@ async fn curl_tls(name: &str, port: u16, path: &str, ca: &Path, extra: &[&str]) 
     let mut args = vec!["--resolve", &resolve, "--cacert", &ca];
     args.extend_from_slice(extra);
     args.push(&url);
-    curl(&args).await
+    curl_output(&args).await
 }
 
 #[tokio::test]
@@ -48,7 +48,7 @@ async fn h2_and_http1_over_tls_by_alpn() {
     let dir = TempDir::new();
     let ca = TestCa::new(&dir, "alpn");
     let cert = ca.leaf(&dir, "www", "www-cert", &["www.example.test"]);
-    let b = HttpBackend::start("b1").await;
+    let b = HttpBackend::echo("b1").await;
     let port = free_port();
     let node = start_node(&http_config(
         port,
@@ -93,9 +93,9 @@ async fn h2_and_http1_over_tls_by_alpn() {
 
     for path in ["/h2", "/h1"] {
         let seen = &b.seen_at(path)[0];
-        assert_eq!(seen.header("x-forwarded-proto"), "https", "{path}");
+        assert_eq!(seen.header_text("x-forwarded-proto"), "https", "{path}");
         assert_eq!(
-            seen.header("x-forwarded-host"),
+            seen.header_text("x-forwarded-host"),
             format!("www.example.test:{port}")
         );
     }
@@ -147,7 +147,7 @@ async fn sni_picks_the_certificate_by_name() {
     let default = ca.leaf(&dir, "default", "default-cert", &["default.example.test"]);
     let api = ca.leaf(&dir, "api", "api-cert", &["api.example.test"]);
     let apps = ca.leaf(&dir, "apps", "apps-cert", &["*.apps.example.test"]);
-    let b = HttpBackend::start("b1").await;
+    let b = HttpBackend::echo("b1").await;
     let port = free_port();
     let node = start_node(&http_config(
         port,
@@ -204,7 +204,7 @@ async fn sni_picks_the_certificate_by_name() {
     }
     // ...and so does a client that sends no SNI (connecting to an IP).
     let url = format!("https://127.0.0.1:{port}/");
-    let out = curl(&["-k", "-o", "/dev/null", "-w", "%{certs}", &url]).await;
+    let out = curl_output(&["-k", "-o", "/dev/null", "-w", "%{certs}", &url]).await;
     assert_eq!(out.code, 0, "{out:?}");
     assert!(
         out.stdout.replace(' ', "").contains("CN=default-cert"),
@@ -254,7 +254,7 @@ async fn tls_bridging_to_a_backend_verifies_its_certificate() {
         "backend-cert",
         &["backend.test", "127.0.0.1"],
     );
-    let b = HttpBackend::start_tls("tls1", backend_tls_config(&cert, &["h2", "http/1.1"])).await;
+    let b = HttpBackend::echo_tls("tls1", backend_tls_config(&cert, &["h2", "http/1.1"])).await;
     let start = |pool_extra: String| {
         let port = free_port();
         (
@@ -272,7 +272,7 @@ async fn tls_bridging_to_a_backend_verifies_its_certificate() {
         toml_path(&ca.path)
     ));
 
-    let out = curl(&[
+    let out = curl_output(&[
         "--http1.1",
         "-i",
         &format!("http://127.0.0.1:{good}/bridge"),
@@ -285,10 +285,13 @@ async fn tls_bridging_to_a_backend_verifies_its_certificate() {
         "{}",
         out.stdout
     );
-    assert_eq!(b.seen_at("/bridge")[0].header("x-forwarded-proto"), "http");
+    assert_eq!(
+        b.seen_at("/bridge")[0].header_text("x-forwarded-proto"),
+        "http"
+    );
 
     for (port, why) in [(untrusted, "an unknown CA"), (misnamed, "the wrong name")] {
-        let out = curl(&[
+        let out = curl_output(&[
             "--http1.1",
             "-i",
             &format!("http://127.0.0.1:{port}/refused"),
@@ -308,7 +311,7 @@ async fn tls_bridging_to_a_backend_verifies_its_certificate() {
     );
 
     // HTTP/2 to the backend over TLS, chosen by ALPN.
-    let out = curl(&["--http1.1", &format!("http://127.0.0.1:{h2}/over-h2")]).await;
+    let out = curl_output(&["--http1.1", &format!("http://127.0.0.1:{h2}/over-h2")]).await;
     assert_eq!(out.code, 0, "{out:?}");
     assert!(
         out.stdout.contains("GET /over-h2 HTTP/2.0"),
@@ -316,7 +319,7 @@ async fn tls_bridging_to_a_backend_verifies_its_certificate() {
         out.stdout
     );
 
-    let out = curl(&["--http1.1", &format!("http://127.0.0.1:{by_ip}/by-ip")]).await;
+    let out = curl_output(&["--http1.1", &format!("http://127.0.0.1:{by_ip}/by-ip")]).await;
     assert_eq!(out.code, 0, "{out:?}");
     assert!(
         out.stdout.contains("tls1\nGET /by-ip HTTP/1.1"),
@@ -340,8 +343,8 @@ async fn https_health_check_marks_tls_backend_up_and_plain_backend_down() {
     let dir = TempDir::new();
     let ca = TestCa::new(&dir, "check");
     let cert = ca.leaf(&dir, "backend", "backend-cert", &["backend.test"]);
-    let secure = HttpBackend::start_tls("secure", backend_tls_config(&cert, &["http/1.1"])).await;
-    let plain = HttpBackend::start("plain").await;
+    let secure = HttpBackend::echo_tls("secure", backend_tls_config(&cert, &["http/1.1"])).await;
+    let plain = HttpBackend::echo("plain").await;
     let port = free_port();
     let pool = format!(
         "panic_threshold = 0.0\n\
@@ -369,14 +372,14 @@ async fn https_health_check_marks_tls_backend_up_and_plain_backend_down() {
     );
     assert_eq!(health_of(&node, "secure"), Health::Up);
     let checks = secure.seen_at("/health");
-    assert_eq!(checks[0].header("user-agent"), "tandem-health");
+    assert_eq!(checks[0].header_text("user-agent"), "tandem-health");
     assert!(
         plain.seen_at("/health").is_empty(),
         "no HTTP request reached it"
     );
 
     for _ in 0..4 {
-        let out = curl(&["--http1.1", &format!("http://127.0.0.1:{port}/who")]).await;
+        let out = curl_output(&["--http1.1", &format!("http://127.0.0.1:{port}/who")]).await;
         assert_eq!(out.code, 0, "{out:?}");
         assert!(out.stdout.starts_with("secure\n"), "{}", out.stdout);
     }
@@ -386,14 +389,15 @@ async fn https_health_check_marks_tls_backend_up_and_plain_backend_down() {
 
 /// Runs `tandemd check-config` on a config serving `cert`/`key` on an HTTPS listener.
 fn check_config(dir: &TempDir, file: &str, cert: &Path, key: &Path) -> (i32, String, String) {
-    let config = format!(
-        "[[listener]]\nname = \"front\"\nprotocol = \"http\"\nbind = \"127.0.0.1:{}\"\npool = \"p\"\n\
-         [listener.tls]\ncertificates = [{{ cert = {}, key = {} }}]\n\n\
-         [[pool]]\nname = \"p\"\n[[pool.backend]]\nid = \"a\"\naddress = \"127.0.0.1:9\"\n",
-        free_port(),
+    let tls = format!(
+        "[listener.tls]\ncertificates = [{{ cert = {}, key = {} }}]",
         toml_path(cert),
         toml_path(key)
     );
+    let config = Config::shared()
+        .listener(Listener::http("front", free_port()).pool("p").tables(&tls))
+        .pool(Pool::new("p").backend("a", "127.0.0.1:9"))
+        .to_toml();
     let path = dir.write(file, config);
     let out = std::process::Command::new(tandemd_bin())
         .arg("check-config")

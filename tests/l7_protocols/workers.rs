@@ -3,7 +3,7 @@
 
 use std::net::SocketAddr;
 use std::time::Duration;
-use tandem_tests::l7_backends::*;
+use tandem_tests::http_kit::*;
 use tandem_tests::*;
 
 fn addr(port: u16) -> SocketAddr {
@@ -11,9 +11,10 @@ fn addr(port: u16) -> SocketAddr {
 }
 
 fn node_with(port: u16, listener_extra: &str, app: &HttpBackend) -> std::sync::Arc<tandemd::Node> {
-    let mut toml = NODE_TOML.to_string();
-    toml += &http_listener_toml("front", port, "p", listener_extra);
-    toml += &pool_toml("p", "round_robin", &[app], "");
+    let toml = Config::test_node()
+        .listener(Listener::http("front", port).pool("p").raw(listener_extra))
+        .pool(Pool::of("p", &[app]).algorithm("round_robin"))
+        .to_toml();
     start_node(&toml)
 }
 

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use crate::metrics_support::*;
-use tandem_tests::l7_backends::*;
+use tandem_tests::http_kit::*;
 use tandem_tests::*;
 
 /// The config of a single-node cluster (`n1`, bootstrap) whose cluster transport listens on
@@ -18,22 +18,25 @@ fn cluster_config(
     version: u64,
     backends: &[(&str, std::net::SocketAddr)],
 ) -> String {
-    let mut t = format!("version = {version}\n");
-    t += &cluster_pools_toml(web, backends);
-    t += &format!(
-        "\n[node]\nid = \"n1\"\ndrain_timeout = \"1s\"\nadmin_socket = \"\"\ndata_dir = \"{dir}/data\"\n\n[node.cluster]\nraft_id = 1\nlisten = \"127.0.0.1:{raft}\"\nbootstrap = true\ncert_dir = \"{dir}/pki\"\nhosts = {{ n1 = \"127.0.0.1\" }}\nheartbeat = \"100ms\"\nelection_timeout = \"300ms\"\nsticky_batch = \"50ms\"\n",
-        dir = dir.display()
-    );
-    t
+    let cluster = Cluster::single(dir, raft)
+        .key("heartbeat", "\"100ms\"")
+        .key("election_timeout", "\"300ms\"")
+        .key("sticky_batch", "\"50ms\"");
+    let node = Config::cluster_node(dir, cluster).version(version);
+    web_pool(node, web, backends).to_toml()
 }
 
-fn cluster_pools_toml(web: u16, backends: &[(&str, std::net::SocketAddr)]) -> String {
-    let mut t = http_listener_toml("web", web, "web", "");
-    t += "\n[[pool]]\nname = \"web\"\nalgorithm = \"round_robin\"\n[pool.http]\nsticky = { kind = \"source_ip\", ttl = \"10m\", max_entries = 1000 }\n";
-    for (id, a) in backends {
-        t += &format!("[[pool.backend]]\nid = \"{id}\"\naddress = \"{a}\"\n");
-    }
-    t
+/// An HTTP listener "web" on `web` in front of `backends`, with source-IP stickiness.
+fn web_pool(config: Config, web: u16, backends: &[(&str, std::net::SocketAddr)]) -> Config {
+    let sticky =
+        "[pool.http]\nsticky = { kind = \"source_ip\", ttl = \"10m\", max_entries = 1000 }";
+    let pool = backends.iter().fold(
+        Pool::new("web").algorithm("round_robin").raw(sticky),
+        |pool, (id, a)| pool.backend(id, a),
+    );
+    config
+        .listener(Listener::http("web", web).pool("web"))
+        .pool(pool)
 }
 
 /// Scrapes every 50 ms until `check` holds (at most 10 s).
@@ -162,7 +165,7 @@ async fn a_single_node_cluster_exposes_raft_config_and_sticky_metrics() {
     // `tandemctl config apply`: one more committed entry, a new replicated version, applied.
     let v2 = work.write(
         "v2.toml",
-        format!("version = 2\n{}", cluster_pools_toml(web, &backends[..1])),
+        web_pool(Config::shared().version(2), web, &backends[..1]).to_toml(),
     );
     let (code, out, err) = daemon.ctl(&["config", "apply", v2.to_str().unwrap()]).await;
     assert_eq!(code, 0, "tandemctl config apply: {out}{err}");

@@ -11,16 +11,16 @@ use prometheus_parse::Value;
 use std::net::SocketAddr;
 use std::time::Duration;
 use tandem_tests::admin::Daemon;
-use tandem_tests::http_backends::{curl, HttpBackend};
-use tandem_tests::l7_backends::{http_listener_toml, NODE_TOML};
+use tandem_tests::http_kit::{curl_output, HttpBackend};
 use tandem_tests::TempDir;
 use tandem_tests::*;
+use tandem_tests::{Config, Listener, Pool};
 
 /// GET (or POST with `--data-binary`) through curl; returns (body, bytes curl received).
 async fn fetch(url: &str, extra: &[&str]) -> (String, u64) {
     let mut args = vec!["--write-out", "\n%{size_download}", url];
     args.extend_from_slice(extra);
-    let out = curl(&args).await;
+    let out = curl_output(&args).await;
     assert_eq!(out.code, 0, "curl {url}: {}", out.stderr);
     let (body, size) = out.stdout.rsplit_once('\n').expect("the size line");
     (body.to_string(), size.trim().parse().expect("a byte count"))
@@ -28,7 +28,7 @@ async fn fetch(url: &str, extra: &[&str]) -> (String, u64) {
 
 /// `/metrics` from the status listener, over HTTP, as a scraper gets it.
 async fn scrape(status: SocketAddr) -> Metrics {
-    let out = curl(&[&format!("http://{status}/metrics")]).await;
+    let out = curl_output(&[&format!("http://{status}/metrics")]).await;
     assert_eq!(out.code, 0, "scraping {status}: {}", out.stderr);
     Metrics::parse(&out.stdout)
 }
@@ -59,18 +59,15 @@ fn bucket(m: &Metrics, listener: &str, le: f64) -> f64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn request_durations_and_exact_body_bytes_reach_metrics_and_the_access_log() {
-    let app = HttpBackend::start("app").await;
+    let app = HttpBackend::echo("app").await;
     let (port, status_port) = (free_port(), free_port());
-    let mut toml = NODE_TOML.replacen(
-        "admin_socket = \"\"\n",
-        &format!("admin_socket = \"\"\n\n[node.status]\nlisten = \"127.0.0.1:{status_port}\"\n"),
-        1,
-    );
-    toml += &http_listener_toml("web", port, "app", "");
-    toml += &format!(
-        "\n[[pool]]\nname = \"app\"\n[[pool.backend]]\nid = \"a\"\naddress = \"{}\"\n",
-        app.addr
-    );
+    let toml = Config::test_node()
+        .node_tables(&format!(
+            "[node.status]\nlisten = \"127.0.0.1:{status_port}\""
+        ))
+        .listener(Listener::http("web", port).pool("app"))
+        .pool(Pool::new("app").backend("a", app.addr))
+        .to_toml();
     let daemon = Daemon::start(&toml).await;
     let status: SocketAddr = ([127, 0, 0, 1], status_port).into();
     assert!(wait_listening(status, Duration::from_secs(10)).await);
@@ -94,7 +91,7 @@ async fn request_durations_and_exact_body_bytes_reach_metrics_and_the_access_log
 
     let base = format!("http://127.0.0.1:{port}");
     // Chunked: the backend streams "one two three" with no Content-Length.
-    let out = curl(&["--include", &format!("{base}/stream")]).await;
+    let out = curl_output(&["--include", &format!("{base}/stream")]).await;
     assert_eq!(out.code, 0, "{}", out.stderr);
     let head = out.stdout.to_ascii_lowercase();
     assert!(

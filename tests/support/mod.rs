@@ -250,16 +250,41 @@ pub async fn read_line(stream: &mut TcpStream, limit: Duration) -> Option<String
 }
 
 /// Polls `check` every 20 ms until it is true or `limit` passes; returns whether it held.
-pub async fn eventually(limit: Duration, mut check: impl FnMut() -> bool) -> bool {
-    let deadline = tokio::time::Instant::now() + limit;
+pub async fn eventually(limit: Duration, check: impl FnMut() -> bool) -> bool {
+    wait_until(limit, Duration::from_millis(20), check)
+        .await
+        .is_some()
+}
+
+/// Polls `check` every `every` until it is true or `limit` passes; returns how long it
+/// took (None: it never held). The one polling loop of the tests: never a bare sleep.
+pub async fn wait_until(
+    limit: Duration,
+    every: Duration,
+    mut check: impl FnMut() -> bool,
+) -> Option<Duration> {
+    wait_until_async(limit, every, || std::future::ready(check())).await
+}
+
+/// [`wait_until`] with a check that awaits (asks a daemon, sends a probe).
+pub async fn wait_until_async<F, Fut>(
+    limit: Duration,
+    every: Duration,
+    mut check: F,
+) -> Option<Duration>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let start = tokio::time::Instant::now();
     loop {
-        if check() {
-            return true;
+        if check().await {
+            return Some(start.elapsed());
         }
-        if tokio::time::Instant::now() >= deadline {
-            return false;
+        if start.elapsed() >= limit {
+            return None;
         }
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        tokio::time::sleep(every).await;
     }
 }
 
@@ -268,25 +293,6 @@ pub fn start_node(toml: &str) -> std::sync::Arc<tandemd::Node> {
     let config = tandem_config::parse(toml, "test.toml")
         .unwrap_or_else(|e| panic!("test config is invalid:\n{e}\n---\n{toml}"));
     tandemd::Node::start(config).expect("node starts")
-}
-
-/// Config text for one TCP listener on `port` in front of `backends` (id = name).
-pub fn tcp_config(
-    port: u16,
-    algorithm: &str,
-    backends: &[(&str, SocketAddr, u32)],
-    extra_listener: &str,
-    extra_pool: &str,
-) -> String {
-    let mut t = format!(
-        "[node]\nid = \"test\"\ndrain_timeout = \"2s\"\nadmin_socket = \"\"\n\n[[listener]]\nname = \"front\"\nbind = \"127.0.0.1:{port}\"\npool = \"p\"\n{extra_listener}\n\n[[pool]]\nname = \"p\"\nalgorithm = \"{algorithm}\"\n{extra_pool}\n"
-    );
-    for (id, addr, weight) in backends {
-        t.push_str(&format!(
-            "[[pool.backend]]\nid = \"{id}\"\naddress = \"{addr}\"\nweight = {weight}\n"
-        ));
-    }
-    t
 }
 
 /// The repository root (tests/ lives in it), for the scripts, units and examples a test
@@ -380,24 +386,21 @@ pub fn rss_kib(pid: u32) -> u64 {
 
 /// Waits until something accepts TCP connections on `addr`.
 pub async fn wait_listening(addr: SocketAddr, limit: Duration) -> bool {
-    let deadline = tokio::time::Instant::now() + limit;
-    while tokio::time::Instant::now() < deadline {
-        if TcpStream::connect(addr).await.is_ok() {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    false
+    let connects = || async move { TcpStream::connect(addr).await.is_ok() };
+    wait_until_async(limit, Duration::from_millis(20), connects)
+        .await
+        .is_some()
 }
 pub mod admin;
 pub mod appliance_install;
 pub mod cluster_lab;
-pub mod content_backend;
+pub mod config;
 pub mod dnsmasq;
-pub mod http_backends;
-pub mod l7_backends;
+pub mod http_kit;
 pub mod lab_script;
 pub mod netns;
 pub mod pebble;
 pub mod tls_client;
 pub mod vrrp_lab;
+
+pub use config::*;

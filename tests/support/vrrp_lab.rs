@@ -182,14 +182,38 @@ pub async fn wait_holders_of(
     expected: &[usize],
     limit: Duration,
 ) -> Option<Duration> {
-    let start = tokio::time::Instant::now();
-    while start.elapsed() < limit {
-        if lab.holders(vip) == expected {
-            return Some(start.elapsed());
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    None
+    crate::wait_until(limit, Duration::from_millis(10), || {
+        lab.holders(vip) == expected
+    })
+    .await
+}
+
+/// Polls every 10 ms until node `i` is among the holders of `vip` (others may still hold
+/// it, e.g. a killed node's copy until its lifetime runs out). Returns the time it took.
+pub async fn wait_holder_includes(
+    lab: &Lab,
+    vip: impl Into<IpAddr>,
+    i: usize,
+    limit: Duration,
+) -> Option<Duration> {
+    let vip = vip.into();
+    let holds = || lab.holders(vip).contains(&i);
+    crate::wait_until(limit, Duration::from_millis(10), holds).await
+}
+
+/// Polls the client's neighbour entry for `vip` (without sending to it) every 20 ms until
+/// it is `mac`.
+pub async fn wait_client_neighbour(
+    lab: &Lab,
+    vip: impl Into<IpAddr>,
+    mac: &str,
+    limit: Duration,
+) -> bool {
+    let vip = vip.into();
+    let moved = || lab.client_neighbour(vip).as_deref() == Some(mac);
+    crate::wait_until(limit, Duration::from_millis(20), moved)
+        .await
+        .is_some()
 }
 
 /// Polls from the client every 20 ms until the node named `name` answers through the VIP.
@@ -204,19 +228,11 @@ pub async fn wait_client_reaches_at(
     name: &str,
     limit: Duration,
 ) -> Option<Duration> {
-    let start = tokio::time::Instant::now();
-    while start.elapsed() < limit {
-        if lab
-            .client_ask(addr, Duration::from_millis(200))
-            .await
-            .as_deref()
-            == Some(name)
-        {
-            return Some(start.elapsed());
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    None
+    let reaches = || async move {
+        let answer = lab.client_ask(addr, Duration::from_millis(200)).await;
+        answer.as_deref() == Some(name)
+    };
+    crate::wait_until_async(limit, Duration::from_millis(20), reaches).await
 }
 
 /// keepalived (Debian's) as a VRRPv3 peer on node `i`; returns the lab's child index.

@@ -67,36 +67,11 @@ async fn ipv6_pair(lab: &mut Lab, n2: NodeSpec) -> (usize, usize) {
     (a, b)
 }
 
-/// Polls the client's neighbour entry for the VIP until it is `mac`.
-async fn wait_client_neighbour(lab: &Lab, mac: &str, limit: Duration) -> bool {
-    let start = tokio::time::Instant::now();
-    while start.elapsed() < limit {
-        if lab.client_neighbour(VIP).as_deref() == Some(mac) {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    false
-}
-
-/// Waits until node `i` is among the IPv6 VIP's holders (the killed node's copy stays
-/// until its lifetime runs out).
-async fn wait_holder_includes(lab: &Lab, i: usize, limit: Duration) -> Option<Duration> {
-    let start = tokio::time::Instant::now();
-    while start.elapsed() < limit {
-        if lab.holders(VIP).contains(&i) {
-            return Some(start.elapsed());
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    None
-}
-
 /// After a takeover by n2: the client's neighbour entry moved to n2's MAC and the client
 /// reaches n2 through the VIP.
 async fn assert_client_moved_to_n2(lab: &Lab) {
     assert!(
-        wait_client_neighbour(lab, &lab.nodes[1].mac, Duration::from_secs(2)).await,
+        wait_client_neighbour(lab, VIP, &lab.nodes[1].mac, Duration::from_secs(2)).await,
         "the unsolicited neighbour advertisement moved the client's entry to n2's MAC: {:?}\n{}",
         lab.client_neighbour(VIP),
         logs(lab)
@@ -125,7 +100,7 @@ async fn an_ipv6_vip_fails_over_on_sigkill_and_the_client_neighbour_entry_moves(
 
     lab.child(n1).signal(Signal::SIGKILL);
     let killed = tokio::time::Instant::now();
-    let took = wait_holder_includes(&lab, 1, Duration::from_secs(3))
+    let took = wait_holder_includes(&lab, VIP, 1, Duration::from_secs(3))
         .await
         .expect("n2 takes the IPv6 VIP");
     // Master_Down_Interval of n2 (priority 100, 100 ms adverts) is about 361 ms.
@@ -182,7 +157,7 @@ async fn after_an_ipv6_partition_heals_one_holder_remains_and_the_client_follows
     );
     // n2's announcements won the client over during the partition.
     assert!(
-        wait_client_neighbour(&lab, &lab.nodes[1].mac, Duration::from_secs(3)).await,
+        wait_client_neighbour(&lab, VIP, &lab.nodes[1].mac, Duration::from_secs(3)).await,
         "n2's neighbour advertisements reached the client: {:?}",
         lab.client_neighbour(VIP)
     );
@@ -195,7 +170,7 @@ async fn after_an_ipv6_partition_heals_one_holder_remains_and_the_client_follows
         logs(&lab)
     );
     assert!(
-        wait_client_neighbour(&lab, &lab.nodes[0].mac, Duration::from_secs(1)).await,
+        wait_client_neighbour(&lab, VIP, &lab.nodes[0].mac, Duration::from_secs(1)).await,
         "n1 re-announced after the heal: the client's entry is n1's MAC again: {:?}\n{}",
         lab.client_neighbour(VIP),
         logs(&lab)
@@ -227,7 +202,7 @@ async fn ipv6_unicast_peers_work_with_multicast_dropped() {
     );
     lab.child(n1).signal(Signal::SIGKILL);
     assert!(
-        wait_holder_includes(&lab, 1, Duration::from_secs(3))
+        wait_holder_includes(&lab, VIP, 1, Duration::from_secs(3))
             .await
             .is_some(),
         "n2 takes over\n{}",

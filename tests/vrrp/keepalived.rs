@@ -67,7 +67,9 @@ async fn tandem_master_keepalived_backup_and_takeover_on_sigkill() {
     );
     lab.child(t).signal(Signal::SIGKILL);
     assert!(
-        wait_holders_contains(&lab, 1, Duration::from_secs(8)).await,
+        wait_holder_includes(&lab, VIP, 1, Duration::from_secs(8))
+            .await
+            .is_some(),
         "keepalived takes over\n{}",
         logs(&lab, 0, 1)
     );
@@ -96,13 +98,15 @@ async fn keepalived_master_tandem_backup_and_takeover_on_sigkill() {
     assert!(node_log(&lab, 1).contains("to=Backup"));
     lab.child(k).signal(Signal::SIGKILL);
     assert!(
-        wait_holders_contains(&lab, 1, Duration::from_secs(8)).await,
+        wait_holder_includes(&lab, VIP, 1, Duration::from_secs(8))
+            .await
+            .is_some(),
         "tandem takes over\n{}",
         logs(&lab, 1, 0)
     );
     // keepalived left its VIP behind (it cannot remove it after SIGKILL); tandem's gratuitous
     // ARP still moves the client.
-    assert!(wait_client_neighbour(&lab, &lab.nodes[1].mac.clone(), Duration::from_secs(3)).await);
+    assert!(wait_client_resolves(&lab, &lab.nodes[1].mac.clone(), Duration::from_secs(3)).await);
     assert_no_complaints(&lab, 1, 0);
 }
 
@@ -119,7 +123,9 @@ async fn equal_priority_tie_break_agrees_with_keepalived() {
         start_tandem(&mut lab, tandem_on, &NodeSpec::new(100, "1s"));
         start_keepalived(&mut lab, keepalived_on, 100, "1", true);
         assert!(
-            wait_holders_exactly(&lab, &[0, 1], Duration::from_secs(10)).await,
+            wait_holders(&lab, &[0, 1], Duration::from_secs(10))
+                .await
+                .is_some(),
             "both become master while partitioned\n{}",
             logs(&lab, tandem_on, keepalived_on)
         );
@@ -134,37 +140,14 @@ async fn equal_priority_tie_break_agrees_with_keepalived() {
     }
 }
 
-async fn wait_holders_exactly(lab: &Lab, expected: &[usize], limit: Duration) -> bool {
-    let start = tokio::time::Instant::now();
-    while start.elapsed() < limit {
-        if lab.holders(VIP) == expected {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    false
-}
-
-async fn wait_holders_contains(lab: &Lab, i: usize, limit: Duration) -> bool {
-    let start = tokio::time::Instant::now();
-    while start.elapsed() < limit {
-        if lab.holders(VIP).contains(&i) {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    false
-}
-
-async fn wait_client_neighbour(lab: &Lab, mac: &str, limit: Duration) -> bool {
-    let start = tokio::time::Instant::now();
-    while start.elapsed() < limit {
-        // Asking through the VIP makes the client resolve it.
+/// Polls the client's neighbour entry for the VIP every 50 ms until it is `mac`, asking
+/// through the VIP each time (which makes the client resolve it).
+async fn wait_client_resolves(lab: &Lab, mac: &str, limit: Duration) -> bool {
+    let resolved = || async move {
         let _ = lab.client_ask(vip_addr(), Duration::from_millis(200)).await;
-        if lab.client_neighbour(VIP).as_deref() == Some(mac) {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    false
+        lab.client_neighbour(VIP).as_deref() == Some(mac)
+    };
+    tandem_tests::wait_until_async(limit, Duration::from_millis(50), resolved)
+        .await
+        .is_some()
 }

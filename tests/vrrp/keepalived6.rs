@@ -18,29 +18,6 @@ fn tandem6(priority: u8) -> NodeSpec {
     spec
 }
 
-async fn wait_holders_contains(lab: &Lab, i: usize, limit: Duration) -> bool {
-    let start = tokio::time::Instant::now();
-    while start.elapsed() < limit {
-        if lab.holders(VIP).contains(&i) {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    false
-}
-
-/// Polls the client's entry for the VIP (without sending to it) until it is `mac`.
-async fn wait_client_neighbour(lab: &Lab, mac: &str, limit: Duration) -> bool {
-    let start = tokio::time::Instant::now();
-    while start.elapsed() < limit {
-        if lab.client_neighbour(VIP).as_deref() == Some(mac) {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    false
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ipv6_tandem_master_keepalived_backup_and_takeover_on_sigkill() {
     let mut lab = Lab::new(2);
@@ -74,13 +51,15 @@ async fn ipv6_tandem_master_keepalived_backup_and_takeover_on_sigkill() {
     );
     lab.child(t).signal(Signal::SIGKILL);
     assert!(
-        wait_holders_contains(&lab, 1, Duration::from_secs(8)).await,
+        wait_holder_includes(&lab, VIP, 1, Duration::from_secs(8))
+            .await
+            .is_some(),
         "keepalived takes the IPv6 VIP over\n{}",
         logs(&lab, 0, 1)
     );
     assert!(keepalived_log(&lab, 1).contains("Entering MASTER STATE"));
     assert!(
-        wait_client_neighbour(&lab, &lab.nodes[1].mac.clone(), Duration::from_secs(3)).await,
+        wait_client_neighbour(&lab, VIP, &lab.nodes[1].mac.clone(), Duration::from_secs(3)).await,
         "keepalived's neighbour advertisement moved the client: {:?}",
         lab.client_neighbour(VIP)
     );
@@ -125,14 +104,16 @@ async fn ipv6_keepalived_master_tandem_backup_and_takeover_on_sigkill() {
     );
     lab.child(k).signal(Signal::SIGKILL);
     assert!(
-        wait_holders_contains(&lab, 1, Duration::from_secs(8)).await,
+        wait_holder_includes(&lab, VIP, 1, Duration::from_secs(8))
+            .await
+            .is_some(),
         "tandem takes the IPv6 VIP over\n{}",
         logs(&lab, 1, 0)
     );
     // keepalived left its VIP behind (SIGKILL); tandem's unsolicited neighbour
     // advertisements (override flag) still move the client.
     assert!(
-        wait_client_neighbour(&lab, &lab.nodes[1].mac.clone(), Duration::from_secs(3)).await,
+        wait_client_neighbour(&lab, VIP, &lab.nodes[1].mac.clone(), Duration::from_secs(3)).await,
         "tandem's neighbour advertisement moved the client: {:?}\n{}",
         lab.client_neighbour(VIP),
         logs(&lab, 1, 0)

@@ -1,24 +1,16 @@
-//! A backend with bodies worth compressing, for the response compression tests: one path
-//! per case (large text with a strong ETag and byte ranges, chunked JSON, a small body,
-//! an image, a body already encoded, `Cache-Control: no-transform`, and a body held half
-//! way until the test lets it finish).
+//! What a [`super::Answer::Content`] backend answers: bodies worth compressing, for the
+//! response compression tests.
 
+use super::answers::{full, BackendBody};
 use bytes::Bytes;
 use http_body_util::BodyExt;
-use hyper::body::{Body, Frame, Incoming, SizeHint};
-use hyper::service::service_fn;
-use hyper::{Request, Response};
-use hyper_util::rt::TokioIo;
+use hyper::body::{Body, Frame, SizeHint};
+use hyper::Response;
 use std::collections::VecDeque;
 use std::convert::Infallible;
-use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
-use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
-
-type Answer = http_body_util::combinators::BoxBody<Bytes, Infallible>;
 
 /// About 100 KB of text that compresses well but not trivially (numbered lines).
 pub fn big_text() -> Vec<u8> {
@@ -85,85 +77,32 @@ impl Body for Fed {
     }
 }
 
-type Held = Arc<Mutex<Option<tokio::sync::mpsc::UnboundedSender<Bytes>>>>;
+/// Where a `/slow` response waits for the rest of its body.
+pub(super) type Held = Arc<Mutex<Option<tokio::sync::mpsc::UnboundedSender<Bytes>>>>;
 
-pub struct ContentBackend {
-    pub addr: SocketAddr,
-    stop: CancellationToken,
-    held: Held,
+/// Sends the rest of a held `/slow` body.
+pub(super) fn finish_slow(held: &Held) {
+    let tx = held
+        .lock()
+        .unwrap()
+        .take()
+        .expect("a /slow response is held");
+    tx.send(Bytes::from(big_text()[50_000..].to_vec())).unwrap();
 }
 
-impl Drop for ContentBackend {
-    fn drop(&mut self) {
-        self.stop.cancel();
-    }
-}
-
-impl ContentBackend {
-    pub async fn start() -> ContentBackend {
-        let listener = TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("binding a content backend on 127.0.0.1");
-        let addr = listener.local_addr().unwrap();
-        let stop = CancellationToken::new();
-        let token = stop.clone();
-        let held: Held = Arc::default();
-        let shared = held.clone();
-        tokio::spawn(async move {
-            loop {
-                let (tcp, _) = tokio::select! {
-                    _ = token.cancelled() => return,
-                    r = listener.accept() => match r { Ok(a) => a, Err(_) => continue },
-                };
-                let (token, held) = (token.clone(), shared.clone());
-                tokio::spawn(async move {
-                    let service = service_fn(move |req| answer(req, held.clone()));
-                    let conn = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(tcp), service);
-                    tokio::select! {
-                        _ = token.cancelled() => {}
-                        _ = conn => {}
-                    }
-                });
-            }
-        });
-        ContentBackend { addr, stop, held }
-    }
-
-    /// `/slow` sends the first 50 000 bytes of [`big_text`] and holds the rest until this.
-    pub fn finish_slow(&self) {
-        let tx = self
-            .held
-            .lock()
-            .unwrap()
-            .take()
-            .expect("a /slow response is held");
-        tx.send(Bytes::from(big_text()[50_000..].to_vec())).unwrap();
-    }
-
-    /// A `[[pool]]` named `name` with this backend.
-    pub fn pool_toml(&self, name: &str) -> String {
-        format!(
-            "\n[[pool]]\nname = \"{name}\"\n[[pool.backend]]\nid = \"content\"\naddress = \"{}\"\n",
-            self.addr
-        )
-    }
-}
-
-fn full(b: impl Into<Bytes>) -> Answer {
-    http_body_util::Full::new(b.into()).boxed()
-}
-
-async fn answer(req: Request<Incoming>, held: Held) -> Result<Response<Answer>, Infallible> {
+/// The content answer: one path per case (large text with a strong ETag and byte ranges,
+/// chunked JSON, a small body, an image, a body already encoded, `Cache-Control:
+/// no-transform`, and `/slow`, held half way until [`finish_slow`]).
+pub(super) fn content_answer(req: &http::request::Parts, held: &Held) -> Response<BackendBody> {
     let r = Response::builder().header("x-backend", "content");
     let text = big_text();
-    let resp = match req.uri().path() {
+    let resp = match req.uri.path() {
         "/text" => {
             let r = r
                 .header("content-type", "text/plain; charset=utf-8")
                 .header("etag", "\"v1\"")
                 .header("accept-ranges", "bytes");
-            match req.headers().get("range").and_then(|v| v.to_str().ok()) {
+            match req.headers.get("range").and_then(|v| v.to_str().ok()) {
                 Some("bytes=0-99") => r
                     .status(206)
                     .header("content-range", format!("bytes 0-99/{}", text.len()))
@@ -197,5 +136,5 @@ async fn answer(req: Request<Incoming>, held: Held) -> Result<Response<Answer>, 
             .body(full(text)),
         _ => r.status(404).body(full("no such path\n")),
     };
-    Ok(resp.expect("a valid response"))
+    resp.expect("a valid response")
 }

@@ -1,7 +1,7 @@
-//! curl run as a child process with a deadline, and the config helpers the L7 tests share.
+//! curl run as a child process with a deadline: raw output ([`curl_output`]) or the parsed
+//! last response ([`curl`]).
 
-use std::net::SocketAddr;
-use std::path::Path;
+use super::{parse_http_response, Reply};
 use std::time::{Duration, Instant};
 
 /// What a curl run gave.
@@ -16,7 +16,7 @@ pub struct CurlOutput {
 
 /// Runs curl with `args`, ignoring ~/.curlrc and proxy variables, bounded by `--max-time 10`
 /// and a 15 s deadline on the process.
-pub async fn curl(args: &[&str]) -> CurlOutput {
+pub async fn curl_output(args: &[&str]) -> CurlOutput {
     let started = Instant::now();
     let child = tokio::process::Command::new("curl")
         .arg("-q")
@@ -53,27 +53,12 @@ pub async fn curl(args: &[&str]) -> CurlOutput {
     }
 }
 
-/// A path as TOML literal string text (single quotes: no escapes needed for temp paths).
-pub fn toml_path(p: &Path) -> String {
-    format!("'{}'", p.display())
-}
-
-/// Config text: one HTTP listener "front" on 127.0.0.1:`port` in front of pool "p".
-/// `listener_tables` comes right after the listener's keys (e.g. `[listener.tls]`), and
-/// `pool_extra` after the pool's name (keys first, then tables such as `[pool.http]`).
-pub fn http_config(
-    port: u16,
-    listener_tables: &str,
-    pool_extra: &str,
-    backends: &[(&str, SocketAddr)],
-) -> String {
-    let mut t = format!(
-        "[node]\nid = \"l7\"\ndrain_timeout = \"1s\"\n\n[[listener]]\nname = \"front\"\nprotocol = \"http\"\nbind = \"127.0.0.1:{port}\"\npool = \"p\"\n{listener_tables}\n\n[[pool]]\nname = \"p\"\n{pool_extra}\n"
-    );
-    for (id, addr) in backends {
-        t.push_str(&format!(
-            "\n[[pool.backend]]\nid = \"{id}\"\naddress = \"{addr}\"\n"
-        ));
-    }
-    t
+/// Runs curl with `-i` and `args` (as [`curl_output`]) and parses the last response it
+/// printed. Panics when curl itself fails (connection refused, timeout).
+pub async fn curl(args: &[&str]) -> Reply {
+    let with_head: Vec<&str> = std::iter::once("-i").chain(args.iter().copied()).collect();
+    let out = curl_output(&with_head).await;
+    assert_eq!(out.code, 0, "curl {args:?} failed: {}", out.stderr);
+    parse_http_response(out.stdout.as_bytes())
+        .unwrap_or_else(|| panic!("curl {args:?}: unparsable output {:?}", out.stdout))
 }

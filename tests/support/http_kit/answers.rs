@@ -1,47 +1,32 @@
-//! Small hyper backends (HTTP/1.1 and h2c, or both over TLS) that echo what they received.
+//! What the hyper test backends answer: [`named_answer`] and [`echo_answer`] with its
+//! special paths, and the streamed bodies they use.
 
 use bytes::Bytes;
-use http::{HeaderMap, HeaderValue, Request, Response, StatusCode, Version};
+use http::{HeaderMap, HeaderValue, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
-use hyper::body::{Body, Frame, Incoming};
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
+use hyper::body::{Body, Frame};
 use std::convert::Infallible;
-use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
-use tandem_tls::rustls;
-use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::TcpListener;
-use tokio::task::JoinHandle;
 
-/// One request as a backend received it.
-#[derive(Clone, Debug)]
-pub struct Seen {
-    pub method: String,
-    pub path: String,
-    pub version: Version,
-    pub headers: HeaderMap,
-    pub body_len: usize,
+pub type BackendBody = http_body_util::combinators::BoxBody<Bytes, Infallible>;
+
+pub(super) fn full(text: impl Into<Bytes>) -> BackendBody {
+    Full::new(text.into()).boxed()
 }
 
-impl Seen {
-    /// The header's value as text ("" when absent); several values are joined with ", ".
-    pub fn header(&self, name: &str) -> String {
-        self.headers
-            .get_all(name)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .collect::<Vec<_>>()
-            .join(", ")
-    }
+/// `status`, `x-backend: <name>`, `content-type: text/plain` and the body `<name>`.
+pub(super) fn named_answer(name: &str, status: u16) -> Response<BackendBody> {
+    Response::builder()
+        .status(status)
+        .header("x-backend", name)
+        .header("content-type", "text/plain")
+        .body(full(name.to_string()))
+        .expect("a valid response")
 }
 
-/// A hyper backend on 127.0.0.1 speaking HTTP/1.1 and h2c (or both over TLS). Paths:
+/// The echo answer. Paths:
 /// - `/status/<code>`: answers with that status;
 /// - `/slow/<ms>`: answers 200 after that long;
 /// - `/hop`: answers with hop-by-hop headers of its own (`Connection: x-backend-hop`);
@@ -49,125 +34,10 @@ impl Seen {
 /// - `/trailers`: the same with `Trailer: x-checksum` and trailer `x-checksum: c0ffee`;
 /// - `/big/<bytes>`: that many bytes of `x`, streamed in 64 KiB chunks (large responses);
 /// - `/health`: "ok";
-/// - anything else: echoes `<name>\n<METHOD> <path?query> <version>\n` and one `name: value` line
-///   per header received.
-pub struct HttpBackend {
-    pub name: String,
-    pub addr: SocketAddr,
-    connections: Arc<AtomicU64>,
-    seen: Arc<Mutex<Vec<Seen>>>,
-    task: JoinHandle<()>,
-}
-
-impl HttpBackend {
-    pub async fn start(name: &str) -> HttpBackend {
-        Self::serve(name, None).await
-    }
-
-    pub async fn start_tls(name: &str, tls: Arc<rustls::ServerConfig>) -> HttpBackend {
-        Self::serve(name, Some(tokio_rustls::TlsAcceptor::from(tls))).await
-    }
-
-    async fn serve(name: &str, tls: Option<tokio_rustls::TlsAcceptor>) -> HttpBackend {
-        let listener = TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind backend");
-        let addr = listener.local_addr().unwrap();
-        let connections = Arc::new(AtomicU64::new(0));
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let (n, count, log) = (name.to_string(), connections.clone(), seen.clone());
-        let task = tokio::spawn(async move {
-            loop {
-                let Ok((tcp, _)) = listener.accept().await else {
-                    tokio::time::sleep(Duration::from_millis(10)).await;
-                    continue;
-                };
-                count.fetch_add(1, Ordering::SeqCst);
-                let (n, log, tls) = (n.clone(), log.clone(), tls.clone());
-                tokio::spawn(async move {
-                    match tls {
-                        None => serve_conn(tcp, n, log).await,
-                        Some(acceptor) => {
-                            if let Ok(Ok(stream)) =
-                                tokio::time::timeout(Duration::from_secs(5), acceptor.accept(tcp))
-                                    .await
-                            {
-                                serve_conn(stream, n, log).await
-                            }
-                        }
-                    }
-                });
-            }
-        });
-        HttpBackend {
-            name: name.to_string(),
-            addr,
-            connections,
-            seen,
-            task,
-        }
-    }
-
-    /// TCP connections accepted so far.
-    pub fn connections(&self) -> u64 {
-        self.connections.load(Ordering::SeqCst)
-    }
-
-    /// Every request received so far, in order.
-    pub fn seen(&self) -> Vec<Seen> {
-        self.seen.lock().unwrap().clone()
-    }
-
-    /// The requests received for `path`.
-    pub fn seen_at(&self, path: &str) -> Vec<Seen> {
-        self.seen().into_iter().filter(|s| s.path == path).collect()
-    }
-}
-
-impl Drop for HttpBackend {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-async fn serve_conn<S>(io: S, name: String, log: Arc<Mutex<Vec<Seen>>>)
-where
-    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
-    let service = service_fn(move |req| {
-        let (name, log) = (name.clone(), log.clone());
-        async move { Ok::<_, Infallible>(backend_answer(req, &name, &log).await) }
-    });
-    let _ = auto::Builder::new(TokioExecutor::new())
-        .serve_connection(TokioIo::new(io), service)
-        .await;
-}
-
-type BackendBody = http_body_util::combinators::BoxBody<Bytes, Infallible>;
-
-fn full(text: impl Into<Bytes>) -> BackendBody {
-    Full::new(text.into()).boxed()
-}
-
-async fn backend_answer(
-    req: Request<Incoming>,
-    name: &str,
-    log: &Mutex<Vec<Seen>>,
-) -> Response<BackendBody> {
-    let (parts, body) = req.into_parts();
-    let body = body
-        .collect()
-        .await
-        .map(|c| c.to_bytes())
-        .unwrap_or_default();
+/// - anything else: echoes `<name>\n<METHOD> <path?query> <version>\n` and one `name: value`
+///   line per header received.
+pub(super) async fn echo_answer(parts: &http::request::Parts, name: &str) -> Response<BackendBody> {
     let path = parts.uri.path().to_string();
-    log.lock().unwrap().push(Seen {
-        method: parts.method.to_string(),
-        path: path.clone(),
-        version: parts.version,
-        headers: parts.headers.clone(),
-        body_len: body.len(),
-    });
     if let Some(code) = path.strip_prefix("/status/") {
         let status = code
             .parse::<u16>()
