@@ -4,12 +4,12 @@
 //! it must get right for honest clients: `Expect: 100-continue`, HTTP/1.0 keep-alive,
 //! pipelining, HEAD.
 
-use tandem_tests::l7_backends::*;
+use tandem_tests::http_kit::*;
 use tandem_tests::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::{addr, send_raw, status_of};
+use super::{addr, send_raw, status_of};
 
 /// A request some proxy or backend could read as two: what follows the head is a second
 /// request, `GET /smuggled`.

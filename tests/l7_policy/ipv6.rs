@@ -75,33 +75,6 @@ fn check_config_explains_the_ipv6_keys() {
     }
 }
 
-/// Answers every HTTP/1.1 request on every connection with a 200 "ok" (keep-alive), until
-/// the client closes.
-async fn answer_ok(listener: tokio::net::TcpListener) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    while let Ok((mut stream, _)) = listener.accept().await {
-        tokio::spawn(async move {
-            let mut buf = vec![0u8; 4096];
-            let mut have = 0;
-            loop {
-                match stream.read(&mut buf[have..]).await {
-                    Ok(0) | Err(_) => return,
-                    Ok(n) => have += n,
-                }
-                // Requests without bodies: each ends at an empty line.
-                while let Some(end) = buf[..have].windows(4).position(|w| w == b"\r\n\r\n") {
-                    buf.copy_within(end + 4..have, 0);
-                    have -= end + 4;
-                    let reply = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
-                    if stream.write_all(reply).await.is_err() {
-                        return;
-                    }
-                }
-            }
-        });
-    }
-}
-
 /// One HTTP/1.1 GET on a new connection from `source` (an address of the client's
 /// namespace); the status, or None when the connection was closed without an answer.
 /// The connection stays open (returned) so that it keeps counting against a limit.
@@ -171,7 +144,7 @@ async fn ipv6_http_limits_key_clients_by_their_64() {
         );
     }
     let listener = lab.listen_in(&lab.nodes[1].ns, SocketAddr::from((backend, BACKEND)));
-    let _backend = tokio::spawn(answer_ok(listener));
+    let _backend = HttpBackend::builder("b").serve_on(listener);
 
     let dir = tandem_tests::vrrp_lab::scratch(&lab);
     let http = |name: &str, port: u16, listener_keys: &str, http_keys: &str| {
