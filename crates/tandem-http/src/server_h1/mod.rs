@@ -23,7 +23,8 @@ pub use read::H1RequestBody;
 
 use bytes::BytesMut;
 use http::{Method, Request, StatusCode};
-use std::future::poll_fn;
+use std::future::{poll_fn, Future};
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -88,7 +89,7 @@ pub(crate) async fn serve<S>(
                         tracing::debug!(listener = %runtime.name, client = %ctx.client, error = %e, "request head refused");
                         let mut out = Vec::with_capacity(128);
                         tandem_h1::encode_refusal(&mut out, e.status(), &write::today());
-                        let _ = write::write_bytes(&shared, out).await;
+                        let _ = Box::pin(write::write_bytes(&shared, out)).await;
                         linger(&shared).await;
                         return;
                     }
@@ -186,8 +187,9 @@ pub(crate) async fn serve<S>(
         } else {
             answer_closing
         };
-        let written = respond(&shared, parts, body, answering, accepts_trailers);
-        tokio::pin!(written);
+        // Boxed per response, like the request: its state (the response parts, the head
+        // buffer) would otherwise sit in every idle connection's task.
+        let mut written = Box::pin(respond(&shared, parts, body, answering, accepts_trailers));
         let written = loop {
             tokio::select! {
                 w = &mut written => break w,
@@ -248,31 +250,46 @@ fn read_more<S: AsyncRead + Unpin>(
 }
 
 /// Ends the connection: its write side is shut (TLS: close_notify), within a bound.
-async fn close<S: AsyncWrite + Unpin>(shared: &Mutex<Shared<S>>) {
-    let Some(mut io) = lock(shared).io.take() else {
-        return;
-    };
-    let _ = tokio::time::timeout(SHUTDOWN_LIMIT, io.shutdown()).await;
+/// Boxed, like [`linger`]: the timeout's timer would otherwise sit in every connection's
+/// state for a step taken once, at the end.
+fn close<S: AsyncWrite + Unpin>(
+    shared: &Mutex<Shared<S>>,
+) -> Pin<Box<dyn Future<Output = ()> + Send + '_>>
+where
+    S: Send,
+{
+    Box::pin(async move {
+        let Some(mut io) = lock(shared).io.take() else {
+            return;
+        };
+        let _ = tokio::time::timeout(SHUTDOWN_LIMIT, io.shutdown()).await;
+    })
 }
 
 /// Ends a connection whose client may still be sending (a refused head or body): the
 /// answer is out, the write side is shut, and what the client still sends is read and
 /// dropped for a moment, so that closing does not reset the connection before the
 /// client has read the answer.
-async fn linger<S: AsyncRead + AsyncWrite + Unpin>(shared: &Mutex<Shared<S>>) {
-    let Some(mut io) = lock(shared).io.take() else {
-        return;
-    };
-    let _ = tokio::time::timeout(LINGER_LIMIT, async {
-        let _ = io.shutdown().await;
-        let mut sink = [0u8; 4096];
-        let mut dropped = 0;
-        while dropped < LINGER_BYTES {
-            match io.read(&mut sink).await {
-                Ok(0) | Err(_) => break,
-                Ok(n) => dropped += n,
+fn linger<S: AsyncRead + AsyncWrite + Unpin + Send>(
+    shared: &Mutex<Shared<S>>,
+) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
+    Box::pin(async move {
+        let Some(mut io) = lock(shared).io.take() else {
+            return;
+        };
+        let _ = tokio::time::timeout(LINGER_LIMIT, async {
+            let _ = io.shutdown().await;
+            // On the heap: an array here would sit in every connection's state, idle or
+            // not (a future is as large as its largest await point).
+            let mut sink = vec![0u8; 4096];
+            let mut dropped = 0;
+            while dropped < LINGER_BYTES {
+                match io.read(&mut sink).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => dropped += n,
+                }
             }
-        }
+        })
+        .await;
     })
-    .await;
 }
