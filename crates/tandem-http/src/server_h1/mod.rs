@@ -252,12 +252,9 @@ fn read_more<S: AsyncRead + Unpin>(
 /// Ends the connection: its write side is shut (TLS: close_notify), within a bound.
 /// Boxed, like [`linger`]: the timeout's timer would otherwise sit in every connection's
 /// state for a step taken once, at the end.
-fn close<S: AsyncWrite + Unpin>(
+fn close<S: AsyncWrite + Unpin + Send>(
     shared: &Mutex<Shared<S>>,
-) -> Pin<Box<dyn Future<Output = ()> + Send + '_>>
-where
-    S: Send,
-{
+) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
     Box::pin(async move {
         let Some(mut io) = lock(shared).io.take() else {
             return;
