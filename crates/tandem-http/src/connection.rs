@@ -35,7 +35,10 @@ where
 {
     let mut io = Watched::new(io, ctx.activity.clone());
     let runtime = ctx.listener.clone();
-    if !first_bytes(&mut io, &ctx, &stop).await {
+    // Boxed while it runs: its timers would otherwise stay in the task for the whole
+    // connection (a task is as large as its largest await point), about 0.6 KiB per idle
+    // connection (docs/BENCHMARKS.md, issue 12's sixth pass).
+    if !Box::pin(first_bytes(&mut io, &ctx, &stop)).await {
         return;
     }
     if io.pending().starts_with(H2_PREFACE) {

@@ -37,7 +37,7 @@ use crate::idle::Watched;
 use crate::request_body::RequestBody;
 use crate::runtime::ListenerRuntime;
 use crate::service::{handle, ConnContext};
-use read::{lock, Shared};
+use read::{lock, Shared, SharedConn};
 use write::{respond, Written};
 
 /// How long a closing connection may take to send its last bytes (TLS close_notify).
@@ -48,8 +48,33 @@ const LINGER_BYTES: usize = 256 * 1024;
 const LINGER_LIMIT: Duration = Duration::from_secs(1);
 
 /// Serves an HTTP/1.1 client connection until it ends.
-pub(crate) async fn serve<S>(
+///
+/// Not itself an `async fn`: the client's stream goes into the connection's shared state
+/// first, so the loop's future does not keep a second slot for it.
+pub(crate) fn serve<'a, S>(
     io: Watched<S>,
+    ctx: Arc<ConnContext>,
+    runtime: &'a ListenerRuntime,
+    stop: CancellationToken,
+) -> impl Future<Output = ()> + Send + 'a
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    serve_shared(Arc::new(Mutex::new(Shared::new(io))), ctx, runtime, stop)
+}
+
+/// What the connection does after a request.
+enum Next {
+    /// Read the next request.
+    Again,
+    /// The connection is over.
+    End,
+}
+
+/// The connection's loop: wait for a head (the only state an idle connection keeps: its
+/// timers and the shared state), then serve the request in a box of its own.
+async fn serve_shared<S>(
+    shared: SharedConn<S>,
     ctx: Arc<ConnContext>,
     runtime: &ListenerRuntime,
     stop: CancellationToken,
@@ -67,7 +92,6 @@ pub(crate) async fn serve<S>(
         max_bytes: settings.max_header_bytes as usize,
         max_headers: settings.max_headers as usize,
     };
-    let shared = Arc::new(Mutex::new(Shared::new(io)));
     // The connection's timers, armed once: each re-arms once per period, not per request.
     let stopped = stop.cancelled();
     let idle = activity.idle_for(keepalive);
@@ -81,18 +105,22 @@ pub(crate) async fn serve<S>(
         let head = {
             let mut parked = None;
             loop {
-                let parsed = parse_request_head(&mut lock(&shared).read_buf, limits);
-                match parsed {
+                // Only the status outlives the parse: a refusal's error would otherwise
+                // hold its slot in every connection's state across the awaits below.
+                let refused = match parse_request_head(&mut lock(&shared).read_buf, limits) {
                     Ok(Some(head)) => break head,
-                    Ok(None) => {}
+                    Ok(None) => None,
                     Err(e) => {
                         tracing::debug!(listener = %runtime.name, client = %ctx.client, error = %e, "request head refused");
-                        let mut out = Vec::with_capacity(128);
-                        tandem_h1::encode_refusal(&mut out, e.status(), &write::today());
-                        let _ = Box::pin(write::write_bytes(&shared, out)).await;
-                        linger(&shared).await;
-                        return;
+                        Some(e.status())
                     }
+                };
+                if let Some(status) = refused {
+                    let mut out = Vec::with_capacity(128);
+                    tandem_h1::encode_refusal(&mut out, status, &write::today());
+                    let _ = Box::pin(write::write_bytes(&shared, out)).await;
+                    linger(&shared).await;
+                    return;
                 }
                 let waiting = {
                     let mut sh = lock(&shared);
@@ -135,6 +163,52 @@ pub(crate) async fn serve<S>(
             }
         };
         served = true;
+        // Boxed: a request's state (its head, the response's parts) lives only while it
+        // is in flight, not in every idle connection's task.
+        let exchange = Exchange {
+            shared: &shared,
+            ctx: &ctx,
+            runtime,
+            send_timeout,
+        };
+        let next =
+            Box::pin(exchange.serve_one(head, &mut ending, stopped.as_mut(), stalled.as_mut()))
+                .await;
+        match next {
+            Next::Again => {}
+            Next::End => return,
+        }
+    }
+}
+
+/// What one request's exchange borrows from its connection.
+struct Exchange<'c, S> {
+    shared: &'c SharedConn<S>,
+    ctx: &'c Arc<ConnContext>,
+    runtime: &'c ListenerRuntime,
+    send_timeout: Duration,
+}
+
+impl<S> Exchange<'_, S>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    /// Serves one request whose head was read: the service's answer, then the response
+    /// written, then what the connection does next. `ending` is set once the listener
+    /// stops (the response then closes the connection).
+    async fn serve_one(
+        self,
+        head: RequestHead,
+        ending: &mut bool,
+        mut stopped: Pin<&mut impl Future<Output = ()>>,
+        mut stalled: Pin<&mut impl Future<Output = ()>>,
+    ) -> Next {
+        let Exchange {
+            shared,
+            ctx,
+            runtime,
+            send_timeout,
+        } = self;
         let RequestHead {
             parts,
             framing,
@@ -150,7 +224,7 @@ pub(crate) async fn serve<S>(
         };
         let (answer_closing, answer_open) = (answering(false), answering(true));
         let body = {
-            let mut sh = lock(&shared);
+            let mut sh = lock(shared);
             sh.decoder = framing.decoder();
             sh.failed = false;
             sh.responding = false;
@@ -161,42 +235,45 @@ pub(crate) async fn serve<S>(
                 RequestBody::H1(H1RequestBody::new(shared.clone()))
             }
         };
-        // Boxed: the request's state lives only while it is in flight, not in every
-        // idle connection's task.
-        let mut answer = Box::pin(handle(Request::from_parts(parts, body), ctx.clone()));
-        let resp = loop {
-            tokio::select! {
-                resp = &mut answer => break resp,
-                _ = &mut stopped, if !ending => ending = true,
-                _ = &mut stalled => {
-                    closed_stalled(runtime, ctx.client, send_timeout, Stall::Socket);
-                    return;
+        // The service's answer and the response's writing run inline here: this future
+        // is itself boxed per request, so neither is in an idle connection's state.
+        let resp = {
+            let answer = handle(Request::from_parts(parts, body), ctx.clone());
+            tokio::pin!(answer);
+            loop {
+                tokio::select! {
+                    resp = &mut answer => break resp,
+                    _ = &mut stopped, if !*ending => *ending = true,
+                    _ = &mut stalled => {
+                        closed_stalled(runtime, ctx.client, send_timeout, Stall::Socket);
+                        return Next::End;
+                    }
                 }
             }
         };
-        drop(answer);
         let status = resp.status();
         let reuse = {
-            let mut sh = lock(&shared);
+            let mut sh = lock(shared);
             sh.responding = true;
             keep_alive && sh.body_done()
         };
         let (parts, body) = resp.into_parts();
-        let answering = if reuse && !ending {
+        let answering = if reuse && !*ending {
             answer_open
         } else {
             answer_closing
         };
-        // Boxed per response, like the request: its state (the response parts, the head
-        // buffer) would otherwise sit in every idle connection's task.
-        let mut written = Box::pin(respond(&shared, parts, body, answering, accepts_trailers));
-        let written = loop {
-            tokio::select! {
-                w = &mut written => break w,
-                _ = &mut stopped, if !ending => ending = true,
-                _ = &mut stalled => {
-                    closed_stalled(runtime, ctx.client, send_timeout, Stall::Socket);
-                    return;
+        let written = {
+            let written = respond(shared, parts, body, answering, accepts_trailers);
+            tokio::pin!(written);
+            loop {
+                tokio::select! {
+                    w = &mut written => break w,
+                    _ = &mut stopped, if !*ending => *ending = true,
+                    _ = &mut stalled => {
+                        closed_stalled(runtime, ctx.client, send_timeout, Stall::Socket);
+                        return Next::End;
+                    }
                 }
             }
         };
@@ -205,34 +282,35 @@ pub(crate) async fn serve<S>(
             {
                 // The 101 is out: the rest of the connection belongs to the tunnel, with
                 // what the client already sent after its request in front.
-                let mut sh = lock(&shared);
+                let mut sh = lock(shared);
                 let rest = sh.read_buf.split().freeze();
                 if let Some(mut io) = sh.io.take() {
                     io.unread(rest);
                     let _ = waiting.send(Box::new(io));
                 }
             }
-            return;
+            return Next::End;
         }
         match written {
-            Written::Complete(true) if !ending && lock(&shared).body_done() => {}
+            Written::Complete(true) if !*ending && lock(shared).body_done() => {}
             Written::Complete(_) => {
-                if lock(&shared).body_done() {
-                    close(&shared).await;
+                if lock(shared).body_done() {
+                    close(shared).await;
                 } else {
-                    linger(&shared).await;
+                    linger(shared).await;
                 }
-                return;
+                return Next::End;
             }
             Written::Broken(e) => {
                 tracing::debug!(listener = %runtime.name, client = %ctx.client, error = %e, "response not completed: connection closed");
-                return;
+                return Next::End;
             }
         }
-        if !lock(&shared).read_buf.is_empty() {
+        if !lock(shared).read_buf.is_empty() {
             // A pipelined request's bytes came with this one: its head is awaited now.
-            activity.bytes_in();
+            ctx.activity.bytes_in();
         }
+        Next::Again
     }
 }
 
