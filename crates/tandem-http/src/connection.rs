@@ -37,7 +37,7 @@ where
     let runtime = ctx.listener.clone();
     // Boxed while it runs: its timers would otherwise stay in the task for the whole
     // connection (a task is as large as its largest await point), about 0.6 KiB per idle
-    // connection (docs/BENCHMARKS.md, issue 12's sixth pass).
+    // connection (docs/BENCHMARKS.md, issue 12's fifth pass).
     if !Box::pin(first_bytes(&mut io, &ctx, &stop)).await {
         return;
     }
@@ -47,9 +47,9 @@ where
         Box::pin(serve_http2(io, ctx, &runtime, stop)).await
     } else {
         // Boxed too, once per connection: the task's own future stays small, and what an
-        // idle connection holds is this box (1.8 KiB in a release build: its timers and
-        // head-reading state; a request's and a response's state are boxed apart, while
-        // they last) and its socket.
+        // idle connection holds is this box (1 KiB: its timers and head-reading state; a
+        // request's exchange is boxed apart while it lasts), the shared state, the context
+        // and the socket: 2.8 KiB of heap in all (docs/BENCHMARKS.md, fifth pass).
         Box::pin(crate::server_h1::serve(io, ctx, &runtime, stop)).await
     }
 }
