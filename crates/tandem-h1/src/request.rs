@@ -64,7 +64,9 @@ pub fn encode_request_head(
     framing
 }
 
-fn write_length(buf: &mut Vec<u8>, n: u64) {
+/// `content-length: <n>\r\n`, the digits written in place (no formatting machinery).
+/// Requests and responses both.
+pub(crate) fn write_length(buf: &mut Vec<u8>, n: u64) {
     buf.extend_from_slice(b"content-length: ");
     let mut digits = [0u8; 20];
     let mut i = digits.len();

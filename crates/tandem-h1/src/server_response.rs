@@ -4,6 +4,7 @@
 use http::header::{CONNECTION, CONTENT_LENGTH, DATE, TRANSFER_ENCODING};
 use http::{StatusCode, Version};
 
+use crate::request::write_length;
 use crate::response::content_length;
 
 /// How a response body follows its head.
@@ -72,14 +73,14 @@ pub fn encode_response_head(
     } else if answering.head || status == StatusCode::NOT_MODIFIED {
         if declared.is_none() && status != StatusCode::NOT_MODIFIED {
             if let Some(n) = body_len {
-                length(buf, n);
+                write_length(buf, n);
             }
         }
         ResponseBodyEncoding::None
     } else if let Some(n) = declared {
         ResponseBodyEncoding::Length(n)
     } else if let Some(n) = body_len {
-        length(buf, n);
+        write_length(buf, n);
         ResponseBodyEncoding::Length(n)
     } else if !http10 {
         field(buf, b"transfer-encoding", b"chunked");
@@ -118,21 +119,6 @@ fn field(buf: &mut Vec<u8>, name: &[u8], value: &[u8]) {
     buf.extend_from_slice(b": ");
     buf.extend_from_slice(value);
     buf.extend_from_slice(b"\r\n");
-}
-
-fn length(buf: &mut Vec<u8>, n: u64) {
-    let mut digits = [0u8; 20];
-    let mut i = digits.len();
-    let mut n = n;
-    loop {
-        i -= 1;
-        digits[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    field(buf, b"content-length", &digits[i..]);
 }
 
 /// An IMF-fixdate (RFC 9110 5.6.7) for `unix_secs`: "Sun, 06 Nov 1994 08:49:37 GMT".

@@ -171,9 +171,12 @@ async fn serve_shared<S>(
             runtime,
             send_timeout,
         };
-        let next =
-            Box::pin(exchange.serve_one(head, &mut ending, stopped.as_mut(), stalled.as_mut()))
-                .await;
+        let beside = Beside {
+            ending: &mut ending,
+            stopped: stopped.as_mut(),
+            stalled: stalled.as_mut(),
+        };
+        let next = Box::pin(exchange.serve_one(head, beside)).await;
         match next {
             Next::Again => {}
             Next::End => return,
@@ -194,14 +197,11 @@ where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     /// Serves one request whose head was read: the service's answer, then the response
-    /// written, then what the connection does next. `ending` is set once the listener
-    /// stops (the response then closes the connection).
+    /// written, then what the connection does next.
     async fn serve_one(
         self,
         head: RequestHead,
-        ending: &mut bool,
-        mut stopped: Pin<&mut impl Future<Output = ()>>,
-        mut stalled: Pin<&mut impl Future<Output = ()>>,
+        mut beside: Beside<'_, impl Future<Output = ()>, impl Future<Output = ()>>,
     ) -> Next {
         let Exchange {
             shared,
@@ -237,19 +237,9 @@ where
         };
         // The service's answer and the response's writing run inline here: this future
         // is itself boxed per request, so neither is in an idle connection's state.
-        let resp = {
-            let answer = handle(Request::from_parts(parts, body), ctx.clone());
-            tokio::pin!(answer);
-            loop {
-                tokio::select! {
-                    resp = &mut answer => break resp,
-                    _ = &mut stopped, if !*ending => *ending = true,
-                    _ = &mut stalled => {
-                        closed_stalled(runtime, ctx.client, send_timeout, Stall::Socket);
-                        return Next::End;
-                    }
-                }
-            }
+        let answer = handle(Request::from_parts(parts, body), ctx.clone());
+        let Some(resp) = beside.run(answer, runtime, ctx.client, send_timeout).await else {
+            return Next::End;
         };
         let status = resp.status();
         let reuse = {
@@ -258,24 +248,14 @@ where
             keep_alive && sh.body_done()
         };
         let (parts, body) = resp.into_parts();
-        let answering = if reuse && !*ending {
+        let answering = if reuse && !*beside.ending {
             answer_open
         } else {
             answer_closing
         };
-        let written = {
-            let written = respond(shared, parts, body, answering, accepts_trailers);
-            tokio::pin!(written);
-            loop {
-                tokio::select! {
-                    w = &mut written => break w,
-                    _ = &mut stopped, if !*ending => *ending = true,
-                    _ = &mut stalled => {
-                        closed_stalled(runtime, ctx.client, send_timeout, Stall::Socket);
-                        return Next::End;
-                    }
-                }
-            }
+        let writing = respond(shared, parts, body, answering, accepts_trailers);
+        let Some(written) = beside.run(writing, runtime, ctx.client, send_timeout).await else {
+            return Next::End;
         };
         if let Some(waiting) = ctx.upgrade.take() {
             if status == StatusCode::SWITCHING_PROTOCOLS && matches!(written, Written::Complete(_))
@@ -292,7 +272,7 @@ where
             return Next::End;
         }
         match written {
-            Written::Complete(true) if !*ending && lock(shared).body_done() => {}
+            Written::Complete(true) if !*beside.ending && lock(shared).body_done() => {}
             Written::Complete(_) => {
                 if lock(shared).body_done() {
                     close(shared).await;
@@ -311,6 +291,38 @@ where
             ctx.activity.bytes_in();
         }
         Next::Again
+    }
+}
+
+/// The connection's waits that a request's steps run beside.
+struct Beside<'w, A, B> {
+    /// Set once the listener stops: the response then closes the connection.
+    ending: &'w mut bool,
+    stopped: Pin<&'w mut A>,
+    stalled: Pin<&'w mut B>,
+}
+
+impl<A: Future<Output = ()>, B: Future<Output = ()>> Beside<'_, A, B> {
+    /// Runs `step` to its end, noting a stop on the way; None when the client stopped
+    /// reading first (the connection is closed, counted and logged).
+    async fn run<T>(
+        &mut self,
+        step: impl Future<Output = T>,
+        runtime: &ListenerRuntime,
+        client: std::net::SocketAddr,
+        send_timeout: Duration,
+    ) -> Option<T> {
+        tokio::pin!(step);
+        loop {
+            tokio::select! {
+                out = &mut step => return Some(out),
+                _ = &mut self.stopped, if !*self.ending => *self.ending = true,
+                _ = &mut self.stalled => {
+                    closed_stalled(runtime, client, send_timeout, Stall::Socket);
+                    return None;
+                }
+            }
+        }
     }
 }
 
