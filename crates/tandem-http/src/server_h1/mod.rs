@@ -169,12 +169,14 @@ async fn serve_shared<S>(
             shared: &shared,
             ctx: &ctx,
             runtime,
-            send_timeout,
         };
         let beside = Beside {
             ending: &mut ending,
             stopped: stopped.as_mut(),
             stalled: stalled.as_mut(),
+            runtime,
+            client: ctx.client,
+            send_timeout,
         };
         let next = Box::pin(exchange.serve_one(head, beside)).await;
         match next {
@@ -189,7 +191,6 @@ struct Exchange<'c, S> {
     shared: &'c SharedConn<S>,
     ctx: &'c Arc<ConnContext>,
     runtime: &'c ListenerRuntime,
-    send_timeout: Duration,
 }
 
 impl<S> Exchange<'_, S>
@@ -207,7 +208,6 @@ where
             shared,
             ctx,
             runtime,
-            send_timeout,
         } = self;
         let RequestHead {
             parts,
@@ -238,7 +238,7 @@ where
         // The service's answer and the response's writing run inline here: this future
         // is itself boxed per request, so neither is in an idle connection's state.
         let answer = handle(Request::from_parts(parts, body), ctx.clone());
-        let Some(resp) = beside.run(answer, runtime, ctx.client, send_timeout).await else {
+        let Some(resp) = beside.run(answer).await else {
             return Next::End;
         };
         let status = resp.status();
@@ -254,7 +254,7 @@ where
             answer_closing
         };
         let writing = respond(shared, parts, body, answering, accepts_trailers);
-        let Some(written) = beside.run(writing, runtime, ctx.client, send_timeout).await else {
+        let Some(written) = beside.run(writing).await else {
             return Next::End;
         };
         if let Some(waiting) = ctx.upgrade.take() {
@@ -300,25 +300,23 @@ struct Beside<'w, A, B> {
     ending: &'w mut bool,
     stopped: Pin<&'w mut A>,
     stalled: Pin<&'w mut B>,
+    /// For the count and log line of a client that stopped reading.
+    runtime: &'w ListenerRuntime,
+    client: std::net::SocketAddr,
+    send_timeout: Duration,
 }
 
 impl<A: Future<Output = ()>, B: Future<Output = ()>> Beside<'_, A, B> {
     /// Runs `step` to its end, noting a stop on the way; None when the client stopped
     /// reading first (the connection is closed, counted and logged).
-    async fn run<T>(
-        &mut self,
-        step: impl Future<Output = T>,
-        runtime: &ListenerRuntime,
-        client: std::net::SocketAddr,
-        send_timeout: Duration,
-    ) -> Option<T> {
+    async fn run<T>(&mut self, step: impl Future<Output = T>) -> Option<T> {
         tokio::pin!(step);
         loop {
             tokio::select! {
                 out = &mut step => return Some(out),
                 _ = &mut self.stopped, if !*self.ending => *self.ending = true,
                 _ = &mut self.stalled => {
-                    closed_stalled(runtime, client, send_timeout, Stall::Socket);
+                    closed_stalled(self.runtime, self.client, self.send_timeout, Stall::Socket);
                     return None;
                 }
             }

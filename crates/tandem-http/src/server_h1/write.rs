@@ -65,10 +65,7 @@ where
     drop(parts);
     if encoding == ResponseBodyEncoding::None {
         drop(body);
-        return match write_out(shared, &mut out).await {
-            Ok(()) => Written::Complete(keep_alive),
-            Err(e) => Written::Broken(e.to_string()),
-        };
+        return finish(shared, &mut out, keep_alive).await;
     }
     let mut left = match encoding {
         ResponseBodyEncoding::Length(n) => Some(n),
